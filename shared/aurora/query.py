@@ -1,0 +1,252 @@
+"""The query grammar of ``aurora_fetch`` and ``$modbus`` ("745-747,813", known, valid, all) and
+how a set of registers is packed into bus transactions (aurora-protocol §5).
+
+Fixed from the original (§11.2): at most 100 registers per request (never 101), requests split at
+the breakpoints 12100 and 12500, ``valid``/``all`` combine with the other items, and a malformed
+item is an error instead of register 0.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+
+from . import registers, rtu
+from .bus import Bus
+from .errors import AuroraError, BusError, BusTimeout, ExceptionReply, IllegalAddress, UsageError
+
+log = structlog.get_logger(__name__)
+
+MAX_PAIRS = 63  # an RTU frame of 256 bytes holds 63 (start, count) pairs
+_RANGE = re.compile(r"^(\d+|0x[0-9a-f]+)\s*(?:\.\.|-)\s*(\d+|0x[0-9a-f]+)$", re.IGNORECASE)
+_NUMBER = re.compile(r"^(\d+|0x[0-9a-f]+)$", re.IGNORECASE)
+KEYWORDS = ("known", "valid", "all")
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A parsed query: the sorted, unique addresses it names, and whether a keyword was used."""
+
+    addresses: tuple[int, ...]
+    implicit: bool  # known/valid/all: the user asked for "whatever is there"
+
+
+def _number(text: str, item: str) -> int:
+    value = int(text, 0) if text.lower().startswith("0x") else int(text)
+    if value > 0xFFFF:
+        raise UsageError(f"register {value} in {item!r} is beyond 65535")
+    return value
+
+
+def parse_query(text: str) -> Query:
+    """Parse ``N``, ``a-b``, ``a..b``, comma lists and the keywords; UsageError when malformed."""
+    if not text or not text.strip():
+        raise UsageError("empty query: give registers like 745-747,813 or known, valid, all")
+    addresses: set[int] = set()
+    implicit = False
+    for raw_item in text.split(","):
+        item = raw_item.strip()
+        lowered = item.lower()
+        if lowered == "known":
+            addresses.update(registers.KNOWN_ADDRESSES)
+            implicit = True
+        elif lowered == "valid":
+            for start, end in registers.REGISTER_RANGES:
+                addresses.update(range(start, end + 1))
+            implicit = True
+        elif lowered == "all":
+            addresses.update(range(0x10000))
+            implicit = True
+        elif m := _RANGE.match(item):
+            start, end = _number(m.group(1), item), _number(m.group(2), item)
+            if start > end:
+                raise UsageError(f"range {item!r} runs backwards")
+            addresses.update(range(start, end + 1))
+        elif _NUMBER.match(item):
+            addresses.add(_number(item, item))
+        else:
+            raise UsageError(
+                f"{item!r} is not a register: use N, A-B, A..B, comma lists, known, valid or all"
+            )
+    return Query(tuple(sorted(addresses)), implicit)
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One read transaction: (start, count) items, at most 100 registers and 63 items."""
+
+    items: tuple[tuple[int, int], ...]
+
+    @property
+    def uses_ranges(self) -> bool:
+        """FC 65 when any item is a range, else FC 66 (as the original chooses)."""
+        return any(n > 1 for _, n in self.items)
+
+    @property
+    def count(self) -> int:
+        return sum(n for _, n in self.items)
+
+    @property
+    def addresses(self) -> list[int]:
+        return [a for s, n in self.items for a in range(s, s + n)]
+
+    def read(self, bus: Bus) -> list[int]:
+        """Send this chunk as one transaction."""
+        if self.uses_ranges:
+            return bus.read_ranges(self.items)
+        return bus.read_registers([s for s, _ in self.items])
+
+    def __str__(self) -> str:
+        return ", ".join(str(s) if n == 1 else f"{s}..{s + n - 1}" for s, n in self.items)
+
+
+def _runs(addresses: Iterable[int]) -> list[tuple[int, int]]:
+    """Consecutive runs of sorted unique addresses, never crossing a breakpoint."""
+    runs: list[tuple[int, int]] = []
+    for a in addresses:
+        if runs:
+            start, count = runs[-1]
+            if a == start + count and a not in registers.BREAKPOINTS:
+                runs[-1] = (start, count + 1)
+                continue
+        runs.append((a, 1))
+    return runs
+
+
+def _segment(address: int) -> int:
+    return sum(1 for b in registers.BREAKPOINTS if address >= b)
+
+
+def plan_chunks(addresses: Iterable[int], max_registers: int = rtu.MAX_READ_REGISTERS) -> list[Chunk]:
+    """Pack sorted addresses into the fewest requests of at most ``max_registers`` each.
+
+    A run is split where a request fills up, so every request but the last of a segment is full;
+    requests never mix registers from both sides of a breakpoint.
+    """
+    chunks: list[Chunk] = []
+    items: list[tuple[int, int]] = []
+    used = 0
+    segment = None
+    for start, count in _runs(sorted(set(addresses))):
+        if segment is not None and _segment(start) != segment and items:
+            chunks.append(Chunk(tuple(items)))
+            items, used = [], 0
+        segment = _segment(start)
+        while count:
+            if used == max_registers or len(items) == MAX_PAIRS:
+                chunks.append(Chunk(tuple(items)))
+                items, used = [], 0
+            take = min(count, max_registers - used)
+            items.append((start, take))
+            used += take
+            start, count = start + take, count - take
+    if items:
+        chunks.append(Chunk(tuple(items)))
+    return chunks
+
+
+@dataclass(slots=True)
+class QueryResult:
+    """Raw words read, by address in ascending order, and why any address is missing."""
+
+    values: dict[int, int] = field(default_factory=dict)
+    failed: dict[int, AuroraError] = field(default_factory=dict)
+    transactions: int = 0
+
+
+ProgressFn = Callable[[int, int, Chunk], None]
+
+
+def read_query(
+    bus: Bus,
+    query: Query | str,
+    *,
+    try_individual: bool | None = None,
+    skip_missing: bool = False,
+    progress: ProgressFn | None = None,
+) -> QueryResult:
+    """Read every register of ``query`` in as few transactions as the board allows.
+
+    On a chunk the board refuses (illegal address or function) or does not answer, queries with a
+    keyword, ``try_individual`` or ``skip_missing`` read the chunk's items one by one, and then
+    with ``try_individual`` each address with FC 3 (aurora-protocol §5.3). Addresses that still
+    fail are in ``failed``; without fallback the first error is raised. A lost line always raises.
+    """
+    parsed = parse_query(query) if isinstance(query, str) else query
+    individual = parsed.implicit if try_individual is None else try_individual
+    fallback = parsed.implicit or individual or skip_missing
+    result = QueryResult()
+    chunks = plan_chunks(parsed.addresses)
+    for done, chunk in enumerate(chunks):
+        if progress:
+            progress(done, len(chunks), chunk)
+        _read_chunk(bus, chunk, result, fallback=fallback, individual=individual or skip_missing)
+    if progress:
+        progress(len(chunks), len(chunks), Chunk(()))
+    result.values = dict(sorted(result.values.items()))
+    return result
+
+
+def _read_chunk(bus: Bus, chunk: Chunk, result: QueryResult, *, fallback: bool, individual: bool) -> None:
+    try:
+        result.transactions += 1
+        result.values.update(zip(chunk.addresses, chunk.read(bus), strict=True))
+        return
+    except BusTimeout:
+        if not fallback:
+            raise
+    except ExceptionReply:
+        if not fallback:
+            raise
+    except BusError:
+        raise
+    consecutive_timeouts = 0
+    for start, count in chunk.items:
+        item = Chunk(((start, count),))
+        try:
+            result.transactions += 1
+            result.values.update(zip(item.addresses, item.read(bus), strict=True))
+            consecutive_timeouts = 0
+            continue
+        except BusTimeout as err:
+            consecutive_timeouts += 1
+            if consecutive_timeouts >= 2:
+                raise  # two silent items in a row: the line is gone, not the registers
+            failure: AuroraError = err
+        except ExceptionReply as err:
+            failure = err
+        if not individual:
+            result.failed.update(dict.fromkeys(item.addresses, failure))
+            continue
+        for address in item.addresses:
+            try:
+                result.transactions += 1
+                (result.values[address],) = bus.read_holding(address, 1)
+            except IllegalAddress as err:
+                result.failed[address] = err
+                log.warning("missing_register", address=address)
+            except ExceptionReply as err:
+                result.failed[address] = err
+
+
+class ProgressLog:
+    """Logs "fetching" lines at most every ``every_s`` seconds, the first one included."""
+
+    def __init__(self, every_s: float = 5.0) -> None:
+        self.every_s = every_s
+        self._last = -1e9
+
+    def __call__(self, done: int, total: int, chunk: Chunk) -> None:
+        now = time.monotonic()
+        if done < total and now - self._last >= self.every_s:
+            self._last = now
+            log.info("fetching", registers=str(chunk), request=done + 1, of=total)
+
+
+def to_ranges(addresses: Sequence[int]) -> list[tuple[int, int]]:
+    """Sorted unique addresses as (start, count) runs (breakpoints respected)."""
+    return _runs(sorted(set(addresses)))

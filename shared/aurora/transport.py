@@ -1,0 +1,339 @@
+"""Open what a port argument names and run RTU transactions over it (aurora-protocol §1.4, §3).
+
+Every byte stream comes from pyserial's ``serial_for_url``: a device path (19200 8E1),
+``tcp://host:port/`` (ser2net raw), ``telnet://``/``rfc2217://`` (RFC 2217 sets 19200 8E1 itself).
+A YAML register dump is a simulated unit; ``mqtt(s)://`` goes through the bridge.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import urlsplit
+
+import serial
+import structlog
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+
+from . import rtu
+from .bus import Bus, BusStats
+from .errors import BusError, BusTimeout, ExceptionReply, FrameError, IllegalAddress, IllegalFunction, UsageError
+
+if TYPE_CHECKING:
+    from .mqtt import MqttSettings
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+SERIAL_SETTINGS = {"baudrate": 19200, "bytesize": 8, "parity": serial.PARITY_EVEN, "stopbits": 1}
+DEFAULT_LATENCY_S = 0.5  # what the board and the network may add to the wire time of a reply
+DEFAULT_ATTEMPTS = 3
+READ_SLICE_S = 0.05  # fixed read timeout: changing it re-applies termios, which fails on a pty
+_SER2NET_BUSY = (b"Port already in use", b"port already in use")
+_SER2NET_OPEN_FAIL = b"Device open failure"
+
+
+def _describe_attempt(state: RetryCallState) -> None:
+    err = state.outcome.exception() if state.outcome else None
+    log.warning("bus_retry", attempt=state.attempt_number, error=str(err))
+
+
+class SerialBus:
+    """RTU client over one pyserial stream: one transaction at a time, retried on timeout or CRC.
+
+    The per-attempt timeout is the wire time of request and expected reply plus ``latency_s``
+    (the original waited 15 s). Boards that refuse or ignore the WaterFurnace codes 65/66 are read
+    with standard FC 3 blocks from then on (``wf_codes`` False).
+    """
+
+    def __init__(
+        self,
+        port: serial.SerialBase,
+        name: str,
+        *,
+        latency_s: float = DEFAULT_LATENCY_S,
+        attempts: int = DEFAULT_ATTEMPTS,
+        slave: int = 1,
+        byte_time_s: float = rtu.BYTE_TIME_S,
+        wf_codes: bool | None = None,
+        debug: bool = False,
+    ) -> None:
+        self._port = port
+        self.name = name
+        self.latency_s = latency_s
+        self.attempts = attempts
+        self.slave = slave
+        self.byte_time_s = byte_time_s
+        self.wf_codes = wf_codes  # None: not known yet; found out on the first FC 65/66 read
+        self.debug = debug
+        self.stats = BusStats()
+
+    # ------------------------------------------------------------ one transaction
+
+    def _attempt(self, request: rtu.Request) -> rtu.Reply:
+        frame = request.encode()
+        expected = request.expected_reply_length()
+        timeout_s = (len(frame) + expected) * self.byte_time_s + self.latency_s
+        started = time.monotonic()
+        deadline = started + timeout_s
+        self.stats.transactions += 1
+        try:
+            self._flush_stale()
+            if self.debug:
+                log.debug("tx", frame=frame.hex(" "))
+            self._port.write(frame)
+            self.stats.bytes_sent += len(frame)
+            buf = bytearray()
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                # Ask for what the reply still needs, so a paced line is read in few calls.
+                chunk = self._port.read(max(1, expected - len(buf), self._port.in_waiting))
+                if not chunk:
+                    continue
+                buf += chunk
+                self.stats.bytes_received += len(chunk)
+                found = rtu.find_reply(bytes(buf), request)
+                if found is not None:
+                    reply, _ = found
+                    if self.debug:
+                        log.debug("rx", frame=bytes(buf).hex(" "))
+                    elapsed = time.monotonic() - started
+                    self.stats.record_latency(elapsed)
+                    self.stats.bus_time_s += elapsed
+                    self.stats.wire_time_s += (len(frame) + expected) * self.byte_time_s
+                    return reply
+        except ExceptionReply:
+            self.stats.exception_replies += 1
+            self.stats.bus_time_s += time.monotonic() - started
+            raise
+        except serial.SerialException as err:
+            self.stats.bus_time_s += time.monotonic() - started
+            raise BusError(f"{self.name}: {err}") from err
+        except OSError as err:
+            self.stats.bus_time_s += time.monotonic() - started
+            raise BusError(f"{self.name}: {err}") from err
+        self.stats.bus_time_s += time.monotonic() - started
+        if self.debug and buf:
+            log.debug("rx_garbage", frame=bytes(buf).hex(" "))
+        if any(marker in buf for marker in _SER2NET_BUSY):
+            raise BusError(f"Serial port busy - {self.name} (ser2net: Port already in use)")
+        if _SER2NET_OPEN_FAIL in buf:
+            raise BusError(f"{self.name}: ser2net could not open its serial device (Device open failure)")
+        if buf:
+            self.stats.frame_errors += 1
+            raise FrameError(f"no valid reply in {len(buf)} bytes from {self.name}")
+        self.stats.timeouts += 1
+        raise BusTimeout(f"no reply from {self.name} within {timeout_s:.2f} s")
+
+    def _flush_stale(self) -> None:
+        # A late reply to an earlier request must never be taken for this one (aurora-protocol §11.1.2).
+        self._port.reset_input_buffer()
+        waiting = self._port.in_waiting
+        if waiting:
+            self._port.read(waiting)
+
+    def transact(self, request: rtu.Request) -> rtu.Reply:
+        """Run one read transaction, retrying timeouts and garbled replies only."""
+        retrying = Retrying(
+            retry=retry_if_exception_type((BusTimeout, FrameError)),
+            stop=stop_after_attempt(self.attempts),
+            before_sleep=self._count_retry,
+            reraise=True,
+        )
+        return retrying(self._attempt, request)
+
+    def _count_retry(self, state: RetryCallState) -> None:
+        self.stats.retries += 1
+        _describe_attempt(state)
+
+    # ------------------------------------------------------------ reads
+
+    def read_holding(self, start: int, count: int) -> list[int]:
+        """FC 3."""
+        return list(self.transact(rtu.read_holding(start, count, self.slave)).values)
+
+    def read_ranges(self, ranges: Sequence[tuple[int, int]]) -> list[int]:
+        """FC 65, or FC 3 per range on boards without the WaterFurnace codes."""
+        if self.wf_codes is False:
+            return self._read_blocks(ranges)
+        return self._with_wf_probe(lambda: list(self.transact(rtu.read_ranges(ranges, self.slave)).values), ranges)
+
+    def read_registers(self, addresses: Sequence[int]) -> list[int]:
+        """FC 66, or FC 3 blocks on boards without the WaterFurnace codes."""
+        if self.wf_codes is False:
+            return self._read_blocks([(a, 1) for a in addresses])
+        return self._with_wf_probe(
+            lambda: list(self.transact(rtu.read_registers(addresses, self.slave)).values),
+            [(a, 1) for a in addresses],
+        )
+
+    def _with_wf_probe(self, read: Callable[[], list[int]], ranges: Sequence[tuple[int, int]]) -> list[int]:
+        try:
+            values = read()
+        except (IllegalFunction, BusTimeout) as err:
+            if self.wf_codes or not self._fc3_answers(ranges[0][0]):
+                raise
+            log.warning("wf_codes_unsupported", port=self.name, reason=str(err), fallback="function 3")
+            self.wf_codes = False
+            return self._read_blocks(ranges)
+        self.wf_codes = True
+        return values
+
+    def _fc3_answers(self, address: int) -> bool:
+        try:
+            self.transact(rtu.read_holding(address, 1, self.slave))
+        except IllegalAddress:
+            return True  # it answered; the address is just not there
+        except (ExceptionReply, BusTimeout, FrameError):
+            return False
+        return True
+
+    def _read_blocks(self, ranges: Sequence[tuple[int, int]]) -> list[int]:
+        """FC 3 for each run of consecutive addresses (each at most 100 registers)."""
+        values: list[int] = []
+        for start, count in _merge_consecutive(ranges):
+            values += self.read_holding(start, count)
+        return values
+
+    # ------------------------------------------------------------ writes
+
+    def write_register(self, address: int, value: int) -> None:
+        """FC 6. A lost or garbled reply is settled by reading the register back, not by resending."""
+        request = rtu.write_single(address, value, self.slave)
+        for attempt in range(1, self.attempts + 1):
+            try:
+                self._attempt(request)
+                return
+            except (BusTimeout, FrameError) as err:
+                self.stats.retries += 1
+                log.warning("write_unconfirmed", address=address, attempt=attempt, error=str(err))
+                try:
+                    (now,) = self.read_holding(address, 1)
+                except ExceptionReply:
+                    raise err from None
+                if now == value:
+                    return
+        raise BusTimeout(f"write of register {address} not confirmed by {self.name}")
+
+    def close(self) -> None:
+        """Close the stream."""
+        try:
+            self._port.close()
+        except (OSError, serial.SerialException):
+            pass
+
+
+def _merge_consecutive(ranges: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Join ranges that continue one another, keeping request order (FC 3 blocks stay ≤100)."""
+    merged: list[tuple[int, int]] = []
+    for start, count in ranges:
+        if merged:
+            m_start, m_count = merged[-1]
+            if m_start + m_count == start and m_count + count <= rtu.MAX_READ_REGISTERS:
+                merged[-1] = (m_start, m_count + count)
+                continue
+        merged.append((start, count))
+    return merged
+
+
+# ---------------------------------------------------------------- opening a port
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced by ``***``, for logs and messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _pyserial_url(url: str) -> tuple[str, dict[str, object]]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "tcp":
+        if not parts.hostname or not parts.port:
+            raise UsageError(f"{url}: a tcp:// port needs a host and a port, e.g. tcp://raspberrypi.local:2000/")
+        return f"socket://{parts.hostname}:{parts.port}", {}
+    if scheme in ("telnet", "rfc2217"):
+        if not parts.hostname:
+            raise UsageError(f"{url}: needs a host, e.g. rfc2217://raspberrypi.local:2217/")
+        # ign_set_control: ser2net on a pty cannot change modem lines; the line settings still apply.
+        query = "ign_set_control" + (f"&{parts.query}" if parts.query else "")
+        return f"rfc2217://{parts.hostname}:{parts.port or 23}?{query}", dict(SERIAL_SETTINGS)
+    if scheme in ("socket", "loop", "spy"):
+        return url, {}
+    settings: dict[str, object] = {**SERIAL_SETTINGS, "exclusive": True}
+    if os.path.realpath(url).startswith("/dev/pts/"):
+        # A pseudo-terminal carries no parity; asking for it fails when the pty is opened again.
+        settings["parity"] = serial.PARITY_NONE
+    return url, settings
+
+
+def _open_error(url: str, err: Exception) -> BusError:
+    text = str(err)
+    shown = redact(url)
+    if "Connection refused" in text or isinstance(err.__cause__, ConnectionRefusedError):
+        return BusError(f"Connection refused - {shown}")
+    if "timed out" in text or isinstance(err.__cause__, TimeoutError):
+        return BusError(f"Timeout connecting to {shown}")
+    if "exclusively lock" in text or "Resource busy" in text or "Device or resource busy" in text:
+        return BusError(f"Serial port busy - {shown}")
+    if "No such file" in text or "could not open port" in text.lower():
+        return BusError(f"Cannot open {shown}: {text}")
+    return BusError(f"{shown}: {text}")
+
+
+def open_serial(url: str, **bus_options: object) -> SerialBus:
+    """Open a device path, tcp://, telnet:// or rfc2217:// port as a SerialBus."""
+    pyserial_url, settings = _pyserial_url(url)
+    try:
+        port = serial.serial_for_url(pyserial_url, timeout=READ_SLICE_S, **settings)
+    except (serial.SerialException, OSError, ValueError) as err:
+        raise _open_error(url, err) from err
+    _set_nodelay(port)
+    return SerialBus(port, redact(url), **bus_options)  # type: ignore[arg-type]
+
+
+def _set_nodelay(port: serial.SerialBase) -> None:
+    sock = getattr(port, "_socket", None)
+    if sock is not None:
+        import socket
+
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
+
+def open_bus(
+    url: str,
+    *,
+    latency_s: float = DEFAULT_LATENCY_S,
+    debug: bool = False,
+    mqtt: MqttSettings | None = None,
+) -> Bus:
+    """Open whatever ``url`` names as a Bus.
+
+    ``latency_s`` is the allowance above the wire time per attempt. For ``mqtt(s)://`` URLs,
+    ``mqtt`` carries the parsed settings (password file, CA); without it they come from the URL
+    and the environment.
+    """
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in ("mqtt", "mqtts"):
+        from .mqtt import MqttSettings
+        from .rpc_client import MqttBus  # only the MQTT path needs paho
+
+        return MqttBus.connect(mqtt or MqttSettings.from_url(url))
+    path = Path(url)
+    if not scheme and path.is_file():
+        from .dump import DumpBus
+
+        return DumpBus.from_file(path)
+    return open_serial(url, latency_s=latency_s, debug=debug)
