@@ -28,11 +28,15 @@ class BusStats:
     def record_latency(self, seconds: float) -> None:
         """Fold one successful transaction's wall time into the averages."""
         self.last_latency_s = seconds
-        self.latency_ewma_s = seconds if not self.latency_ewma_s else 0.9 * self.latency_ewma_s + 0.1 * seconds
+        self.latency_ewma_s = (
+            seconds if not self.latency_ewma_s else 0.9 * self.latency_ewma_s + 0.1 * seconds
+        )
 
     def as_dict(self) -> dict[str, float | int]:
         """A JSON-ready copy."""
-        out: dict[str, float | int] = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        out: dict[str, float | int] = {
+            f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"
+        }
         out.update(self.extra)
         return out
 

@@ -131,11 +131,12 @@ def plan_chunks(addresses: Iterable[int], max_registers: int = rtu.MAX_READ_REGI
     items: list[tuple[int, int]] = []
     used = 0
     segment = None
-    for start, count in _runs(sorted(set(addresses))):
-        if segment is not None and _segment(start) != segment and items:
+    for run_start, run_count in _runs(sorted(set(addresses))):
+        if segment is not None and _segment(run_start) != segment and items:
             chunks.append(Chunk(tuple(items)))
             items, used = [], 0
-        segment = _segment(start)
+        segment = _segment(run_start)
+        start, count = run_start, run_count
         while count:
             if used == max_registers or len(items) == MAX_PAIRS:
                 chunks.append(Chunk(tuple(items)))

@@ -139,7 +139,9 @@ def write_multiple(start: int, values: Sequence[int], slave: int = 1) -> Request
     """FC 16: consecutive registers from ``start``."""
     if not 1 <= len(values) <= 123:
         raise ValueError("FC 16 writes 1 to 123 registers")
-    return Request(slave, FunctionCode.WRITE_MULTIPLE, writes=tuple((start + i, v) for i, v in enumerate(values)))
+    return Request(
+        slave, FunctionCode.WRITE_MULTIPLE, writes=tuple((start + i, v) for i, v in enumerate(values))
+    )
 
 
 def write_registers(pairs: Sequence[tuple[int, int]], slave: int = 1) -> Request:
@@ -312,7 +314,11 @@ def decode_reply(buf: bytes, request: Request) -> tuple[Reply, int]:
         return Reply(slave, f, values=values), n
     if f in (FunctionCode.WRITE_SINGLE, FunctionCode.WRITE_MULTIPLE):
         a, b = struct.unpack(">HH", frame[2:6])
-        expected = request.writes[0] if f == FunctionCode.WRITE_SINGLE else (request.writes[0][0], len(request.writes))
+        expected = (
+            request.writes[0]
+            if f == FunctionCode.WRITE_SINGLE
+            else (request.writes[0][0], len(request.writes))
+        )
         if (a, b) != expected:
             raise FrameError(f"write echo {a},{b} does not match the request")
         return Reply(slave, f, echo=(a, b)), n

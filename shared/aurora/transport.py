@@ -7,6 +7,7 @@ A YAML register dump is a simulated unit; ``mqtt(s)://`` goes through the bridge
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -20,7 +21,15 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from . import rtu
 from .bus import Bus, BusStats
-from .errors import BusError, BusTimeout, ExceptionReply, FrameError, IllegalAddress, IllegalFunction, UsageError
+from .errors import (
+    BusError,
+    BusTimeout,
+    ExceptionReply,
+    FrameError,
+    IllegalAddress,
+    IllegalFunction,
+    UsageError,
+)
 
 if TYPE_CHECKING:
     from .mqtt import MqttSettings
@@ -162,7 +171,9 @@ class SerialBus:
         """FC 65, or FC 3 per range on boards without the WaterFurnace codes."""
         if self.wf_codes is False:
             return self._read_blocks(ranges)
-        return self._with_wf_probe(lambda: list(self.transact(rtu.read_ranges(ranges, self.slave)).values), ranges)
+        return self._with_wf_probe(
+            lambda: list(self.transact(rtu.read_ranges(ranges, self.slave)).values), ranges
+        )
 
     def read_registers(self, addresses: Sequence[int]) -> list[int]:
         """FC 66, or FC 3 blocks on boards without the WaterFurnace codes."""
@@ -223,10 +234,8 @@ class SerialBus:
 
     def close(self) -> None:
         """Close the stream."""
-        try:
+        with contextlib.suppress(OSError, serial.SerialException):
             self._port.close()
-        except (OSError, serial.SerialException):
-            pass
 
 
 def _merge_consecutive(ranges: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -259,7 +268,9 @@ def _pyserial_url(url: str) -> tuple[str, dict[str, object]]:
     scheme = parts.scheme.lower()
     if scheme == "tcp":
         if not parts.hostname or not parts.port:
-            raise UsageError(f"{url}: a tcp:// port needs a host and a port, e.g. tcp://raspberrypi.local:2000/")
+            raise UsageError(
+                f"{url}: a tcp:// port needs a host and a port, e.g. tcp://raspberrypi.local:2000/"
+            )
         return f"socket://{parts.hostname}:{parts.port}", {}
     if scheme in ("telnet", "rfc2217"):
         if not parts.hostname:
@@ -306,10 +317,8 @@ def _set_nodelay(port: serial.SerialBase) -> None:
     if sock is not None:
         import socket
 
-        try:
+        with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
 
 
 def open_bus(

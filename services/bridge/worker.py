@@ -1,0 +1,193 @@
+"""The bridge's bus worker: the only thread that touches the line (STYLE §6).
+
+Jobs are single transactions (or a few), so a write or an interactive request waits for at most
+the transaction in flight. Interactive jobs go before poll jobs; identical reads queued or in
+flight at the same time share one transaction. A lost line is reopened with backoff.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+import time
+from collections.abc import Callable, Hashable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any, TypeVar
+
+import structlog
+from aurora.bus import Bus, BusStats
+from aurora.errors import BusError, BusTimeout
+from tenacity import Retrying, retry_if_exception_type, stop_any, wait_exponential_jitter
+from tenacity.stop import stop_base
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+
+class Priority(IntEnum):
+    WRITE = 0  # a user changed a set point
+    INTERACTIVE = 1  # $modbus requests, web
+    POLL = 2
+
+
+@dataclass(order=True)
+class _Job:
+    priority: int
+    seq: int
+    run: Callable[[Bus], Any] = field(compare=False)
+    result: Future[Any] = field(compare=False)
+    key: Hashable | None = field(compare=False, default=None)
+
+
+class _StopWhenSet(stop_base):
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, retry_state: object) -> bool:
+        return self.event.is_set()
+
+
+class BusWorker:
+    """Runs jobs against a Bus on one thread; opens and reopens the bus with ``opener``."""
+
+    def __init__(
+        self,
+        opener: Callable[[], Bus],
+        *,
+        on_line_state: Callable[[bool, str | None], None] | None = None,
+        max_backoff_s: float = 30.0,
+    ) -> None:
+        self._opener = opener
+        self._on_line_state = on_line_state or (lambda up, why: None)
+        self._max_backoff_s = max_backoff_s
+        self._jobs: queue.PriorityQueue[_Job] = queue.PriorityQueue()
+        self._seq = itertools.count()
+        self._inflight: dict[Hashable, Future[Any]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._bus: Bus | None = None
+        self._thread = threading.Thread(target=self._run, name="bus-worker", daemon=True)
+        self.stats = BusStats()  # carried across reconnects
+        self.line_up = False
+        self.busy_since: float | None = None
+        self.longest_wait_s = 0.0
+        self.coalesced = 0
+
+    def start(self) -> None:
+        """Start the worker thread."""
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop after the job in flight; queued jobs fail with BusError."""
+        self._stop.set()
+        self._jobs.put(_Job(-1, -1, lambda bus: None, Future()))
+        self._thread.join(timeout_s)
+        if self._bus is not None:
+            self._bus.close()
+
+    def submit(
+        self,
+        run: Callable[[Bus], T],
+        priority: Priority = Priority.INTERACTIVE,
+        *,
+        key: Hashable | None = None,
+    ) -> Future[T]:
+        """Queue ``run(bus)``; with ``key``, an identical job already queued or running is shared."""
+        with self._lock:
+            if key is not None and (shared := self._inflight.get(key)) is not None:
+                self.coalesced += 1
+                return shared
+            future: Future[T] = Future()
+            future.enqueued_at = time.monotonic()  # type: ignore[attr-defined]
+            if key is not None:
+                self._inflight[key] = future
+        if self._stop.is_set():
+            future.set_exception(BusError("the bridge is stopping"))
+            return future
+        self._jobs.put(_Job(int(priority), next(self._seq), run, future, key))
+        return future
+
+    def pending(self) -> int:
+        """Jobs waiting (not counting the one in flight)."""
+        return self._jobs.qsize()
+
+    # ------------------------------------------------------------ the worker thread
+
+    def _open(self) -> Bus:
+        retrying = Retrying(
+            retry=retry_if_exception_type(BusError),
+            wait=wait_exponential_jitter(initial=0.5, max=self._max_backoff_s),
+            stop=stop_any(_StopWhenSet(self._stop)),
+            sleep=self._stop.wait,
+            before_sleep=lambda state: log.warning(
+                "bus_reopen_failed", attempt=state.attempt_number, error=str(state.outcome.exception())
+            ),
+            reraise=True,
+        )
+        bus = retrying(self._opener)
+        bus.stats = self.stats  # one set of counters for the bridge's life, across reconnects
+        self.stats.reconnects += 1
+        return bus
+
+    def _line(self, up: bool, why: str | None) -> None:
+        if up != self.line_up:
+            self.line_up = up
+            log.info("bus_up" if up else "bus_down", reason=why)
+            try:
+                self._on_line_state(up, why)
+            except Exception:  # a listener's bug must not stop the bus
+                log.exception("line_state_listener_failed")
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            job = self._jobs.get()
+            if self._stop.is_set():
+                break
+            if not job.result.set_running_or_notify_cancel():
+                self._forget(job)
+                continue
+            waited = time.monotonic() - getattr(job.result, "enqueued_at", time.monotonic())
+            self.longest_wait_s = max(self.longest_wait_s, waited)
+            try:
+                if self._bus is None:
+                    self._bus = self._open()
+                    self._line(True, None)
+                self.busy_since = time.monotonic()
+                job.result.set_result(job.run(self._bus))
+            except BusError as err:
+                if not isinstance(err, BusTimeout):
+                    self._drop_bus(str(err))
+                job.result.set_exception(err)
+            except Exception as err:  # the caller decides; the worker never dies
+                job.result.set_exception(err)
+            finally:
+                self.busy_since = None
+                self._forget(job)
+        while not self._jobs.empty():
+            job = self._jobs.get_nowait()
+            if job.result.set_running_or_notify_cancel():
+                job.result.set_exception(BusError("the bridge is stopping"))
+
+    def mark_line_down(self, why: str) -> None:
+        """Called (from the worker's own jobs) when the unit stopped answering though the line is open."""
+        self._line(False, why)
+
+    def mark_line_up(self) -> None:
+        """A job got an answer."""
+        self._line(True, None)
+
+    def _drop_bus(self, why: str) -> None:
+        if self._bus is not None:
+            self._bus.close()
+            self._bus = None
+        self._line(False, why)
+
+    def _forget(self, job: _Job) -> None:
+        if job.key is not None:
+            with self._lock:
+                if self._inflight.get(job.key) is job.result:
+                    del self._inflight[job.key]

@@ -1,0 +1,148 @@
+"""``aurora_fetch PORT QUERY``: read registers once and print them as the original does."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from contextlib import closing
+from importlib.metadata import PackageNotFoundError, version
+
+import structlog
+from aurora.errors import AuroraError, UsageError
+from aurora.logs import configure_logging
+from aurora.mqtt import add_mqtt_arguments
+from aurora.query import Chunk, ProgressLog, QueryResult, parse_query, read_query
+from aurora.render import render_lines, render_yaml
+from aurora.transport import DEFAULT_LATENCY_S, open_bus, redact
+
+log = structlog.get_logger("aurora.fetch")
+
+EXIT_OK, EXIT_DEVICE, EXIT_USAGE = 0, 1, 2
+PROGRESS_MIN_CHUNKS = 3  # a bar for queries that take a noticeable time
+
+
+def _version() -> str:
+    try:
+        return version("aurora-suite")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; options also read AURORA_FETCH_<OPTION> where noted."""
+    p = _Parser(
+        prog="aurora_fetch",
+        description="Read registers of a WaterFurnace Aurora heat pump once and print them.",
+        epilog=(
+            "PORT: /dev/ttyUSB0 (19200 8E1), tcp://host:2000/ (ser2net raw), rfc2217://host:2217/ or "
+            "telnet://host:2217/, a YAML dump file, or mqtts://user@broker/homie/aurora-SERIAL/$modbus "
+            "(through the bridge; without the topic the broker's only aurora device is used). "
+            "QUERY: 745, 745-747, 745..747, comma lists, or known (every named register), "
+            "valid (every register that should answer), all (the whole address space). "
+            "Exit status: 0 success, 1 device or connection error, 2 usage error."
+        ),
+    )
+    p.add_argument("port", help="serial device, tcp://, rfc2217://, telnet://, dump file or mqtt(s)://")
+    p.add_argument("query", help="registers to read, e.g. 745-747,813 or valid")
+    p.add_argument(
+        "-y", "--yaml", action="store_true", help="print raw values as YAML (a dump for bug reports)"
+    )
+    p.add_argument(
+        "--try-individual",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="when a request fails, read its registers one at a time (default: on for known/valid/all)",
+    )
+    p.add_argument(
+        "--ignore-missing-registers",
+        action="store_true",
+        help="skip registers the unit (or dump) does not have, with a warning, instead of failing",
+    )
+    p.add_argument("--debug-modbus", action="store_true", help="log every frame sent and received")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=float(os.environ.get("AURORA_FETCH_TIMEOUT", DEFAULT_LATENCY_S)),
+        metavar="SECONDS",
+        help="time allowed beyond the line time of each reply (default %(default)s) [AURORA_FETCH_TIMEOUT]",
+    )
+    p.add_argument("-v", "--version", action="version", version=_version())
+    add_mqtt_arguments(p)
+    return p
+
+
+class _ProgressBar:
+    """A one-line bar on stderr for long queries, only when stderr is a terminal."""
+
+    def __init__(self) -> None:
+        self.shown = False
+
+    def __call__(self, done: int, total: int, chunk: Chunk) -> None:
+        if total < PROGRESS_MIN_CHUNKS:
+            return
+        width = 30
+        filled = width * done // total
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} requests")
+        if done == total:
+            sys.stderr.write("\r" + " " * (width + 30) + "\r")
+        sys.stderr.flush()
+        self.shown = True
+
+
+def fetch(args: argparse.Namespace) -> QueryResult:
+    """Open the port, run the query, close the port."""
+    query = parse_query(args.query)
+    from aurora.mqtt import MqttSettings
+
+    mqtt_settings = None
+    if args.port.lower().startswith(("mqtt://", "mqtts://")):
+        mqtt_settings = MqttSettings.from_url(
+            args.port, password_file=args.mqtt_password_file, ca_file=args.mqtt_ca_file
+        )
+    progress = _ProgressBar() if sys.stderr.isatty() else ProgressLog()
+    with closing(
+        open_bus(args.port, latency_s=args.timeout, debug=args.debug_modbus, mqtt=mqtt_settings)
+    ) as bus:
+        return read_query(
+            bus,
+            query,
+            try_individual=args.try_individual,
+            skip_missing=args.ignore_missing_registers,
+            progress=progress,
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``aurora_fetch``."""
+    args = build_parser().parse_args(argv)
+    configure_logging(debug=args.debug_modbus, fmt="console" if sys.stderr.isatty() else None)
+    try:
+        result = fetch(args)
+    except UsageError as err:
+        print(f"aurora_fetch: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except AuroraError as err:
+        print(f"aurora_fetch: {err}", file=sys.stderr)
+        return EXIT_DEVICE
+    except KeyboardInterrupt:
+        return 130
+    for address, err in result.failed.items():
+        log.warning("register_failed", address=address, error=str(err), port=redact(args.port))
+    if args.yaml:
+        print(render_yaml(result.values))
+    else:
+        print("\n".join(render_lines(result.values)))
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

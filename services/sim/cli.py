@@ -1,0 +1,265 @@
+"""``aurora_sim``: a simulated heat pump on a pty or a TCP port; ``aurora_mock``: the original's form."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+import serial
+import structlog
+from aurora.dump import load_dump
+from aurora.errors import AuroraError, UsageError
+from aurora.logs import configure_logging
+from aurora.sim import BoardQuirks, Drift, SimulatedAbc
+
+from .line import LineFaults, ModbusTcpLine, PtyLine, Responder, SerialLine, TcpLine, Timing
+
+log = structlog.get_logger("aurora.sim")
+
+DRIFT_STEP_S = 1.0
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"AURORA_SIM_{name}", default)
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a fraction between 0 and 1")
+    return value
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    try:
+        return host or "127.0.0.1", int(port)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``aurora_sim`` command line; every option also reads AURORA_SIM_<OPTION>."""
+    p = argparse.ArgumentParser(
+        prog="aurora_sim",
+        description="Serve a WaterFurnace ABC register dump as a ModBus RTU slave at real line speed. "
+        "Without DUMP it serves a built-in demo unit (7 Series, VS drive, AXB, IntelliZone 2, DHW) "
+        "whose temperatures and power drift over time.",
+    )
+    p.add_argument(
+        "dump",
+        nargs="?",
+        default=_env("DUMP"),
+        help="YAML register dump (aurora_fetch --yaml) [AURORA_SIM_DUMP]",
+    )
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--pty",
+        metavar="LINK",
+        nargs="?",
+        const="",
+        default=_env("PTY"),
+        help="serve on a pseudo-terminal; LINK becomes a symlink to it (default) [AURORA_SIM_PTY]",
+    )
+    where.add_argument(
+        "--tcp",
+        metavar="HOST:PORT",
+        type=_host_port,
+        default=_env("TCP"),
+        help="serve raw RTU on a TCP port, like ser2net (port 0: pick one) [AURORA_SIM_TCP]",
+    )
+    where.add_argument(
+        "--serial",
+        metavar="PORT",
+        default=_env("SERIAL"),
+        help="serve as a slave on a real serial port (19200 8E1) [AURORA_SIM_SERIAL]",
+    )
+    p.add_argument(
+        "--baud",
+        type=int,
+        default=int(_env("BAUD", "19200") or 19200),
+        help="line speed for pacing, 8E1; 0 turns pacing off (default 19200) [AURORA_SIM_BAUD]",
+    )
+    p.add_argument(
+        "--turnaround-ms",
+        type=float,
+        default=float(_env("TURNAROUND_MS", "2") or 2),
+        help="board's pause before replying (default 2) [AURORA_SIM_TURNAROUND_MS]",
+    )
+    p.add_argument(
+        "--delay-ms",
+        type=float,
+        default=float(_env("DELAY_MS", "0") or 0),
+        help="extra delay before every reply [AURORA_SIM_DELAY_MS]",
+    )
+    p.add_argument(
+        "--refuse-wf-codes",
+        action="store_true",
+        default=bool(_env("REFUSE_WF_CODES")),
+        help="answer 65/66 with IllegalFunction, like commercial 17X553 boards",
+    )
+    p.add_argument(
+        "--silent-wf-codes",
+        action="store_true",
+        default=bool(_env("SILENT_WF_CODES")),
+        help="never answer 65/66",
+    )
+    p.add_argument(
+        "--drop", type=_fraction, default=float(_env("DROP", "0") or 0), help="fraction of replies dropped"
+    )
+    p.add_argument(
+        "--corrupt",
+        type=_fraction,
+        default=float(_env("CORRUPT", "0") or 0),
+        help="fraction of replies with a flipped bit",
+    )
+    p.add_argument(
+        "--partial",
+        type=_fraction,
+        default=float(_env("PARTIAL", "0") or 0),
+        help="fraction of replies cut in half",
+    )
+    p.add_argument(
+        "--stray",
+        type=_fraction,
+        default=float(_env("STRAY", "0") or 0),
+        help="fraction of replies preceded by stray bytes",
+    )
+    p.add_argument("--seed", type=int, default=None, help="random seed for the faults")
+    p.add_argument(
+        "--drift",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="let temperatures and power drift (default: on for the demo unit, off for a dump)",
+    )
+    p.add_argument(
+        "--modbus-tcp",
+        metavar="HOST:PORT",
+        type=_host_port,
+        default=None,
+        help="also serve standard ModBus/TCP (unit 255) for the standard function codes",
+    )
+    p.add_argument("--debug", action="store_true", help="log every frame")
+    return p
+
+
+def demo_registers() -> dict[int, int]:
+    """The built-in demo unit."""
+    ref = resources.files("aurora.sim").joinpath("demo.yml")
+    with resources.as_file(ref) as path:
+        return load_dump(Path(path))
+
+
+def run(args: argparse.Namespace, stop: threading.Event) -> int:
+    """Serve until ``stop`` is set (SIGTERM/SIGINT)."""
+    registers = load_dump(Path(args.dump)) if args.dump else demo_registers()
+    quirks = BoardQuirks(refuse_wf_codes=args.refuse_wf_codes, silent_wf_codes=args.silent_wf_codes)
+    abc = SimulatedAbc(registers, quirks=quirks)
+    faults = LineFaults(args.drop, args.corrupt, args.partial, args.stray, args.delay_ms / 1000, args.seed)
+    responder = Responder(abc, Timing.for_baud(args.baud, args.turnaround_ms / 1000), faults)
+
+    threads: list[threading.Thread] = []
+    closers = []
+    if args.modbus_tcp:
+        mb = ModbusTcpLine(*args.modbus_tcp, abc)
+        print(f"modbus-tcp: {mb.address[0]}:{mb.address[1]}", flush=True)
+        threads.append(threading.Thread(target=mb.serve, args=(stop,), daemon=True))
+        closers.append(mb.close)
+    if args.tcp:
+        line: TcpLine | PtyLine | SerialLine = TcpLine(*args.tcp)
+        host, port = line.address
+        print(f"listening: tcp://{host}:{port}/", flush=True)
+    elif args.serial:
+        from aurora.transport import SERIAL_SETTINGS
+
+        try:
+            port_obj = serial.serial_for_url(args.serial, timeout=0.05, **SERIAL_SETTINGS)
+        except (serial.SerialException, OSError) as err:
+            raise UsageError(f"cannot open {args.serial}: {err}") from err
+        line = SerialLine(port_obj)
+        print(f"serving on: {args.serial}", flush=True)
+    else:
+        link = Path(args.pty) if args.pty else None
+        line = PtyLine(link)
+        print(f"pty: {link or line.path}", flush=True)
+    closers.append(line.close)
+    threads.append(threading.Thread(target=line.serve, args=(responder, stop), daemon=True))
+    drift = args.drift if args.drift is not None else not args.dump
+    log.info(
+        "sim_ready",
+        unit="demo" if not args.dump else args.dump,
+        registers=len(registers),
+        drift=drift,
+        baud=args.baud,
+    )
+    for t in threads:
+        t.start()
+    started = time.monotonic()
+    mover = Drift(abc) if drift else None
+    try:
+        while not stop.wait(DRIFT_STEP_S):
+            if mover:
+                mover.step(time.monotonic() - started)
+    finally:
+        for close in closers:
+            close()
+    if any(faults.counts.values()):
+        log.info("sim_faults", **faults.counts)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    configure_logging(debug=args.debug)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        return run(args, stop)
+    except AuroraError as err:
+        log.error("sim_failed", error=str(err))
+        return 1
+    except OSError as err:
+        log.error("sim_failed", error=str(err))
+        return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``aurora_sim``."""
+    return _serve(build_parser().parse_args(argv))
+
+
+def mock_main(argv: Sequence[str] | None = None) -> int:
+    """``aurora_mock PORT MODBUS_TCP_PORT REGISTERS.yml``: the original's three arguments.
+
+    PORT is a serial device (served as a slave), ``tcp://host:port`` (listened on) or ``pty`` /
+    ``pty:LINK``; MODBUS_TCP_PORT serves standard ModBus/TCP on 127.0.0.1.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    usage = (
+        "Usage: aurora_mock <serial-port | tcp://host:port | pty[:LINK]> <modbus-tcp-port> <registers.yml>"
+    )
+    if len(argv) != 3 or argv[0] in ("-h", "--help"):
+        print(usage, file=sys.stderr if len(argv) != 3 else sys.stdout)
+        return 0 if argv[:1] in (["-h"], ["--help"]) else 2
+    port, tcp_port, dump = argv
+    sim_argv = [dump, "--no-drift"]
+    if port.startswith("tcp://"):
+        sim_argv += ["--tcp", port.removeprefix("tcp://").rstrip("/")]
+    elif port == "pty" or port.startswith("pty:"):
+        sim_argv += ["--pty", port[4:]] if port.startswith("pty:") else ["--pty"]
+    else:
+        sim_argv += ["--serial", port]
+    if tcp_port not in ("", "0", "-"):
+        sim_argv += ["--modbus-tcp", f"127.0.0.1:{tcp_port}"]
+    return main(sim_argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
