@@ -232,6 +232,24 @@ class SerialBus:
                     return
         raise BusTimeout(f"write of register {address} not confirmed by {self.name}")
 
+    def write_registers(self, start: int, values: Sequence[int]) -> None:
+        """FC 16 for consecutive registers; a lost reply is settled by reading them back."""
+        request = rtu.write_multiple(start, values, self.slave)
+        for attempt in range(1, self.attempts + 1):
+            try:
+                self._attempt(request)
+                return
+            except (BusTimeout, FrameError) as err:
+                self.stats.retries += 1
+                log.warning("write_unconfirmed", address=start, attempt=attempt, error=str(err))
+                try:
+                    now = self.read_holding(start, len(values))
+                except ExceptionReply:
+                    raise err from None
+                if now == list(values):
+                    return
+        raise BusTimeout(f"write of registers {start}..{start + len(values) - 1} not confirmed by {self.name}")
+
     def close(self) -> None:
         """Close the stream."""
         with contextlib.suppress(OSError, serial.SerialException):
