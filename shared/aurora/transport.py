@@ -216,25 +216,15 @@ class SerialBus:
 
     def write_register(self, address: int, value: int) -> None:
         """FC 6. A lost or garbled reply is settled by reading the register back, not by resending."""
-        request = rtu.write_single(address, value, self.slave)
-        for attempt in range(1, self.attempts + 1):
-            try:
-                self._attempt(request)
-                return
-            except (BusTimeout, FrameError) as err:
-                self.stats.retries += 1
-                log.warning("write_unconfirmed", address=address, attempt=attempt, error=str(err))
-                try:
-                    (now,) = self.read_holding(address, 1)
-                except ExceptionReply:
-                    raise err from None
-                if now == value:
-                    return
-        raise BusTimeout(f"write of register {address} not confirmed by {self.name}")
+        self._confirmed_write(rtu.write_single(address, value, self.slave), address, [value])
 
     def write_registers(self, start: int, values: Sequence[int]) -> None:
-        """FC 16 for consecutive registers; a lost reply is settled by reading them back."""
-        request = rtu.write_multiple(start, values, self.slave)
+        """FC 16 for consecutive registers, confirmed the same way."""
+        self._confirmed_write(rtu.write_multiple(start, values, self.slave), start, list(values))
+
+    def _confirmed_write(self, request: rtu.Request, start: int, values: list[int]) -> None:
+        # Never repeat a write blindly (STYLE §11): after a lost reply, read back; resend only
+        # when the registers show the write did not arrive.
         for attempt in range(1, self.attempts + 1):
             try:
                 self._attempt(request)
@@ -246,9 +236,9 @@ class SerialBus:
                     now = self.read_holding(start, len(values))
                 except ExceptionReply:
                     raise err from None
-                if now == list(values):
+                if now == values:
                     return
-        raise BusTimeout(f"write of registers {start}..{start + len(values) - 1} not confirmed by {self.name}")
+        raise BusTimeout(f"write of register {start} not confirmed by {self.name}")
 
     def close(self) -> None:
         """Close the stream."""
