@@ -17,7 +17,7 @@ import structlog
 from aurora.dump import load_dump
 from aurora.errors import AuroraError, UsageError
 from aurora.logs import configure_logging
-from aurora.sim import BoardQuirks, Drift, SimulatedAbc
+from aurora.simulator import BoardQuirks, Drift, SimulatedAbc
 
 from .line import LineFaults, ModbusTcpLine, PtyLine, Responder, SerialLine, TcpLine, Timing
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import structlog
 from aurora import rtu
 from aurora.errors import FrameError
-from aurora.sim import SimulatedAbc
+from aurora.simulator import SimulatedAbc
 
 log = structlog.get_logger(__name__)
 

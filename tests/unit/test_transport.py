@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from aurora import rtu
 from aurora.errors import BusError, BusTimeout, IllegalAddress, UsageError
-from aurora.sim import BoardQuirks, SimulatedAbc
+from aurora.simulator import BoardQuirks, SimulatedAbc
 from aurora.transport import SerialBus, _open_error, _pyserial_url, redact
 
 from .fakeline import FakeLine
