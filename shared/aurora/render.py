@@ -1,0 +1,84 @@
+"""Text forms of raw registers: aurora_fetch's ``Name (N): value`` lines and its YAML dump (§7).
+
+Composite values print as Ruby ≥ 3.4 ``Hash#inspect``, ``{lps: :closed, unknown: "0x1800"}``: the
+original's form changed with the Ruby version (aurora-protocol §11.3.13), and this is our one stable
+form: names as ``:symbols``, ``unknown`` bits as a quoted hex string, None as ``nil``. Register 25
+prints ``E5``, or ``E5 (locked out)`` when bit 15 is set, instead of the original's ``E32773`` (§11.3.5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from . import registers
+from .registers import Field, Register, Value, Words
+
+
+def _inspect(key: str, field: Field) -> str:
+    """One composite entry as Ruby ≥ 3.4 inspect shows it."""
+    if field is None:
+        return "nil"
+    if isinstance(field, bool):
+        return "true" if field else "false"
+    if isinstance(field, int):
+        # The original builds ``unknown`` as the string "0x%04x" (§6.3); we keep the int.
+        return f'"0x{field:04x}"' if key == "unknown" else str(field)
+    return f":{field}"
+
+
+def format_value(value: Value | None) -> str:
+    """A decoded value as the original prints it with no format (§7.2): None as empty, flag lists
+    joined with ``", "``, composites in Ruby ≥ 3.4 ``Hash#inspect`` form."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)  # Ruby Float#to_s: shortest round trip, at least one decimal (§7.2)
+    if isinstance(value, tuple):
+        return ", ".join(value)
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {_inspect(k, v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def _text(register: Register, value: Value | None, raw: int) -> str:
+    if register.format and isinstance(value, int | float) and not isinstance(value, bool):
+        text = register.format % value
+        if register.converter == "fault" and raw & registers.LOCKED_OUT:
+            text += " (locked out)"
+        return text
+    return format_value(value)
+
+
+def render_line(address: int, words: Words) -> str | None:
+    """``Name (N): value`` for one register, as aurora_fetch prints it (§7).
+
+    An unknown register prints ``??? (N): decimal (0x hex)``. None when the register was not read
+    or is the continuation word of a string or 32-bit value; a value that cannot be decoded (a
+    missing low word, a sensor not present) prints empty after the colon.
+    """
+    raw = words.get(address)
+    if raw is None:
+        return None
+    register = registers.REGISTERS.get(address)
+    if register is None:
+        return f"??? ({address}): {raw} (0x{raw:04x})"
+    if register.name is None:
+        return None
+    return f"{register.name} ({address}): {_text(register, register.decode(words), raw)}"
+
+
+def render_lines(words: Words) -> list[str]:
+    """The printable lines of every register read, in the map's order."""
+    return [line for address in words if (line := render_line(address, words)) is not None]
+
+
+def render_yaml(words: Words) -> str:
+    """The raw words as Ruby Psych's ``YAML.dump`` writes an int -> int map, in map order (§7.3).
+
+    This is the dump format aurora_fetch ``--yaml`` writes and the simulator reads.
+    """
+    if not words:
+        return "--- {}\n"
+    return "---\n" + "".join(f"{address}: {raw}\n" for address, raw in words.items())
