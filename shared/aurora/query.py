@@ -181,7 +181,7 @@ def read_query(
     individual = parsed.implicit if try_individual is None else try_individual
     fallback = parsed.implicit or individual or skip_missing
     result = QueryResult()
-    chunks = plan_chunks(parsed.addresses)
+    chunks = plan_chunks(with_continuations(parsed.addresses))
     for done, chunk in enumerate(chunks):
         if progress:
             progress(done, len(chunks), chunk)
@@ -190,6 +190,20 @@ def read_query(
         progress(len(chunks), len(chunks), Chunk(()))
     result.values = dict(sorted(result.values.items()))
     return result
+
+
+def with_continuations(addresses: Iterable[int]) -> list[int]:
+    """The addresses plus the other words of any 32-bit or string register they start.
+
+    `1146` alone decodes to the compressor's watts only with 1147 beside it (the original crashed,
+    aurora-protocol §11.3.1).
+    """
+    wanted = set(addresses)
+    for address in list(wanted):
+        register = registers.REGISTERS.get(address)
+        if register is not None and register.length > 1:
+            wanted.update(range(address, min(address + register.length, 0x10000)))
+    return sorted(wanted)
 
 
 def _read_chunk(bus: Bus, chunk: Chunk, result: QueryResult, *, fallback: bool, individual: bool) -> None:
@@ -243,7 +257,7 @@ class ProgressLog:
 
     def __call__(self, done: int, total: int, chunk: Chunk) -> None:
         now = time.monotonic()
-        if done < total and now - self._last >= self.every_s:
+        if total > 1 and done < total and now - self._last >= self.every_s:
             self._last = now
             log.info("fetching", registers=str(chunk), request=done + 1, of=total)
 
