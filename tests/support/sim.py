@@ -35,13 +35,7 @@ class Sim:
 
     def stop(self) -> None:
         """Terminate and reap it (idempotent)."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        _reap(self.process)
 
     @classmethod
     @contextlib.contextmanager
@@ -67,10 +61,14 @@ class Sim:
                 raise RuntimeError(f"aurora_sim exited without serving:\n{log.read_text()}")
             yield cls(process, url, log)
         finally:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(10)
+            _reap(process)
+
+
+def _reap(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
