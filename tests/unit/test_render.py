@@ -61,6 +61,7 @@ FORMATS = [
     (400, {400: 1}, "DHW Enabled (400): true"),
     (806, {806: 0xFFFF}, "AXB Installed (806): missing"),
     (406, {406: 9}, "SmartGrid Action (406): "),  # no name, prints empty
+    (28, {28: 0x0191}, "System Inputs (At Last Lockout) (28): y1, g, 0x0180"),  # README's "Y1, G" is stale
     (1104, {1104: 0}, "AXB Outputs (1104): "),  # no flag set
     (1104, {1104: 0x0003}, "AXB Outputs (1104): dhw, loop_pump"),
     (4, {4: 0x7FFF}, "DIP Switch Override (4): manual"),
