@@ -172,6 +172,34 @@ class BusWorker:
             if job.result.set_running_or_notify_cancel():
                 job.result.set_exception(BusError("the bridge is stopping"))
 
+    def reset(self, why: str) -> Future[None]:
+        """Drop the bus before the next poll job (the watchdog's cure); the next job reopens it."""
+        log.warning("bus_reset", reason=why)
+
+        def drop(bus: Bus) -> None:
+            self._drop_bus(why)
+
+        return self.submit(drop, Priority.WRITE)
+
+    def force_close(self, why: str) -> None:
+        """Close the bus from another thread: a transaction stuck in the worker then fails fast.
+
+        Only for the watchdog, when a job has run far longer than any transaction can.
+        """
+        bus = self._bus
+        log.error(
+            "bus_stuck", reason=why, busy_s=round(time.monotonic() - (self.busy_since or time.monotonic()), 1)
+        )
+        if bus is not None:
+            try:
+                bus.close()
+            except Exception:  # closing a broken port may fail; the worker reopens it anyway
+                log.debug("bus_close_failed", exc_info=True)
+
+    def alive(self) -> bool:
+        """Whether the worker thread is running."""
+        return self._thread.is_alive()
+
     def mark_line_down(self, why: str) -> None:
         """Called (from the worker's own jobs) when the unit stopped answering though the line is open."""
         self._line(False, why)

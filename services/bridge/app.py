@@ -1,0 +1,489 @@
+"""The bridge's wiring: bus worker, detection, MQTT session, tiered polling, writes, watchdog, health.
+
+Threads: the bus worker (the only one touching the line), paho's network thread (callbacks only
+queue work), the poll thread, and the main thread running start-up, the watchdog and the health
+document. Nothing here exits on bad data: a failed poll is logged, counted and retried (unlike the
+original, aurora-bridge §13 R1-R3).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import structlog
+from aurora.bus import Bus
+from aurora.errors import AuroraError, BusError, ExceptionReply, FrameError, UsageError
+from aurora.mqtt import MqttSettings, make_client
+from aurora.query import plan_chunks
+
+from .health import HEALTH_EVERY_S, PollStats, health_document
+from .poller import PollReport, TierSchedule, WordCache, read_words
+from .publisher import Publisher
+from .worker import BusWorker, Priority
+
+log = structlog.get_logger(__name__)
+
+TIER_NAMES = ("fast", "medium", "slow")
+DETECT_MAX_BACKOFF_S = 60.0
+STUCK_JOB_S = 60.0  # no transaction lasts this long (retries included); the line is wedged
+MQTT_ACK_STALE_S = 90.0
+_MAX_LOGGED_PAYLOAD = 64
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeConfig:
+    """Everything the command line decides (see cli.py for the defaults and env variables)."""
+
+    port: str
+    mqtt: MqttSettings
+    device_name: str = "WaterFurnace"
+    homie: bool = True
+    home_assistant: bool = True
+    intervals_s: Mapping[str, float] = field(
+        default_factory=lambda: {"fast": 5.0, "medium": 30.0, "slow": 300.0}
+    )
+    debug_modbus: bool = False
+    allow_raw_writes: bool = False
+    protocol: mqtt.MQTTProtocolVersion = mqtt.MQTTProtocolVersion.MQTTv5
+    homie_root: str = "homie"
+    ha_prefix: str = "homeassistant"
+    latency_s: float = 0.5
+    watchdog_cycles: int = 6
+
+
+def _shown(payload: str) -> str:
+    return payload if len(payload) <= _MAX_LOGGED_PAYLOAD else payload[:_MAX_LOGGED_PAYLOAD] + "…"
+
+
+class Bridge:
+    """One heat pump on one broker: ``run(stop)`` until ``stop`` is set; returns an exit status."""
+
+    def __init__(
+        self,
+        config: BridgeConfig,
+        *,
+        opener: Callable[[], Bus] | None = None,
+        detect: Callable[..., Any] | None = None,
+        tiers: Mapping[str, Any] | None = None,
+        client_factory: Callable[..., mqtt.Client] = make_client,
+    ) -> None:
+        self.config = config
+        if opener is None:
+            from aurora.transport import open_bus
+
+            def opener() -> Bus:
+                return open_bus(config.port, latency_s=config.latency_s, debug=config.debug_modbus)
+
+        if detect is None or tiers is None:
+            from . import device
+
+            detect = detect or device.detect
+            tiers = tiers or {name: device.Tier[name.upper()] for name in TIER_NAMES}
+        self._detect_fn = detect
+        self.tiers = dict(tiers)
+        self._client_factory = client_factory
+        self.worker = BusWorker(opener, on_line_state=self._line_state)
+        self.cache = WordCache()
+        self.stats = PollStats()
+        self.missing: set[int] = set()
+        self.unit: Any = None
+        self.publisher: Publisher | None = None
+        self.root = ""
+        self.schedule = TierSchedule({name: config.intervals_s[name] for name in self.tiers})
+        self.ready = threading.Event()  # the first publish of the tree is done
+        self._stop = threading.Event()
+        self._poll_thread: threading.Thread | None = None
+        self._heartbeat = time.monotonic()
+        self._last_health = 0.0
+        self._last_reset = time.monotonic()
+        self._republish = False
+        self._values_lock = threading.Lock()
+        self.passthrough: Any = None
+
+    # ------------------------------------------------------------ the whole life
+
+    def run(self, stop: threading.Event) -> int:
+        """Start, serve until ``stop``, shut down cleanly. 0 on a clean stop, 2 on a usage error."""
+        self._stop = stop
+        self.worker.start()
+        try:
+            self.unit = self._detect_unit()
+        except UsageError as err:
+            log.error("bad_port", port=self.config.port, error=str(err))
+            self.worker.stop()
+            return 2
+        if self.unit is None:  # stopped while the unit was not answering
+            self.worker.stop()
+            return 0
+        try:
+            self._start_mqtt()
+            if not stop.is_set():
+                self._publish_tree()
+                self._poll_thread = self._start_poller()
+                self._watch()
+        finally:
+            self._shutdown()
+        return 0
+
+    def _detect_unit(self) -> Any:
+        """Detect the unit's components, retrying with backoff until it answers (R2: never give up)."""
+        backoff = 1.0
+        while not self._stop.is_set():
+            try:
+                unit = self._detect_fn(self._detect_read, device_name=self.config.device_name)
+            except UsageError:
+                if self.worker.stats.reconnects == 0:
+                    raise  # the port itself is wrong: the user has to fix the command line
+                log.exception("detect_failed")
+            except AuroraError as err:
+                log.warning("detect_failed", error=str(err), retry_in_s=backoff)
+            except Exception:  # bad data must not end the process (R1)
+                log.exception("detect_failed", retry_in_s=backoff)
+            else:
+                log.info("unit_detected", device_id=unit.device_id, name=unit.name)
+                return unit
+            self.stats.last_error = "unit not answering at start-up"
+            self._stop.wait(backoff)
+            backoff = min(backoff * 2, DETECT_MAX_BACKOFF_S)
+        return None
+
+    def _detect_read(self, ranges: Sequence[tuple[int, int]]) -> Mapping[int, int]:
+        addresses = [a for start, count in ranges for a in range(start, start + count)]
+        report = read_words(self.worker, addresses, stop=self._stop)
+        self.cache.update(report.words)
+        return report.words
+
+    # ------------------------------------------------------------ MQTT and the tree
+
+    def _start_mqtt(self) -> None:
+        unit = self.unit
+        self.root = f"{self.config.homie_root}/{unit.device_id}"
+        serial = unit.device_id.removeprefix("aurora-")
+        self.publisher = Publisher(
+            self.config.mqtt,
+            f"bridge-{serial}",  # one client id per heat pump: bridges on one broker never collide
+            state_topic=f"{self.root}/$state",
+            protocol=self.config.protocol,
+            client_factory=self._client_factory,
+        )
+        self.publisher.on_reconnect = self._on_reconnect
+        self.publisher.start()
+        waited = time.monotonic()
+        while not self.publisher.wait_connected(1.0):
+            if self._stop.is_set():
+                return
+            if time.monotonic() - waited > 30:
+                log.warning("mqtt_waiting", broker=self.config.mqtt.url)
+                waited = time.monotonic()
+
+    def _tree_topics(self) -> set[str]:
+        """Topics of this run's tree, published or not (a value not read yet is not stale)."""
+        topics = {f"{self.root}/$state", f"{self.root}/$health"}
+        for suffix, _ in self.unit.description():
+            topics.add(f"{self.root}/{suffix}")
+            if suffix.endswith("/$datatype"):
+                topics.add(f"{self.root}/{suffix.removesuffix('/$datatype')}")
+        return topics
+
+    def _publish_tree(self) -> None:
+        """Homie start-up order: $state init, description, values, /set subscriptions, ready."""
+        pub, unit, cfg = self.publisher, self.unit, self.config
+        assert pub is not None
+        scan = [f"{self.root}/#", f"{cfg.ha_prefix}/+/{unit.device_id}/#"]
+        earlier = pub.scan_retained(scan, self._stop)
+        pub.set_state("init")
+        if cfg.homie:
+            pub.retain_many((f"{self.root}/{suffix}", payload) for suffix, payload in unit.description())
+        if cfg.home_assistant:
+            pub.retain_many(unit.hass_discovery(homie_root=cfg.homie_root, prefix=cfg.ha_prefix))
+        good = self._poll(list(self.tiers), time.monotonic())
+        keep = pub.owned() | self._tree_topics()
+        stale = sorted(t for t in earlier if t not in keep and "/$modbus" not in t)
+        for topic in stale:
+            pub.retain(topic, "")
+        if stale:
+            log.info("stale_topics_cleared", count=len(stale), first=stale[:5])
+        self._subscribe()
+        pub.set_state("ready" if good else "alert")
+        self._publish_health(force=True)
+        self.ready.set()
+
+    def _subscribe(self) -> None:
+        pub = self.publisher
+        assert pub is not None
+        try:
+            from .passthrough import PassThrough
+        except ImportError:  # the $modbus pass-through is optional; the bridge runs without it
+            log.warning("passthrough_unavailable")
+        else:
+            self.passthrough = PassThrough(
+                worker=self.worker,
+                publish=pub.publish,
+                root=self.root,
+                allow_raw_writes=self.config.allow_raw_writes,
+                cache=self.cache.lookup,
+            )
+            filters = list(self.passthrough.subscriptions())
+            pub.route(
+                filters,
+                self.passthrough.handle,
+                lambda topic: any(mqtt.topic_matches_sub(f, topic) for f in filters),
+            )
+        prefix = f"{self.root}/"
+        pub.route(
+            [f"{self.root}/+/+/set"],
+            self._on_set,
+            lambda topic: topic.startswith(prefix) and topic.endswith("/set"),
+        )
+
+    def _on_reconnect(self) -> None:
+        """paho thread, after the republish: poll everything soon so values are fresh."""
+        self.schedule.force_all()
+
+    # ------------------------------------------------------------ polling
+
+    def _start_poller(self) -> threading.Thread:
+        thread = threading.Thread(target=self._poll_loop, name="poller", daemon=True)
+        thread.start()
+        return thread
+
+    def _poll_loop(self) -> None:
+        while not self._stop.is_set():
+            now = time.monotonic()
+            self._heartbeat = now
+            tiers = self.schedule.due(now)
+            if not tiers:
+                self._stop.wait(min(self.schedule.sleep_s(now), 1.0))
+                continue
+            self._poll(tiers, now)
+
+    def _poll(self, tiers: list[str], started: float) -> bool:
+        """One read of ``tiers``; publishes changed values. Never raises; True when anything answered."""
+        self.stats.cycles += 1
+        addresses: set[int] = set()
+        for name in tiers:
+            addresses |= set(self.unit.registers(self.tiers[name]))
+        good = False
+        try:
+            report = read_words(self.worker, addresses, missing=self.missing, stop=self._stop)
+        except BusError as err:
+            self._poll_failed(str(err))
+        except Exception as err:  # bad data, a bug in a decoder: log, count, carry on (R1)
+            log.exception("poll_failed")
+            self._poll_failed(f"{type(err).__name__}: {err}")
+        else:
+            good = self._poll_done(report, len(tiers) == len(self.tiers), started)
+        self.schedule.done(tiers, started)
+        return good
+
+    def _poll_failed(self, why: str) -> None:
+        if self._stop.is_set():
+            return
+        self.stats.failed_cycles += 1
+        self.stats.last_error = why
+        log.warning("poll_failed", error=why)
+        if self.publisher is not None and self.ready.is_set():
+            self.publisher.set_state("alert")
+
+    def _poll_done(self, report: PollReport, full: bool, started: float) -> bool:
+        self.stats.transactions += report.transactions
+        self.stats.failed_chunks += report.failed_chunks
+        self.stats.missing_registers = len(self.missing)
+        if not report.words:
+            self._poll_failed("no register answered")
+            return False
+        self.cache.update(report.words)
+        self.stats.good_cycles += 1
+        self.stats.last_good_wall = time.time()
+        self.stats.last_good_mono = time.monotonic()
+        if full:
+            self.stats.last_cycle_s = time.monotonic() - started
+        if report.failed:
+            self.stats.last_error = (
+                f"{len(report.failed)} registers failed: {next(iter(report.failed.values()))}"
+            )
+        self.publish_values()
+        if self.publisher is not None and self.ready.is_set():
+            self.publisher.set_state("ready")
+        return True
+
+    def publish_values(self) -> int:
+        """Publish every value that changed since it was last sent (all of them after a reset)."""
+        if self.publisher is None:
+            return 0
+        with self._values_lock:
+            force, self._republish = self._republish, False
+            try:
+                values = self.unit.values(self.cache.words())
+            except Exception as err:  # a decoder choking on a word must not stop the bridge
+                log.exception("values_failed")
+                self.stats.last_error = f"decoding failed: {err}"
+                return 0
+            return self.publisher.retain_many(
+                ((f"{self.root}/{key}", payload) for key, payload in values.items()), force=force
+            )
+
+    # ------------------------------------------------------------ writes
+
+    def _on_set(self, msg: mqtt.MQTTMessage) -> None:
+        """paho thread: validate, queue the write at WRITE priority, return (never blocks)."""
+        node_prop = msg.topic[len(self.root) + 1 : -len("/set")]
+        if msg.retain:
+            # A retained command would be replayed on every restart: refuse it (and it was cleared).
+            log.warning("set_ignored_retained", property=node_prop)
+            return
+        try:
+            payload = msg.payload.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            self.stats.writes_refused += 1
+            log.warning("set_refused", property=node_prop, reason="payload is not UTF-8 text")
+            return
+        setter = self.unit.setter(node_prop)
+        if setter is None:
+            self.stats.writes_refused += 1
+            log.warning(
+                "set_refused", property=node_prop, value=_shown(payload), reason="not a settable property"
+            )
+            return
+        try:
+            writes = list(setter.writes(payload, self.cache.words()))
+        except UsageError as err:
+            self.stats.writes_refused += 1
+            log.warning("set_refused", property=node_prop, value=_shown(payload), reason=str(err))
+            return
+        except Exception:
+            self.stats.writes_refused += 1
+            log.exception("set_refused", property=node_prop, value=_shown(payload))
+            return
+        if not writes:
+            log.info("set_unchanged", property=node_prop, value=_shown(payload))
+            return
+        readback = sorted(setter.readback())
+        log.info("set_requested", property=node_prop, value=_shown(payload), writes=writes)
+
+        def job(bus: Bus) -> dict[int, int]:
+            for address, word in writes:
+                bus.write_register(address, word)
+            words: dict[int, int] = {}
+            for chunk in plan_chunks(readback):
+                try:
+                    words.update(zip(chunk.addresses, chunk.read(bus), strict=True))
+                except (ExceptionReply, FrameError, BusError) as err:
+                    log.warning("readback_failed", registers=str(chunk), error=str(err))
+            return words
+
+        def done(future: Any) -> None:  # runs on the worker thread; publish only queues
+            try:
+                words = future.result()
+            except Exception as err:
+                self.stats.writes_failed += 1
+                self.stats.last_error = f"write failed: {err}"
+                log.error("set_failed", property=node_prop, value=_shown(payload), error=str(err))
+                return
+            self.stats.writes += 1
+            self.cache.update(words)
+            sent = self.publish_values()
+            log.info("set_done", property=node_prop, value=_shown(payload), published=sent)
+
+        self.worker.submit(job, Priority.WRITE).add_done_callback(done)
+
+    # ------------------------------------------------------------ line state, watchdog, health
+
+    def _line_state(self, up: bool, why: str | None) -> None:
+        """Worker thread: the line went down (alert at once) or came back (ready after a good poll)."""
+        if not up:
+            self.stats.last_error = why
+            if self.publisher is not None and self.ready.is_set():
+                self.publisher.set_state("alert")
+        else:
+            self.schedule.force_all()
+
+    def _watch(self) -> None:
+        """Main thread until stop: health document, and recovery when something stalls (R3)."""
+        fast = self.config.intervals_s["fast"]
+        every = min(fast, HEALTH_EVERY_S)
+        while not self._stop.wait(every):
+            try:
+                self._watchdog(time.monotonic())
+                self._publish_health()
+            except Exception:  # the watchdog itself must never die
+                log.exception("watchdog_failed")
+
+    def _watchdog(self, now: float) -> None:
+        fast = self.config.intervals_s["fast"]
+        stale_s = max(self.config.watchdog_cycles * fast, 15.0)
+        worker, pub = self.worker, self.publisher
+        assert pub is not None
+        if not worker.alive():
+            log.error("worker_died")  # cannot happen by design; let the service manager restart us
+            self._stop.set()
+            return
+        if worker.busy_since is not None and now - worker.busy_since > STUCK_JOB_S:
+            worker.force_close("one job ran for over a minute")
+        if self._poll_thread is not None and not self._poll_thread.is_alive():
+            log.error("poller_died_restarting")
+            self._poll_thread = self._start_poller()
+        last_good = self.stats.last_good_mono or self.stats.started_mono
+        if worker.line_up and now - last_good > stale_s and now - self._last_reset > stale_s:
+            self._last_reset = now
+            self.stats.watchdog_resets += 1
+            log.warning("watchdog_bus_reset", silent_s=round(now - last_good, 1))
+            worker.reset(f"no good poll for {now - last_good:.0f} s")
+            self._republish = True
+            self.schedule.force_all()
+        if not pub.paho_thread_alive():
+            pub.restart_loop()
+        elif (
+            pub.connected
+            and pub.counters.published > pub.counters.acked + 0
+            and pub.counters.last_ack
+            and now - pub.counters.last_ack > max(MQTT_ACK_STALE_S, 3 * stale_s)
+        ):
+            pub.kick()
+            pub.counters.last_ack = now
+
+    def health(self) -> str:
+        """The health document as published."""
+        pub = self.publisher
+        counters = pub.counters if pub else None
+        return health_document(
+            state=pub.state if pub else "init",
+            poll=self.stats,
+            bus=self.worker.stats.as_dict(),
+            mqtt={
+                "connected": int(bool(pub and pub.connected)),
+                "connects": counters.connects if counters else 0,
+                "reconnects": max(0, counters.connects - 1) if counters else 0,
+                "published": counters.published if counters else 0,
+            },
+            worker={
+                "longest_wait_s": self.worker.longest_wait_s,
+                "coalesced": self.worker.coalesced,
+                "pending": self.worker.pending(),
+                "line_up": int(self.worker.line_up),
+            },
+        )
+
+    def _publish_health(self, force: bool = False) -> None:
+        pub = self.publisher
+        if pub is None or not self.root:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_health < HEALTH_EVERY_S * 0.9:
+            return
+        self._last_health = now
+        pub.retain(f"{self.root}/$health", self.health(), force=True)
+
+    def _shutdown(self) -> None:
+        self._stop.set()
+        if self._poll_thread is not None:
+            self._poll_thread.join(5)
+        self.worker.stop()
+        if self.publisher is not None:
+            self.publisher.stop("disconnected")
+            log.info("bridge_stopped")

@@ -1,0 +1,273 @@
+"""``aurora_mqtt_bridge PORT MQTT_URL``: the heat pump as a Homie 4 device with Home Assistant discovery.
+
+Every option also comes from an ``AURORA_*`` environment variable (flag > env > default), and the
+MQTT password from ``MQTT_PASSWORD_FILE`` so it never shows in ``ps`` (aurora-bridge §13 S3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+import structlog
+from aurora.errors import UsageError
+from aurora.logs import configure_logging
+from aurora.mqtt import MqttSettings, add_mqtt_arguments
+from aurora.transport import DEFAULT_LATENCY_S, redact
+
+from .app import Bridge, BridgeConfig
+
+log = structlog.get_logger("aurora.bridge")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+_TOPIC_LEVEL = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _version() -> str:
+    try:
+        return version("aurora-suite")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(f"AURORA_{name}")
+    return value if value not in (None, "") else None
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = _env(name)
+    if value is None:
+        return default
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise UsageError(f"AURORA_{name}={value!r}: use true or false")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0.5 <= value <= 86400:
+        raise argparse.ArgumentTypeError(f"{text} s is outside 0.5..86400")
+    return value
+
+
+def _topic_level(text: str) -> str:
+    if not _TOPIC_LEVEL.match(text):
+        raise argparse.ArgumentTypeError(f"{text!r} must be one topic level of letters, digits, - or _")
+    return text
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line. Defaults come from the environment variable named in each help text."""
+    p = _Parser(
+        prog="aurora_mqtt_bridge",
+        description="Publish a WaterFurnace Aurora heat pump on MQTT as a Homie 4 device with Home Assistant "
+        "discovery, accept writes to its settable properties, and keep doing so unattended: the bridge "
+        "reconnects to the heat pump and the broker by itself and never exits on bad data.",
+        epilog="PORT: /dev/ttyUSB0 (19200 8E1), tcp://host:2000/ (ser2net raw), rfc2217://host:2217/ or a "
+        "YAML dump file. MQTT_URL: mqtt://user@broker/ or mqtts://user@broker:8883/; give the password "
+        "with MQTT_PASSWORD_FILE (or --mqtt-password-file), not in the URL, where `ps` would show it. "
+        "Topics: <root>/aurora-<serial>/... with $state init, ready, alert (heat pump not answering), "
+        "lost (will), disconnected (stopped); a retained JSON $health document; "
+        "<root>/aurora-<serial>/<node>/<property>/set for writes. "
+        "Exit status: 0 stopped by SIGTERM/SIGINT, 1 failure, 2 usage error.",
+    )
+    p.add_argument("port", nargs="?", default=_env("PORT"), help="the heat pump's line [AURORA_PORT]")
+    p.add_argument(
+        "mqtt_url",
+        nargs="?",
+        default=_env("MQTT_URL"),
+        metavar="MQTT_URL",
+        help="the broker, mqtt:// or mqtts:// [AURORA_MQTT_URL]",
+    )
+    p.add_argument(
+        "--device-name",
+        default=_env("DEVICE_NAME") or "WaterFurnace",
+        help="Homie $name and Home Assistant device name (default %(default)s) [AURORA_DEVICE_NAME]",
+    )
+    p.add_argument(
+        "--homie",
+        action=argparse.BooleanOptionalAction,
+        default=_env_bool("HOMIE", True),
+        help="publish the Homie attribute topics ($homie, $name, $nodes, $properties, $datatype...); "
+        "with --no-homie only $state, $health and the values are published and /set still works "
+        "(default on) [AURORA_HOMIE]",
+    )
+    p.add_argument(
+        "--home-assistant",
+        action=argparse.BooleanOptionalAction,
+        default=_env_bool("HOME_ASSISTANT", True),
+        help="publish Home Assistant discovery; --no-home-assistant also removes discovery topics "
+        "an earlier run left for this device (default on) [AURORA_HOME_ASSISTANT]",
+    )
+    p.add_argument(
+        "--fast-interval",
+        type=_seconds,
+        default=_seconds(_env("FAST_INTERVAL") or "5"),
+        metavar="S",
+        help="seconds between reads of fast-changing values: temperatures, power, "
+        "modes (default %(default)s) [AURORA_FAST_INTERVAL]",
+    )
+    p.add_argument(
+        "--medium-interval",
+        type=_seconds,
+        default=_seconds(_env("MEDIUM_INTERVAL") or "30"),
+        metavar="S",
+        help="seconds between reads of set points and settings (default %(default)s) "
+        "[AURORA_MEDIUM_INTERVAL]",
+    )
+    p.add_argument(
+        "--slow-interval",
+        type=_seconds,
+        default=_seconds(_env("SLOW_INTERVAL") or "300"),
+        metavar="S",
+        help="seconds between reads of rarely changing values: fault history, "
+        "versions (default %(default)s) [AURORA_SLOW_INTERVAL]",
+    )
+    p.add_argument(
+        "--watchdog-cycles",
+        type=int,
+        default=int(_env("WATCHDOG_CYCLES") or 6),
+        metavar="N",
+        help="reopen the line when no poll succeeded for N fast intervals (at least 15 s; "
+        "default %(default)s) [AURORA_WATCHDOG_CYCLES]",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=float(_env("TIMEOUT") or DEFAULT_LATENCY_S),
+        metavar="S",
+        help="time allowed beyond the line time of each reply (default %(default)s) [AURORA_TIMEOUT]",
+    )
+    p.add_argument(
+        "--allow-raw-writes",
+        action="store_true",
+        default=_env_bool("ALLOW_RAW_WRITES", False),
+        help="let $modbus/<register>/set write registers outside the known writable ones "
+        "(default off) [AURORA_ALLOW_RAW_WRITES]",
+    )
+    p.add_argument(
+        "--mqtt-protocol",
+        choices=("3.1.1", "5"),
+        default=_env("MQTT_PROTOCOL") or "5",
+        help="MQTT protocol version; the $modbus request/response topics want 5 "
+        "(default %(default)s) [AURORA_MQTT_PROTOCOL]",
+    )
+    p.add_argument(
+        "--homie-root",
+        type=_topic_level,
+        default=_env("HOMIE_ROOT") or "homie",
+        help="first topic level of the Homie tree (default %(default)s) [AURORA_HOMIE_ROOT]",
+    )
+    p.add_argument(
+        "--ha-prefix",
+        type=_topic_level,
+        default=_env("HA_PREFIX") or "homeassistant",
+        help="Home Assistant discovery prefix (default %(default)s) [AURORA_HA_PREFIX]",
+    )
+    p.add_argument(
+        "--debug-modbus",
+        action="store_true",
+        default=_env_bool("DEBUG_MODBUS", False),
+        help="log every frame, from the start-up detection on [AURORA_DEBUG_MODBUS]",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=("auto", "console", "json"),
+        default=_env("LOG_FORMAT") or "auto",
+        help="auto: JSON lines unless stderr is a terminal [AURORA_LOG_FORMAT]",
+    )
+    p.add_argument("-v", "--version", action="version", version=f"aurora_mqtt_bridge {_version()}")
+    add_mqtt_arguments(p)
+    return p
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse and check the command line (pure apart from reading the environment)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as err:  # a malformed AURORA_* boolean
+        parser.error(str(err))
+    if not args.port or not args.mqtt_url:
+        parser.error("PORT and MQTT_URL are required (or AURORA_PORT and AURORA_MQTT_URL)")
+    if urlsplit(args.mqtt_url).scheme.lower() not in ("mqtt", "mqtts"):
+        parser.error(f"{redact(args.mqtt_url)}: MQTT_URL starts with mqtt:// or mqtts://")
+    if not args.fast_interval <= args.medium_interval <= args.slow_interval:
+        parser.error("intervals must grow: --fast-interval <= --medium-interval <= --slow-interval")
+    if args.watchdog_cycles < 2:
+        parser.error("--watchdog-cycles must be at least 2")
+    return args
+
+
+def config_from_args(args: argparse.Namespace) -> BridgeConfig:
+    """The bridge's configuration; UsageError for an unreadable password or CA file."""
+    settings = MqttSettings.from_url(
+        args.mqtt_url, password_file=args.mqtt_password_file, ca_file=args.mqtt_ca_file
+    )
+    return BridgeConfig(
+        port=args.port,
+        mqtt=settings,
+        device_name=args.device_name,
+        homie=args.homie,
+        home_assistant=args.home_assistant,
+        intervals_s={"fast": args.fast_interval, "medium": args.medium_interval, "slow": args.slow_interval},
+        debug_modbus=args.debug_modbus,
+        allow_raw_writes=args.allow_raw_writes,
+        protocol=mqtt.MQTTProtocolVersion.MQTTv5
+        if args.mqtt_protocol == "5"
+        else mqtt.MQTTProtocolVersion.MQTTv311,
+        homie_root=args.homie_root,
+        ha_prefix=args.ha_prefix,
+        latency_s=args.timeout,
+        watchdog_cycles=args.watchdog_cycles,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``aurora_mqtt_bridge``; runs until SIGTERM or SIGINT."""
+    args = parse_args(argv)
+    configure_logging(debug=args.debug_modbus, fmt=args.log_format)
+    try:
+        config = config_from_args(args)
+    except UsageError as err:
+        log.error("bad_configuration", error=str(err))
+        return EXIT_USAGE
+    if urlsplit(args.mqtt_url).password:
+        log.warning("password_in_url", hint="ps shows it; use MQTT_PASSWORD_FILE instead")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    log.info(
+        "bridge_starting",
+        port=redact(args.port),
+        broker=config.mqtt.url,
+        version=_version(),
+        intervals_s=dict(config.intervals_s),
+    )
+    try:
+        return Bridge(config).run(stop)
+    except UsageError as err:
+        log.error("bad_configuration", error=str(err))
+        return EXIT_USAGE

@@ -1,0 +1,296 @@
+"""The bridge's MQTT session: last will, retained-topic cache, resubscribe and republish on connect.
+
+paho runs its own thread (``connect_async`` + ``loop_start``, mqtt-homie-libs §3.3): every method
+here only queues and returns, callable from any thread, and nothing waits for a PUBACK. The cache
+holds every retained topic this run owns, so a broker that lost them (restart without
+persistence) gets them back on reconnect, and an unchanged value is never sent twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+import structlog
+from aurora.mqtt import MqttSettings, make_client
+from paho.mqtt.properties import Properties
+
+log = structlog.get_logger(__name__)
+
+MessageHandler = Callable[[mqtt.MQTTMessage], None]
+KEEPALIVE_S = 30
+SCAN_QUIET_S = 0.3  # retained messages arrive right after SUBACK; this long without one ends the scan
+SCAN_MAX_S = 3.0
+
+
+@dataclass(slots=True)
+class MqttCounters:
+    """For the health document."""
+
+    connects: int = 0
+    disconnects: int = 0
+    published: int = 0
+    acked: int = 0
+    last_ack: float = 0.0  # time.monotonic() of the last PUBACK (or publish at QoS 0)
+
+
+class Publisher:
+    """One paho client for one device root (``homie/<device_id>``)."""
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        client_id: str,
+        *,
+        state_topic: str,
+        protocol: mqtt.MQTTProtocolVersion = mqtt.MQTTProtocolVersion.MQTTv5,
+        client_factory: Callable[..., mqtt.Client] = make_client,
+    ) -> None:
+        self.settings = settings
+        self.client_id = client_id
+        self.state_topic = state_topic
+        self.counters = MqttCounters()
+        self.client = client_factory(settings, client_id, protocol=protocol)
+        # Homie §"Device lifecycle": the broker announces `lost` when we vanish (retained, QoS 1).
+        self.client.will_set(state_topic, "lost", qos=1, retain=True)
+        self.client.max_queued_messages_set(20000)  # bounded: a long outage must not eat the Pi's RAM
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.client.on_publish = self._on_publish
+        self.client.on_subscribe = self._on_subscribe
+        self._lock = threading.RLock()
+        self._retained: dict[str, str] = {}  # topic -> payload, everything we own, in publish order
+        self._filters: list[str] = []  # resubscribed on every connect
+        self._routes: list[tuple[Callable[[str], bool], MessageHandler]] = []
+        self._state = "init"
+        self._connected = threading.Event()
+        self._first_connect = True
+        self._scan: dict[str, bytes] | None = None
+        self._scan_last = 0.0
+        self._suback = threading.Event()
+        self.on_reconnect: Callable[[], None] | None = None  # after a reconnect's republish
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Connect in the background; paho retries forever with backoff (never raises here)."""
+        log.info("mqtt_connecting", broker=self.settings.url, client_id=self.client_id)
+        self.client.connect_async(self.settings.host, self.settings.port, keepalive=KEEPALIVE_S)
+        self.client.loop_start()
+
+    def wait_connected(self, timeout_s: float | None = None) -> bool:
+        """Whether the session is up (waits up to ``timeout_s``)."""
+        return self._connected.wait(timeout_s)
+
+    @property
+    def connected(self) -> bool:
+        """Whether the last CONNACK was a success and no disconnect followed."""
+        return self._connected.is_set()
+
+    def stop(self, final_state: str = "disconnected", timeout_s: float = 3.0) -> None:
+        """Publish ``final_state`` (Homie: ``disconnected`` on a clean shutdown), then DISCONNECT.
+
+        Waiting for the PUBACK here is fine: this is the main thread, not a paho callback.
+        """
+        info = self.client.publish(self.state_topic, final_state, qos=1, retain=True)
+        if self.connected:
+            # RuntimeError/ValueError: queued while disconnected; nothing more to do on the way out
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(timeout_s)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def paho_thread_alive(self) -> bool:
+        """Whether paho's network thread still runs (it can die on an unexpected error, paho #785)."""
+        thread = getattr(self.client, "_thread", None)
+        return thread is not None and thread.is_alive()
+
+    def restart_loop(self) -> None:
+        """Start paho's network thread again after it died (the watchdog's cure)."""
+        log.warning("mqtt_loop_restart")
+        self.client.loop_stop()
+        self.client.connect_async(self.settings.host, self.settings.port, keepalive=KEEPALIVE_S)
+        self.client.loop_start()
+
+    def kick(self) -> None:
+        """Break a session that looks alive but acknowledges nothing; paho then reconnects itself."""
+        sock = self.client.socket()
+        log.warning("mqtt_session_kicked")
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    # ------------------------------------------------------------ publishing
+
+    def publish(
+        self,
+        topic: str,
+        payload: str | bytes,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        properties: Properties | None = None,
+    ) -> None:
+        """Queue one message (non-blocking, any thread). Retained ones are not cached here."""
+        self.counters.published += 1
+        self.client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+
+    def retain(self, topic: str, payload: str, *, force: bool = False) -> bool:
+        """Publish ``payload`` retained at QoS 1 when it differs from what this run last sent.
+
+        An empty payload deletes the topic at the broker and forgets it. Returns whether it was sent.
+        """
+        with self._lock:
+            if not force and self._retained.get(topic) == payload and payload:
+                return False
+            if payload:
+                self._retained[topic] = payload
+            else:
+                self._retained.pop(topic, None)
+            self.publish(topic, payload, qos=1, retain=True)
+            return True
+
+    def retain_many(self, items: Iterable[tuple[str, str]], *, force: bool = False) -> int:
+        """``retain`` for each (topic, payload); returns how many were sent."""
+        return sum(self.retain(topic, payload, force=force) for topic, payload in items)
+
+    def set_state(self, state: str) -> None:
+        """Homie ``$state``: init, ready, alert, disconnected (``lost`` is the broker's will)."""
+        with self._lock:
+            changed = state != self._state
+            self._state = state
+            self.retain(self.state_topic, state, force=changed)
+        if changed:
+            log.info("homie_state", state=state)
+
+    @property
+    def state(self) -> str:
+        """The last ``$state`` this run published."""
+        return self._state
+
+    def owned(self) -> set[str]:
+        """Every retained topic this run publishes."""
+        with self._lock:
+            return set(self._retained)
+
+    def forget_all(self) -> None:
+        """Forget what was sent, so everything is sent again (the watchdog's republish)."""
+        with self._lock:
+            self._retained = {self.state_topic: self._state}
+
+    # ------------------------------------------------------------ subscriptions
+
+    def route(self, filters: Iterable[str], handler: MessageHandler, matches: Callable[[str], bool]) -> None:
+        """Subscribe to ``filters`` (QoS 1) now and after every reconnect; ``handler`` gets the
+        messages whose topic ``matches``; it runs on paho's thread and must not block."""
+        new = list(filters)
+        with self._lock:
+            self._routes.append((matches, handler))
+            self._filters.extend(new)
+        if self.connected and new:
+            self.client.subscribe([(f, 1) for f in new])
+
+    def scan_retained(self, filters: list[str], stop: threading.Event | None = None) -> dict[str, bytes]:
+        """Retained messages under ``filters`` right now: subscribe, collect until quiet, unsubscribe."""
+        self._suback.clear()
+        with self._lock:
+            self._scan = {}
+        self.client.subscribe([(f, 1) for f in filters])
+        deadline = time.monotonic() + SCAN_MAX_S
+        self._suback.wait(SCAN_MAX_S)
+        self._scan_last = time.monotonic()
+        while time.monotonic() < deadline and not (stop and stop.is_set()):
+            quiet = time.monotonic() - self._scan_last
+            if quiet >= SCAN_QUIET_S:
+                break
+            time.sleep(SCAN_QUIET_S - quiet)  # polling a clock, not synchronising: no event marks "no more"
+        self.client.unsubscribe(filters)
+        with self._lock:
+            found, self._scan = self._scan or {}, None
+        return found
+
+    # ------------------------------------------------------------ paho callbacks (paho's thread)
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason_code: object,
+        properties: Properties | None,
+    ) -> None:
+        if getattr(reason_code, "is_failure", False):
+            log.error("mqtt_refused", broker=self.settings.url, reason=str(reason_code))
+            return
+        self.counters.connects += 1
+        first = self._first_connect
+        self._first_connect = False
+        log.info("mqtt_connected", broker=self.settings.url, first=first)
+        with self._lock:
+            if self._filters:
+                client.subscribe([(f, 1) for f in self._filters])
+            if not first:
+                # A restarted broker may have lost everything: $state init, the tree, then the state.
+                state = self._state
+                items = list(self._retained.items())
+                client.publish(self.state_topic, "init", qos=1, retain=True)
+                for topic, payload in items:
+                    if topic != self.state_topic:
+                        client.publish(topic, payload, qos=1, retain=True)
+                client.publish(self.state_topic, state, qos=1, retain=True)
+                log.info("mqtt_republished", topics=len(items), resubscribed=len(self._filters))
+        self._connected.set()
+        if not first and self.on_reconnect is not None:
+            self.on_reconnect()
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: object,
+        reason_code: object,
+        properties: Properties | None,
+    ) -> None:
+        if self._connected.is_set():
+            self.counters.disconnects += 1
+            log.warning("mqtt_disconnected", broker=self.settings.url, reason=str(reason_code))
+        self._connected.clear()
+
+    def _on_publish(
+        self, client: mqtt.Client, userdata: object, mid: int, reason_code: object, properties: object
+    ) -> None:
+        self.counters.acked += 1
+        self.counters.last_ack = time.monotonic()
+        if getattr(reason_code, "is_failure", False):
+            log.error(
+                "mqtt_publish_refused", reason=str(reason_code), hint="check the broker's ACL for this user"
+            )
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: object, mid: int, reason_codes: list[object], properties: object
+    ) -> None:
+        self._suback.set()
+        for code in reason_codes:
+            if getattr(code, "is_failure", False):
+                log.error("mqtt_subscribe_refused", reason=str(code))
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        try:
+            scan = self._scan
+            if scan is not None and msg.retain:
+                self._scan_last = time.monotonic()
+                if msg.payload:
+                    scan[msg.topic] = msg.payload
+                return
+            for matches, handler in list(self._routes):
+                if matches(msg.topic):
+                    handler(msg)
+                    return
+        except Exception:  # a bad message must never kill paho's thread (mqtt-homie-libs §3.3)
+            log.exception("mqtt_message_failed", topic=msg.topic)
