@@ -1,0 +1,124 @@
+"""`aurora_fetch` as a user runs it: a process against the sim over a pty and TCP, and a dump file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from aurora.query import parse_query
+
+from tests.support.sim import Sim
+
+pytestmark = pytest.mark.integration
+BIN = Path(sys.executable).parent
+SHARED = Path(__file__).resolve().parents[3] / "shared"
+FLAT = SHARED / "dumps" / "jfcliche-flat.yml"
+ORIG_VALID = SHARED / "reference" / "orig-fetch-valid.yml"
+UNIT = "---\n2: 306\n88: 16706\n89: 17238\n90: 21328\n91: 8224\n745: 680\n746: 730\n747: 712\n813: 206\n"
+
+
+def fetch(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / "aurora_fetch"), *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def unit_dump(tmp_path: Path) -> Path:
+    path = tmp_path / "unit.yml"
+    path.write_text(UNIT, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("transport", ["pty", "tcp"])
+def test_fetch_prints_named_registers_from_the_sim(tmp_path: Path, unit_dump: Path, transport: str) -> None:
+    """`aurora_fetch /dev/ttyUSB0 745-747` is a user's first contact: exact original lines."""
+    args = ["--tcp", "127.0.0.1:0"] if transport == "tcp" else []
+    with Sim.start(tmp_path, str(unit_dump), *args) as sim:
+        done = fetch(sim.url, "745-747,813")
+    assert 0 == done.returncode, done.stderr
+    expected = [
+        "Heating Set Point (745): 68.0°F",
+        "Cooling Set Point (746): 73.0°F",
+        "Ambient Temperature (747): 71.2°F",
+        "IZ2 Version (813): 2.06",
+    ]
+    assert expected == done.stdout.splitlines()
+
+
+def test_fetch_valid_yaml_from_the_sim_reproduces_the_real_scan(tmp_path: Path) -> None:
+    """A full dump for a bug report: every `valid` register of the real unit, raw, over a paced line."""
+    with Sim.start(tmp_path, str(FLAT), "--tcp", "127.0.0.1:0", "--baud", "0") as sim:
+        done = fetch(sim.url, "valid", "--yaml")
+    assert 0 == done.returncode, done.stderr
+    got = yaml.safe_load(done.stdout)
+    scan = yaml.safe_load(FLAT.read_text())
+    valid = set(parse_query("valid").addresses)
+    assert {a: v for a, v in scan.items() if a in valid} == got
+
+
+def test_fetch_of_a_dump_reproduces_the_dump(tmp_path: Path) -> None:
+    """`aurora_fetch DUMP valid --yaml` gives the same YAML text the original wrote for that dump."""
+    done = fetch(str(ORIG_VALID), "valid", "--yaml")
+    assert 0 == done.returncode, done.stderr
+    assert ORIG_VALID.read_text().strip() == done.stdout.strip()
+
+
+def test_fetch_known_decodes_the_real_full_scan() -> None:
+    """Model, serial, program and versions of a real unit (ABC 3.06 ABCSTD, AXB 2.03) decode."""
+    done = fetch(str(FLAT), "known")
+    assert 0 == done.returncode, done.stderr
+    lines = done.stdout.splitlines()
+    assert "ABC Program (88): ABCSTD" in lines
+    assert "ABC Program Version (2): 3.06" in lines
+    assert "AXB Version (807): 2.03" in lines
+    assert not [line for line in lines if "Traceback" in line]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["745-x"], "is not a register"),
+        (["747-745"], "runs backwards"),
+        (["745", "--bogus"], "unrecognized arguments"),
+        ([], "the following arguments are required"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_clear_line(unit_dump: Path, args: list[str], message: str) -> None:
+    """A malformed query is the user's mistake: a message, no traceback, exit 2."""
+    done = fetch(str(unit_dump), *args)
+    assert 2 == done.returncode
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_device_errors_exit_1_with_the_users_document_wording(tmp_path: Path) -> None:
+    """Connection refused reads as in network-serial-connections.md; a missing device is named."""
+    with Sim.start(tmp_path, "--tcp", "127.0.0.1:0") as sim:
+        port = sim.url.rstrip("/").rsplit(":", 1)[1]
+    refused = fetch(f"tcp://127.0.0.1:{port}/", "745")
+    expected = f"aurora_fetch: Connection refused - tcp://127.0.0.1:{port}/\n"
+    assert (1, expected) == (refused.returncode, refused.stderr)
+    missing = fetch("/dev/ttyNOSUCH", "745")
+    assert 1 == missing.returncode
+    assert "/dev/ttyNOSUCH" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_an_absent_register_fails_an_explicit_query_unless_told_to_skip_it(unit_dump: Path) -> None:
+    """Exit 1 naming the exception; with --ignore-missing-registers a warning and the rest."""
+    strict = fetch(str(unit_dump), "745-748")
+    assert 1 == strict.returncode
+    assert strict.stderr.startswith("aurora_fetch: illegal data address")
+    lenient = fetch(str(unit_dump), "745-748", "--ignore-missing-registers")
+    assert 0 == lenient.returncode, lenient.stderr
+    assert 3 == len(lenient.stdout.splitlines())
+    assert "748" in lenient.stderr
+
+
+def test_debug_modbus_shows_every_frame(tmp_path: Path, unit_dump: Path) -> None:
+    """--debug-modbus logs the request and reply bytes (§4.1 example frame for 745-747)."""
+    with Sim.start(tmp_path, str(unit_dump), "--tcp", "127.0.0.1:0") as sim:
+        done = fetch(sim.url, "745-747", "--debug-modbus")
+    assert 0 == done.returncode, done.stderr
+    assert "01 41 02 e9 00 03 ad 88" in done.stderr
