@@ -1,0 +1,191 @@
+"""Component detection (aurora-bridge §3) and the :class:`Unit`: the detected heat pump as Homie
+nodes and properties, the registers to poll per tier, and the writes each ``/set`` payload makes.
+
+Pure code: the runtime passes a ``read(ranges)`` callable and publishes what the Unit returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+from aurora import registers as regs
+from aurora.errors import AuroraError, ExceptionReply
+
+from . import hass, homie
+from .properties import Components, NodeSpec, PropertySpec, Setter, Tier, Words, register_tiers
+from .properties import build_nodes as _build_nodes
+
+__all__ = ["DETECTION_RANGES", "Components", "Setter", "Tier", "Unit", "detect", "device_id_for"]
+
+log = structlog.get_logger(__name__)
+
+# §3.1 step 1, plus the component status/version block 800-813 in the same transaction (the
+# original read each flag with its own FC 3 request): 43 registers, one read.
+DETECTION_RANGES: Sequence[tuple[int, int]] = (
+    (2, 1),  # ABC program version
+    (33, 1),  # ABC DIP switches
+    (88, 22),  # program 88-91, model 92-103, serial 105-109
+    (404, 1),  # blower type
+    (412, 2),  # energy monitor type, pump type
+    (800, 14),  # thermostat, AXB, IZ2 status and versions (800-813)
+    (1103, 1),  # AXB DIP switches
+    (1114, 1),  # DHW water temperature: plausible → DHW fitted
+)
+_IDENTITY = ((88, 22),)
+ZONE_COUNT = 483
+MAX_ZONES = 6  # IZ2 zone registers exist for zones 1..6 (aurora-protocol §6.6)
+_REMOVED, _MISSING = 3, 0xFFFF  # component status (§3.1): 3 removed, 0xFFFF missing
+
+
+def device_id_for(serial: str) -> str:
+    """``aurora-<serial>`` as a valid Homie ID (§13 R10: the original aborted on other characters)."""
+    return homie.homie_id(f"aurora-{serial}") if serial.strip() else "aurora-unknown"
+
+
+def _read_all(read: Callable[[Sequence[tuple[int, int]]], Mapping[int, int]]) -> dict[int, int]:
+    """All detection ranges in one read; if the board refuses one, each range on its own."""
+    try:
+        return dict(read(DETECTION_RANGES))
+    except ExceptionReply as err:
+        log.warning("detection_read_refused", error=str(err), fallback="one range at a time")
+    words: dict[int, int] = {}
+    for item in DETECTION_RANGES:
+        try:
+            words.update(read([item]))
+        except ExceptionReply as err:
+            if item in _IDENTITY:
+                raise AuroraError(f"the unit's identity (registers 88-109) cannot be read: {err}") from err
+            log.warning("detection_range_missing", start=item[0], count=item[1], error=str(err))
+    return words
+
+
+def _installed(words: Words, address: int) -> bool:
+    # §13 R11: 0xFFFF ("missing") counts as absent, not installed like in the original
+    status = words.get(address)
+    return status is not None and status not in (_REMOVED, _MISSING)
+
+
+def _version(words: Words, address: int) -> float:
+    raw = words.get(address)
+    return 0.0 if raw is None or raw == _MISSING else raw / 100
+
+
+def components_from(words: Words, zone_count: int = 0) -> Components:
+    """The Components that the detection words describe (§3.2-3.4)."""
+    if any(a not in words for a in range(88, 110) if a != 104):
+        raise AuroraError("the unit's identity (registers 88-109) was not read")
+    axb = _installed(words, 806)
+    dip = words.get(33)
+    dhw_raw = words.get(1114)
+    dhw_temp = None if dhw_raw is None else regs.signed_tenths(dhw_raw)
+    return Components(
+        serial=regs.string([words[a] for a in range(105, 110)]),
+        model=regs.string([words[a] for a in range(92, 104)]),
+        program=regs.string([words[a] for a in range(88, 92)]),
+        abc_version=_version(words, 2),
+        thermostat=_installed(words, 800),
+        thermostat_version=_version(words, 801),
+        axb=axb,
+        axb_version=_version(words, 807),
+        iz2=_installed(words, 812),
+        iz2_version=_version(words, 813),
+        zone_count=zone_count,
+        dip=None if dip is None or dip == 0x7FFF else dip,  # §13 R8: "manual" crashed the original
+        axb_dip=words.get(1103),
+        energy_monitor=words.get(412, 0),
+        blower_type=words.get(404, 0),
+        pump_type=words.get(413, 0),
+        dhw=axb and dhw_temp is not None and -999 <= dhw_temp <= 999,
+    )
+
+
+def detect(
+    read: Callable[[Sequence[tuple[int, int]]], Mapping[int, int]], *, device_name: str = "WaterFurnace"
+) -> Unit:
+    """Read the unit's identity and components and build its Unit.
+
+    ``read(ranges)`` returns raw words by address. Raises AuroraError when the identity cannot be
+    read; an IZ2 whose zone count cannot be read gets no zones (logged).
+    """
+    words = _read_all(read)
+    zones = 0
+    probe = components_from(words)
+    if probe.awl_iz2:
+        try:
+            zones = read([(ZONE_COUNT, 1)]).get(ZONE_COUNT, 0)
+        except ExceptionReply as err:
+            log.warning("zone_count_unreadable", register=ZONE_COUNT, error=str(err))
+        if not 0 <= zones <= MAX_ZONES:
+            log.warning("zone_count_implausible", zones=zones, using=0)
+            zones = 0
+    components = components_from(words, zones)
+    unit = Unit.build(components, name=device_name)
+    log.info(
+        "unit_detected",
+        device_id=unit.device_id,
+        program=components.program,
+        model=components.model,
+        nodes=[n.id for n in unit.nodes],
+    )
+    return unit
+
+
+@dataclass
+class Unit:
+    """A detected heat pump: its Homie tree, poll sets, setters and HA discovery."""
+
+    device_id: str
+    name: str
+    components: Components
+    nodes: tuple[NodeSpec, ...]
+    _tiers: dict[int, Tier] = field(default_factory=dict, repr=False)
+    _by_path: dict[str, PropertySpec] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def build(cls, components: Components, *, name: str = "WaterFurnace") -> Unit:
+        """The Unit for detected components."""
+        nodes = _build_nodes(components)
+        unit = cls(device_id=device_id_for(components.serial), name=name, components=components, nodes=nodes)
+        unit._tiers = register_tiers(nodes)
+        unit._by_path = {spec.path: spec for node in nodes for spec in node.properties}
+        return unit
+
+    def properties(self) -> list[PropertySpec]:
+        """Every property, in publishing order."""
+        return list(self._by_path.values())
+
+    def spec(self, node_prop: str) -> PropertySpec | None:
+        """The property at ``<node>/<prop>``, or None."""
+        return self._by_path.get(node_prop)
+
+    def registers(self, tier: Tier) -> frozenset[int]:
+        """Addresses to poll in ``tier``; each register sits in exactly one tier (the fastest
+        that needs it), so ``values()`` wants the merged latest words of all tiers."""
+        return frozenset(a for a, t in self._tiers.items() if t == tier)
+
+    def description(self) -> list[tuple[str, str]]:
+        """(topic suffix under ``homie/<device_id>/``, payload) of every Homie attribute, in
+        publishing order; ``$state`` is not included."""
+        return homie.description(self.device_id, self.name, self.nodes)
+
+    def values(self, words: Mapping[int, int]) -> dict[str, str]:
+        """``<node>/<prop>`` → payload for each property whose registers are all in ``words``."""
+        return homie.values(self.nodes, words)
+
+    def setter(self, node_prop: str) -> Setter | None:
+        """The Setter of a settable property, else None."""
+        spec = self._by_path.get(node_prop)
+        return None if spec is None else spec.setter
+
+    def settable(self) -> list[str]:
+        """``<node>/<prop>`` of every settable property."""
+        return [path for path, spec in self._by_path.items() if spec.setter is not None]
+
+    def hass_discovery(
+        self, *, homie_root: str = "homie", prefix: str = "homeassistant", migrate: bool = True
+    ) -> list[tuple[str, str]]:
+        """(topic, payload) to publish retained, in order: HA device-based discovery, and with
+        ``migrate`` the Ruby gem's per-entity topics (migration marker first, empty payload last)."""
+        return hass.discovery(self, homie_root=homie_root, prefix=prefix, migrate=migrate)

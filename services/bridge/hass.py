@@ -1,0 +1,295 @@
+"""Home Assistant device-based MQTT discovery for a unit (mqtt-homie-libs §5.4, verified schema).
+
+One retained payload at ``<prefix>/device/<device_id>/config`` carries the device, origin,
+availability (from Homie ``$state``: online only when ``ready``) and one component per entity.
+Unique ids keep the Ruby gem's ``aurora-<serial>_<node>_<property>`` so Home Assistant keeps the
+entities' history after a switch, and carry the device id so several bridges never collide. The
+gem's per-entity topics are migrated (HA's ``migrate_discovery`` marker), then cleared.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
+
+from .properties import PropertySpec
+
+if TYPE_CHECKING:
+    from .device import Unit
+
+ORIGIN_NAME = "aurora-suite bridge"
+MANUFACTURER = "WaterFurnace"
+AVAILABILITY_TEMPLATE = "{{ 'online' if value == 'ready' else 'offline' }}"
+# The four topics the gem emptied on every start (aurora-bridge §7.5)
+_GEM_LEGACY = (
+    ("switch", "dhw_enabled", "dhw"),
+    ("number", "dhw_set-point", "dhw"),
+    ("sensor", "dhw_water-temperature", "dhw"),
+    ("scene", "faults_clear-history", None),
+)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("aurora-suite")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0.0.0"
+
+
+def object_id(spec: PropertySpec) -> str:
+    """The component key and unique-id suffix: ``<node>_<property>`` as the gem named it."""
+    return f"{spec.node}_{spec.id}"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def _common(unit: Unit, platform: str, key: str, name: str | None) -> dict[str, Any]:
+    return {
+        "p": platform,
+        "unique_id": f"{unit.device_id}_{key}",
+        "default_entity_id": f"{platform}.{_slug(unit.device_id)}_{_slug(key)}",
+        "name": name,
+        "qos": 1,  # a root qos is not inherited by components (§5.4 finding)
+    }
+
+
+def _range(spec: PropertySpec) -> tuple[float, float]:
+    assert spec.format is not None and ":" in spec.format, spec.path
+    low, high = spec.format.split(":")
+    return float(low), float(high)
+
+
+def _number(text: float) -> int | float:
+    return int(text) if float(text).is_integer() else text
+
+
+def _property_component(unit: Unit, spec: PropertySpec, base: str) -> dict[str, Any]:
+    hint = spec.hass
+    assert hint is not None
+    node_name = next(n.name for n in unit.nodes if n.id == spec.node)
+    topic = f"{base}/{spec.node}/{spec.id}"
+    c = _common(unit, hint.platform, object_id(spec), f"{node_name} {spec.name}")
+    if spec.retained:
+        c["state_topic"] = topic
+    if spec.setter is not None:
+        c["command_topic"] = f"{topic}/set"
+    if hint.category:
+        c["entity_category"] = hint.category
+    if not hint.enabled:
+        c["enabled_by_default"] = False
+    unit_of_measurement = hint.unit or spec.unit
+    if hint.platform == "sensor":
+        if spec.datatype == "enum":
+            # original issue 84: an enum sensor must not have a state class or a unit
+            c["device_class"] = "enum"
+            c["options"] = (spec.format or "").split(",")
+        else:
+            if hint.device_class:
+                c["device_class"] = hint.device_class
+            if hint.state_class:
+                c["state_class"] = hint.state_class
+            if unit_of_measurement:
+                c["unit_of_measurement"] = unit_of_measurement
+            if spec.datatype == "float":
+                c["suggested_display_precision"] = 1
+    elif hint.platform in ("binary_sensor", "switch"):
+        c["payload_on"], c["payload_off"] = "true", "false"
+        if hint.device_class:
+            c["device_class"] = hint.device_class
+    elif hint.platform == "number":
+        low, high = _range(spec)
+        c.update(
+            min=_number(low), max=_number(high), step=1 if spec.datatype == "integer" else 0.1, mode="box"
+        )
+        if spec.datatype == "integer":
+            c["command_template"] = "{{ value | int }}"  # Homie integers have no decimal point
+        if unit_of_measurement:
+            c["unit_of_measurement"] = unit_of_measurement
+        if hint.device_class:
+            c["device_class"] = hint.device_class
+    elif hint.platform == "select":
+        c["options"] = (spec.format or "").split(",")
+    elif hint.platform == "button":
+        c["payload_press"] = spec.format
+    return c
+
+
+def _climate(unit: Unit, node_id: str, base: str) -> dict[str, Any] | None:
+    spec = unit.spec
+    t = f"{base}/{node_id}"
+    mode = spec(f"{node_id}/target-mode")
+    if mode is None:
+        return None  # a thermostat that does not communicate: nothing to control
+    single = unit.components.awl_thermostat and not unit.components.awl_iz2
+    node_name = next(n.name for n in unit.nodes if n.id == node_id)
+    c = _common(unit, "climate", node_id, None if single else node_name)
+    whole = not single  # IZ2 zones hold whole degrees
+    c.update(
+        {
+            "current_temperature_topic": f"{t}/ambient-temperature",
+            "action_topic": f"{t}/current-mode",
+            "action_template": "{% if value.startswith('h') %}heating{% elif value.startswith('c') %}cooling"
+            "{% else %}idle{% endif %}",
+            # Homie "auto" is the range mode HA calls heat_cool; eheat is a preset (§5.4 variant)
+            "modes": ["off", "heat_cool", "cool", "heat"],
+            "mode_state_topic": f"{t}/target-mode",
+            "mode_state_template": "{{ {'auto': 'heat_cool', 'eheat': 'heat'}.get(value, value) }}",
+            "mode_command_topic": f"{t}/target-mode/set",
+            "mode_command_template": "{{ 'auto' if value == 'heat_cool' else value }}",
+            "fan_modes": ["auto", "continuous", "intermittent"],
+            "fan_mode_state_topic": f"{t}/target-fan-mode",
+            "fan_mode_command_topic": f"{t}/target-fan-mode/set",
+            "temperature_low_state_topic": f"{t}/heating-target-temperature",
+            "temperature_low_command_topic": f"{t}/heating-target-temperature/set",
+            "temperature_high_state_topic": f"{t}/cooling-target-temperature",
+            "temperature_high_command_topic": f"{t}/cooling-target-temperature/set",
+            "temperature_unit": "F",
+            "precision": 1.0 if whole else 0.1,
+            "temp_step": 1 if whole else 0.5,
+            "min_temp": 40,
+            "max_temp": 99,
+        }
+    )
+    if "eheat" in (mode.format or "").split(","):
+        c.update(
+            {
+                "preset_modes": ["emergency_heat"],
+                "preset_mode_state_topic": f"{t}/target-mode",
+                "preset_mode_value_template": "{{ 'emergency_heat' if value == 'eheat' else 'none' }}",
+                "preset_mode_command_topic": f"{t}/target-mode/set",
+                "preset_mode_command_template": "{{ 'eheat' if value == 'emergency_heat' else 'heat' }}",
+            }
+        )
+    if spec("humidistat/relative-humidity") is not None:
+        c["current_humidity_topic"] = f"{base}/humidistat/relative-humidity"
+    return c
+
+
+def _water_heater(unit: Unit, base: str) -> dict[str, Any]:
+    t = f"{base}/dhw"
+    c = _common(unit, "water_heater", "dhw", "Domestic Hot Water Generator")
+    c.update(
+        {
+            "icon": "mdi:water-boiler",
+            "current_temperature_topic": f"{t}/water-temperature",
+            "modes": ["off", "heat_pump"],
+            "mode_state_topic": f"{t}/enabled",
+            "mode_state_template": "{{ 'heat_pump' if value == 'true' else 'off' }}",
+            "mode_command_topic": f"{t}/enabled/set",
+            "mode_command_template": "{{ 'false' if value == 'off' else 'true' }}",
+            "temperature_state_topic": f"{t}/set-point",
+            "temperature_command_topic": f"{t}/set-point/set",
+            # aurora-bridge §13 U3: HA reads min_temp/max_temp; the gem sent min/max
+            "min_temp": 100,
+            "max_temp": 140,
+            "precision": 0.1,
+            "temperature_unit": "F",
+        }
+    )
+    return c
+
+
+def _humidifier(unit: Unit, base: str, kind: str) -> dict[str, Any] | None:
+    """kind "humidifier" or "dehumidifier"; needs the mode and target properties (AWL)."""
+    stem = "humidif" if kind == "humidifier" else "dehumidif"
+    mode = unit.spec(f"humidistat/{stem}ier-mode")
+    target = unit.spec(f"humidistat/{stem}ication-target")
+    if mode is None or target is None:
+        return None
+    low, high = _range(target)
+    t = f"{base}/humidistat"
+    c = _common(unit, "humidifier", kind, kind.capitalize())
+    c.update(
+        {
+            "device_class": kind,
+            # §13 U2: on/off went to a topic nobody read; here on = automatic control, off = manual
+            "state_topic": f"{t}/{stem}ier-mode",
+            "command_topic": f"{t}/{stem}ier-mode/set",
+            "payload_on": "auto",
+            "payload_off": "manual",
+            "action_topic": f"{t}/{stem}ier-running",
+            "action_template": "{{ '%s' if value == 'true' else 'idle' }}"
+            % ("humidifying" if kind == "humidifier" else "drying"),
+            "target_humidity_state_topic": f"{t}/{stem}ication-target",
+            "target_humidity_command_topic": f"{t}/{stem}ication-target/set",
+            "target_humidity_command_template": "{{ value | int }}",
+            "min_humidity": int(low),
+            "max_humidity": int(high),
+        }
+    )
+    if unit.spec("humidistat/relative-humidity") is not None:
+        c["current_humidity_topic"] = f"{t}/relative-humidity"
+    return c
+
+
+def components(unit: Unit, *, homie_root: str = "homie") -> dict[str, dict[str, Any]]:
+    """The ``cmps`` map: component key → component config (with its platform ``p``)."""
+    base = f"{homie_root}/{unit.device_id}"
+    cmps: dict[str, dict[str, Any]] = {}
+    for spec in unit.properties():
+        if spec.hass is not None:
+            cmps[object_id(spec)] = _property_component(unit, spec, base)
+    for node in unit.nodes:
+        if node.id.startswith("zone") and (climate := _climate(unit, node.id, base)) is not None:
+            cmps[node.id] = climate
+    if unit.spec("dhw/set-point") is not None:
+        cmps["dhw"] = _water_heater(unit, base)
+    for kind in ("humidifier", "dehumidifier"):
+        if (humidifier := _humidifier(unit, base, kind)) is not None:
+            cmps[kind] = humidifier
+    return cmps
+
+
+def device_payload(unit: Unit, *, homie_root: str = "homie") -> dict[str, Any]:
+    """The whole device-discovery document."""
+    c = unit.components
+    device: dict[str, Any] = {"ids": [unit.device_id], "name": unit.name, "mf": MANUFACTURER}
+    if c.model:
+        device["mdl"] = c.model
+    if c.serial:
+        device["sn"] = c.serial
+    if c.abc_version:
+        device["sw"] = f"{c.abc_version:.2f}"
+    return {
+        "dev": device,
+        "o": {"name": ORIGIN_NAME, "sw": _version()},
+        "avty": [{"topic": f"{homie_root}/{unit.device_id}/$state", "value_template": AVAILABILITY_TEMPLATE}],
+        "cmps": components(unit, homie_root=homie_root),
+    }
+
+
+def legacy_topics(unit: Unit, *, prefix: str = "homeassistant") -> list[str]:
+    """The gem's per-entity discovery topics this unit would have had (aurora-bridge §7.2, §7.5)."""
+    topics: list[str] = []
+    for key, cmp in components(unit).items():
+        spec = unit.spec(key.replace("_", "/", 1))
+        platform = cmp["p"]
+        if spec is not None and spec.hass is not None and spec.hass.legacy is not None:
+            platform = spec.hass.legacy
+        if platform:
+            topics.append(f"{prefix}/{platform}/{unit.device_id}/{key}/config")
+    for platform, key, node in _GEM_LEGACY:
+        if node is None or unit.spec(f"{node}/set-point") is not None:
+            topics.append(f"{prefix}/{platform}/{unit.device_id}/{key}/config")
+    return topics
+
+
+def discovery(
+    unit: Unit, *, homie_root: str = "homie", prefix: str = "homeassistant", migrate: bool = True
+) -> list[tuple[str, str]]:
+    """(topic, payload) in publishing order, all retained: with ``migrate``, HA's migration
+    marker on each of the gem's old topics, then the device document, then the old topics
+    emptied (HA's documented migration order)."""
+    document = json.dumps(
+        device_payload(unit, homie_root=homie_root), ensure_ascii=False, separators=(",", ":")
+    )
+    own = (f"{prefix}/device/{unit.device_id}/config", document)
+    if not migrate:
+        return [own]
+    old = legacy_topics(unit, prefix=prefix)
+    marker = json.dumps({"migrate_discovery": True})
+    return [(t, marker) for t in old] + [own] + [(t, "") for t in old]
