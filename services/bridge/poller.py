@@ -104,11 +104,12 @@ def read_words(
 ) -> PollReport:
     """Read ``addresses`` as one worker job per chunk.
 
-    A chunk refused with an exception reply is read again range by range and then address by
-    address (aurora-protocol §5.3); addresses the board says it does not have go into ``missing``
-    and are not asked for again. A timed-out or garbled chunk costs its own registers. Raises
-    BusError when the line is lost, or BusTimeout when the first chunk of the read got no answer:
-    then the unit is silent, and waiting for every other chunk would only delay the alert.
+    A chunk refused with an exception reply is read again range by range, and a refused range in
+    halves down to single addresses (aurora-protocol §5.3); addresses the board says it does not
+    have go into ``missing`` and are not asked for again. A timed-out or garbled chunk costs its
+    own registers. Raises BusError when the line is lost, or BusTimeout when the first chunk of
+    the read got no answer: then the unit is silent, and waiting for the other chunks would only
+    delay the alert.
     """
     skip = missing if missing is not None else set()
     words: dict[int, int] = {}
@@ -143,25 +144,30 @@ def read_words(
             log.warning("poll_chunk_failed", registers=str(chunk), error=str(failure))
             continue
         answered = True  # the board answered, only not with data
-        for item in _split(chunk):
+        pending = _split(chunk)
+        while pending:
+            item = pending.pop(0)
             try:
                 words.update(zip(item.addresses, run(item), strict=True))
             except IllegalAddress as err:
-                failed.update(dict.fromkeys(item.addresses, err))
-                if item.count == 1:
-                    skip.add(item.addresses[0])
-                    log.warning("register_missing", address=item.addresses[0])
+                if item.count > 1:
+                    pending[:0] = _split(item)  # bisect: a few reads find the one missing register
+                    continue
+                failed[item.addresses[0]] = err
+                skip.add(item.addresses[0])
+                log.warning("register_missing", address=item.addresses[0])
             except (ExceptionReply, FrameError, BusTimeout) as err:
                 failed.update(dict.fromkeys(item.addresses, err))
     return PollReport(words, failed, transactions, failed_chunks)
 
 
 def _split(chunk: Chunk) -> list[Chunk]:
-    """A refused chunk's items one by one; a refused multi-register item then address by address."""
+    """A refused chunk's items one by one; a refused range in two halves."""
     if len(chunk.items) > 1:
         return [Chunk((item,)) for item in chunk.items]
     start, count = chunk.items[0]
-    return [Chunk(((a, 1),)) for a in range(start, start + count)]
+    half = count // 2
+    return [Chunk(((start, half),)), Chunk(((start + half, count - half),))]
 
 
 @dataclass(slots=True)

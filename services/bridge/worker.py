@@ -120,7 +120,7 @@ class BusWorker:
     def _open(self) -> Bus:
         retrying = Retrying(
             retry=retry_if_exception_type(BusError),
-            wait=wait_exponential_jitter(initial=0.5, max=self._max_backoff_s),
+            wait=wait_exponential_jitter(multiplier=0.5, max=self._max_backoff_s),
             stop=stop_any(_StopWhenSet(self._stop)),
             sleep=self._stop.wait,
             before_sleep=lambda state: log.warning(

@@ -1,0 +1,342 @@
+"""The bridge's runtime without sockets: bus worker, poller, writes, partial failures.
+
+A fake Unit and a DumpBus stand in for the device description and the line.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from aurora.bridge.app import Bridge, BridgeConfig
+from aurora.bridge.poller import TierSchedule, WordCache, read_words
+from aurora.bridge.publisher import MqttCounters
+from aurora.bridge.worker import BusWorker, Priority
+from aurora.dump import DumpBus
+from aurora.errors import BusTimeout, UsageError
+from aurora.mqtt import MqttSettings
+
+TRANSACTION_S = 0.05
+
+
+class SlowBus(DumpBus):
+    """A DumpBus whose every transaction takes TRANSACTION_S and is recorded in order."""
+
+    def __init__(self, registers: Mapping[int, int], silent: bool = False) -> None:
+        super().__init__(registers)
+        self.calls: list[tuple[str, Any]] = []
+        self.silent = silent
+        self.timeouts_after: int | None = None
+
+    def _values(self, function: int, addresses: Sequence[int]) -> list[int]:
+        self.calls.append(("read", tuple(addresses)))
+        time.sleep(TRANSACTION_S)
+        if self.silent or (self.timeouts_after is not None and len(self.calls) > self.timeouts_after):
+            raise BusTimeout("no reply")
+        return super()._values(function, addresses)
+
+    def write_register(self, address: int, value: int) -> None:
+        self.calls.append(("write", (address, value)))
+        time.sleep(TRANSACTION_S)
+        super().write_register(address, value)
+
+
+@pytest.fixture
+def worker_and_bus() -> Any:
+    bus = SlowBus({a: a % 100 for a in range(0, 2000)})
+    worker = BusWorker(lambda: bus)
+    worker.start()
+    yield worker, bus
+    worker.stop()
+
+
+def test_a_write_waits_for_at_most_one_transaction_while_a_poll_runs(worker_and_bus: Any) -> None:
+    """Issue 3: a write never waits for a whole poll cycle (the original held one lock for all of it)."""
+    worker, bus = worker_and_bus
+    addresses = range(0, 1000)  # ten chunks of 100 registers: ten transactions of 50 ms
+    poll = threading.Thread(target=read_words, args=(worker, addresses))
+    poll.start()
+    while not bus.calls:  # the poll's first transaction is on the line
+        time.sleep(0.001)
+    submitted = time.monotonic()
+    started: list[float] = []
+
+    def write(b: Any) -> None:
+        started.append(time.monotonic())
+        b.write_register(1500, 7)
+
+    worker.submit(write, Priority.WRITE).result(timeout=5)
+    poll.join(5)
+    assert started[0] - submitted < 2 * TRANSACTION_S
+    order = [kind for kind, _ in bus.calls]
+    assert order.index("write") <= 2  # after the one or two reads already on the line, not after ten
+    assert 11 == len(order)
+
+
+def test_a_refused_register_costs_only_its_own_value_and_is_not_asked_for_again() -> None:
+    """STYLE §7: one missing register must not blank the other 150 (R1: the original exited)."""
+    registers = {a: 1 for a in range(0, 300) if a != 150}
+    bus = SlowBus(registers)
+    worker = BusWorker(lambda: bus)
+    worker.start()
+    try:
+        missing: set[int] = set()
+        report = read_words(worker, [*range(100, 160), 200, 201], missing=missing)
+        assert {150} == set(report.failed)
+        assert set(range(100, 160)) - {150} | {200, 201} == set(report.words)
+        assert {150} == missing
+        bus.calls.clear()
+        again = read_words(worker, [*range(100, 160), 200, 201], missing=missing)
+        assert again.complete
+        assert all(150 not in addresses for _, addresses in bus.calls)
+    finally:
+        worker.stop()
+
+
+def test_a_silent_unit_fails_the_cycle_after_one_transaction() -> None:
+    """A timeout before anything answered ends the cycle: waiting for every chunk only delays alert."""
+    bus = SlowBus({a: 0 for a in range(1000)}, silent=True)
+    worker = BusWorker(lambda: bus)
+    worker.start()
+    try:
+        with pytest.raises(BusTimeout):
+            read_words(worker, range(0, 1000))
+        assert 1 == len(bus.calls)
+    finally:
+        worker.stop()
+
+
+def test_a_timeout_after_an_answer_costs_only_that_chunk() -> None:
+    bus = SlowBus({a: 3 for a in range(1000)})
+    bus.timeouts_after = 1
+    worker = BusWorker(lambda: bus)
+    worker.start()
+    try:
+        report = read_words(worker, range(0, 300))
+        assert set(range(0, 100)) == set(report.words)
+        assert set(range(100, 300)) == set(report.failed)
+        assert 2 == report.failed_chunks
+    finally:
+        worker.stop()
+
+
+def test_tiers_due_together_are_read_in_one_pass_and_an_outage_does_not_cause_a_burst() -> None:
+    schedule = TierSchedule({"fast": 5.0, "medium": 30.0, "slow": 300.0})
+    assert ["fast", "medium", "slow"] == schedule.due(0.0)
+    schedule.done(["fast", "medium", "slow"], 0.0)
+    assert [] == schedule.due(4.9)
+    assert ["fast"] == schedule.due(5.0)
+    schedule.done(["fast"], 5.0)
+    assert ["fast", "medium"] == schedule.due(30.0)
+    schedule.done(["fast", "medium"], 1000.0)  # the line was down for 16 minutes
+    assert 1005.0 == schedule.next_due["fast"]
+    assert 1030.0 == schedule.next_due["medium"]
+
+
+def test_the_word_cache_remembers_when_each_word_was_read() -> None:
+    cache = WordCache()
+    cache.update({745: 680}, at=12.5)
+    assert (680, 12.5) == cache.lookup(745)
+    assert cache.lookup(746) is None
+
+
+# ---------------------------------------------------------------- the bridge with a fake unit
+
+
+class FakeSetter:
+    def writes(self, payload: str, words: Mapping[int, int]) -> list[tuple[int, int]]:
+        try:
+            value = float(payload)
+        except ValueError:
+            raise UsageError(f"{payload!r} is not a number") from None
+        if not 100 <= value <= 140:
+            raise UsageError(f"{value} is outside 100..140")
+        return [(401, round(value * 10))]
+
+    def readback(self) -> frozenset[int]:
+        return frozenset({401})
+
+
+class FakeUnit:
+    device_id = "aurora-42"
+    name = "Test"
+    explode = False
+
+    def registers(self, tier: str) -> frozenset[int]:
+        return {"F": frozenset({745, 746}), "M": frozenset({401}), "S": frozenset({2})}[tier]
+
+    def description(self) -> list[tuple[str, str]]:
+        return [("$homie", "4.0.0"), ("dhw/set-point/$datatype", "float")]
+
+    def values(self, words: Mapping[int, int]) -> dict[str, str]:
+        if self.explode:
+            raise ZeroDivisionError("a decoder bug")
+        out = {}
+        if 401 in words:
+            out["dhw/set-point"] = f"{words[401] / 10:g}"
+        if 745 in words:
+            out["abc/temperature"] = str(words[745])
+        return out
+
+    def setter(self, node_prop: str) -> FakeSetter | None:
+        return FakeSetter() if node_prop == "dhw/set-point" else None
+
+    def settable(self) -> list[str]:
+        return ["dhw/set-point"]
+
+    def hass_discovery(self, **_: str) -> list[tuple[str, str]]:
+        return []
+
+
+class FakePublisher:
+    """Records what the bridge would send; the MQTT side is proven by the integration tests."""
+
+    def __init__(self) -> None:
+        self.sent: dict[str, str] = {}
+        self.state = "init"
+        self.connected = True
+        self.counters = MqttCounters()
+
+    def retain(self, topic: str, payload: str, *, force: bool = False) -> bool:
+        if not force and self.sent.get(topic) == payload:
+            return False
+        self.sent[topic] = payload
+        return True
+
+    def retain_many(self, items: Any, *, force: bool = False) -> int:
+        return sum(self.retain(t, p, force=force) for t, p in items)
+
+    def set_state(self, state: str) -> None:
+        self.state = state
+
+
+def _bridge(bus: DumpBus) -> Bridge:
+    config = BridgeConfig(port="unused", mqtt=MqttSettings(host="127.0.0.1", port=1, tls=False))
+    bridge = Bridge(
+        config,
+        opener=lambda: bus,
+        detect=lambda read, device_name: FakeUnit(),
+        tiers={"fast": "F", "medium": "M", "slow": "S"},
+    )
+    bridge.unit = FakeUnit()
+    bridge.root = "homie/aurora-42"
+    bridge.publisher = FakePublisher()  # type: ignore[assignment]
+    bridge.ready.set()
+    bridge.worker.start()
+    return bridge
+
+
+def _message(topic: str, payload: bytes, retain: bool = False) -> mqtt.MQTTMessage:
+    msg = mqtt.MQTTMessage(topic=topic.encode())
+    msg.payload = payload
+    msg.retain = retain
+    return msg
+
+
+def test_a_poll_publishes_values_once_and_only_again_when_they_change() -> None:
+    bus = DumpBus({2: 1, 745: 680, 746: 700, 401: 1200})
+    bridge = _bridge(bus)
+    try:
+        assert bridge._poll(["fast", "medium", "slow"], time.monotonic())
+        pub = bridge.publisher
+        assert {"homie/aurora-42/dhw/set-point": "120", "homie/aurora-42/abc/temperature": "680"} == pub.sent  # type: ignore[union-attr]
+        assert 0 == bridge.publish_values()
+        bus.registers[745] = 681
+        bridge._poll(["fast"], time.monotonic())
+        assert "681" == pub.sent["homie/aurora-42/abc/temperature"]  # type: ignore[union-attr]
+        assert "ready" == pub.state  # type: ignore[union-attr]
+    finally:
+        bridge.worker.stop()
+
+
+def test_a_decoder_that_raises_is_logged_and_counted_and_the_bridge_carries_on() -> None:
+    """aurora-bridge §13 R1: the original exited on bad data."""
+    bus = DumpBus({2: 1, 745: 680, 746: 700, 401: 1200})
+    bridge = _bridge(bus)
+    try:
+        bridge.unit.explode = True
+        bridge._poll(["fast"], time.monotonic())
+        assert "decoding failed" in (bridge.stats.last_error or "")
+        bridge.unit.explode = False
+        assert bridge._poll(["fast"], time.monotonic())
+    finally:
+        bridge.worker.stop()
+
+
+def test_a_silent_unit_turns_the_state_to_alert_and_an_answer_back_to_ready() -> None:
+    bus = SlowBus({2: 1, 745: 680, 746: 700, 401: 1200}, silent=True)
+    bridge = _bridge(bus)
+    try:
+        assert not bridge._poll(["fast"], time.monotonic())
+        assert "alert" == bridge.publisher.state  # type: ignore[union-attr]
+        assert 1 == bridge.stats.failed_cycles
+        bus.silent = False
+        assert bridge._poll(["fast"], time.monotonic())
+        assert "ready" == bridge.publisher.state  # type: ignore[union-attr]
+    finally:
+        bridge.worker.stop()
+
+
+def test_a_valid_set_writes_the_register_reads_it_back_and_publishes_it() -> None:
+    bus = DumpBus({2: 1, 745: 680, 746: 700, 401: 1200})
+    bridge = _bridge(bus)
+    try:
+        bridge._poll(["medium"], time.monotonic())
+        bridge._on_set(_message("homie/aurora-42/dhw/set-point/set", b"125.5"))
+        pub = bridge.publisher
+
+        def published() -> bool:
+            return pub.sent.get("homie/aurora-42/dhw/set-point") == "125.5"  # type: ignore[union-attr]
+
+        deadline = time.monotonic() + 5
+        while not published() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert 1255 == bus.registers[401]
+        assert published()
+        assert 1 == bridge.stats.writes
+    finally:
+        bridge.worker.stop()
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "retain"),
+    [
+        ("homie/aurora-42/dhw/set-point/set", b"hot", False),
+        ("homie/aurora-42/dhw/set-point/set", b"500", False),
+        ("homie/aurora-42/dhw/set-point/set", b"\xff\xfe", False),
+        ("homie/aurora-42/dhw/set-point/set", b"120", True),
+        ("homie/aurora-42/abc/temperature/set", b"70", False),
+    ],
+    ids=["not-a-number", "out-of-range", "not-utf8", "retained-command", "not-settable"],
+)
+def test_a_bad_set_writes_nothing(topic: str, payload: bytes, retain: bool) -> None:
+    bus = SlowBus({2: 1, 745: 680, 746: 700, 401: 1200})
+    bridge = _bridge(bus)
+    try:
+        bridge._on_set(_message(topic, payload, retain))
+        bridge.worker.submit(lambda b: None, Priority.POLL).result(timeout=5)  # the queue is drained
+        assert [] == [c for c in bus.calls if c[0] == "write"]
+        assert 1200 == bus.registers[401]
+    finally:
+        bridge.worker.stop()
+
+
+def test_the_health_document_carries_bus_poll_and_worker_numbers() -> None:
+    import json
+
+    bus = DumpBus({2: 1, 745: 680, 746: 700, 401: 1200})
+    bridge = _bridge(bus)
+    try:
+        bridge._poll(["fast", "medium", "slow"], time.monotonic())
+        doc = json.loads(bridge.health())
+        assert 1 == doc["poll"]["good_cycles"]
+        assert doc["last_good_poll"].endswith("+00:00")
+        assert {"transactions", "timeouts", "retries", "reconnects", "latency_ewma_s"} <= set(doc["bus"])
+        assert {"longest_wait_s", "coalesced"} <= set(doc["worker"])
+        assert doc["uptime_s"] >= 0
+    finally:
+        bridge.worker.stop()
