@@ -91,12 +91,19 @@ class SimulatedAbc:
             regs[31109] = value
         elif address == 21115:
             regs[31110] = value
+        elif address == 323 and value != 0x7FFF and 325 in regs:
+            regs[325] = value  # a manual pump speed is what the VS pump then runs at
+        elif address == 47 and value == 0x5555:
+            for counter in range(601, 700):  # clear fault history: counters of known codes to 0
+                if regs.get(counter, 0xFFFF) != 0xFFFF:
+                    regs[counter] = 0
+        # 112, 321, 322, 340-347, 400, 401, 12309 and 12310 read back from the written register
 
     def _mirror_zone(self, zone: int, offset: int, value: int) -> None:
         regs = self._registers
         c1, c2 = 31008 + 3 * zone, 31009 + 3 * zone
-        if offset == 0:  # mode: two bits in configuration 2 (aurora-protocol §6.3)
-            regs[c2] = _set_bits(regs.get(c2, 0), 0x0300, (value & 3) << 8)
+        if offset == 0:  # mode: bits 8-10 of configuration 2, so eheat (4) reads back (bridge §13 C8)
+            regs[c2] = _set_bits(regs.get(c2, 0), 0x0700, (value & 7) << 8)
         elif offset == 1:  # heating set point: 5 low bits in config 2, the 6th is config 1's bit 0
             t = max(0, min(63, value // 10 - 36))
             regs[c2] = _set_bits(regs.get(c2, 0), 0xF800, (t & 0x1F) << 11)
