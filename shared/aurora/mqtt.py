@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 import structlog
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from .errors import UsageError
 from .transport import redact
@@ -120,7 +120,7 @@ def make_client(
     settings: MqttSettings,
     client_id: str,
     *,
-    protocol: mqtt.MQTTProtocolVersion = mqtt.MQTTProtocolVersion.MQTTv5,
+    protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5,
 ) -> mqtt.Client:
     """A paho 2.x client (VERSION2 callbacks), credentials and TLS set; not connected yet."""
     client = mqtt.Client(

@@ -187,7 +187,7 @@ def decode_request(frame: bytes) -> Request:
         return Request(slave, f, writes=tuple(zip(words[::2], words[1::2], strict=True)))
     if f == FunctionCode.UNKNOWN_68 and len(data) == 4:
         return Request(slave, f, raw=bytes(data))
-    if f in iter(FunctionCode):
+    if f in {c.value for c in FunctionCode}:
         raise FrameError(f"function {f} request with {len(data)} data bytes does not fit its layout")
     return Request(slave, f, raw=bytes(data))
 
