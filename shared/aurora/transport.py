@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,6 +31,7 @@ from .errors import (
     IllegalFunction,
     UsageError,
 )
+from .streams import Rfc2217Stream, TcpStream
 
 if TYPE_CHECKING:
     from .mqtt import MqttSettings
@@ -41,14 +43,25 @@ T = TypeVar("T")
 SERIAL_SETTINGS = {"baudrate": 19200, "bytesize": 8, "parity": serial.PARITY_EVEN, "stopbits": 1}
 DEFAULT_LATENCY_S = 0.5  # what the board and the network may add to the wire time of a reply
 DEFAULT_ATTEMPTS = 3
+_EXCEPTION_LENGTH = 5  # uid, function | 0x80, code, CRC
 READ_SLICE_S = 0.05  # fixed read timeout: changing it re-applies termios, which fails on a pty
-_SER2NET_BUSY = (b"Port already in use", b"port already in use")
+_STALE_LIMIT = 4096  # bytes read off a network port before each request, at most
+# ser2net writes these into the data stream and hangs up (infra.md §2.2 pitfalls 1 and 5).
+_SER2NET_BUSY = b"already in use"  # "Port already in use", "Port's device already in use"
 _SER2NET_OPEN_FAIL = b"Device open failure"
 
 
 def _describe_attempt(state: RetryCallState) -> None:
     err = state.outcome.exception() if state.outcome else None
     log.warning("bus_retry", attempt=state.attempt_number, error=str(err))
+
+
+class PortBusy(BusError):
+    """ser2net said its device is in use (another client, or one that has just left)."""
+
+
+BUSY_RETRIES = 3
+BUSY_BACKOFF_S = 0.2
 
 
 class SerialBus:
@@ -70,6 +83,7 @@ class SerialBus:
         byte_time_s: float = rtu.BYTE_TIME_S,
         wf_codes: bool | None = None,
         debug: bool = False,
+        reopen: Callable[[], serial.SerialBase] | None = None,
     ) -> None:
         self._port = port
         self.name = name
@@ -80,6 +94,7 @@ class SerialBus:
         self.wf_codes = wf_codes  # None: not known yet; found out on the first FC 65/66 read
         self.debug = debug
         self.stats = BusStats()
+        self._reopen = reopen  # how to connect again when ser2net says the device is busy
 
     # ------------------------------------------------------------ one transaction
 
@@ -90,23 +105,25 @@ class SerialBus:
         started = time.monotonic()
         deadline = started + timeout_s
         self.stats.transactions += 1
+        buf = bytearray()
         try:
             self._flush_stale()
             if self.debug:
                 log.debug("tx", frame=frame.hex(" "))
             self._port.write(frame)
             self.stats.bytes_sent += len(frame)
-            buf = bytearray()
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                # Ask for what the reply still needs, so a paced line is read in few calls.
-                chunk = self._port.read(max(1, expected - len(buf), self._port.in_waiting))
+            while time.monotonic() < deadline:
+                chunk = self._port.read(_read_size(len(buf), expected, self._port.in_waiting))
                 if not chunk:
+                    if len(buf) >= expected:
+                        # A whole reply's worth of bytes and then a silent read slice: what came
+                        # was garbled (CRC, flipped bit). Retry now instead of waiting out the
+                        # allowance, as the original did for 15 s (aurora-protocol §11.1.3).
+                        break
                     continue
                 buf += chunk
                 self.stats.bytes_received += len(chunk)
+                _raise_for_ser2net_text(self.name, bytes(buf))
                 found = rtu.find_reply(bytes(buf), request)
                 if found is not None:
                     reply, _ = found
@@ -121,19 +138,15 @@ class SerialBus:
             self.stats.exception_replies += 1
             self.stats.bus_time_s += time.monotonic() - started
             raise
-        except serial.SerialException as err:
+        except (serial.SerialException, OSError) as err:
             self.stats.bus_time_s += time.monotonic() - started
-            raise BusError(f"{self.name}: {err}") from err
-        except OSError as err:
-            self.stats.bus_time_s += time.monotonic() - started
-            raise BusError(f"{self.name}: {err}") from err
+            # The server may have said why before it hung up (infra.md §2.2 pitfalls 1 and 5).
+            text = bytes(buf) + _pending_bytes(self._port)
+            _raise_for_ser2net_text(self.name, text)
+            raise _lost_error(self.name, err) from err
         self.stats.bus_time_s += time.monotonic() - started
         if self.debug and buf:
             log.debug("rx_garbage", frame=bytes(buf).hex(" "))
-        if any(marker in buf for marker in _SER2NET_BUSY):
-            raise BusError(f"Serial port busy - {self.name} (ser2net: Port already in use)")
-        if _SER2NET_OPEN_FAIL in buf:
-            raise BusError(f"{self.name}: ser2net could not open its serial device (Device open failure)")
         if buf:
             self.stats.frame_errors += 1
             raise FrameError(f"no valid reply in {len(buf)} bytes from {self.name}")
@@ -141,11 +154,26 @@ class SerialBus:
         raise BusTimeout(f"no reply from {self.name} within {timeout_s:.2f} s")
 
     def _flush_stale(self) -> None:
-        # A late reply to an earlier request must never be taken for this one (aurora-protocol §11.1.2).
-        self._port.reset_input_buffer()
-        waiting = self._port.in_waiting
-        if waiting:
-            self._port.read(waiting)
+        # A late reply to an earlier request must never be taken for this one (aurora-protocol §11.1.2),
+        # and what ser2net sent on connect is stale too (infra.md §2.2 pitfall 7).
+        if not _is_network(self._port):
+            self._port.reset_input_buffer()  # termios flush: local and instant
+            return
+        # On a network port reset_input_buffer either drains the socket unseen (socket://), or sends an
+        # RFC 2217 PURGE and polls 50 ms for the server's answer on every transaction (rfc2217://).
+        # Read the stale bytes instead: ser2net's in-band error text is among them.
+        stale = bytearray()
+        try:
+            while len(stale) < _STALE_LIMIT and (waiting := self._port.in_waiting):
+                stale += self._port.read(min(waiting, _STALE_LIMIT))
+        except (serial.SerialException, OSError):
+            _raise_for_ser2net_text(self.name, bytes(stale) + _pending_bytes(self._port))
+            raise
+        if stale:
+            self.stats.extra["stale_bytes"] = self.stats.extra.get("stale_bytes", 0) + len(stale)
+            _raise_for_ser2net_text(self.name, bytes(stale))
+            if self.debug:
+                log.debug("rx_stale", frame=bytes(stale).hex(" "))
 
     def transact(self, request: rtu.Request) -> rtu.Reply:
         """Run one read transaction, retrying timeouts and garbled replies only."""
@@ -155,7 +183,29 @@ class SerialBus:
             before_sleep=self._count_retry,
             reraise=True,
         )
-        return retrying(self._attempt, request)
+        for busy in range(BUSY_RETRIES + 1):
+            try:
+                return retrying(self._attempt, request)
+            except PortBusy:
+                if self._reopen is None or busy == BUSY_RETRIES:
+                    raise
+                self._reconnect()
+        raise AssertionError("unreachable")
+
+    def _reconnect(self) -> None:
+        # ser2net frees a device some 0.1-0.3 s after a client leaves (measured with 4.3.11): a
+        # reconnect right after another tool, or after the other accepter of the same device, is
+        # told "Port's device already in use" and hung up on (infra.md §2.2 pitfall 8).
+        assert self._reopen is not None
+        log.warning("port_busy_reconnect", port=self.name, after_s=BUSY_BACKOFF_S)
+        with contextlib.suppress(OSError, serial.SerialException):
+            self._port.close()
+        time.sleep(BUSY_BACKOFF_S)
+        try:
+            self._port = self._reopen()
+        except (serial.SerialException, OSError) as err:
+            raise _open_error(self.name, err) from err
+        self.stats.reconnects += 1
 
     def _count_retry(self, state: RetryCallState) -> None:
         self.stats.retries += 1
@@ -312,21 +362,119 @@ def _open_error(url: str, err: Exception) -> BusError:
 def open_serial(url: str, **bus_options: object) -> SerialBus:
     """Open a device path, tcp://, telnet:// or rfc2217:// port as a SerialBus."""
     pyserial_url, settings = _pyserial_url(url)
+    scheme = urlsplit(pyserial_url).scheme
+
+    def connect() -> serial.SerialBase:
+        if scheme == "socket":
+            parts = urlsplit(pyserial_url)
+            return TcpStream(parts.hostname or "", parts.port or 0, timeout=READ_SLICE_S)
+        if scheme == "rfc2217":
+            return _open_rfc2217(url, pyserial_url, settings)
+        return serial.serial_for_url(pyserial_url, timeout=READ_SLICE_S, **settings)
+
     try:
-        port = serial.serial_for_url(pyserial_url, timeout=READ_SLICE_S, **settings)
+        port = connect()
+    except BusError:
+        raise
     except (serial.SerialException, OSError, ValueError) as err:
         raise _open_error(url, err) from err
-    _set_nodelay(port)
-    return SerialBus(port, redact(url), **bus_options)  # type: ignore[arg-type]
+    reopen = connect if scheme in ("socket", "rfc2217") else None
+    return SerialBus(port, redact(url), reopen=reopen, **bus_options)  # type: ignore[arg-type]
 
 
-def _set_nodelay(port: serial.SerialBase) -> None:
-    sock = getattr(port, "_socket", None)
-    if sock is not None:
-        import socket
+def _open_rfc2217(url: str, pyserial_url: str, settings: dict[str, object]) -> Rfc2217Stream:
+    shown = redact(url)
+    for attempt in range(BUSY_RETRIES + 1):
+        port = Rfc2217Stream(None, timeout=READ_SLICE_S, **settings)
+        port.port = pyserial_url
+        try:
+            port.open()
+            return port
+        except (serial.SerialException, OSError) as err:
+            # ser2net refuses in band, then hangs up mid-negotiation (infra.md §2.2 pitfall 5). Our
+            # option replies may then draw a TCP reset that discards its text: try again to read it.
+            text = port.pending_after_hangup()
+            port.close()
+            hung_up = isinstance(err, OSError) or "reader thread died" in str(err)
+            try:
+                _raise_for_ser2net_text(shown, text)
+            except PortBusy:
+                if attempt == BUSY_RETRIES:
+                    raise
+            else:
+                if not hung_up:
+                    raise _open_error(url, err) from err
+                if attempt == BUSY_RETRIES:
+                    raise BusError(
+                        f"{shown}: the server hung up during RFC 2217 negotiation (ser2net: device busy "
+                        "or missing? its log says which; tcp:// shows its message)"
+                    ) from err
+            log.warning("port_busy_reconnect", port=shown, after_s=BUSY_BACKOFF_S)
+            time.sleep(BUSY_BACKOFF_S)  # ser2net frees the device a moment after a client leaves
+    raise AssertionError("unreachable")
 
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+def _is_network(port: object) -> bool:
+    return isinstance(port, TcpStream | Rfc2217Stream)
+
+
+def _pending_bytes(port: object) -> bytes:
+    """Bytes a network stream received before it failed (empty for other ports)."""
+    pending = getattr(port, "pending", None)
+    if not callable(pending):
+        return b""
+    try:
+        out = pending()
+    except (OSError, serial.SerialException):
+        return b""
+    return out if isinstance(out, bytes) else b""
+
+
+def _read_size(have: int, expected: int, waiting: int) -> int:
+    """How many bytes to ask the port for: read() returns when it has them or after a read slice.
+
+    Ask first for an exception reply's 5 bytes (a refused FC 65 must not sit a slice in the
+    buffer), then for the rest of the normal reply, or for whatever is already waiting.
+    """
+    want = min(expected, _EXCEPTION_LENGTH) - have if have < _EXCEPTION_LENGTH else expected - have
+    return max(1, want, waiting)
+
+
+def _ser2net_line(text: bytes, marker: bytes) -> str:
+    """ser2net's sentence around ``marker`` ("Port's device already in use"), telnet bytes left out."""
+    at = text.find(marker)
+    start, end = at, at + len(marker)
+    while start > 0 and 0x20 <= text[start - 1] < 0x7F:
+        start -= 1
+    while end < len(text) and 0x20 <= text[end] < 0x7F:
+        end += 1
+    line = text[start:end].decode("ascii")
+    first_capital = re.search(r"[A-Z]", line)  # a telnet option byte such as ',' may lead the run
+    return line[first_capital.start() if first_capital else 0 :].strip()
+
+
+def _raise_for_ser2net_text(name: str, text: bytes) -> None:
+    """Turn ser2net's in-band error text into a BusError a user can act on."""
+    if _SER2NET_BUSY in text:
+        raise PortBusy(
+            f"Serial port busy - {name}: ser2net answered '{_ser2net_line(text, _SER2NET_BUSY)}' "
+            "(another client holds the port; stop it, or set kickolduser: true in ser2net's config)"
+        )
+    if _SER2NET_OPEN_FAIL in text:
+        raise BusError(
+            f"{name}: ser2net cannot open its serial device: '{_ser2net_line(text, _SER2NET_OPEN_FAIL)}' "
+            "(check the connector's device path in ser2net's config, and write a define as *(dev))"
+        )
+
+
+def _lost_error(name: str, err: Exception) -> BusError:
+    text = str(err)
+    if "closed by the server" in text or "reader thread died" in text or "disconnected" in text:
+        return BusError(
+            f"{name}: connection closed by the server (another client may have taken the port over: "
+            "ser2net kickolduser)"
+        )
+    return BusError(f"{name}: {text}")
 
 
 def open_bus(
