@@ -74,6 +74,7 @@ class Publisher:
         self._scan: dict[str, bytes] | None = None
         self._scan_last = 0.0
         self._suback = threading.Event()
+        self._stopping = False
         self.on_reconnect: Callable[[], None] | None = None  # after a reconnect's republish
 
     # ------------------------------------------------------------ lifecycle
@@ -98,6 +99,7 @@ class Publisher:
 
         Waiting for the PUBACK here is fine: this is the main thread, not a paho callback.
         """
+        self._stopping = True
         info = self.client.publish(self.state_topic, final_state, qos=1, retain=True)
         if self.connected:
             # RuntimeError/ValueError: queued while disconnected; nothing more to do on the way out
@@ -257,7 +259,7 @@ class Publisher:
         reason_code: object,
         properties: Properties | None,
     ) -> None:
-        if self._connected.is_set():
+        if self._connected.is_set() and not self._stopping:
             self.counters.disconnects += 1
             log.warning("mqtt_disconnected", broker=self.settings.url, reason=str(reason_code))
         self._connected.clear()

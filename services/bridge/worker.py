@@ -136,7 +136,10 @@ class BusWorker:
     def _line(self, up: bool, why: str | None) -> None:
         if up != self.line_up:
             self.line_up = up
-            log.info("bus_up" if up else "bus_down", reason=why)
+            if up:
+                log.info("bus_up")
+            else:
+                log.warning("bus_down", reason=why)
             try:
                 self._on_line_state(up, why)
             except Exception:  # a listener's bug must not stop the bus

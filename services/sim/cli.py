@@ -24,6 +24,7 @@ from .line import LineFaults, ModbusTcpLine, PtyLine, Responder, SerialLine, Tcp
 log = structlog.get_logger("aurora.sim")
 
 DRIFT_STEP_S = 1.0
+WRITE_LOG_STEP_S = 0.1
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -146,6 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="also serve standard ModBus/TCP (unit 255) for the standard function codes",
     )
+    p.add_argument(
+        "--write-log",
+        metavar="FILE",
+        default=_env("WRITE_LOG"),
+        help="append every register write as an 'ADDRESS VALUE' line, within 0.1 s (for tests) "
+        "[AURORA_SIM_WRITE_LOG]",
+    )
     p.add_argument("--debug", action="store_true", help="log every frame")
     return p
 
@@ -203,10 +211,16 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
         t.start()
     started = time.monotonic()
     mover = Drift(abc) if drift else None
+    logged = 0
     try:
-        while not stop.wait(DRIFT_STEP_S):
+        while not stop.wait(WRITE_LOG_STEP_S if args.write_log else DRIFT_STEP_S):
             if mover:
                 mover.step(time.monotonic() - started)
+            if args.write_log and len(abc.writes) > logged:
+                new = abc.writes[logged:]
+                logged += len(new)
+                with open(args.write_log, "a", encoding="utf-8") as out:
+                    out.writelines(f"{address} {value}\n" for address, value in new)
     finally:
         for close in closers:
             close()

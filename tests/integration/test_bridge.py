@@ -1,0 +1,350 @@
+"""``aurora_mqtt_bridge`` as a process against ``aurora_sim`` over TCP and the project's real mosquitto.
+
+Everything is started the way the README does it: console scripts, a password file, the broker's
+CA. Each test waits for topics, lines and ports with deadlines; nothing sleeps to synchronise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aurora import rtu
+from aurora.bridge import device
+from aurora.dump import load_dump
+from aurora.setup.layout import Layout
+from aurora.sim.cli import demo_registers
+from aurora.simulator import SimulatedAbc
+
+from tests.support import Broker, Collector, free_port, publish, running, wait_for, wait_for_port
+from tests.support.broker import MOSQUITTO, broker_data_dir, local_config, run_setup
+from tests.support.sim import Sim
+
+pytestmark = pytest.mark.integration
+
+BIN = Path(sys.executable).parent
+DEMO_ID = "aurora-2611000042"
+READY_S = 30.0
+FAST = ["--fast-interval", "1", "--medium-interval", "2", "--slow-interval", "10"]
+
+
+@contextlib.contextmanager
+def bridge(
+    tmp_path: Path, broker: Broker, port: str, *extra: str, name: str = "bridge"
+) -> Iterator[subprocess.Popen[bytes]]:
+    """The bridge as users run it: password from a file, the broker's CA, JSON logs."""
+    argv = [
+        str(BIN / "aurora_mqtt_bridge"),
+        port,
+        broker.url("bridge"),
+        "--mqtt-ca-file",
+        str(broker.ca_file),
+        *FAST,
+        *extra,
+    ]
+    env = {"MQTT_PASSWORD_FILE": str(broker.password_file("bridge")), "AURORA_LOG_FORMAT": "json"}
+    with running(argv, env=env, log=tmp_path / f"{name}.log") as process:
+        yield process
+
+
+def observer(broker: Broker, device_id: str = DEMO_ID) -> Collector:
+    """Home Assistant's view: reads the Homie tree, may write /set topics."""
+    return Collector(broker.client("homeassistant"), f"homie/{device_id}/#")
+
+
+def states(watch: Collector, device_id: str = DEMO_ID) -> list[str]:
+    return [m.payload.decode() for m in watch.received(f"homie/{device_id}/$state")]
+
+
+def wait_state(watch: Collector, state: str, *, after: int = 0, device_id: str = DEMO_ID) -> int:
+    """Wait for ``$state`` = ``state`` among the messages after the first ``after``; its index."""
+
+    def seen() -> int | None:
+        got = states(watch, device_id)
+        for i in range(after, len(got)):
+            if got[i] == state:
+                return i + 1
+        return None
+
+    return wait_for(seen, READY_S, f"$state {state} for {device_id} (seen {states(watch, device_id)})")
+
+
+def value(watch: Collector, topic: str) -> str | None:
+    got = watch.received(topic)
+    return got[-1].payload.decode() if got else None
+
+
+def write_log(path: Path) -> list[tuple[int, int]]:
+    if not path.exists():
+        return []
+    return [(int(a), int(v)) for a, v in (line.split() for line in path.read_text().splitlines())]
+
+
+def demo_unit() -> device.Unit:
+    regs = demo_registers()
+    return device.detect(lambda ranges: {a: regs[a] for s, n in ranges for a in range(s, s + n) if a in regs})
+
+
+def _other_payload(spec: device.PropertySpec, current: str | None) -> str | None:
+    """A valid payload different from ``current`` for a settable property (None: none to try)."""
+    fmt = spec.format or ""
+    if spec.datatype == "boolean":
+        return "false" if current == "true" else "true"
+    if spec.datatype == "enum":
+        options = [o for o in fmt.split(",") if o and o != current]
+        return options[0] if options else None
+    if ":" in fmt:
+        low, high = (float(x) for x in fmt.split(":"))
+        now = float(current) if current not in (None, "") else low
+        target = now + 1 if now + 1 <= high else now - 1
+        return f"{target:g}" if spec.datatype == "float" else str(int(target))
+    return None
+
+
+@pytest.fixture
+def sim_tcp(tmp_path: Path) -> Iterator[Sim]:
+    """The demo unit on a TCP port, writes logged."""
+    with Sim.start(
+        tmp_path, "--tcp", "127.0.0.1:0", "--no-drift", "--write-log", str(tmp_path / "writes.log")
+    ) as sim:
+        yield sim
+
+
+def test_the_bridge_reaches_ready_and_its_values_and_health_are_retained(
+    tmp_path: Path, broker: Broker, sim_tcp: Sim
+) -> None:
+    """A client connecting after start-up sees the whole device: Homie tree, values, $health."""
+    watch = observer(broker)
+    with bridge(tmp_path, broker, sim_tcp.url) as process:
+        wait_state(watch, "ready")
+        assert process.poll() is None
+        assert ["init", "ready"] == states(watch)[-2:]
+        late = Collector(broker.client("homeassistant"), f"homie/{DEMO_ID}/#")
+        late.barrier(f"homie/{DEMO_ID}/$state")
+        retained = {m.topic: m.payload.decode() for m in late.messages if m.retain}
+        root = f"homie/{DEMO_ID}"
+        assert "4.0.0" == retained[f"{root}/$homie"]
+        assert "130.0" == retained[f"{root}/dhw/set-point"]
+        assert "ready" == retained[f"{root}/$state"]
+        health = json.loads(retained[f"{root}/$health"])
+        assert "ready" == health["state"]
+        assert health["poll"]["good_cycles"] >= 1
+        assert health["bus"]["transactions"] >= 2
+        assert health["last_good_poll"] is not None
+        hass = Collector(broker.client("homeassistant"), f"homeassistant/+/{DEMO_ID}/#")
+        hass.barrier(f"homie/{DEMO_ID}/$state")
+        assert any(m.payload for m in hass.messages), "no Home Assistant discovery published"
+
+
+def test_every_settable_property_ends_in_the_sims_registers(
+    tmp_path: Path, broker: Broker, sim_tcp: Sim
+) -> None:
+    """Each /set is validated, written, read back: the sim's write log holds exactly the setter's writes."""
+    unit = demo_unit()
+    board = SimulatedAbc(demo_registers())  # what the sim holds, mirrors of write-only registers included
+    current = unit.values(board.snapshot())
+    writes_file = tmp_path / "writes.log"
+    watch = observer(broker)
+    ha = watch.client
+    with bridge(tmp_path, broker, sim_tcp.url):
+        wait_state(watch, "ready")
+        tried = 0
+        for path in unit.settable():
+            spec = unit.spec(path)
+            assert spec is not None and spec.setter is not None
+            payload = _other_payload(spec, current.get(path))
+            if payload is None:
+                continue
+            expected = spec.setter.writes(payload, board.snapshot())
+            before = len(write_log(writes_file))
+            publish(ha, f"homie/{DEMO_ID}/{path}/set", payload)
+            wanted = before + len(expected)
+
+            def logged(before: int = before, wanted: int = wanted) -> list[tuple[int, int]] | None:
+                got = write_log(writes_file)
+                return got[before:] if len(got) >= wanted else None
+
+            got = wait_for(logged, 10, f"the write of {path}={payload} in the sim")
+            assert expected == got, path
+            for address, raw in expected:
+                board.respond(rtu.write_single(address, raw))  # read-modify-write builds on it
+            tried += 1
+        assert tried >= 15
+        # The read-back is published: a set point the sim mirrors shows its new value.
+        wait_for(lambda: value(watch, f"homie/{DEMO_ID}/dhw/set-point") == "131.0", 10, "dhw read-back")
+
+
+def test_garbage_on_set_writes_nothing_and_the_bridge_keeps_running(
+    tmp_path: Path, broker: Broker, sim_tcp: Sim
+) -> None:
+    """aurora-bridge §13 U6/R1: bad payloads are refused with a log line, never written, never fatal."""
+    writes_file = tmp_path / "writes.log"
+    watch = observer(broker)
+    ha = watch.client
+    root = f"homie/{DEMO_ID}"
+    with bridge(tmp_path, broker, sim_tcp.url) as process:
+        wait_state(watch, "ready")
+        for topic, payload in [
+            (f"{root}/dhw/set-point/set", b"hot"),
+            (f"{root}/dhw/set-point/set", b"1e9"),
+            (f"{root}/dhw/set-point/set", b"\xff\xfe\x00"),
+            (f"{root}/dhw/set-point/set", b""),
+            (f"{root}/zone1/target-mode/set", b"sauna"),
+            (f"{root}/abc/line-voltage-setting/set", b"-5"),
+            (f"{root}/abc/watts/set", b"0"),
+            (f"{root}/nonode/noprop/set", b"1"),
+        ]:
+            publish(ha, topic, payload)
+        # A valid write afterwards is the barrier: writes happen in order, so once it is in the
+        # log every earlier payload has been handled.
+        publish(ha, f"{root}/dhw/set-point/set", b"125")
+        wait_for(lambda: write_log(writes_file), 10, "the valid write in the sim's log")
+        assert [(401, 1250)] == write_log(writes_file)
+        assert process.poll() is None
+        log = (tmp_path / "bridge.log").read_text()
+        assert log.count('"set_refused"') >= 7
+        assert "Traceback" not in log
+
+
+def test_the_bridge_goes_to_alert_when_the_sim_dies_and_back_to_ready_when_it_returns(
+    tmp_path: Path, broker: Broker
+) -> None:
+    """Self-healing over the line: no restart of the bridge is needed (the original exited)."""
+    port = free_port()
+    watch = observer(broker)
+    with Sim.start(tmp_path, "--tcp", f"127.0.0.1:{port}", "--no-drift") as sim:
+        url = sim.url
+        with bridge(tmp_path, broker, url) as process:
+            first = wait_state(watch, "ready")
+            sim.stop()
+            alert = wait_state(watch, "alert", after=first)
+            with Sim.start(tmp_path, "--tcp", f"127.0.0.1:{port}", "--no-drift"):
+                wait_state(watch, "ready", after=alert)
+                assert process.poll() is None
+
+                def reconnected() -> bool:
+                    health = json.loads(watch.received(f"homie/{DEMO_ID}/$health")[-1].payload)
+                    return health["bus"]["reconnects"] >= 2 and health["state"] == "ready"
+
+                wait_for(reconnected, 10, "$health counting the reopened line")
+
+
+class RestartableBroker(Broker):
+    """The project's broker whose mosquitto a test can stop and start again on the same port."""
+
+    conf: Path = Path()
+    process: subprocess.Popen[bytes] | None = None
+    _stack: contextlib.ExitStack | None = None
+
+    def up(self) -> None:
+        """Start mosquitto (same config, port, passwords and persistence as before)."""
+        self._stack = contextlib.ExitStack()
+        self.process = self._stack.enter_context(running([MOSQUITTO, "-c", str(self.conf)], log=self.log))
+        wait_for_port(self.host, self.tls_port, READY_S)
+
+    def down(self) -> None:
+        """Stop mosquitto and reap it."""
+        assert self._stack is not None
+        self.close_clients()
+        self._stack.close()
+        self._stack = None
+
+    @classmethod
+    @contextlib.contextmanager
+    def started(cls, tmp_path: Path) -> Iterator[RestartableBroker]:
+        root = Path(tempfile.mkdtemp(prefix="aurora-broker-"))
+        try:
+            root.chmod(0o711)  # user mosquitto may pass through, not list (tests.support.broker)
+            data = broker_data_dir(root)
+            run_setup(root, tmp_path / "setup.log", "--broker-data", str(data))
+            port = free_port()
+            conf = tmp_path / "mosquitto.conf"
+            conf.write_text(local_config(Layout(root).broker_conf.read_text(), port))
+            broker = cls(root=root, tls_port=port, log=tmp_path / "mosquitto.log")
+            broker.conf = conf
+            broker.up()
+            try:
+                yield broker
+            finally:
+                if broker._stack is not None:
+                    broker.down()
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def test_after_a_broker_restart_the_bridge_is_ready_again_and_set_still_works(
+    tmp_path: Path, sim_tcp: Sim
+) -> None:
+    """aurora-bridge §13 R5: the original lost its subscriptions on reconnect."""
+    writes_file = tmp_path / "writes.log"
+    with RestartableBroker.started(tmp_path) as broker, bridge(tmp_path, broker, sim_tcp.url) as process:
+        watch = observer(broker)
+        wait_state(watch, "ready")
+        broker.down()
+        broker.up()
+        watch = observer(broker)
+        # Connected again: init then ready, sent by the bridge after this reconnect.
+        wait_for(
+            lambda: states(watch)[-2:] == ["init", "ready"], READY_S, f"init, ready (seen {states(watch)})"
+        )
+        publish(watch.client, f"homie/{DEMO_ID}/dhw/set-point/set", "128")
+        wait_for(lambda: (401, 1280) in write_log(writes_file), 10, "the write after the broker restart")
+        wait_for(lambda: value(watch, f"homie/{DEMO_ID}/dhw/set-point") == "128.0", 10, "read-back published")
+        assert process.poll() is None
+
+
+def test_stale_retained_topics_of_an_earlier_run_are_removed_and_current_ones_kept(
+    tmp_path: Path, broker: Broker, sim_tcp: Sim
+) -> None:
+    """aurora-bridge §13 U4: a node that no longer exists must not linger in Home Assistant."""
+    root = f"homie/{DEMO_ID}"
+    old = broker.client("bridge")
+    publish(old, f"{root}/oldnode/oldprop", "1", retain=True)
+    publish(old, f"{root}/oldnode/$name", "Old", retain=True)
+    publish(old, f"homeassistant/sensor/{DEMO_ID}/oldnode_oldprop/config", "{}", retain=True)
+    publish(old, f"{root}/dhw/set-point", "99.0", retain=True)
+    watch = observer(broker)
+    with bridge(tmp_path, broker, sim_tcp.url):
+        wait_state(watch, "ready")
+    late = Collector(broker.client("homeassistant"), f"{root}/#", f"homeassistant/+/{DEMO_ID}/#")
+    late.barrier(f"{root}/$state")
+    retained = {m.topic: m.payload.decode() for m in late.messages if m.retain}
+    assert f"{root}/oldnode/oldprop" not in retained
+    assert f"{root}/oldnode/$name" not in retained
+    assert f"homeassistant/sensor/{DEMO_ID}/oldnode_oldprop/config" not in retained
+    assert "130.0" == retained[f"{root}/dhw/set-point"]
+    assert "disconnected" == retained[f"{root}/$state"]  # SIGTERM is a clean shutdown
+
+
+def test_two_bridges_share_one_broker_without_colliding(tmp_path: Path, broker: Broker, sim_tcp: Sim) -> None:
+    """One bridge per heat pump: own device id, own client id, own $state."""
+    regs = demo_registers()
+    serial = "2611000077"
+    for i, address in enumerate(range(105, 110)):
+        pair = serial[2 * i : 2 * i + 2]
+        regs[address] = (ord(pair[0]) << 8) | ord(pair[1])
+    dump = tmp_path / "second.yml"
+    dump.write_text("".join(f"{a}: {v}\n" for a, v in sorted(regs.items())))
+    assert load_dump(dump)[105] == regs[105]
+    other = f"aurora-{serial}"
+    watch = Collector(broker.client("homeassistant"), "homie/+/$state")
+    second_dir = tmp_path / "second"
+    second_dir.mkdir()
+    with (
+        Sim.start(second_dir, str(dump), "--tcp", "127.0.0.1:0", "--no-drift") as sim2,
+        bridge(tmp_path, broker, sim_tcp.url) as first,
+        bridge(tmp_path, broker, sim2.url, name="bridge2") as second,
+    ):
+        wait_state(watch, "ready")
+        wait_state(watch, "ready", device_id=other)
+        assert first.poll() is None and second.poll() is None
+        # Neither was kicked off the broker by the other (duplicate client ids reconnect in a loop).
+        assert ["ready"] == [s for s in states(watch) if s != "init"]
+        assert ["ready"] == [s for s in states(watch, other) if s != "init"]
