@@ -1,0 +1,109 @@
+"""Scenario 1 of `make bench`: a fetch against the paced sim, as wall time over the line's minimum.
+
+Paths: the sim's pty directly, its TCP port, and ser2net (raw TCP and RFC 2217) in front of its pty.
+The minimum is the wire time of every byte exchanged (0.573 ms each at 19200 8E1) plus the sim's
+fixed turnaround per transaction; the query time is measured in-process after the port is open,
+and the opening and a whole `aurora_fetch` process are reported beside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from aurora import rtu
+from aurora.query import read_query
+from aurora.transport import open_bus
+
+from tests.support.ser2net import Ser2net
+from tests.support.sim import Sim
+
+BIN = Path(sys.executable).parent
+TURNAROUND_MS = 1.0
+QUERIES = {"small": "745-747", "valid": "valid"}
+
+
+@contextlib.contextmanager
+def path_to_sim(kind: str, tmp: Path) -> Iterator[str]:
+    """A URL that reaches a fresh paced sim by ``kind``: pty, tcp, ser2net-tcp, ser2net-rfc2217."""
+    args = ["--no-drift", "--turnaround-ms", str(TURNAROUND_MS)]
+    if kind == "tcp":
+        with Sim.start(tmp, *args, "--tcp", "127.0.0.1:0") as sim:
+            yield sim.url
+        return
+    with Sim.start(tmp, *args) as sim:
+        if kind == "pty":
+            yield sim.url
+            return
+        # chardelay off: ser2net otherwise holds device bytes ~2 characters (infra.md §2.4)
+        with Ser2net.start(tmp, device=sim.url, chardelay=False) as s2n:
+            yield s2n.raw_url if kind == "ser2net-tcp" else s2n.rfc2217_url
+
+
+def measure(url: str, query: str, repeats: int) -> dict[str, float | int]:
+    """Median query time in-process, its line minimum, and the ratio; plus open time."""
+    walls, minima, opens = [], [], []
+    transactions = 0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        bus = open_bus(url)
+        t1 = time.perf_counter()
+        try:
+            result = read_query(bus, query)
+            t2 = time.perf_counter()
+        finally:
+            bus.close()
+        stats = bus.stats
+        transactions = stats.transactions
+        wire = (stats.bytes_sent + stats.bytes_received) * rtu.BYTE_TIME_S
+        minima.append(wire + transactions * TURNAROUND_MS / 1000)
+        walls.append(t2 - t1)
+        opens.append(t1 - t0)
+        assert result.values, "the query read nothing"
+    wall, minimum = statistics.median(walls), statistics.median(minima)
+    return {
+        "wall_s": round(wall, 4),
+        "minimum_s": round(minimum, 4),
+        "ratio": round(wall / minimum, 3),
+        "open_s": round(statistics.median(opens), 4),
+        "transactions": transactions,
+        "registers": len(result.values),
+    }
+
+
+def process_time(url: str, query: str, repeats: int) -> float:
+    """Median wall time of a whole `aurora_fetch` process (Python start-up included)."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        subprocess.run([str(BIN / "aurora_fetch"), url, query], check=True, capture_output=True, timeout=120)
+        times.append(time.perf_counter() - t0)
+    return round(statistics.median(times), 4)
+
+
+def run(repeats_small: int = 15, repeats_valid: int = 3) -> dict[str, object]:
+    """Every path × query; JSON-ready."""
+    byte_ms = round(rtu.BYTE_TIME_S * 1000, 4)
+    out: dict[str, object] = {"turnaround_ms": TURNAROUND_MS, "byte_time_ms": byte_ms}
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in ("pty", "tcp", "ser2net-tcp", "ser2net-rfc2217"):
+            sub = Path(tmp) / kind
+            sub.mkdir()
+            with path_to_sim(kind, sub) as url:
+                row: dict[str, object] = {}
+                for name, query in QUERIES.items():
+                    row[name] = measure(url, query, repeats_small if name == "small" else repeats_valid)
+                row["small_process_s"] = process_time(url, QUERIES["small"], 5)
+                out[kind] = row
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=2))
