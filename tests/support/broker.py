@@ -207,7 +207,7 @@ class Collector:
         self.client = client
         self.messages: list[mqtt.MQTTMessage] = []
         self._changed = threading.Condition()
-        self._subacks: dict[int, list[ReasonCode]] = {}
+        self._subacks: dict[int, int] = {}  # mid -> number of messages received before its SUBACK
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
         if filters:
@@ -222,17 +222,21 @@ class Collector:
         self, _c: mqtt.Client, _u: object, mid: int, codes: list[ReasonCode], _p: object
     ) -> None:
         with self._changed:
-            self._subacks[mid] = codes
+            self._subacks[mid] = len(self.messages)
             self._changed.notify_all()
 
-    def subscribe(self, *filters: str, qos: int = 1, deadline_s: float = CONNECT_S) -> None:
-        """Subscribe and wait for the SUBACK (which mosquitto grants even without read rights)."""
+    def subscribe(self, *filters: str, qos: int = 1, deadline_s: float = CONNECT_S) -> int:
+        """Subscribe and wait for the SUBACK (which mosquitto grants even without read rights).
+
+        Returns how many messages had arrived before the SUBACK.
+        """
         result, mid = self.client.subscribe([(f, qos) for f in filters])
         if result != mqtt.MQTT_ERR_SUCCESS or mid is None:
             raise ConnectionError(f"SUBSCRIBE {filters} failed: {result}")
         with self._changed:
             if not self._changed.wait_for(lambda: mid in self._subacks, deadline_s):
                 raise TimeoutError(f"no SUBACK for {filters} within {deadline_s:g} s")
+            return self._subacks.pop(mid)
 
     def received(self, topic_filter: str) -> list[mqtt.MQTTMessage]:
         """The messages so far whose topic matches ``topic_filter`` (a topic or a filter)."""
@@ -254,16 +258,28 @@ class Collector:
     def _matching(self, topic_filter: str) -> list[mqtt.MQTTMessage]:
         return [m for m in self.messages if mqtt.topic_matches_sub(topic_filter, m.topic)]
 
-    def barrier(self, retained_topic: str, deadline_s: float = 5.0) -> None:
-        """Subscribe again to ``retained_topic`` and wait for its retained message.
+    def barrier(self, retained_topic: str, deadline_s: float = 5.0, *, payload: bytes | None = None) -> None:
+        """Wait until everything the broker queued for this client before the call has arrived.
 
-        mosquitto handles one client's packets in order and queues to each subscriber in order,
-        so the retained copy arrives after anything queued for this client before the call.
-        ``retained_topic`` must hold a retained message this client may read.
+        Subscribes again to ``retained_topic``, which must hold a retained message this client
+        may read; mosquitto handles one client's packets in order and queues the retained copy
+        behind whatever it had queued for the client already. Pass the retained ``payload`` when
+        the topic's retained message was just replaced with a unique one (then a live copy counts
+        as well): without it, a copy of an older retained message still in flight could be taken
+        for the new one.
         """
-        before = len(self.received(retained_topic))
-        self.subscribe(retained_topic, deadline_s=deadline_s)
-        self.wait_for(retained_topic, deadline_s, count=before + 1)
+        start = self.subscribe(retained_topic, deadline_s=deadline_s)
+
+        def arrived() -> bool:
+            candidates = self.messages if payload is not None else self.messages[start:]
+            return any(
+                mqtt.topic_matches_sub(retained_topic, m.topic) and payload in (None, m.payload)
+                for m in candidates
+            )
+
+        with self._changed:
+            if not self._changed.wait_for(arrived, deadline_s):
+                raise TimeoutError(f"no retained message on {retained_topic} within {deadline_s:g} s")
 
 
 def publish(client: mqtt.Client, topic: str, payload: str | bytes = b"", *, retain: bool = False) -> None:
