@@ -1,0 +1,251 @@
+"""``web_aid_tool TARGET``: the AWL's web AID endpoints and a built-in UI, behind a login."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import structlog
+from aiohttp import web
+from aurora.bus import Bus
+from aurora.errors import AuroraError, UsageError
+from aurora.logs import configure_logging
+from aurora.mqtt import MqttSettings, add_mqtt_arguments
+from aurora.transport import DEFAULT_LATENCY_S, open_bus, redact
+
+from .app import WebState, apply_homie, build_app
+from .auth import Authenticator, read_password
+from .feed import HomieFeed
+from .homie import HomieMirror
+
+log = structlog.get_logger("aurora.web")
+
+EXIT_OK, EXIT_DEVICE, EXIT_USAGE = 0, 1, 2
+DEFAULT_PORT = 4567
+CONNECT_S = 10.0
+
+
+def _version() -> str:
+    try:
+        return version("aurora-suite")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"AURORA_WEB_{name}") or default
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (0-65535; 0 picks a free one)")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; each option also reads the environment variable in brackets."""
+    p = _Parser(
+        prog="web_aid_tool",
+        description=(
+            "Serve the WaterFurnace AWL's web AID endpoints (/getunits.cgi, /setunits.cgi, /config.cgi, "
+            "/request.cgi) and a built-in web UI, behind a password."
+        ),
+        epilog=(
+            "TARGET: mqtts://web@broker:8883/homie/aurora-SERIAL/$modbus goes through the bridge "
+            "(without the topic the broker's only aurora device is used): the UI then has the live "
+            "dashboard, trend charts, settings page, register browser and fault history. "
+            "A serial device (/dev/ttyUSB0), tcp://host:2000/, rfc2217://host:2217/ or a YAML dump "
+            "talks to the unit directly: the UI then has the register browser and fault history only, "
+            "because the dashboard and settings are the bridge's Homie tree (do not run both on one line). "
+            "The AWL's own page is served from --html DIR when you copied its files there "
+            "(DIR/index.htm, css/, js/, images/). "
+            "Log in with the password in --password-file (aurora_setup writes DIR/web/ui-password). "
+            "Exit status: 0 stopped, 1 device or broker error, 2 usage error."
+        ),
+    )
+    p.add_argument(
+        "target",
+        nargs="?",
+        default=_env("TARGET"),
+        help="mqtt(s)://…/$modbus, serial device, tcp://, rfc2217:// or dump file [AURORA_WEB_TARGET]",
+    )
+    p.add_argument(
+        "--port",
+        type=_port,
+        default=_port(_env("PORT", str(DEFAULT_PORT)) or ""),
+        help="HTTP port (default %(default)s; 0 picks a free one) [AURORA_WEB_PORT]",
+    )
+    p.add_argument(
+        "--bind",
+        default=_env("BIND", "127.0.0.1"),
+        metavar="ADDRESS",
+        help="address to listen on (default %(default)s; 0.0.0.0 for the whole LAN) [AURORA_WEB_BIND]",
+    )
+    p.add_argument(
+        "--html",
+        metavar="DIR",
+        default=_env("HTML"),
+        help="directory holding the AWL page's own files, served at / [AURORA_WEB_HTML]",
+    )
+    p.add_argument(
+        "--password-file",
+        metavar="FILE",
+        default=_env("PASSWORD_FILE"),
+        help="file holding the login password (required) [AURORA_WEB_PASSWORD_FILE]",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=float(_env("TIMEOUT", str(DEFAULT_LATENCY_S)) or DEFAULT_LATENCY_S),
+        metavar="SECONDS",
+        help="time allowed beyond the line time of each reply, direct targets "
+        "(default %(default)s) [AURORA_WEB_TIMEOUT]",
+    )
+    p.add_argument("--debug-modbus", action="store_true", help="log every frame sent and received")
+    p.add_argument("-v", "--version", action="version", version=_version())
+    add_mqtt_arguments(p)
+    return p
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse and check the command line (pure: no file is opened)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.target:
+        parser.error("TARGET is required (or set AURORA_WEB_TARGET)")
+    if not args.password_file:
+        parser.error(
+            "--password-file is required: the web UI always asks for a password "
+            "(aurora_setup writes DIR/web/ui-password) [AURORA_WEB_PASSWORD_FILE]"
+        )
+    return args
+
+
+def _is_mqtt(target: str) -> bool:
+    return urlsplit(target).scheme.lower() in ("mqtt", "mqtts")
+
+
+def device_from_path(path: str, root: str = "homie") -> str | None:
+    """``homie/aurora-123/$modbus`` → ``aurora-123``; None when the URL names no device."""
+    parts = [p for p in path.split("/") if p]
+    if len(parts) >= 2 and parts[0] == root:
+        return parts[1]
+    return None
+
+
+def _open_direct(args: argparse.Namespace) -> Bus:
+    return open_bus(args.target, latency_s=args.timeout, debug=args.debug_modbus)
+
+
+def _open_mqtt_bus(settings: MqttSettings) -> Bus:
+    from aurora.rpc_client import MqttBus  # only the MQTT path needs it
+
+    return MqttBus.connect(settings, timeout_s=CONNECT_S, client_prefix="web")  # type: ignore[no-any-return]
+
+
+async def serve(args: argparse.Namespace, password: str) -> int:
+    """Open the target, start the feed (MQTT), serve until SIGTERM/SIGINT."""
+    from .gate import BusGate
+
+    loop = asyncio.get_running_loop()
+    html_dir = Path(args.html) if args.html else None
+    if html_dir is not None and not html_dir.is_dir():
+        raise UsageError(f"--html {html_dir}: not a directory")
+    feed = None
+    mirror = None
+    if _is_mqtt(args.target):
+        settings = MqttSettings.from_url(
+            args.target, password_file=args.mqtt_password_file, ca_file=args.mqtt_ca_file
+        )
+        bus = await loop.run_in_executor(None, _open_mqtt_bus, settings)
+        device = getattr(bus, "device", None) or device_from_path(settings.path)
+        state = WebState(
+            auth=Authenticator(password),
+            gate=BusGate(lambda: _open_mqtt_bus(settings), bus),
+            html_dir=html_dir,
+        )
+        feed = HomieFeed(settings, loop, lambda topic, payload: apply_homie(state, topic, payload))
+        device = await loop.run_in_executor(None, feed.start, device, CONNECT_S)
+        mirror = HomieMirror(device)
+        state.mirror, state.feed = mirror, feed
+    else:
+        bus = await loop.run_in_executor(None, _open_direct, args)
+        state = WebState(
+            auth=Authenticator(password), gate=BusGate(lambda: _open_direct(args), bus), html_dir=html_dir
+        )
+    runner = web.AppRunner(build_app(state), access_log=None, handle_signals=False, shutdown_timeout=2.0)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, args.bind, args.port)
+        try:
+            await site.start()
+        except OSError as err:
+            raise UsageError(f"cannot listen on {args.bind}:{args.port}: {err.strerror}") from err
+        host, port = _bound(site, args)
+        print(f"listening: http://{host}:{port}/", flush=True)
+        log.info(
+            "listening",
+            url=f"http://{host}:{port}/",
+            mode=state.mode,
+            target=redact(args.target),
+            device=mirror.device if mirror else None,
+        )
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        await runner.cleanup()
+        if feed is not None:
+            feed.stop()
+        state.gate.close()
+    return EXIT_OK
+
+
+def _bound(site: web.TCPSite, args: argparse.Namespace) -> tuple[str, int]:
+    server = site._server  # aiohttp keeps the asyncio server here; the only way to learn port 0's pick
+    sockets = getattr(server, "sockets", None) or []
+    if sockets:
+        host, port = sockets[0].getsockname()[:2]
+        return str(host), int(port)
+    return args.bind, args.port
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``web_aid_tool``."""
+    args = parse_args(argv)
+    configure_logging(debug=args.debug_modbus)
+    try:
+        password = read_password(args.password_file)
+        return asyncio.run(serve(args, password))
+    except UsageError as err:
+        print(f"web_aid_tool: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except AuroraError as err:
+        print(f"web_aid_tool: {err}", file=sys.stderr)
+        return EXIT_DEVICE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

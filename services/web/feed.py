@@ -1,0 +1,153 @@
+"""The live side in MQTT mode: one paho client (user ``web``) that mirrors ``homie/<dev>/#`` and
+publishes the settings page's ``/set`` commands, which the bridge validates (aurora-bridge §6.2).
+
+paho calls back on its own thread; every change is handed to the event loop, which alone touches
+the :class:`HomieMirror`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import structlog
+from aurora.errors import AuroraError, BusError, UsageError
+from aurora.mqtt import MqttSettings, client_id, make_client
+
+log = structlog.get_logger("aurora.web")
+
+DISCOVERY_GRACE_S = 0.5  # after the first device's retained $state, how long others may follow
+
+
+class HomieFeed:
+    """Subscribes to one device's Homie tree and forwards each message to ``deliver``.
+
+    ``deliver(topic, payload)`` runs on the event loop ``loop``.
+    """
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        loop: asyncio.AbstractEventLoop,
+        deliver: Callable[[str, str], None],
+        *,
+        root: str = "homie",
+    ) -> None:
+        self.settings = settings
+        self.root = root
+        self.device: str | None = None
+        self._loop = loop
+        self._deliver = deliver
+        self._client = make_client(settings, client_id("web"))
+        self._client.on_connect = self._on_connect
+        self._client.on_message = self._on_message
+        self._client.on_publish = self._on_publish
+        self._connected = threading.Event()
+        self._refused: str | None = None
+        self._lock = threading.Lock()
+        self._pending: dict[int, Future[None]] = {}
+        self._early: dict[int, Any] = {}
+        self._found: dict[str, float] = {}
+
+    # ---------------------------------------------------------------- paho thread
+
+    def _on_connect(
+        self, client: mqtt.Client, _u: object, _f: object, reason: Any, _p: object = None
+    ) -> None:
+        if reason.is_failure:
+            self._refused = str(reason)
+            self._connected.set()
+            return
+        topic = f"{self.root}/{self.device}/#" if self.device else f"{self.root}/+/$state"
+        client.subscribe(topic, qos=1)
+        log.info("mqtt_connected", broker=self.settings.url, subscribed=topic)
+        self._connected.set()
+
+    def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        payload = msg.payload.decode("utf-8", errors="replace")
+        if self.device is None:
+            parts = msg.topic.split("/")
+            if len(parts) == 3 and parts[2] == "$state" and payload:
+                self._found.setdefault(parts[1], time.monotonic())
+            return
+        self._loop.call_soon_threadsafe(self._deliver, msg.topic, payload)
+
+    def _on_publish(self, _c: mqtt.Client, _u: object, mid: int, reason: Any, _p: object = None) -> None:
+        with self._lock:
+            future = self._pending.pop(mid, None)
+            if future is None:
+                self._early[mid] = reason  # acknowledged before publish() returned its mid
+                return
+        _settle(future, reason)
+
+    # ---------------------------------------------------------------- caller's thread
+
+    def start(self, device: str | None, timeout_s: float = 10.0) -> str:
+        """Connect, find the device if none was named, subscribe to its tree; its id."""
+        self.device = device
+        try:
+            self._client.connect_async(self.settings.host, self.settings.port, keepalive=30)
+        except (OSError, ValueError) as err:
+            raise BusError(f"cannot reach the broker {self.settings.url}: {err}") from err
+        self._client.loop_start()
+        if not self._connected.wait(timeout_s):
+            self.stop()
+            raise BusError(f"no answer from the broker {self.settings.url} within {timeout_s:g} s")
+        if self._refused:
+            self.stop()
+            raise UsageError(f"the broker {self.settings.url} refused the login: {self._refused}")
+        if device is None:
+            self.device = self._discover(timeout_s)
+            self._client.unsubscribe(f"{self.root}/+/$state")
+            self._client.subscribe(f"{self.root}/{self.device}/#", qos=1)
+        return self.device
+
+    def _discover(self, timeout_s: float) -> str:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._found and time.monotonic() - min(self._found.values()) >= DISCOVERY_GRACE_S:
+                break
+            time.sleep(0.05)
+        devices = sorted(self._found)
+        if not devices:
+            self.stop()
+            raise BusError(f"no Homie device on {self.settings.url}: is the bridge running?")
+        if len(devices) > 1:
+            self.stop()
+            raise UsageError(
+                f"several devices on the broker ({', '.join(devices)}): name one in the URL, "
+                f"e.g. .../{self.root}/{devices[0]}/$modbus"
+            )
+        return devices[0]
+
+    def publish(self, topic: str, payload: str) -> Future[None]:
+        """Publish at QoS 1; the future fails when the broker refuses it (MQTT 5 reason code)."""
+        future: Future[None] = Future()
+        with self._lock:
+            info = self._client.publish(topic, payload, qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                future.set_exception(BusError(f"not connected to the broker ({mqtt.error_string(info.rc)})"))
+                return future
+            early = self._early.pop(info.mid, None)
+            if early is None:
+                self._pending[info.mid] = future
+                return future
+        _settle(future, early)
+        return future
+
+    def stop(self) -> None:
+        """Disconnect and stop paho's thread."""
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+def _settle(future: Future[None], reason: Any) -> None:
+    if getattr(reason, "is_failure", False):
+        future.set_exception(AuroraError(f"the broker refused the command: {reason}"))
+    else:
+        future.set_result(None)

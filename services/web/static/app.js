@@ -1,0 +1,390 @@
+// web_aid_tool's built-in UI: plain JavaScript, no framework and no CDN, so it works on a LAN
+// without internet. Live values arrive as Server-Sent Events from /api/events; every write is a
+// POST carrying the session's CSRF token, after the user confirmed it.
+"use strict";
+
+const state = {
+  csrf: "", mode: "direct", faultNames: {}, tree: null,
+  props: new Map(),          // "node/prop" -> property descriptor (with .value)
+  series: new Map(),         // "node/prop" -> {name, unit, points: [[t, v], ...]}
+  hidden: new Set(),         // chart series switched off in the legend
+  pendingSet: new Map(),     // "node/prop" -> value we asked for
+  redrawTimer: null,
+};
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const el = (tag, attrs = {}, ...children) => {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = v;
+    else if (k.startsWith("data-") || k.startsWith("aria-") || k === "for" || k === "role") node.setAttribute(k, v);
+    else node[k] = v;
+  }
+  for (const child of children) if (child != null) node.append(child);
+  return node;
+};
+
+async function api(path, options = {}) {
+  const response = await fetch(path, { credentials: "same-origin", ...options });
+  if (response.status === 401) { location.href = "/login?next=" + encodeURIComponent("/ui/" + location.hash); throw new Error("login required"); }
+  let body = null;
+  try { body = await response.json(); } catch { body = null; }
+  if (!response.ok) throw new Error((body && body.error) || `${response.status} ${response.statusText}`);
+  return body;
+}
+
+// ------------------------------------------------------------------ formatting
+
+const SUMMARY = [
+  ["abc/current-mode", "Mode"],
+  ["faults/current", "Current fault"],
+  ["abc/watts", "Total power"],
+  ["abc/entering-water-temperature", "Entering water"],
+  ["abc/leaving-water-temperature", "Leaving water"],
+  ["zone1/ambient-temperature", "Zone 1"],
+  ["zone1/heating-target-temperature", "Heat to"],
+  ["zone1/cooling-target-temperature", "Cool to"],
+  ["dhw/water-temperature", "Hot water"],
+  ["pump/waterflow", "Loop flow"],
+];
+
+function faultText(code) {
+  const n = Number(code);
+  if (!Number.isFinite(n)) return code ?? "–";
+  if (n === 0) return "No fault";
+  return `E${n} ${state.faultNames[String(n)] || ""}`.trim();
+}
+
+function formatValue(prop, value = prop && prop.value) {
+  if (value === null || value === undefined || value === "") return "–";
+  if (prop.node === "faults" && prop.id === "current") return faultText(value);
+  if (prop.datatype === "boolean") return value === "true" ? "yes" : value === "false" ? "no" : value;
+  if (prop.datatype === "enum") return value.replaceAll("_", " ");
+  const unit = prop.unit ? (prop.unit.startsWith("°") || prop.unit === "%" ? prop.unit : " " + prop.unit) : "";
+  if (prop.datatype === "float" || prop.datatype === "integer") {
+    const n = Number(value);
+    if (Number.isFinite(n)) return (prop.datatype === "float" ? n.toFixed(1) : String(n)) + unit;
+  }
+  return value + unit;
+}
+
+// ------------------------------------------------------------------ tabs
+
+function showTab(name) {
+  const tabs = [...document.querySelectorAll("#tabs a")].filter((a) => !a.hidden);
+  if (!tabs.some((a) => a.dataset.tab === name)) name = tabs[0].dataset.tab;
+  for (const a of tabs) {
+    if (a.dataset.tab === name) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  for (const page of document.querySelectorAll(".page")) page.hidden = page.id !== name;
+  if (name === "faults") loadFaults();
+  if (name === "trends") drawCharts();
+}
+
+// ------------------------------------------------------------------ dashboard
+
+function indexTree(tree) {
+  state.tree = tree;
+  state.props.clear();
+  for (const node of tree.nodes) for (const prop of node.properties) {
+    prop.node = node.id;
+    state.props.set(`${node.id}/${prop.id}`, prop);
+  }
+  $("#device-name").textContent = tree.name ? `${tree.name} · ${tree.device}` : tree.device || "Heat pump";
+  setStatus(tree.state === "ready" ? "live" : tree.state || "waiting", tree.state === "ready" ? "live" : "connecting");
+}
+
+function valueCell(key, tag = "dd", cls = "") {
+  const prop = state.props.get(key);
+  return el(tag, { class: cls, "data-key": key, text: formatValue(prop) });
+}
+
+function renderDashboard() {
+  const summary = $("#summary");
+  summary.replaceChildren();
+  for (const [key, label] of SUMMARY) {
+    if (!state.props.has(key)) continue;
+    const cls = key === "faults/current" ? "metric fault" : "metric";
+    summary.append(el("div", { class: cls }, el("div", { class: "label", text: label }), valueCell(key, "div", "value")));
+  }
+  const nodes = $("#nodes");
+  nodes.replaceChildren();
+  for (const node of state.tree.nodes) {
+    const list = el("dl", { class: "props" });
+    for (const prop of node.properties) {
+      if (node.id === "faults" && prop.id !== "current") continue; // counters: the Faults page
+      list.append(el("dt", { text: prop.name }), valueCell(`${node.id}/${prop.id}`));
+    }
+    if (!list.children.length) continue;
+    nodes.append(el("div", { class: "card", "data-node": node.id }, el("h2", { text: node.name }), list));
+  }
+}
+
+function applyValue({ node, prop, value, t }) {
+  const key = `${node}/${prop}`;
+  const item = state.props.get(key);
+  if (!item) return;
+  const changed = item.value !== value;
+  item.value = value;
+  for (const cell of document.querySelectorAll(`[data-key="${CSS.escape(key)}"]`)) {
+    cell.textContent = formatValue(item);
+    if (changed) { cell.classList.remove("flash"); void cell.offsetWidth; cell.classList.add("flash"); }
+  }
+  const series = state.series.get(key);
+  const n = Number(value);
+  if (series && Number.isFinite(n)) { series.points.push([t, n]); scheduleRedraw(); }
+  else if (!series && Number.isFinite(n) && ["°F", "W"].includes(item.unit)) {
+    state.series.set(key, { name: item.name, node, unit: item.unit, points: [[t, n]] });
+    scheduleRedraw();
+  }
+  const wanted = state.pendingSet.get(key);
+  if (wanted !== undefined && (wanted === value || Number(wanted) === Number(value))) {
+    state.pendingSet.delete(key);
+    const result = document.querySelector(`.setting[data-key="${CSS.escape(key)}"] .result`);
+    if (result) { result.textContent = "Done: the heat pump reports the new value."; result.className = "result ok"; }
+  }
+}
+
+function setStatus(text, kind) {
+  const status = $("#live-status");
+  status.textContent = text;
+  status.dataset.state = kind;
+}
+
+function connectEvents() {
+  const source = new EventSource("/api/events");
+  source.addEventListener("snapshot", (e) => {
+    indexTree(JSON.parse(e.data));
+    renderDashboard();
+    renderSettings();
+  });
+  source.addEventListener("values", (e) => { for (const change of JSON.parse(e.data)) applyValue(change); });
+  source.onerror = () => setStatus("reconnecting…", "offline");
+  source.onopen = () => setStatus("live", "live");
+}
+
+// ------------------------------------------------------------------ trends (SVG, own code)
+
+const COLORS = ["#0a6ebd", "#d9480f", "#2b8a3e", "#862e9c", "#e67700", "#0b7285", "#c2255c", "#5c940d", "#364fc7", "#a61e4d"];
+const DEFAULT_TEMPERATURES = /^(abc\/(entering|leaving)-(water|air)-temperature|abc\/outdoor-temperature|dhw\/water-temperature|zone\d\/ambient-temperature)$/;
+
+async function loadHistory() {
+  try {
+    const data = await api("/api/history?units=" + encodeURIComponent("°F,W"));
+    for (const [key, series] of Object.entries(data.series)) {
+      state.series.set(key, series);
+      if (series.unit === "°F" && !DEFAULT_TEMPERATURES.test(key)) state.hidden.add(key);
+    }
+    drawCharts();
+  } catch (err) { console.warn("history", err); }
+}
+
+function scheduleRedraw() {
+  if (state.redrawTimer || $("#trends").hidden) return;
+  state.redrawTimer = setTimeout(() => { state.redrawTimer = null; drawCharts(); }, 1000);
+}
+
+function drawCharts() {
+  const span = Number($("#trend-range").value) * 1000;
+  const now = Date.now();
+  drawChart("temperature", "°F", now - span, now);
+  drawChart("power", "W", now - span, now);
+}
+
+function svg(tag, attrs = {}) {
+  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  return node;
+}
+
+function drawChart(id, unit, from, to) {
+  const box = $(`#chart-${id}`);
+  const legend = $(`#legend-${id}`);
+  const width = Math.max(box.clientWidth || 600, 280), height = 240, left = 44, right = 8, top = 10, bottom = 24;
+  const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": `${id} chart` });
+  const entries = [...state.series.entries()].filter(([, s]) => s.unit === unit).sort(([a], [b]) => a.localeCompare(b));
+  legend.replaceChildren();
+  let lo = Infinity, hi = -Infinity;
+  const visible = [];
+  entries.forEach(([key, series], i) => {
+    const color = COLORS[i % COLORS.length];
+    const off = state.hidden.has(key);
+    const button = el("button", { type: "button", class: off ? "off" : "", "aria-pressed": String(!off) },
+      el("span", { class: "swatch" }), series.name);
+    button.querySelector(".swatch").style.background = color;
+    button.addEventListener("click", () => { off ? state.hidden.delete(key) : state.hidden.add(key); drawCharts(); });
+    legend.append(el("li", {}, button));
+    if (off) return;
+    const points = series.points.filter(([t]) => t * 1000 >= from);
+    if (!points.length) return;
+    for (const [, v] of points) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+    visible.push([points, color]);
+  });
+  if (!visible.length) {
+    root.append(svg("text", { x: width / 2, y: height / 2, "text-anchor": "middle", class: "empty" }));
+    root.lastChild.textContent = "No values yet";
+    box.replaceChildren(root);
+    return;
+  }
+  if (hi - lo < 1) { lo -= 0.5; hi += 0.5; }
+  const pad = (hi - lo) * 0.08; lo -= pad; hi += pad;
+  const x = (t) => left + ((t * 1000 - from) / (to - from)) * (width - left - right);
+  const y = (v) => top + (1 - (v - lo) / (hi - lo)) * (height - top - bottom);
+  for (let i = 0; i <= 4; i++) {
+    const v = lo + ((hi - lo) * i) / 4, yy = y(v);
+    root.append(svg("line", { x1: left, x2: width - right, y1: yy, y2: yy, class: "axis" }));
+    const label = svg("text", { x: left - 4, y: yy + 4, "text-anchor": "end" });
+    label.textContent = Math.abs(hi - lo) > 20 ? v.toFixed(0) : v.toFixed(1);
+    root.append(label);
+  }
+  const step = (to - from) <= 3600e3 ? 900e3 : 3600e3;
+  for (let t = Math.ceil(from / step) * step; t <= to; t += step) {
+    const xx = x(t / 1000);
+    root.append(svg("line", { x1: xx, x2: xx, y1: top, y2: height - bottom, class: "axis" }));
+    const label = svg("text", { x: xx, y: height - 6, "text-anchor": "middle" });
+    label.textContent = new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    root.append(label);
+  }
+  for (const [points, color] of visible) {
+    const path = points.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`);
+    if (path.length === 1) path.push(`${(width - right).toFixed(1)},${y(points[0][1]).toFixed(1)}`);
+    root.append(svg("polyline", { points: path.join(" "), class: "line", stroke: color }));
+  }
+  box.replaceChildren(root);
+}
+
+// ------------------------------------------------------------------ register browser
+
+async function runQuery(text) {
+  const status = $("#query-status");
+  const body = $("#register-table tbody");
+  status.className = "status-line";
+  status.textContent = "Reading…";
+  try {
+    const data = await api("/api/registers?q=" + encodeURIComponent(text));
+    body.replaceChildren(...data.rows.map((r) => el("tr", { "data-address": String(r.address) },
+      el("td", { class: "num", text: String(r.address) }), el("td", { text: r.name }),
+      el("td", { class: "value", text: r.value }), el("td", { class: "num", text: String(r.raw) }))));
+    const missing = data.failed.length ? `; ${data.failed.length} did not answer` : "";
+    status.textContent = `${data.rows.length} registers${missing}.`;
+  } catch (err) {
+    status.className = "status-line error";
+    status.textContent = err.message;
+  }
+}
+
+// ------------------------------------------------------------------ faults
+
+async function loadFaults() {
+  const body = $("#fault-table tbody");
+  try {
+    const data = await api("/api/faults");
+    const describe = (f) => (f ? `${f.code ? "E" + f.code + " " : ""}${f.name}${f.locked_out ? " (locked out)" : ""}` : "–");
+    $("#fault-current").textContent = describe(data.current);
+    $("#fault-lockout").textContent = data.last_lockout ? describe(data.last_lockout) : "none";
+    body.replaceChildren(...data.history.map((f) => el("tr", {},
+      el("td", { class: "num", text: `E${f.code}` }), el("td", { text: f.name }), el("td", { class: "num", text: String(f.count) }))));
+    if (!data.history.length) body.append(el("tr", {}, el("td", { colSpan: 3, text: "No faults recorded." })));
+  } catch (err) {
+    body.replaceChildren(el("tr", {}, el("td", { colSpan: 3, class: "error", text: err.message })));
+  }
+}
+
+// ------------------------------------------------------------------ settings
+
+function inputFor(prop) {
+  if (prop.datatype === "enum" || prop.datatype === "boolean") {
+    const options = prop.datatype === "boolean" ? ["true", "false"] : prop.format.split(",").filter(Boolean);
+    const select = el("select", { "aria-label": prop.name });
+    for (const o of options) select.append(el("option", { value: o, text: formatValue(prop, o) }));
+    select.value = prop.value ?? options[0];
+    return select;
+  }
+  const input = el("input", { type: "number", inputMode: "decimal", "aria-label": prop.name });
+  const [low, high] = (prop.format || "").split(":");
+  if (low) input.min = low;
+  if (high) input.max = high;
+  input.step = prop.datatype === "integer" ? "1" : "0.5";
+  if (prop.value != null) input.value = prop.value;
+  return input;
+}
+
+function confirmChange(text) {
+  const dialog = $("#confirm");
+  $("#confirm-text").textContent = text;
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+    dialog.returnValue = "cancel";
+    dialog.showModal();
+  });
+}
+
+function renderSettings() {
+  const list = $("#settings-list");
+  const focused = document.activeElement && list.contains(document.activeElement);
+  if (focused) return; // do not pull the input away from someone typing; values still update
+  list.replaceChildren();
+  for (const node of state.tree.nodes) for (const prop of node.properties) {
+    if (!prop.settable || prop.datatype === "enum" && prop.format === "clear") continue; // clearing history: not a setting
+    const key = `${node.id}/${prop.id}`;
+    const input = inputFor(prop);
+    const result = el("div", { class: "result", role: "status" });
+    const button = el("button", { type: "submit", text: "Change…" });
+    const form = el("form", { class: "card setting", "data-key": key },
+      el("label", { text: `${node.name}: ${prop.name}` }),
+      el("div", { class: "current", "data-key": key, text: formatValue(prop) }),
+      el("div", { class: "row" }, input, button), result);
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const wanted = input.value.trim();
+      if (!wanted) return;
+      const ok = await confirmChange(`${node.name}: ${prop.name} from ${formatValue(prop)} to ${formatValue(prop, wanted)}?`);
+      if (!ok) { result.textContent = "Not changed."; result.className = "result"; return; }
+      button.disabled = true;
+      result.className = "result";
+      result.textContent = "Sending…";
+      try {
+        const reply = await api("/api/set", {
+          method: "POST", headers: { "Content-Type": "application/json", "X-CSRF-Token": state.csrf },
+          body: JSON.stringify({ node: node.id, prop: prop.id, value: wanted }),
+        });
+        state.pendingSet.set(key, reply.value);
+        result.textContent = "Sent: waiting for the heat pump to report it…";
+      } catch (err) {
+        result.className = "result error";
+        result.textContent = err.message;
+      } finally { button.disabled = false; }
+    });
+    list.append(form);
+  }
+  if (!list.children.length) list.append(el("p", { class: "hint", text: "No settable values yet (waiting for the bridge)." }));
+}
+
+// ------------------------------------------------------------------ start
+
+async function start() {
+  const session = await api("/api/session");
+  state.csrf = session.csrf;
+  state.mode = session.mode;
+  state.faultNames = session.fault_names;
+  $("#logout-csrf").value = session.csrf;
+  if (session.mode !== "mqtt") {
+    for (const a of document.querySelectorAll("#tabs a[data-live]")) a.hidden = true;
+    $("#direct-notice").hidden = false;
+    setStatus("direct", "live");
+  } else {
+    connectEvents();
+    loadHistory();
+  }
+  $("#query-form").addEventListener("submit", (e) => { e.preventDefault(); runQuery($("#query").value); });
+  for (const b of document.querySelectorAll("[data-query]")) b.addEventListener("click", () => { $("#query").value = b.dataset.query; runQuery(b.dataset.query); });
+  $("#faults-refresh").addEventListener("click", loadFaults);
+  $("#trend-range").addEventListener("change", drawCharts);
+  window.addEventListener("resize", scheduleRedraw);
+  window.addEventListener("hashchange", () => showTab(location.hash.slice(1)));
+  showTab(location.hash.slice(1) || (session.mode === "mqtt" ? "dashboard" : "registers"));
+}
+
+start().catch((err) => setStatus(err.message, "offline"));
