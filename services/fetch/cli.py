@@ -30,16 +30,9 @@ def _version() -> str:
         return "unknown"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command line; options also read AURORA_FETCH_<OPTION> where noted."""
-    p = _Parser(
+    p = argparse.ArgumentParser(  # exits 2 on a usage error, as EXIT_USAGE says
         prog="aurora_fetch",
         description="Read registers of a WaterFurnace Aurora heat pump once and print them.",
         epilog=(
