@@ -110,8 +110,12 @@ CASES: dict[str, tuple[set[str], Callable[[Scene], bool]]] = {
         {"bridge", "homeassistant", "admin"},
         lambda s: s.delivered_to_user(f"homeassistant/climate/{s.device}/zone1/config", "homeassistant/#"),
     ),
+    "read property attributes": (
+        {"bridge", "web", "homeassistant", "admin"},
+        lambda s: s.delivered_to_user(f"{s.root}/zone1/heating-target-temperature/$format", f"{s.root}/#"),
+    ),
     "write a property /set": (
-        {"bridge", "homeassistant", "admin"},
+        {"bridge", "web", "homeassistant", "admin"},
         lambda s: s.delivered_from_user(f"{s.root}/zone1/target-mode/set"),
     ),
     "write $state": ({"bridge", "admin"}, lambda s: s.delivered_from_user(f"{s.root}/$state")),
