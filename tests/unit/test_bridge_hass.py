@@ -1,0 +1,296 @@
+"""Home Assistant device-based discovery (mqtt-homie-libs §5): the keys HA's 2026 schema requires,
+valid device classes and units, unique ids that never collide, every entity of the original kept
+under its old unique id, and the migration away from the original's per-entity topics.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aurora.bridge.device import Unit, detect
+from aurora.dump import load_dump
+
+SHARED = Path(__file__).resolve().parents[3] / "shared"
+SEED = SHARED / "reference" / "orig-seed-dump.yml"
+RETAINED = SHARED / "reference" / "orig-bridge-retained.txt"
+DEMO = Path(__file__).resolve().parents[2] / "services" / "sim" / "demo.yml"
+JFCLICHE = SHARED / "dumps" / "jfcliche-flat.yml"
+
+# Entities the original did not announce; everything else of it is kept (same key and platform)
+HASS_ADDITIONS = {
+    "abc_low-pressure-switch": "sensor",
+    "abc_high-pressure-switch": "sensor",
+    "abc_line-voltage-setting": "number",
+    "abc_line-voltage": "sensor",
+    "abc_water-delta-t": "sensor",
+    "abc_cop": "sensor",
+}
+# §13 U2: the original's humidifier state was the running flag and on/off went nowhere; here
+# on/off is automatic/manual control, and running is the entity's action
+STATE_TOPIC_CHANGES = {"dehumidifier": "homie/aurora-2109123456/humidistat/dehumidifier-mode"}
+# What HA 2026.2 accepts (homeassistant.const / sensor and binary_sensor device classes)
+PLATFORMS = {
+    "sensor",
+    "binary_sensor",
+    "number",
+    "select",
+    "switch",
+    "button",
+    "climate",
+    "water_heater",
+    "humidifier",
+}
+SENSOR_UNITS: dict[str | None, set[str | None]] = {
+    None: {None, "BTU/h", "%", "°F"},
+    "temperature": {"°F", "°C", "K"},
+    "power": {"W", "kW", "BTU/h"},
+    "pressure": {"psi", "Pa", "kPa", "bar"},
+    "humidity": {"%"},
+    "voltage": {"V", "mV"},
+    "volume_flow_rate": {"gal/min", "L/min", "m³/h"},
+}
+BINARY_CLASSES = {None, "running", "problem"}
+STATE_CLASSES = {None, "measurement", "total", "total_increasing"}
+REQUIRED = {
+    "sensor": {"state_topic"},
+    "binary_sensor": {"state_topic", "payload_on", "payload_off"},
+    "number": {"state_topic", "command_topic", "min", "max"},
+    "select": {"state_topic", "command_topic", "options"},
+    "switch": {"state_topic", "command_topic", "payload_on", "payload_off"},
+    "button": {"command_topic", "payload_press"},
+    "climate": {"mode_command_topic", "modes"},
+    "water_heater": {"mode_command_topic", "modes"},
+    "humidifier": {"command_topic", "target_humidity_command_topic"},
+}
+
+
+def reader(words: Mapping[int, int]):  # type: ignore[no-untyped-def]
+    return lambda ranges: {a: words[a] for s, n in ranges for a in range(s, s + n) if a in words}
+
+
+@pytest.fixture(scope="module")
+def units() -> dict[str, Unit]:
+    return {
+        name: detect(reader(load_dump(path)))
+        for name, path in (("seed", SEED), ("demo", DEMO), ("jfcliche", JFCLICHE))
+    }
+
+
+def document(unit: Unit, **kwargs: Any) -> dict[str, Any]:
+    topics = [(t, p) for t, p in unit.hass_discovery(**kwargs) if "/device/" in t]
+    assert 1 == len(topics)
+    return dict(json.loads(topics[0][1]))
+
+
+def original_entities() -> dict[str, tuple[str, dict[str, Any]]]:
+    """The original's per-entity configs for the seed: object id → (platform, config)."""
+    out: dict[str, tuple[str, dict[str, Any]]] = {}
+    for line in RETAINED.read_text(encoding="utf-8").splitlines():
+        _r, _q, rest = line.split(" ", 2)
+        topic, _, payload = rest.partition(" ")
+        if topic.startswith("homeassistant/"):
+            _prefix, platform, _device, key, _config = topic.split("/")
+            out[key] = (platform, json.loads(payload))
+    return out
+
+
+@pytest.mark.parametrize("name", ["seed", "demo", "jfcliche"])
+def test_the_device_document_has_what_device_discovery_requires(units: dict[str, Unit], name: str) -> None:
+    """dev, origin and a platform plus unique_id per component; availability from Homie $state."""
+    unit = units[name]
+    doc = document(unit)
+    assert [unit.device_id] == doc["dev"]["ids"]
+    assert ("WaterFurnace", "WaterFurnace") == (doc["dev"]["name"], doc["dev"]["mf"])
+    assert doc["o"]["name"]
+    assert [
+        {
+            "topic": f"homie/{unit.device_id}/$state",
+            "value_template": "{{ 'online' if value == 'ready' else 'offline' }}",
+        }
+    ] == doc["avty"]
+    for key, cmp in doc["cmps"].items():
+        assert re.fullmatch(r"[a-zA-Z0-9_-]+", key), key
+        assert cmp["p"] in PLATFORMS, key
+        assert REQUIRED[cmp["p"]] <= set(cmp), (key, REQUIRED[cmp["p"]] - set(cmp))
+        assert cmp["unique_id"] == f"{unit.device_id}_{key}"
+        assert 1 == cmp["qos"], key  # a root qos is not inherited (§5.4)
+        assert "object_id" not in cmp
+        assert re.fullmatch(rf"{cmp['p']}\.[a-z0-9_]+", cmp["default_entity_id"]), key
+
+
+@pytest.mark.parametrize("name", ["seed", "demo", "jfcliche"])
+def test_device_classes_units_and_state_classes_are_valid(units: dict[str, Unit], name: str) -> None:
+    for key, cmp in document(units[name])["cmps"].items():
+        if cmp["p"] == "sensor":
+            if cmp.get("device_class") == "enum":
+                # original issue 84: an enum sensor with a state class is rejected
+                assert {"state_class", "unit_of_measurement"}.isdisjoint(cmp), key
+                assert cmp["options"], key
+                continue
+            assert cmp.get("device_class") in SENSOR_UNITS, key
+            assert cmp.get("unit_of_measurement") in SENSOR_UNITS[cmp.get("device_class")], key
+            assert cmp.get("state_class") in STATE_CLASSES, key
+        elif cmp["p"] == "binary_sensor":
+            assert cmp.get("device_class") in BINARY_CLASSES, key
+            assert ("true", "false") == (cmp["payload_on"], cmp["payload_off"]), key
+
+
+@pytest.mark.parametrize("name", ["seed", "demo", "jfcliche"])
+def test_every_topic_is_a_property_and_every_command_goes_to_a_settable_one(
+    units: dict[str, Unit], name: str
+) -> None:
+    """aurora-bridge §13 U2: the original's humidifier on/off went to a topic nobody read."""
+    unit = units[name]
+    base = f"homie/{unit.device_id}/"
+    for key, cmp in document(unit)["cmps"].items():
+        for field, topic in cmp.items():
+            if not field.endswith("_topic"):
+                continue
+            assert topic.startswith(base), (key, field)
+            path = topic.removeprefix(base)
+            if field.endswith("command_topic"):
+                assert path.endswith("/set"), (key, field)
+                assert path.removesuffix("/set") in unit.settable(), (key, field)
+            else:
+                assert unit.spec(path) is not None, (key, field, path)
+
+
+def test_ranges_and_options_are_those_of_the_homie_format(units: dict[str, Unit]) -> None:
+    unit = units["seed"]
+    cmps = document(unit)["cmps"]
+    for key, cmp in cmps.items():
+        spec = unit.spec(key.replace("_", "/", 1))
+        if cmp["p"] == "number":
+            assert spec is not None and spec.format is not None
+            assert spec.format == f"{cmp['min']}:{cmp['max']}", key
+        if cmp["p"] == "select" or cmp.get("device_class") == "enum":
+            assert spec is not None and spec.format is not None
+            assert spec.format.split(",") == cmp["options"], key
+
+
+def test_every_entity_of_the_original_is_kept_under_its_unique_id(units: dict[str, Unit]) -> None:
+    """Users switching from the gem keep their entities and their history."""
+    original = original_entities()
+    cmps = document(units["seed"])["cmps"]
+    kept = {key: cmps[key]["p"] for key in original if key in cmps}
+    assert {key: platform for key, (platform, _cfg) in original.items()} == kept
+    for key, (_platform, config) in original.items():
+        assert config["uniq_id"] == cmps[key]["unique_id"], key
+        expected = STATE_TOPIC_CHANGES.get(key, config.get("stat_t"))
+        assert expected == cmps[key].get("state_topic"), key
+    assert HASS_ADDITIONS == {key: cmp["p"] for key, cmp in cmps.items() if key not in original}
+
+
+def test_entities_keep_the_original_names_and_classes(units: dict[str, Unit]) -> None:
+    cmps = document(units["seed"])["cmps"]
+    for key, (platform, config) in original_entities().items():
+        if platform in ("sensor", "binary_sensor", "number", "select", "switch", "button"):
+            assert config["name"] == cmps[key]["name"], key
+        if platform == "sensor" and "dev_cla" in config:
+            assert config["dev_cla"] == cmps[key]["device_class"], key
+
+
+def test_a_single_thermostat_is_one_climate_entity_named_after_the_device(units: dict[str, Unit]) -> None:
+    climate = document(units["seed"])["cmps"]["zone1"]
+    assert climate["name"] is None  # the device's main entity (HA naming since 2023.8)
+    assert ["off", "heat_cool", "cool", "heat"] == climate["modes"]
+    assert ["emergency_heat"] == climate["preset_modes"]  # HA has no eheat mode (§13 U3)
+    assert (40, 99, "F") == (climate["min_temp"], climate["max_temp"], climate["temperature_unit"])
+    assert climate["temperature_low_command_topic"].endswith("zone1/heating-target-temperature/set")
+    assert climate["temperature_high_command_topic"].endswith("zone1/cooling-target-temperature/set")
+
+
+def test_each_iz2_zone_is_a_climate_and_only_zone_one_has_emergency_heat(
+    units: dict[str, Unit],
+) -> None:
+    cmps = document(units["demo"])["cmps"]
+    climates = {key: cmp for key, cmp in cmps.items() if cmp["p"] == "climate"}
+    assert ["zone1", "zone2", "zone3"] == sorted(climates)
+    assert ["Zone 1", "Zone 2", "Zone 3"] == [climates[k]["name"] for k in sorted(climates)]
+    assert ["zone1"] == [k for k, c in climates.items() if "preset_modes" in c]
+    assert {1} == {c["temp_step"] for c in climates.values()}  # IZ2 zones hold whole degrees
+
+
+def test_a_unit_without_a_communicating_thermostat_gets_no_climate(units: dict[str, Unit]) -> None:
+    cmps = document(units["jfcliche"])["cmps"]
+    assert [] == [key for key, cmp in cmps.items() if cmp["p"] in ("climate", "water_heater", "humidifier")]
+
+
+def test_the_water_heater_sends_its_limits_under_the_keys_ha_reads(units: dict[str, Unit]) -> None:
+    """aurora-bridge §13 U3: the original sent min/max, which the water heater ignores."""
+    heater = document(units["seed"])["cmps"]["dhw"]
+    assert (100, 140) == (heater["min_temp"], heater["max_temp"])
+    assert {"min", "max"}.isdisjoint(heater)
+    assert ["off", "heat_pump"] == heater["modes"]
+
+
+def test_humidifiers_switch_between_auto_and_manual_and_carry_their_ranges(
+    units: dict[str, Unit],
+) -> None:
+    cmps = document(units["demo"])["cmps"]
+    humidifier, dehumidifier = cmps["humidifier"], cmps["dehumidifier"]
+    assert ("humidifier", 15, 50) == (
+        humidifier["device_class"],
+        humidifier["min_humidity"],
+        humidifier["max_humidity"],
+    )
+    assert ("dehumidifier", 35, 65) == (
+        dehumidifier["device_class"],
+        dehumidifier["min_humidity"],
+        dehumidifier["max_humidity"],
+    )
+    assert ("auto", "manual") == (humidifier["payload_on"], humidifier["payload_off"])
+
+
+def test_two_bridges_never_share_a_unique_id_or_a_discovery_topic(units: dict[str, Unit]) -> None:
+    ids = {name: {c["unique_id"] for c in document(unit)["cmps"].values()} for name, unit in units.items()}
+    assert set() == ids["seed"] & ids["demo"]
+    assert set() == ids["seed"] & ids["jfcliche"]
+    topics = {t for unit in units.values() for t, _ in unit.hass_discovery() if "/device/" in t}
+    assert 3 == len(topics)
+
+
+def test_the_gem_topics_are_migrated_then_cleared_around_the_device_document(units: dict[str, Unit]) -> None:
+    """HA's migration order: migrate_discovery on the old topics, the new document, then empty payloads."""
+    unit = units["seed"]
+    messages = unit.hass_discovery()
+    device = [i for i, (t, _) in enumerate(messages) if t == f"homeassistant/device/{unit.device_id}/config"]
+    assert 1 == len(device)
+    before, after = messages[: device[0]], messages[device[0] + 1 :]
+    assert {json.dumps({"migrate_discovery": True})} == {p for _, p in before}
+    assert {""} == {p for _, p in after}
+    assert [t for t, _ in before] == [t for t, _ in after]
+    original = {
+        f"homeassistant/{platform}/{unit.device_id}/{key}/config"
+        for key, (platform, _) in original_entities().items()
+    }
+    legacy = {  # aurora-bridge §7.5: emptied by the original on every start
+        f"homeassistant/{p}/{unit.device_id}/{k}/config"
+        for p, k in (
+            ("switch", "dhw_enabled"),
+            ("number", "dhw_set-point"),
+            ("sensor", "dhw_water-temperature"),
+            ("scene", "faults_clear-history"),
+        )
+    }
+    assert original | legacy == {t for t, _ in before}
+
+
+def test_without_migration_only_the_device_document_is_published(units: dict[str, Unit]) -> None:
+    messages = units["seed"].hass_discovery(migrate=False)
+    assert ["homeassistant/device/aurora-2109123456/config"] == [t for t, _ in messages]
+
+
+def test_the_topic_root_and_discovery_prefix_are_configurable(units: dict[str, Unit]) -> None:
+    unit = units["seed"]
+    messages = unit.hass_discovery(homie_root="site/a", prefix="ha", migrate=False)
+    topic, payload = messages[0]
+    assert "ha/device/aurora-2109123456/config" == topic
+    doc = json.loads(payload)
+    assert "site/a/aurora-2109123456/$state" == doc["avty"][0]["topic"]
+    assert doc["cmps"]["abc_watts"]["state_topic"].startswith("site/a/aurora-2109123456/")
