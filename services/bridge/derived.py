@@ -22,7 +22,7 @@ def water_delta_t(words: Mapping[int, int]) -> float | None:
     leaving = regs.signed_tenths(words[1110])
     if entering is None or leaving is None:
         return None
-    return round(entering - leaving, 1)
+    return round(float(entering) - float(leaving), 1)
 
 
 def cop(words: Mapping[int, int]) -> float | None:
@@ -46,4 +46,5 @@ def cop(words: Mapping[int, int]) -> float | None:
         moved_w = regs.int32(words[1154], words[1155]) / BTUH_PER_WATT + watts
     if moved_w <= 0:
         return None
-    return round(min(moved_w / watts, 20.0), 1)  # a COP above 20 is a measuring glitch; $format 0:20
+    # a COP above 20 is a measuring glitch ($format 0:20)
+    return round(min(float(moved_w) / float(watts), 20.0), 1)

@@ -17,9 +17,10 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 
 from aurora.errors import UsageError
-from homie_spec import Device, Node, Property
+from homie_spec.devices import Device
 from homie_spec.messages import Message
-from homie_spec.properties import Datatype
+from homie_spec.nodes import Node
+from homie_spec.properties import Datatype, Property
 
 from .properties import NodeSpec, PropertySpec
 

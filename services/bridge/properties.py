@@ -1276,7 +1276,7 @@ def _zone_common(
     setpoint = "°F"
 
     def fan_value(w: Words) -> Value | None:
-        return regs.zone_configuration1(w[config1])["fan"]
+        return str(regs.zone_configuration1(w[config1])["fan"])
 
     def on_value(w: Words) -> Value | None:
         return str(regs.zone_configuration1(w[config1])["on_time"])
