@@ -173,8 +173,10 @@ class HomieMirror:
         if value is None or payload in ("true", "false"):
             return
         series = self.history.setdefault((node, prop), deque())
-        if len(series) >= 2 and now - series[-2][0] < self.sample_s:
-            series[-1] = (now, value)  # still inside the last interval: the newest value wins
+        if len(series) >= 2 and series[-1][0] - series[-2][0] < self.sample_s:
+            # The last point is provisional until it lies a whole interval after the one before:
+            # it follows the newest value, so the chart ends at the current reading.
+            series[-1] = (now, value)
         else:
             series.append((now, value))
         self._trim(series, now)
