@@ -6,7 +6,7 @@ Pure code: the runtime passes a ``read(ranges)`` callable and publishes what the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -142,6 +142,7 @@ class Unit:
     nodes: tuple[NodeSpec, ...]
     _tiers: dict[int, Tier] = field(default_factory=dict, repr=False)
     _by_path: dict[str, PropertySpec] = field(default_factory=dict, repr=False)
+    _description: list[tuple[str, str]] | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, components: Components, *, name: str = "WaterFurnace") -> Unit:
@@ -168,7 +169,9 @@ class Unit:
     def description(self) -> list[tuple[str, str]]:
         """(topic suffix under ``homie/<device_id>/``, payload) of every Homie attribute, in
         publishing order; ``$state`` is not included."""
-        return homie.description(self.device_id, self.name, self.nodes)
+        if self._description is None:  # the tree never changes after detection
+            self._description = homie.description(self.device_id, self.name, self.nodes)
+        return list(self._description)
 
     def values(self, words: Mapping[int, int]) -> dict[str, str]:
         """``<node>/<prop>`` → payload for each property whose registers are all in ``words``."""
@@ -184,8 +187,17 @@ class Unit:
         return [path for path, spec in self._by_path.items() if spec.setter is not None]
 
     def hass_discovery(
-        self, *, homie_root: str = "homie", prefix: str = "homeassistant", migrate: bool = True
+        self,
+        *,
+        homie_root: str = "homie",
+        prefix: str = "homeassistant",
+        migrate: bool = True,
+        existing: Collection[str] | None = None,
     ) -> list[tuple[str, str]]:
         """(topic, payload) to publish retained, in order: HA device-based discovery, and with
-        ``migrate`` the Ruby gem's per-entity topics (migration marker first, empty payload last)."""
-        return hass.discovery(self, homie_root=homie_root, prefix=prefix, migrate=migrate)
+        ``migrate`` the Ruby gem's per-entity topics (migration marker first, empty payload last).
+
+        ``existing``: the retained topics seen at start-up; when given, only those of the gem's
+        topics are migrated (nothing to migrate after the first run).
+        """
+        return hass.discovery(self, homie_root=homie_root, prefix=prefix, migrate=migrate, existing=existing)

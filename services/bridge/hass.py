@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
@@ -279,17 +280,22 @@ def legacy_topics(unit: Unit, *, prefix: str = "homeassistant") -> list[str]:
 
 
 def discovery(
-    unit: Unit, *, homie_root: str = "homie", prefix: str = "homeassistant", migrate: bool = True
+    unit: Unit,
+    *,
+    homie_root: str = "homie",
+    prefix: str = "homeassistant",
+    migrate: bool = True,
+    existing: Collection[str] | None = None,
 ) -> list[tuple[str, str]]:
     """(topic, payload) in publishing order, all retained: with ``migrate``, HA's migration
-    marker on each of the gem's old topics, then the device document, then the old topics
-    emptied (HA's documented migration order)."""
+    marker on each of the gem's old topics (those in ``existing``, when given), then the device
+    document, then the old topics emptied (HA's documented migration order)."""
     document = json.dumps(
         device_payload(unit, homie_root=homie_root), ensure_ascii=False, separators=(",", ":")
     )
     own = (f"{prefix}/device/{unit.device_id}/config", document)
     if not migrate:
         return [own]
-    old = legacy_topics(unit, prefix=prefix)
+    old = [t for t in legacy_topics(unit, prefix=prefix) if existing is None or t in existing]
     marker = json.dumps({"migrate_discovery": True})
     return [(t, marker) for t in old] + [own] + [(t, "") for t in old]

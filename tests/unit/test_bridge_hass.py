@@ -294,3 +294,14 @@ def test_the_topic_root_and_discovery_prefix_are_configurable(units: dict[str, U
     doc = json.loads(payload)
     assert "site/a/aurora-2109123456/$state" == doc["avty"][0]["topic"]
     assert doc["cmps"]["abc_watts"]["state_topic"].startswith("site/a/aurora-2109123456/")
+
+
+def test_only_gem_topics_still_retained_are_migrated(units: dict[str, Unit]) -> None:
+    """After the first run nothing is left to migrate: no marker floods HA on every start."""
+    unit = units["seed"]
+    old = "homeassistant/sensor/aurora-2109123456/abc_watts/config"
+    messages = unit.hass_discovery(existing={old, "homie/aurora-2109123456/$state"})
+    assert [old, "homeassistant/device/aurora-2109123456/config", old] == [t for t, _ in messages]
+    assert ["homeassistant/device/aurora-2109123456/config"] == [
+        t for t, _ in unit.hass_discovery(existing=())
+    ]
