@@ -33,6 +33,42 @@ HASS_ADDITIONS = {
 # §13 U2: the original's humidifier state was the running flag and on/off went nowhere; here
 # on/off is automatic/manual control, and running is the entity's action
 STATE_TOPIC_CHANGES = {"dehumidifier": "homie/aurora-2109123456/humidistat/dehumidifier-mode"}
+# (entity, field) → (the original's value, ours, why), for the entities announced on their own
+HASS_DIFFERENCES: dict[tuple[str, str], tuple[Any, Any, str]] = {
+    ("pump_minimum-speed", "min"): (0, 1, "the setter refuses 0 (§13 C9)"),
+    ("pump_maximum-speed", "min"): (0, 1, "the setter refuses 0 (§13 C9)"),
+    ("pump_speed", "min"): (0, 1, "the setter refuses 0 (§13 C9)"),
+    ("compressor_heat-of-extraction", "unit_of_measurement"): ("Btuh", "BTU/h", "HA's spelling"),
+    ("compressor_heat-of-rejection", "unit_of_measurement"): ("Btuh", "BTU/h", "HA's spelling"),
+    ("pump_waterflow", "device_class"): (None, "volume_flow_rate", "HA converts and graphs flows"),
+    ("pump_waterflow", "unit_of_measurement"): ("gpm", "gal/min", "the unit volume_flow_rate accepts"),
+    ("abc_locked-out", "device_class"): (None, "problem", "shown as a problem in HA"),
+    ("abc_derated", "device_class"): (None, "problem", "shown as a problem in HA"),
+    ("abc_safe-mode", "device_class"): (None, "problem", "shown as a problem in HA"),
+    ("faults_clear-history", "entity_category"): (None, "config", "a maintenance action, not a control"),
+    ("zone1_fan-intermittent-on", "options"): (
+        ["0", "5", "10", "15", "20"],
+        ["0", "5", "10", "15", "20", "25"],
+        "the Homie $format (§13 C9)",
+    ),
+    ("zone1_fan-intermittent-off", "options"): (
+        ["0", "5", "10", "15", "20", "25", "30", "35", "40"],
+        ["5", "10", "15", "20", "25", "30", "35", "40"],
+        "the Homie $format (§13 C9)",
+    ),
+}
+_ABBREVIATIONS = {
+    "dev_cla": "device_class",
+    "stat_cla": "state_class",
+    "ent_cat": "entity_category",
+    "unit_of_meas": "unit_of_measurement",
+    "ops": "options",
+    "pl_on": "payload_on",
+    "pl_off": "payload_off",
+    "pl_prs": "payload_press",
+    "min": "min",
+    "max": "max",
+}
 # What HA 2026.2 accepts (homeassistant.const / sensor and binary_sensor device classes)
 PLATFORMS = {
     "sensor",
@@ -184,6 +220,22 @@ def test_every_entity_of_the_original_is_kept_under_its_unique_id(units: dict[st
         expected = STATE_TOPIC_CHANGES.get(key, config.get("stat_t"))
         assert expected == cmps[key].get("state_topic"), key
     assert HASS_ADDITIONS == {key: cmp["p"] for key, cmp in cmps.items() if key not in original}
+
+
+def test_entity_classes_units_and_ranges_match_the_original_except_the_listed_differences(
+    units: dict[str, Unit],
+) -> None:
+    cmps = document(units["seed"])["cmps"]
+    differences: dict[tuple[str, str], tuple[Any, Any]] = {}
+    for key, (platform, config) in original_entities().items():
+        if platform in ("climate", "water_heater", "humidifier"):
+            continue  # node entities: their own tests below
+        theirs = {_ABBREVIATIONS[k]: v for k, v in config.items() if k in _ABBREVIATIONS}
+        ours = {k: v for k, v in cmps[key].items() if k in _ABBREVIATIONS.values()}
+        for field in sorted(set(theirs) | set(ours)):
+            if theirs.get(field) != ours.get(field):
+                differences[(key, field)] = (theirs.get(field), ours.get(field))
+    assert {k: (o, m) for k, (o, m, _why) in HASS_DIFFERENCES.items()} == differences
 
 
 def test_entities_keep_the_original_names_and_classes(units: dict[str, Unit]) -> None:
