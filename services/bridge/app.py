@@ -20,6 +20,7 @@ from aurora.bus import Bus
 from aurora.errors import AuroraError, BusError, ExceptionReply, FrameError, UsageError
 from aurora.mqtt import MqttSettings, make_client
 from aurora.query import plan_chunks
+from aurora.transport import redact
 
 from .health import HEALTH_EVERY_S, PollStats, health_document
 from .poller import PollReport, TierSchedule, WordCache, read_words
@@ -32,6 +33,7 @@ TIER_NAMES = ("fast", "medium", "slow")
 DETECT_MAX_BACKOFF_S = 60.0
 STUCK_JOB_S = 60.0  # no transaction lasts this long (retries included); the line is wedged
 MQTT_ACK_STALE_S = 90.0
+WATCHDOG_MIN_S = 5.0  # never reset the line more often than this, whatever the intervals
 _MAX_LOGGED_PAYLOAD = 64
 
 
@@ -114,7 +116,7 @@ class Bridge:
         try:
             self.unit = self._detect_unit()
         except UsageError as err:
-            log.error("bad_port", port=self.config.port, error=str(err))
+            log.error("bad_port", port=redact(self.config.port), error=str(err))
             self.worker.stop()
             return 2
         if self.unit is None:  # stopped while the unit was not answering
@@ -416,7 +418,7 @@ class Bridge:
 
     def _watchdog(self, now: float) -> None:
         fast = self.config.intervals_s["fast"]
-        stale_s = max(self.config.watchdog_cycles * fast, 15.0)
+        stale_s = max(self.config.watchdog_cycles * fast, WATCHDOG_MIN_S)
         worker, pub = self.worker, self.publisher
         assert pub is not None
         if not worker.alive():

@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--fast-interval",
         type=_seconds,
-        default=_seconds(_env("FAST_INTERVAL") or "5"),
+        default=_env("FAST_INTERVAL") or "5",
         metavar="S",
         help="seconds between reads of fast-changing values: temperatures, power, "
         "modes (default %(default)s) [AURORA_FAST_INTERVAL]",
@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--medium-interval",
         type=_seconds,
-        default=_seconds(_env("MEDIUM_INTERVAL") or "30"),
+        default=_env("MEDIUM_INTERVAL") or "30",
         metavar="S",
         help="seconds between reads of set points and settings (default %(default)s) "
         "[AURORA_MEDIUM_INTERVAL]",
@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--slow-interval",
         type=_seconds,
-        default=_seconds(_env("SLOW_INTERVAL") or "300"),
+        default=_env("SLOW_INTERVAL") or "300",
         metavar="S",
         help="seconds between reads of rarely changing values: fault history, "
         "versions (default %(default)s) [AURORA_SLOW_INTERVAL]",
@@ -148,15 +148,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--watchdog-cycles",
         type=int,
-        default=int(_env("WATCHDOG_CYCLES") or 6),
+        default=_env("WATCHDOG_CYCLES") or "6",
         metavar="N",
-        help="reopen the line when no poll succeeded for N fast intervals (at least 15 s; "
+        help="reopen the line when no poll succeeded for N fast intervals (at least 5 s; "
         "default %(default)s) [AURORA_WATCHDOG_CYCLES]",
     )
     p.add_argument(
         "--timeout",
         type=float,
-        default=float(_env("TIMEOUT") or DEFAULT_LATENCY_S),
+        default=_env("TIMEOUT") or str(DEFAULT_LATENCY_S),
         metavar="S",
         help="time allowed beyond the line time of each reply (default %(default)s) [AURORA_TIMEOUT]",
     )
@@ -205,11 +205,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse and check the command line (pure apart from reading the environment)."""
-    parser = build_parser()
     try:
-        args = parser.parse_args(argv)
-    except UsageError as err:  # a malformed AURORA_* boolean
-        parser.error(str(err))
+        parser = build_parser()  # reads the environment: a malformed AURORA_* value raises here
+    except UsageError as err:
+        _Parser(prog="aurora_mqtt_bridge").error(str(err))
+    args = parser.parse_args(argv)
+    if args.mqtt_protocol not in ("3.1.1", "5"):  # an env default is not checked against choices
+        parser.error(f"AURORA_MQTT_PROTOCOL={args.mqtt_protocol!r}: use 3.1.1 or 5")
+    if args.log_format not in ("auto", "console", "json"):
+        parser.error(f"AURORA_LOG_FORMAT={args.log_format!r}: use auto, console or json")
     if not args.port or not args.mqtt_url:
         parser.error("PORT and MQTT_URL are required (or AURORA_PORT and AURORA_MQTT_URL)")
     if urlsplit(args.mqtt_url).scheme.lower() not in ("mqtt", "mqtts"):

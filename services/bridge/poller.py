@@ -17,7 +17,15 @@ from typing import Any, Protocol, TypeVar
 
 import structlog
 from aurora.bus import Bus
-from aurora.errors import AuroraError, BusError, BusTimeout, ExceptionReply, FrameError, IllegalAddress
+from aurora.errors import (
+    AuroraError,
+    BusError,
+    BusTimeout,
+    ExceptionReply,
+    FrameError,
+    IllegalAddress,
+    UsageError,
+)
 from aurora.query import Chunk, plan_chunks
 
 from .worker import Priority
@@ -132,8 +140,8 @@ def read_words(
             if not answered:
                 raise
             failure: AuroraError = err
-        except BusError:
-            raise
+        except (BusError, UsageError):
+            raise  # the line is gone, or the port itself is wrong: nothing else will answer either
         except (FrameError, ExceptionReply) as err:
             failure = err
         except AuroraError as err:

@@ -105,6 +105,8 @@ class Publisher:
             # RuntimeError/ValueError: queued while disconnected; nothing more to do on the way out
             with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(timeout_s)
+        # paho logs "Client is not connected" at ERROR once the socket is closed on purpose.
+        self.client.disable_logger()
         self.client.disconnect()
         self.client.loop_stop()
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -234,6 +236,83 @@ def test_the_bridge_goes_to_alert_when_the_sim_dies_and_back_to_ready_when_it_re
                     return health["bus"]["reconnects"] >= 2 and health["state"] == "ready"
 
                 wait_for(reconnected, 10, "$health counting the reopened line")
+
+
+def test_a_unit_that_stalls_silently_is_noticed_and_the_bridge_recovers_when_it_answers_again(
+    tmp_path: Path, broker: Broker
+) -> None:
+    """Issue 104's silent stall: the line stays open but nothing answers. The bridge says alert,
+    its watchdog reopens the line, and it is ready again once the unit answers."""
+    watch = observer(broker)
+    with (
+        Sim.start(tmp_path, "--tcp", "127.0.0.1:0", "--no-drift") as sim,
+        bridge(tmp_path, broker, sim.url, "--watchdog-cycles", "3") as process,
+    ):
+        first = wait_state(watch, "ready")
+        os.kill(sim.process.pid, signal.SIGSTOP)  # the socket stays open; no byte comes back
+        try:
+            alert = wait_state(watch, "alert", after=first)
+
+            def reset() -> bool:
+                health = json.loads(watch.received(f"homie/{DEMO_ID}/$health")[-1].payload)
+                return health["poll"]["watchdog_resets"] >= 1
+
+            wait_for(reset, 20, "a watchdog reset in $health")
+        finally:
+            os.kill(sim.process.pid, signal.SIGCONT)
+        wait_state(watch, "ready", after=alert)
+        assert process.poll() is None
+        assert '"watchdog_bus_reset"' in (tmp_path / "bridge.log").read_text()
+
+
+def test_a_port_that_cannot_be_right_ends_the_bridge_with_a_usage_error(
+    tmp_path: Path, broker: Broker
+) -> None:
+    """A mistake on the command line is reported in one line, not a traceback, and exits 2."""
+    log = tmp_path / "bad.log"
+    with bridge(tmp_path, broker, "tcp://no-port-here/", name="bad") as process:
+        assert 2 == process.wait(30)
+    text = log.read_text()
+    assert '"bad_port"' in text
+    assert "Traceback" not in text
+
+
+def test_a_wrong_mqtt_password_is_logged_and_the_bridge_keeps_trying(
+    tmp_path: Path, broker: Broker, sim_tcp: Sim
+) -> None:
+    """The broker may be misconfigured for a while; the bridge says why and never exits."""
+    wrong = tmp_path / "wrong-password"
+    wrong.write_text("not-the-password\n")
+    argv = [
+        str(BIN / "aurora_mqtt_bridge"),
+        sim_tcp.url,
+        broker.url("bridge"),
+        "--mqtt-ca-file",
+        str(broker.ca_file),
+    ]
+    log = tmp_path / "refused.log"
+    with running(
+        argv, env={"MQTT_PASSWORD_FILE": str(wrong), "AURORA_LOG_FORMAT": "json"}, log=log
+    ) as process:
+        wait_for(lambda: '"mqtt_refused"' in log.read_text(), READY_S, "mqtt_refused in the bridge's log")
+        assert process.poll() is None
+    assert "not-the-password" not in log.read_text()
+
+
+def test_without_homie_attributes_the_values_state_and_set_still_work(
+    tmp_path: Path, broker: Broker, sim_tcp: Sim
+) -> None:
+    """--no-homie: only $state, $health and values, as in the original (aurora-bridge §6.1)."""
+    watch = observer(broker)
+    with bridge(tmp_path, broker, sim_tcp.url, "--no-homie", "--no-home-assistant"):
+        wait_state(watch, "ready")
+        watch.barrier(f"homie/{DEMO_ID}/$state")
+        topics = set(watch.topics())
+        assert f"homie/{DEMO_ID}/dhw/set-point" in topics
+        assert f"homie/{DEMO_ID}/$health" in topics
+        assert not [t for t in topics if "/$" in t and not t.endswith(("/$state", "/$health"))]
+        publish(watch.client, f"homie/{DEMO_ID}/dhw/set-point/set", "127")
+        wait_for(lambda: value(watch, f"homie/{DEMO_ID}/dhw/set-point") == "127.0", 10, "read-back published")
 
 
 class RestartableBroker(Broker):
