@@ -18,6 +18,7 @@ import serial
 import serial.rfc2217
 
 CONNECT_TIMEOUT_S = 5.0  # as the original's TCPSocket and pyserial: a dead host fails in 5 s
+GREETING_WAIT_S = 0.5  # how long an RFC 2217 open waits for the server's first telnet options
 
 
 class TcpStream:
@@ -118,17 +119,42 @@ class Rfc2217Stream(serial.rfc2217.Serial):  # type: ignore[misc]
       telnet PURGE costs a 50 ms poll per call in pyserial, on every transaction).
     """
 
+    _server_spoke: threading.Event | None = None
+    _opening = False
+
+    def open(self) -> None:
+        """pyserial's open, which sends our telnet options only once the server has spoken.
+
+        ser2net greets with its own options and, when it refuses, the reason and a hang-up. Options
+        sent before that greeting sit unread in ser2net's socket when it closes, which resets the
+        connection and discards the reason on our side before the reader thread sees it.
+        """
+        self._server_spoke = threading.Event()
+        self._opening = True
+        try:
+            super().open()
+        finally:
+            self._opening = False
+
+    def _telnet_negotiate_option(self, command: bytes, option: bytes) -> None:
+        if self._server_spoke is not None:
+            self._server_spoke.set()  # the reader thread holds the server's first bytes by now
+        super()._telnet_negotiate_option(command, option)
+
     def _telnet_read_loop(self) -> None:
         with contextlib.suppress(OSError):
             super()._telnet_read_loop()
 
     def _internal_raw_write(self, data: bytes) -> None:
+        reader = threading.current_thread() is self._thread
+        if self._opening and not reader and self._server_spoke is not None:
+            self._server_spoke.wait(GREETING_WAIT_S)
         try:
             super()._internal_raw_write(data)
         except OSError:
             # The reader thread answers telnet options; when the server has hung up, keep reading
             # so the text it sent before hanging up reaches ``pending()``.
-            if threading.current_thread() is not self._thread:
+            if not reader:
                 raise
 
     def pending(self) -> bytes:

@@ -384,6 +384,7 @@ def open_serial(url: str, **bus_options: object) -> SerialBus:
 
 def _open_rfc2217(url: str, pyserial_url: str, settings: dict[str, object]) -> Rfc2217Stream:
     shown = redact(url)
+    said: BusError | None = None  # the last refusal ser2net managed to get across
     for attempt in range(BUSY_RETRIES + 1):
         port = Rfc2217Stream(None, timeout=READ_SLICE_S, **settings)
         port.port = pyserial_url
@@ -392,23 +393,24 @@ def _open_rfc2217(url: str, pyserial_url: str, settings: dict[str, object]) -> R
             return port
         except (serial.SerialException, OSError) as err:
             # ser2net refuses in band, then hangs up mid-negotiation (infra.md §2.2 pitfall 5). Our
-            # option replies may then draw a TCP reset that discards its text: try again to read it.
+            # option replies may then draw a TCP reset that discards its text, so an attempt can
+            # end without the reason: remember the last one that came through.
             text = port.pending_after_hangup()
             port.close()
-            hung_up = isinstance(err, OSError) or "reader thread died" in str(err)
+            # pyserial's SerialException is an OSError too; "Could not open port" is the TCP connect.
+            if "Could not open port" in str(err):
+                raise _open_error(url, err) from err
             try:
                 _raise_for_ser2net_text(shown, text)
-            except PortBusy:
-                if attempt == BUSY_RETRIES:
-                    raise
-            else:
-                if not hung_up:
-                    raise _open_error(url, err) from err
-                if attempt == BUSY_RETRIES:
-                    raise BusError(
-                        f"{shown}: the server hung up during RFC 2217 negotiation (ser2net: device busy "
-                        "or missing? its log says which; tcp:// shows its message)"
-                    ) from err
+            except PortBusy as busy:
+                said = busy
+            except BusError as refused:
+                raise refused from err  # a missing device does not come back by retrying
+            if attempt == BUSY_RETRIES:
+                raise said or BusError(
+                    f"{shown}: the server hung up during RFC 2217 negotiation (ser2net: device busy "
+                    "or missing? its log says which; tcp:// shows its message)"
+                ) from err
             log.warning("port_busy_reconnect", port=shown, after_s=BUSY_BACKOFF_S)
             time.sleep(BUSY_BACKOFF_S)  # ser2net frees the device a moment after a client leaves
     raise AssertionError("unreachable")

@@ -1,0 +1,137 @@
+"""The user's Raspberry Pi setup: the sim on a pty exposed by Debian's real ser2net, raw TCP and RFC 2217.
+
+network-serial-connections.md (the user's document) and infra.md §2.2: ``aurora_fetch`` reads the
+same values through ``tcp://``, ``rfc2217://`` and ``telnet://`` as on the serial line itself, and
+ser2net's in-band refusals (``Port already in use``, ``Device open failure``) end in one clear line.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+import yaml
+from aurora.transport import open_bus
+
+from tests.support.ser2net import Ser2net
+from tests.support.sim import Sim
+
+pytestmark = pytest.mark.integration
+BIN = Path(sys.executable).parent
+SHARED = Path(__file__).resolve().parents[3] / "shared"
+FLAT = SHARED / "dumps" / "jfcliche-flat.yml"  # a real unit's full scan: ABC 3.06, AXB 2.03, AWL 2.01
+QUERY = "2,88-91,745-747,1110-1111,1146-1147,3001"  # version, program, set points, water, watts, speed
+
+
+def fetch(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / "aurora_fetch"), *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Sim:
+    with Sim.start(tmp_path, str(FLAT), "--no-drift") as running_sim:
+        yield running_sim
+
+
+@pytest.fixture
+def on_the_line(sim: Sim) -> str:
+    """What aurora_fetch prints for QUERY on the pty itself, before ser2net owns it."""
+    done = fetch(sim.url, QUERY)
+    assert 0 == done.returncode, done.stderr
+    assert "ABC Program (88): ABCSTD" in done.stdout.splitlines()
+    return done.stdout
+
+
+@pytest.mark.parametrize("scheme", ["raw", "rfc2217", "telnet"])
+def test_fetch_through_ser2net_prints_what_the_serial_line_gives(
+    tmp_path: Path, sim: Sim, on_the_line: str, scheme: str
+) -> None:
+    """tcp://, rfc2217:// and telnet:// are the user's document's three ways to reach the Pi."""
+    with Ser2net.start(tmp_path, sim.url) as s2n:
+        url = {"raw": s2n.raw_url, "rfc2217": s2n.rfc2217_url, "telnet": s2n.telnet_url}[scheme]
+        done = fetch(url, QUERY)
+    assert 0 == done.returncode, done.stderr + s2n.output()
+    assert on_the_line == done.stdout
+
+
+def test_fetch_yaml_through_rfc2217_is_the_dump_itself(tmp_path: Path, sim: Sim) -> None:
+    """A bug-report dump taken over the network holds the unit's raw words, 100-register chunks included."""
+    with Ser2net.start(tmp_path, sim.url) as s2n:
+        done = fetch(s2n.rfc2217_url, "0-155,600-749", "--yaml")
+    assert 0 == done.returncode, done.stderr
+    scan = yaml.safe_load(FLAT.read_text())
+    wanted = [*range(156), *range(600, 750)]
+    assert {a: scan[a] for a in wanted} == yaml.safe_load(done.stdout)
+
+
+@pytest.mark.parametrize("scheme", ["raw", "rfc2217"])
+def test_a_second_client_without_kickolduser_is_told_the_port_is_busy(
+    tmp_path: Path, sim: Sim, scheme: str
+) -> None:
+    """ser2net writes 'Port already in use' into the stream; the user reads one line, not ASCII as data."""
+    with Ser2net.start(tmp_path, sim.url, kickolduser=False) as s2n:
+        url = s2n.raw_url if scheme == "raw" else s2n.rfc2217_url
+        with closing(open_bus(url)) as holder:  # another client, talking to the unit
+            holder.read_holding(745, 1)
+            done = fetch(url, "745")
+    assert 1 == done.returncode, done.stdout
+    first_line = done.stderr.strip().splitlines()[-1]
+    assert first_line.startswith(f"aurora_fetch: Serial port busy - {url}"), done.stderr
+    assert "already in use" in first_line and "kickolduser" in first_line
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("scheme", ["raw", "rfc2217"])
+def test_a_missing_device_behind_ser2net_is_named_from_its_in_band_text(tmp_path: Path, scheme: str) -> None:
+    """infra.md §2.2 pitfall 1: a wrong device path makes ser2net send 'Device open failure' and hang up."""
+    with Ser2net.start(tmp_path, tmp_path / "ttyUSB9") as s2n:
+        url = s2n.raw_url if scheme == "raw" else s2n.rfc2217_url
+        done = fetch(url, "745")
+    assert 1 == done.returncode
+    assert "ser2net cannot open its serial device: 'Device open failure" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_kickolduser_lets_fetch_take_the_port_from_a_stale_client(tmp_path: Path, sim: Sim) -> None:
+    """A client that never let go (a crashed bridge) no longer locks the user out (the rig's config)."""
+    with Ser2net.start(tmp_path, sim.url, kickolduser=True) as s2n:
+        with socket.create_connection(("127.0.0.1", s2n.raw_port)) as stale:
+            stale.settimeout(5)
+            done = fetch(s2n.raw_url, "745-747")
+            kicked = stale.recv(100)  # ser2net closed the stale client: recv returns b''
+    assert 0 == done.returncode, done.stderr + s2n.output()
+    assert 3 == len(done.stdout.splitlines())
+    assert b"" == kicked
+
+
+def test_switching_between_the_raw_and_rfc2217_ports_waits_for_ser2net_to_free_the_device(
+    tmp_path: Path, sim: Sim
+) -> None:
+    """Right after a raw client leaves, ser2net answers the RFC 2217 port 'Port's device already in use'.
+
+    Measured with ser2net 4.3.11: the device is freed a fraction of a second later, so the client
+    reconnects instead of failing.
+    """
+    with Ser2net.start(tmp_path, sim.url) as s2n:
+        started = time.monotonic()
+        outputs = [fetch(url, "745").stdout for url in (s2n.raw_url, s2n.rfc2217_url, s2n.raw_url)]
+        elapsed = time.monotonic() - started
+    assert [out for out in outputs if out.startswith("Heating Set Point (745): ")] == outputs, outputs
+    assert elapsed < 15
+
+
+def test_connection_refused_reads_as_in_the_users_document() -> None:
+    """'Connection refused - tcp://hostname:2000/' is the document's first troubleshooting entry."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # bound, not listening: refused
+        done = fetch(f"rfc2217://127.0.0.1:{port}/", "745")
+    assert (1, f"aurora_fetch: Connection refused - rfc2217://127.0.0.1:{port}/\n") == (
+        done.returncode,
+        done.stderr,
+    )
