@@ -99,11 +99,13 @@ def test_a_missing_device_behind_ser2net_is_named_from_its_in_band_text(tmp_path
 
 def test_kickolduser_lets_fetch_take_the_port_from_a_stale_client(tmp_path: Path, sim: Sim) -> None:
     """A client that never let go (a crashed bridge) no longer locks the user out (the rig's config)."""
-    with Ser2net.start(tmp_path, sim.url, kickolduser=True) as s2n:
-        with socket.create_connection(("127.0.0.1", s2n.raw_port)) as stale:
-            stale.settimeout(5)
-            done = fetch(s2n.raw_url, "745-747")
-            kicked = stale.recv(100)  # ser2net closed the stale client: recv returns b''
+    with (
+        Ser2net.start(tmp_path, sim.url, kickolduser=True) as s2n,
+        socket.create_connection(("127.0.0.1", s2n.raw_port)) as stale,
+    ):
+        stale.settimeout(5)
+        done = fetch(s2n.raw_url, "745-747")
+        kicked = stale.recv(100)  # ser2net closed the stale client: recv returns b''
     assert 0 == done.returncode, done.stderr + s2n.output()
     assert 3 == len(done.stdout.splitlines())
     assert b"" == kicked
