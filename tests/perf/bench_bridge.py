@@ -1,0 +1,171 @@
+"""Benchmark of the bridge: poll-cycle bus time against the wire-time minimum, start to ``ready``,
+and idle CPU and RSS at the default intervals. Prints one JSON document.
+
+    .venv/bin/python -m tests.perf.bench_bridge [--idle-s 60] [--cycles 5]
+
+Everything runs as in the integration tests: ``aurora_sim`` at 19200 baud on a TCP port, the
+project's mosquitto with TLS and passwords, the bridge as a process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from aurora import rtu
+from aurora.bridge import device
+from aurora.bridge.poller import read_words
+from aurora.bridge.worker import BusWorker
+from aurora.logs import configure_logging
+from aurora.query import plan_chunks
+from aurora.transport import open_bus
+
+from tests.support import Broker, running, wait_for
+from tests.support.sim import Sim
+
+BIN = Path(sys.executable).parent
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _wire_s(items: Sequence[tuple[int, int]]) -> float:
+    """Line time of one read's request and reply at 19200 8E1 (11 bits a byte): its minimum."""
+    uses_ranges = any(n > 1 for _, n in items)
+    request = rtu.read_ranges(items) if uses_ranges else rtu.read_registers([s for s, _ in items])
+    return (len(request.encode()) + request.expected_reply_length()) * rtu.BYTE_TIME_S
+
+
+def poll_cycle(url: str, cycles: int) -> dict[str, object]:
+    """Read every tier of the detected demo unit ``cycles`` times through the bridge's own worker."""
+    worker = BusWorker(lambda: open_bus(url))
+    worker.start()
+    try:
+        stop = threading.Event()
+
+        def read(ranges: Sequence[tuple[int, int]]) -> Mapping[int, int]:
+            addresses = [a for s, n in ranges for a in range(s, s + n)]
+            return read_words(worker, addresses, stop=stop).words
+
+        unit = device.detect(read)
+        tiers = {t.name.lower(): unit.registers(t) for t in device.Tier}
+        everything = frozenset().union(*tiers.values())
+        chunks = plan_chunks(everything)
+        wire_min = sum(_wire_s(c.items) for c in chunks)
+        times = []
+        for _ in range(cycles):
+            before = worker.stats.bus_time_s
+            started = time.monotonic()
+            report = read_words(worker, everything, stop=stop)
+            elapsed = time.monotonic() - started
+            assert report.complete, report.failed
+            times.append((elapsed, worker.stats.bus_time_s - before))
+        fast_chunks = plan_chunks(tiers["fast"])
+        return {
+            "registers": {name: len(regs) for name, regs in tiers.items()} | {"all": len(everything)},
+            "transactions_per_full_cycle": len(chunks),
+            "transactions_fast_tier": len(fast_chunks),
+            "wire_time_min_s": round(wire_min, 4),
+            "fast_tier_wire_time_min_s": round(sum(_wire_s(c.items) for c in fast_chunks), 4),
+            "bus_time_s_median": round(statistics.median(b for _, b in times), 4),
+            "wall_time_s_median": round(statistics.median(e for e, _ in times), 4),
+            "bus_over_wire": round(statistics.median(b for _, b in times) / wire_min, 2),
+            "cycles": cycles,
+        }
+    finally:
+        worker.stop()
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def bridge_run(tmp: Path, idle_s: float) -> dict[str, object]:
+    """Start broker, sim and bridge at the default intervals; time start→ready; idle CPU and RSS."""
+    with (
+        Broker.start(tmp) as broker,
+        Sim.start(tmp, "--tcp", "127.0.0.1:0") as sim,
+    ):
+        watcher = broker.client("homeassistant")
+        ready = threading.Event()
+        state_topic = "homie/aurora-2611000042/$state"
+
+        def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+            if msg.topic == state_topic and msg.payload == b"ready":
+                ready.set()
+
+        watcher.on_message = on_message
+        watcher.subscribe(state_topic, qos=1)
+        argv = [
+            str(BIN / "aurora_mqtt_bridge"),
+            sim.url,
+            broker.url("bridge"),
+            "--mqtt-ca-file",
+            str(broker.ca_file),
+        ]
+        env = {"MQTT_PASSWORD_FILE": str(broker.password_file("bridge")), "AURORA_LOG_FORMAT": "json"}
+        started = time.monotonic()
+        with running(argv, env=env, log=tmp / "bridge.log") as process:
+            wait_for(ready.is_set, 60, "$state ready")
+            to_ready = time.monotonic() - started
+            # Let the start-up settle (first medium/slow reads, imports done) before measuring idle.
+            time.sleep(2)
+            cpu0, t0 = _cpu_s(process.pid), time.monotonic()
+            rss = []
+            while time.monotonic() - t0 < idle_s:
+                rss.append(_rss_mb(process.pid))
+                time.sleep(1)
+            cpu1, t1 = _cpu_s(process.pid), time.monotonic()
+            alive = process.poll() is None
+        return {
+            "start_to_ready_s": round(to_ready, 2),
+            "idle_s": round(t1 - t0, 1),
+            "idle_cpu_percent_of_one_core": round(100 * (cpu1 - cpu0) / (t1 - t0), 3),
+            "rss_mb_max": round(max(rss), 1),
+            "rss_mb_last": round(rss[-1], 1),
+            "alive": alive,
+        }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark and print JSON on stdout."""
+    parser = argparse.ArgumentParser(prog="bench_bridge", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--idle-s", type=float, default=60.0, help="idle measurement window (default 60)")
+    parser.add_argument("--cycles", type=int, default=5, help="full poll cycles to time (default 5)")
+    args = parser.parse_args(argv)
+    configure_logging(fmt="console")  # stderr: stdout carries only the JSON
+    with tempfile.TemporaryDirectory(prefix="bench-bridge-") as name:
+        tmp = Path(name)
+        with Sim.start(tmp, "--tcp", "127.0.0.1:0", "--no-drift") as sim:
+            poll = poll_cycle(sim.url, args.cycles)
+        run = bridge_run(tmp, args.idle_s)
+    result = {
+        "benchmark": "bridge",
+        "line": "aurora_sim over TCP at 19200 8E1 (paced like the wire)",
+        "default_intervals_s": {"fast": 5, "medium": 30, "slow": 300},
+        "poll_cycle": poll,
+        "process": run,
+        "goals": {"rss_mb_max": 40, "idle_cpu_percent_of_one_core": 1.0},
+    }
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
