@@ -54,10 +54,17 @@ def _read_all(read: Callable[[Sequence[tuple[int, int]]], Mapping[int, int]]) ->
     for item in DETECTION_RANGES:
         try:
             words.update(read([item]))
+            continue
         except ExceptionReply as err:
             if item in _IDENTITY:
                 raise AuroraError(f"the unit's identity (registers 88-109) cannot be read: {err}") from err
-            log.warning("detection_range_missing", start=item[0], count=item[1], error=str(err))
+            log.warning("detection_range_refused", start=item[0], count=item[1], error=str(err))
+        start, count = item
+        for address in range(start, start + count) if count > 1 else ():
+            try:  # aurora-protocol §5.3: a refused range is retried one register at a time
+                words.update(read([(address, 1)]))
+            except ExceptionReply:
+                continue
     return words
 
 

@@ -128,6 +128,17 @@ def test_a_refused_detection_read_falls_back_to_one_range_at_a_time(dumps: dict[
     assert len(DETECTION_RANGES) + 1 == len(reader.calls)
 
 
+def test_a_refused_range_is_read_one_register_at_a_time(dumps: dict[str, dict[int, int]]) -> None:
+    """A board missing one status word (here 803) still reports the thermostat and the AXB."""
+    words = {a: v for a, v in dumps["seed"].items() if a != 803}
+    reader = Reader(words, refuse=[803])
+    unit = detect(reader)
+    assert (True, True) == (unit.components.thermostat, unit.components.axb)
+    assert [(a, 1) for a in range(800, 814)] == [
+        c[0] for c in reader.calls if len(c) == 1 and 800 <= c[0][0] <= 813
+    ]
+
+
 def test_an_unreadable_identity_is_an_error(dumps: dict[str, dict[int, int]]) -> None:
     with pytest.raises(AuroraError, match="identity"):
         detect(Reader(dumps["seed"], refuse=[105]))
