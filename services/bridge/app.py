@@ -236,12 +236,10 @@ class Bridge:
                 self.passthrough.handle,
                 lambda topic: any(mqtt.topic_matches_sub(f, topic) for f in filters),
             )
-        prefix = f"{self.root}/"
-        pub.route(
-            [f"{self.root}/+/+/set"],
-            self._on_set,
-            lambda topic: topic.startswith(prefix) and topic.endswith("/set"),
-        )
+        # One filter per settable property, not <root>/+/+/set: that would overlap the pass-through's
+        # $modbus/+/set, and under MQTT 5 mosquitto delivers one copy per matching subscription.
+        set_topics = {f"{self.root}/{path}/set" for path in self.unit.settable()}
+        pub.route(sorted(set_topics), self._on_set, set_topics.__contains__)
 
     def _on_reconnect(self) -> None:
         """paho thread, after the republish: poll everything soon so values are fresh."""
@@ -256,13 +254,17 @@ class Bridge:
 
     def _poll_loop(self) -> None:
         while not self._stop.is_set():
-            now = time.monotonic()
-            self._heartbeat = now
-            tiers = self.schedule.due(now)
-            if not tiers:
-                self._stop.wait(min(self.schedule.sleep_s(now), 1.0))
-                continue
-            self._poll(tiers, now)
+            try:
+                now = time.monotonic()
+                self._heartbeat = now
+                tiers = self.schedule.due(now)
+                if not tiers:
+                    self._stop.wait(min(self.schedule.sleep_s(now), 1.0))
+                    continue
+                self._poll(tiers, now)
+            except Exception:  # _poll never raises; this guards the loop itself (R1)
+                log.exception("poll_loop_failed")
+                self._stop.wait(1.0)
 
     def _poll(self, tiers: list[str], started: float) -> bool:
         """One read of ``tiers``; publishes changed values. Never raises; True when anything answered."""

@@ -178,31 +178,40 @@ def _split(chunk: Chunk) -> list[Chunk]:
     return [Chunk(((start, half),)), Chunk(((start + half, count - half),))]
 
 
-@dataclass(slots=True)
 class TierSchedule:
-    """When each tier is next due; tiers due together are read in one pass (fewer transactions)."""
+    """When each tier is next due; tiers due together are read in one pass (fewer transactions).
 
-    intervals_s: dict[Any, float]
-    next_due: dict[Any, float] = field(default_factory=dict)
+    Thread-safe: the poll thread asks, other threads (line back up, MQTT reconnect, watchdog)
+    call ``force_all``.
+    """
+
+    def __init__(self, intervals_s: Mapping[Any, float]) -> None:
+        self.intervals_s = dict(intervals_s)
+        self.next_due: dict[Any, float] = {}
+        self._lock = threading.Lock()
 
     def due(self, now: float) -> list[Any]:
         """The tiers due at ``now`` (all of them the first time)."""
-        return [tier for tier in self.intervals_s if self.next_due.get(tier, 0.0) <= now]
+        with self._lock:
+            return [tier for tier in self.intervals_s if self.next_due.get(tier, 0.0) <= now]
 
     def done(self, tiers: Iterable[Any], started: float) -> None:
         """Schedule the next read of ``tiers`` one interval after this one started (no drift)."""
-        for tier in tiers:
-            interval = self.intervals_s[tier]
-            due = self.next_due.get(tier, started) + interval
-            # After an outage, don't fire a burst of catch-up cycles: start again from now.
-            self.next_due[tier] = due if due > started else started + interval
+        with self._lock:
+            for tier in tiers:
+                interval = self.intervals_s[tier]
+                due = self.next_due.get(tier, started) + interval
+                # After an outage, don't fire a burst of catch-up cycles: start again from now.
+                self.next_due[tier] = due if due > started else started + interval
 
     def force_all(self) -> None:
         """Make every tier due now (after a reconnect or a watchdog reset)."""
-        self.next_due.clear()
+        with self._lock:
+            self.next_due.clear()
 
     def sleep_s(self, now: float) -> float:
         """Seconds until the next tier is due (0 when one is due already)."""
-        if not self.next_due:
-            return 0.0
-        return max(0.0, min(self.next_due.get(t, 0.0) for t in self.intervals_s) - now)
+        with self._lock:
+            if not self.next_due:
+                return 0.0
+            return max(0.0, min(self.next_due.get(t, 0.0) for t in self.intervals_s) - now)

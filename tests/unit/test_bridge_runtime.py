@@ -200,6 +200,18 @@ class FakePublisher:
         self.state = "init"
         self.connected = True
         self.counters = MqttCounters()
+        self.thread_alive = True
+        self.restarts = 0
+        self.kicks = 0
+
+    def paho_thread_alive(self) -> bool:
+        return self.thread_alive
+
+    def restart_loop(self) -> None:
+        self.restarts += 1
+
+    def kick(self) -> None:
+        self.kicks += 1
 
     def retain(self, topic: str, payload: str, *, force: bool = False) -> bool:
         if not force and self.sent.get(topic) == payload:
@@ -338,5 +350,44 @@ def test_the_health_document_carries_bus_poll_and_worker_numbers() -> None:
         assert {"transactions", "timeouts", "retries", "reconnects", "latency_ewma_s"} <= set(doc["bus"])
         assert {"longest_wait_s", "coalesced"} <= set(doc["worker"])
         assert doc["uptime_s"] >= 0
+    finally:
+        bridge.worker.stop()
+
+
+def test_the_watchdog_reopens_a_line_on_which_no_poll_succeeded_for_several_intervals() -> None:
+    """aurora-bridge §13 R3: the original could stall for hours without a word."""
+    bus = DumpBus({2: 1, 745: 680, 746: 700, 401: 1200})
+    opened: list[DumpBus] = []
+
+    def opener() -> DumpBus:
+        opened.append(bus)
+        return bus
+
+    bridge = _bridge(bus)
+    bridge.worker._opener = opener
+    try:
+        bridge._poll(["fast"], time.monotonic())
+        assert 1 == len(opened)
+        now = time.monotonic()
+        bridge._watchdog(now + 1)  # fresh: nothing to do
+        assert 0 == bridge.stats.watchdog_resets
+        bridge._watchdog(now + 6 * 5 + 1)  # six fast intervals without a good poll
+        assert 1 == bridge.stats.watchdog_resets
+        bridge._poll(["fast"], time.monotonic())
+        assert 2 == len(opened)  # the line was dropped and opened again
+        bridge._watchdog(now + 6 * 5 + 2)  # not again right away
+        assert 1 == bridge.stats.watchdog_resets
+    finally:
+        bridge.worker.stop()
+
+
+def test_the_watchdog_restarts_a_dead_mqtt_network_thread() -> None:
+    """paho #785: the network thread can die while is_connected() still says True."""
+    bridge = _bridge(DumpBus({2: 1}))
+    try:
+        pub = bridge.publisher
+        pub.thread_alive = False  # type: ignore[union-attr]
+        bridge._watchdog(time.monotonic())
+        assert 1 == pub.restarts  # type: ignore[union-attr]
     finally:
         bridge.worker.stop()
