@@ -376,10 +376,6 @@ def _enum_setter(address: int, table: Mapping[str, int], *, reads: Sequence[int]
     return Setter(_parse_enum(list(table)), _write_enum(address, table), frozenset(reads))
 
 
-def _fmt_range(low: float, high: float) -> str:
-    return f"{low:g}:{high:g}"
-
-
 def _need(words: Words, address: int, what: str) -> int:
     """A raw word a read-modify-write needs; refused until a poll has read it."""
     if address not in words:
@@ -408,6 +404,19 @@ _MEASURE_DIAG = Hass(platform="sensor", state_class="measurement", category="dia
 _ON_OFF = Hass(platform="binary_sensor")
 _RUNNING = Hass(platform="binary_sensor", device_class="running")
 _PROBLEM = Hass(platform="binary_sensor", device_class="problem")
+
+
+def _temp(
+    p: Callable[..., PropertySpec],
+    id_: str,
+    name: str,
+    address: int,
+    tier: Tier,
+    *,
+    hass: Hass | None = _T_DIAG,
+) -> PropertySpec:
+    """A temperature sensor: signed tenths °F from one register."""
+    return p(id_, name, "float", (address,), _temperature(address), tier, unit="°F", hass=hass)
 
 
 def _abc(c: Components) -> list[PropertySpec]:
@@ -463,39 +472,12 @@ def _abc(c: Components) -> list[PropertySpec]:
             hass=_PROBLEM,
         ),
         # §13 R12: the original hid this property when it read 0.0 at start-up
-        p(
-            "entering-air-temperature",
-            "Entering Air Temperature",
-            "float",
-            (air,),
-            _temperature(air),
-            Tier.FAST,
-            unit="°F",
-            hass=_T_DIAG,
-        ),
+        _temp(p, "entering-air-temperature", "Entering Air Temperature", air, Tier.FAST),
     ]
     if c.axb:
         props += [
-            p(
-                "entering-water-temperature",
-                "Entering Water Temperature",
-                "float",
-                (1111,),
-                _temperature(1111),
-                Tier.FAST,
-                unit="°F",
-                hass=_T_DIAG,
-            ),
-            p(
-                "leaving-water-temperature",
-                "Leaving Water Temperature",
-                "float",
-                (1110,),
-                _temperature(1110),
-                Tier.FAST,
-                unit="°F",
-                hass=_T_DIAG,
-            ),
+            _temp(p, "entering-water-temperature", "Entering Water Temperature", 1111, Tier.FAST),
+            _temp(p, "leaving-water-temperature", "Leaving Water Temperature", 1110, Tier.FAST),
         ]
     props += [
         p(
@@ -520,31 +502,9 @@ def _abc(c: Components) -> list[PropertySpec]:
         ),
     ]
     if c.awl_axb:
-        props.append(
-            p(
-                "leaving-air-temperature",
-                "Leaving Air Temperature",
-                "float",
-                (900,),
-                _temperature(900),
-                Tier.FAST,
-                unit="°F",
-                hass=_T_DIAG,
-            )
-        )
+        props.append(_temp(p, "leaving-air-temperature", "Leaving Air Temperature", 900, Tier.FAST))
     if c.awl_communicating:
-        props.append(
-            p(
-                "outdoor-temperature",
-                "Outdoor Temperature",
-                "float",
-                (742,),
-                _temperature(742),
-                Tier.MEDIUM,
-                unit="°F",
-                hass=_T,
-            )
-        )
+        props.append(_temp(p, "outdoor-temperature", "Outdoor Temperature", 742, Tier.MEDIUM, hass=_T))
     props += [
         # §13 C6: the value comes from 112 itself, never from the measured line voltage
         p(
@@ -559,16 +519,7 @@ def _abc(c: Components) -> list[PropertySpec]:
             setter=_int_setter(112, 90, 635, reads=(112,)),
             hass=Hass(platform="number", device_class="voltage", category="config", enabled=False, legacy=""),
         ),
-        p(
-            "air-coil-temperature",
-            "Air Coil Temperature (FP2)",
-            "float",
-            (20,),
-            _temperature(20),
-            Tier.FAST,
-            unit="°F",
-            hass=_T_DIAG,
-        ),
+        _temp(p, "air-coil-temperature", "Air Coil Temperature (FP2)", 20, Tier.FAST),
     ]
     if c.energy_monitoring:
         props += [
@@ -656,39 +607,18 @@ def _compressor(c: Components) -> list[PropertySpec]:
         )
     props = [
         speed,
-        p(
-            "cooling-liquid-line-temperature",
-            "Cooling Liquid Line Temperature (FP1)",
-            "float",
-            (19,),
-            _temperature(19),
-            Tier.FAST,
-            unit="°F",
-            hass=_T_DIAG,
-        ),
+        _temp(p, "cooling-liquid-line-temperature", "Cooling Liquid Line Temperature (FP1)", 19, Tier.FAST),
     ]
     if c.refrigeration_monitoring:
         btu = Hass(platform="sensor", state_class="measurement", unit="BTU/h")
         props += [
-            p(
-                "heating-liquid-line-temperature",
-                "Heating Liquid Line Temperature",
-                "float",
-                (1109,),
-                _temperature(1109),
-                Tier.MEDIUM,
-                unit="°F",
-                hass=_T_DIAG,
-            ),
-            p(
+            _temp(p, "heating-liquid-line-temperature", "Heating Liquid Line Temperature", 1109, Tier.MEDIUM),
+            _temp(
+                p,
                 "saturated-condensor-discharge-temperature",
                 "Saturated Condensor Discharge Temperature",
-                "float",
-                (1134,),
-                _temperature(1134),
+                1134,
                 Tier.MEDIUM,
-                unit="°F",
-                hass=_T_DIAG,
             ),
             p(
                 "heat-of-extraction",
@@ -734,36 +664,9 @@ def _compressor(c: Components) -> list[PropertySpec]:
                 fmt="0:12",
                 hass=_MEASURE,
             ),
-            p(
-                "ambient-temperature",
-                "Ambient Temperature",
-                "float",
-                (3326,),
-                _temperature(3326),
-                Tier.MEDIUM,
-                unit="°F",
-                hass=_T_DIAG,
-            ),
-            p(
-                "drive-temperature",
-                "Drive Temperature",
-                "float",
-                (3327,),
-                _temperature(3327),
-                Tier.MEDIUM,
-                unit="°F",
-                hass=_T_DIAG,
-            ),
-            p(
-                "inverter-temperature",
-                "Inverter Temperature",
-                "float",
-                (3522,),
-                _temperature(3522),
-                Tier.MEDIUM,
-                unit="°F",
-                hass=_T_DIAG,
-            ),
+            _temp(p, "ambient-temperature", "Ambient Temperature", 3326, Tier.MEDIUM),
+            _temp(p, "drive-temperature", "Drive Temperature", 3327, Tier.MEDIUM),
+            _temp(p, "inverter-temperature", "Inverter Temperature", 3522, Tier.MEDIUM),
             p(
                 "fan-speed",
                 "Fan Speed",
@@ -775,16 +678,7 @@ def _compressor(c: Components) -> list[PropertySpec]:
                 unit="%",
                 hass=_MEASURE_DIAG,
             ),
-            p(
-                "discharge-temperature",
-                "Discharge Temperature",
-                "float",
-                (3325,),
-                _temperature(3325),
-                Tier.MEDIUM,
-                unit="°F",
-                hass=_T_DIAG,
-            ),
+            _temp(p, "discharge-temperature", "Discharge Temperature", 3325, Tier.MEDIUM),
             p(
                 "discharge-pressure",
                 "Discharge Pressure",
@@ -795,16 +689,7 @@ def _compressor(c: Components) -> list[PropertySpec]:
                 unit="psi",
                 hass=psi,
             ),
-            p(
-                "suction-temperature",
-                "Suction Temperature",
-                "float",
-                (3903,),
-                _temperature(3903),
-                Tier.MEDIUM,
-                unit="°F",
-                hass=_T_DIAG,
-            ),
+            _temp(p, "suction-temperature", "Suction Temperature", 3903, Tier.MEDIUM),
             p(
                 "suction-pressure",
                 "Suction Pressure",
@@ -815,26 +700,14 @@ def _compressor(c: Components) -> list[PropertySpec]:
                 unit="psi",
                 hass=psi,
             ),
-            p(
+            _temp(
+                p,
                 "saturated-evaporator-discharge-temperature",
                 "Saturated Evaporator Discharge Temperature",
-                "float",
-                (3905,),
-                _temperature(3905),
+                3905,
                 Tier.MEDIUM,
-                unit="°F",
-                hass=_T_DIAG,
             ),
-            p(
-                "superheat-temperature",
-                "SuperHeat Temperature",
-                "float",
-                (3906,),
-                _temperature(3906),
-                Tier.MEDIUM,
-                unit="°F",
-                hass=_T_DIAG,
-            ),
+            _temp(p, "superheat-temperature", "SuperHeat Temperature", 3906, Tier.MEDIUM),
             p(
                 "subcool-temperature",
                 "SubCool Temperature",
@@ -1075,15 +948,7 @@ def _dhw(c: Components) -> list[PropertySpec]:
             unit="°F",
             setter=_float_setter(401, 100, 140, 0.1, reads=(401,)),
         ),
-        p(
-            "water-temperature",
-            "Water Temperature",
-            "float",
-            (1114,),
-            _temperature(1114),
-            Tier.FAST,
-            unit="°F",
-        ),
+        _temp(p, "water-temperature", "Water Temperature", 1114, Tier.FAST, hass=None),
     ]
 
 
@@ -1273,7 +1138,6 @@ def _zone_common(
     mode_w, heat_w, cool_w, fan_w, on_w, off_w = writes
     modes = {k: v for k, v in HEATING_MODES.items() if k != "eheat" or zone == 1}
     step = 1.0 if iz2 else 0.1  # IZ2 stores whole degrees in its configuration words
-    setpoint = "°F"
 
     def fan_value(w: Words) -> Value | None:
         return str(regs.zone_configuration1(w[config1])["fan"])
@@ -1343,16 +1207,7 @@ def _zone_common(
             Tier.FAST,
             hass=_RUNNING,
         ),
-        p(
-            "ambient-temperature",
-            "Ambient Temperature",
-            "float",
-            (ambient,),
-            _temperature(ambient),
-            Tier.FAST,
-            unit="°F",
-            hass=_T,
-        ),
+        _temp(p, "ambient-temperature", "Ambient Temperature", ambient, Tier.FAST, hass=_T),
         # §13 C7: float, as published (68.0), not integer
         p(
             "heating-target-temperature",
@@ -1362,7 +1217,7 @@ def _zone_common(
             heating[1],
             Tier.MEDIUM,
             fmt="40:90",
-            unit=setpoint,
+            unit="°F",
             setter=_float_setter(heat_w, 40, 90, step, reads=heating[0]),
         ),
         p(
@@ -1373,7 +1228,7 @@ def _zone_common(
             cooling[1],
             Tier.MEDIUM,
             fmt="54:99",
-            unit=setpoint,
+            unit="°F",
             setter=_float_setter(cool_w, 54, 99, step, reads=cooling[0]),
         ),
     ]
