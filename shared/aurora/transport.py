@@ -359,26 +359,37 @@ def _open_error(url: str, err: Exception) -> BusError:
     return BusError(f"{shown}: {text}")
 
 
-def open_serial(url: str, **bus_options: object) -> SerialBus:
-    """Open a device path, tcp://, telnet:// or rfc2217:// port as a SerialBus."""
+def open_stream(url: str) -> serial.SerialBase:
+    """The raw byte stream a device path, tcp://, telnet:// or rfc2217:// port names.
+
+    ``read(n)`` waits at most 0.05 s; errors are BusError with the user's document's wording.
+    For a passive listener (``aurora_monitor``) as much as for ``SerialBus``.
+    """
     pyserial_url, settings = _pyserial_url(url)
-    scheme = urlsplit(pyserial_url).scheme
-
-    def connect() -> serial.SerialBase:
-        if scheme == "socket":
-            parts = urlsplit(pyserial_url)
-            return TcpStream(parts.hostname or "", parts.port or 0, timeout=READ_SLICE_S)
-        if scheme == "rfc2217":
-            return _open_rfc2217(url, pyserial_url, settings)
-        return serial.serial_for_url(pyserial_url, timeout=READ_SLICE_S, **settings)
-
     try:
-        port = connect()
+        return _connect(url, pyserial_url, settings)
     except BusError:
         raise
     except (serial.SerialException, OSError, ValueError) as err:
         raise _open_error(url, err) from err
-    reopen = connect if scheme in ("socket", "rfc2217") else None
+
+
+def _connect(url: str, pyserial_url: str, settings: dict[str, object]) -> serial.SerialBase:
+    scheme = urlsplit(pyserial_url).scheme
+    if scheme == "socket":
+        parts = urlsplit(pyserial_url)
+        return TcpStream(parts.hostname or "", parts.port or 0, timeout=READ_SLICE_S)
+    if scheme == "rfc2217":
+        return _open_rfc2217(url, pyserial_url, settings)
+    return serial.serial_for_url(pyserial_url, timeout=READ_SLICE_S, **settings)
+
+
+def open_serial(url: str, **bus_options: object) -> SerialBus:
+    """Open a device path, tcp://, telnet:// or rfc2217:// port as a SerialBus."""
+    port = open_stream(url)
+    pyserial_url, settings = _pyserial_url(url)
+    network = urlsplit(pyserial_url).scheme in ("socket", "rfc2217")
+    reopen = (lambda: _connect(url, pyserial_url, settings)) if network else None
     return SerialBus(port, redact(url), reopen=reopen, **bus_options)  # type: ignore[arg-type]
 
 
