@@ -17,7 +17,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import structlog
 from aurora.bus import Bus
-from aurora.errors import AuroraError, BusError, ExceptionReply, FrameError, UsageError
+from aurora.errors import AuroraError, BusError, BusTimeout, ExceptionReply, FrameError, UsageError
 from aurora.mqtt import MqttSettings, make_client
 from aurora.query import plan_chunks
 from aurora.transport import redact
@@ -158,6 +158,11 @@ class Bridge:
         addresses = [a for start, count in ranges for a in range(start, start + count)]
         report = read_words(self.worker, addresses, stop=self._stop)
         self.cache.update(report.words)
+        lost = [err for err in report.failed.values() if not isinstance(err, ExceptionReply)]
+        if lost:
+            # A register that timed out is not a register the unit lacks: detecting without it
+            # would drop a component for the bridge's whole life. Try the detection again.
+            raise BusTimeout(f"detection read incomplete: {lost[0]}")
         return report.words
 
     # ------------------------------------------------------------ MQTT and the tree
@@ -366,6 +371,11 @@ class Bridge:
             return
         if not writes:
             log.info("set_unchanged", property=node_prop, value=_shown(payload))
+            return
+        if not self.worker.line_up:
+            # Queued, it would run whenever the line comes back, maybe hours later: refuse it now.
+            self.stats.writes_failed += 1
+            log.warning("set_failed", property=node_prop, value=_shown(payload), error="the line is down")
             return
         readback = sorted(setter.readback())
         log.info("set_requested", property=node_prop, value=_shown(payload), writes=writes)

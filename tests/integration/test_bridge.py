@@ -265,6 +265,21 @@ def test_a_unit_that_stalls_silently_is_noticed_and_the_bridge_recovers_when_it_
         assert '"watchdog_bus_reset"' in (tmp_path / "bridge.log").read_text()
 
 
+def test_a_bridge_started_before_its_line_exists_waits_and_comes_up_when_it_appears(
+    tmp_path: Path, broker: Broker
+) -> None:
+    """aurora-bridge §13 R2: the original's first read was unprotected and ended the process."""
+    port = free_port()
+    watch = observer(broker)
+    with bridge(tmp_path, broker, f"tcp://127.0.0.1:{port}/") as process:
+        log = tmp_path / "bridge.log"
+        wait_for(lambda: '"bus_reopen_failed"' in log.read_text(), READY_S, "a failed open in the log")
+        assert process.poll() is None
+        with Sim.start(tmp_path, "--tcp", f"127.0.0.1:{port}", "--no-drift"):
+            wait_state(watch, "ready")
+            assert process.poll() is None
+
+
 def test_a_port_that_cannot_be_right_ends_the_bridge_with_a_usage_error(
     tmp_path: Path, broker: Broker
 ) -> None:

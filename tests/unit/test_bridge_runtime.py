@@ -329,6 +329,8 @@ def test_a_bad_set_writes_nothing(topic: str, payload: bytes, retain: bool) -> N
     bus = SlowBus({2: 1, 745: 680, 746: 700, 401: 1200})
     bridge = _bridge(bus)
     try:
+        bridge._poll(["medium"], time.monotonic())  # the line is up: only validation can refuse
+        assert bridge.worker.line_up
         bridge._on_set(_message(topic, payload, retain))
         bridge.worker.submit(lambda b: None, Priority.POLL).result(timeout=5)  # the queue is drained
         assert [] == [c for c in bus.calls if c[0] == "write"]
@@ -389,5 +391,18 @@ def test_the_watchdog_restarts_a_dead_mqtt_network_thread() -> None:
         pub.thread_alive = False  # type: ignore[union-attr]
         bridge._watchdog(time.monotonic())
         assert 1 == pub.restarts  # type: ignore[union-attr]
+    finally:
+        bridge.worker.stop()
+
+
+def test_a_write_while_the_line_is_down_is_refused_instead_of_queued_for_later() -> None:
+    bus = SlowBus({2: 1, 745: 680, 746: 700, 401: 1200})
+    bridge = _bridge(bus)
+    try:
+        assert not bridge.worker.line_up
+        bridge._on_set(_message("homie/aurora-42/dhw/set-point/set", b"125"))
+        assert 1 == bridge.stats.writes_failed
+        bridge._poll(["medium"], time.monotonic())
+        assert [] == [c for c in bus.calls if c[0] == "write"]
     finally:
         bridge.worker.stop()
