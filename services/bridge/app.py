@@ -147,8 +147,7 @@ class Bridge:
             except Exception:  # bad data must not end the process (R1)
                 log.exception("detect_failed", retry_in_s=backoff)
             else:
-                log.info("unit_detected", device_id=unit.device_id, name=unit.name)
-                return unit
+                return unit  # device.detect logged what it found
             self.stats.last_error = "unit not answering at start-up"
             self._stop.wait(backoff)
             backoff = min(backoff * 2, DETECT_MAX_BACKOFF_S)
@@ -412,8 +411,8 @@ class Bridge:
         """Worker thread: the line went down (alert at once) or came back (ready after a good poll)."""
         if not up:
             self.stats.last_error = why
-            if self.publisher is not None and self.ready.is_set():
-                self.publisher.set_state("alert")
+            if self.publisher is not None and self.publisher.connected:
+                self.publisher.set_state("alert")  # also during start-up: better than a stuck init
         else:
             self.schedule.force_all()
 
