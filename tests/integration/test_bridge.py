@@ -27,6 +27,7 @@ from aurora.simulator import SimulatedAbc
 
 from tests.support import Broker, Collector, free_port, publish, running, wait_for, wait_for_port
 from tests.support.broker import MOSQUITTO, broker_data_dir, local_config, run_setup
+from tests.support.ser2net import SER2NET, Ser2net
 from tests.support.sim import Sim
 
 pytestmark = pytest.mark.integration
@@ -236,6 +237,25 @@ def test_the_bridge_goes_to_alert_when_the_sim_dies_and_back_to_ready_when_it_re
                     return health["bus"]["reconnects"] >= 2 and health["state"] == "ready"
 
                 wait_for(reconnected, 10, "$health counting the reopened line")
+
+
+def test_the_bridge_rides_out_a_ser2net_restart_over_rfc2217(tmp_path: Path, broker: Broker) -> None:
+    """The field set-up: the heat pump's RS-485 adapter behind ser2net on another Pi. ser2net
+    restarting (an upgrade, a reboot of that Pi) is an alert, not the end of the bridge."""
+    watch = observer(broker)
+    s2n_dir = tmp_path / "ser2net"
+    s2n_dir.mkdir()
+    with Sim.start(tmp_path, "--no-drift") as sim, contextlib.ExitStack() as first_ser2net:
+        s2n = first_ser2net.enter_context(Ser2net.start(s2n_dir, sim.url))
+        with bridge(tmp_path, broker, s2n.rfc2217_url) as process:
+            ready = wait_state(watch, "ready")
+            first_ser2net.close()  # ser2net stops: the bridge's connection is closed under it
+            alert = wait_state(watch, "alert", after=ready)
+            again = [SER2NET, "-n", "-d", "-u", "-c", str(s2n.conf), "-P", str(s2n_dir / "again.pid")]
+            with running(again, log=s2n_dir / "again.log"):
+                wait_for_port("127.0.0.1", s2n.rfc2217_port, READY_S)
+                wait_state(watch, "ready", after=alert)
+                assert process.poll() is None
 
 
 def test_a_unit_that_stalls_silently_is_noticed_and_the_bridge_recovers_when_it_answers_again(
