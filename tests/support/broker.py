@@ -31,7 +31,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from aurora.setup.layout import Layout
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from .processes import HOST, free_port, running, tail, wait_for
@@ -99,11 +99,13 @@ class Broker:
 
     @property
     def ca_file(self) -> Path:
-        return self.layout.ca_cert
+        path: Path = self.layout.ca_cert
+        return path
 
     def password_file(self, user: str) -> Path:
         """The file with ``user``'s password; ``"web-ui"`` is the web login password."""
-        return self.layout.web_ui_password if user == "web-ui" else self.layout.password(user)
+        path: Path = self.layout.web_ui_password if user == "web-ui" else self.layout.password(user)
+        return path
 
     def password(self, user: str) -> str:
         return self.password_file(user).read_text(encoding="utf-8").strip()
@@ -116,7 +118,7 @@ class Broker:
         self,
         user: str | None,
         client_id: str | None = None,
-        protocol: mqtt.MQTTProtocolVersion = MQTTv311,
+        protocol: MQTTProtocolVersion = MQTTv311,
         *,
         password: str | None = None,
         ca_file: Path | bool | None = True,
