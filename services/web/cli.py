@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -15,7 +16,7 @@ from urllib.parse import urlsplit
 import structlog
 from aiohttp import web
 from aurora.bus import Bus
-from aurora.errors import AuroraError, UsageError
+from aurora.errors import AuroraError, BusError, UsageError
 from aurora.logs import configure_logging
 from aurora.mqtt import MqttSettings, add_mqtt_arguments
 from aurora.transport import DEFAULT_LATENCY_S, open_bus, redact
@@ -156,9 +157,15 @@ def _open_direct(args: argparse.Namespace) -> Bus:
 
 
 def _open_mqtt_bus(settings: MqttSettings) -> Bus:
-    from aurora.rpc_client import MqttBus  # only the MQTT path needs it
-
+    try:
+        from aurora.rpc_client import MqttBus  # only the MQTT path needs it
+    except ImportError as err:
+        raise BusError("registers through the broker need aurora.rpc_client, which is not installed") from err
     return MqttBus.connect(settings, timeout_s=CONNECT_S, client_prefix="web")  # type: ignore[no-any-return]
+
+
+def _no_bus() -> Bus:
+    raise BusError("not connected yet")
 
 
 async def serve(args: argparse.Namespace, password: str) -> int:
@@ -175,15 +182,13 @@ async def serve(args: argparse.Namespace, password: str) -> int:
         settings = MqttSettings.from_url(
             args.target, password_file=args.mqtt_password_file, ca_file=args.mqtt_ca_file
         )
-        bus = await loop.run_in_executor(None, _open_mqtt_bus, settings)
-        device = getattr(bus, "device", None) or device_from_path(settings.path)
-        state = WebState(
-            auth=Authenticator(password),
-            gate=BusGate(lambda: _open_mqtt_bus(settings), bus),
-            html_dir=html_dir,
-        )
+        state = WebState(auth=Authenticator(password), gate=BusGate(_no_bus), html_dir=html_dir)
         feed = HomieFeed(settings, loop, lambda topic, payload: apply_homie(state, topic, payload))
-        device = await loop.run_in_executor(None, feed.start, device, CONNECT_S)
+        device = await loop.run_in_executor(None, feed.start, device_from_path(settings.path), CONNECT_S)
+        # The $modbus client is opened on the first register request: the live pages need only
+        # the feed, and the device is known now, so the client has nothing to discover.
+        bus_settings = replace(settings, path=f"homie/{device}/$modbus")
+        state.gate = BusGate(lambda: _open_mqtt_bus(bus_settings))
         mirror = HomieMirror(device)
         state.mirror, state.feed = mirror, feed
     else:

@@ -128,11 +128,13 @@ class HomieFeed:
     def publish(self, topic: str, payload: str) -> Future[None]:
         """Publish at QoS 1; the future fails when the broker refuses it (MQTT 5 reason code)."""
         future: Future[None] = Future()
+        # Never hold our lock while paho runs: its network thread holds paho's own lock when it
+        # calls on_publish, which takes ours; the other order would deadlock the two threads.
+        info = self._client.publish(topic, payload, qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            future.set_exception(BusError(f"not connected to the broker ({mqtt.error_string(info.rc)})"))
+            return future
         with self._lock:
-            info = self._client.publish(topic, payload, qos=1)
-            if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                future.set_exception(BusError(f"not connected to the broker ({mqtt.error_string(info.rc)})"))
-                return future
             early = self._early.pop(info.mid, None)
             if early is None:
                 self._pending[info.mid] = future

@@ -142,7 +142,7 @@ function applyValue({ node, prop, value, t }) {
   const wanted = state.pendingSet.get(key);
   if (wanted !== undefined && (wanted === value || Number(wanted) === Number(value))) {
     state.pendingSet.delete(key);
-    const result = document.querySelector(`.setting[data-key="${CSS.escape(key)}"] .result`);
+    const result = document.querySelector(`.setting[data-setting="${CSS.escape(key)}"] .result`);
     if (result) { result.textContent = "Done: the heat pump reports the new value."; result.className = "result ok"; }
   }
 }
@@ -332,7 +332,7 @@ function renderSettings() {
     const input = inputFor(prop);
     const result = el("div", { class: "result", role: "status" });
     const button = el("button", { type: "submit", text: "Change…" });
-    const form = el("form", { class: "card setting", "data-key": key },
+    const form = el("form", { class: "card setting", "data-setting": key },
       el("label", { text: `${node.name}: ${prop.name}` }),
       el("div", { class: "current", "data-key": key, text: formatValue(prop) }),
       el("div", { class: "row" }, input, button), result);

@@ -1,0 +1,282 @@
+"""The built-in web UI end to end in headless Chromium: the real broker (TLS, passwords, ACL), the
+demo sim drifting its temperatures and power, the bridge, and web_aid_tool started as the README
+starts them. Screenshots at desktop and phone widths go to artifacts/web/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support import Broker, Collector, free_port, running, wait_for
+from tests.support.processes import tail
+from tests.support.sim import Sim
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "artifacts" / "web"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+DEVICE = "aurora-2611000042"  # the demo sim's serial number
+READY_S = 30.0
+LIVE_S = 30.0  # a drifting value reaches the page within a few bridge polls (1 s fast tier)
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+
+@dataclass
+class Stack:
+    """Everything running, and where to find it."""
+
+    broker: Broker
+    url: str  # web_aid_tool's base URL
+    ui_password: str
+    writes_log: Path
+    web_log: Path
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Broker, sim (drifting, logging writes), bridge and web_aid_tool, for the whole module."""
+    tmp = tmp_path_factory.mktemp("webui")
+    writes = tmp / "writes.log"
+    with contextlib.ExitStack() as stack:
+        broker = stack.enter_context(Broker.start(tmp))
+        sim = stack.enter_context(Sim.start(tmp, "--tcp", "127.0.0.1:0", "--write-log", str(writes)))
+        watch = Collector(broker.client("homeassistant"), f"homie/{DEVICE}/$state")
+        stack.enter_context(
+            running(
+                [
+                    str(BIN / "aurora_mqtt_bridge"),
+                    sim.url,
+                    broker.url("bridge"),
+                    "--mqtt-ca-file",
+                    str(broker.ca_file),
+                    *("--fast-interval", "1", "--medium-interval", "2", "--slow-interval", "10"),
+                ],
+                env={"MQTT_PASSWORD_FILE": str(broker.password_file("bridge")), "AURORA_LOG_FORMAT": "json"},
+                log=tmp / "bridge.log",
+            )
+        )
+        wait_for(
+            lambda: any(m.payload == b"ready" for m in watch.received(f"homie/{DEVICE}/$state")),
+            READY_S,
+            "the bridge's $state ready",
+        )
+        port = free_port()
+        web_log = tmp / "web.log"
+        web = stack.enter_context(
+            running(
+                [str(BIN / "web_aid_tool"), broker.url("web"), "--port", str(port)],
+                env={
+                    "AURORA_WEB_PASSWORD_FILE": str(broker.password_file("web-ui")),
+                    "MQTT_PASSWORD_FILE": str(broker.password_file("web")),
+                    "MQTT_CA_FILE": str(broker.ca_file),
+                },
+                log=web_log,
+            )
+        )
+
+        def listening() -> bool:
+            if web.poll() is not None:
+                raise AssertionError(f"web_aid_tool exited:\n{tail(web_log)}")
+            return f"listening: http://127.0.0.1:{port}/" in web_log.read_text()
+
+        wait_for(listening, READY_S, "web_aid_tool's listening line")
+        yield Stack(broker, f"http://127.0.0.1:{port}", broker.password("web-ui"), writes, web_log)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[object]:
+    """One headless Debian chromium for the module; never a downloaded browser."""
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium: object) -> Iterator[object]:
+    """A fresh desktop-sized tab with its own cookies."""
+    context = chromium.new_context(viewport=DESKTOP)  # type: ignore[attr-defined]
+    tab = context.new_page()
+    tab.set_default_timeout(15_000)
+    yield tab
+    context.close()
+
+
+def log_in(page: object, stack: Stack, password: str | None = None, path: str = "/ui/") -> None:
+    page.goto(stack.url + path)  # type: ignore[attr-defined]
+    page.fill("#password", stack.ui_password if password is None else password)  # type: ignore[attr-defined]
+    page.click("button[type=submit]")  # type: ignore[attr-defined]
+    if "#" in path and password is None:  # the fragment never reaches the server's redirect
+        page.wait_for_url(stack.url + "/ui/")  # type: ignore[attr-defined]
+        page.goto(stack.url + path)  # type: ignore[attr-defined]
+
+
+def shot(page: object, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+    return path
+
+
+def cell(page: object, key: str, scope: str = "#nodes") -> object:
+    return page.locator(f'{scope} [data-key="{key}"]')  # type: ignore[attr-defined]
+
+
+def writes(stack: Stack) -> list[tuple[int, int]]:
+    if not stack.writes_log.exists():
+        return []
+    return [(int(a), int(v)) for a, v in (line.split() for line in stack.writes_log.read_text().splitlines())]
+
+
+def test_a_wrong_password_is_refused(stack: Stack, page: object) -> None:
+    """The login form says so, no session cookie is set, and the UI stays out of reach."""
+    log_in(page, stack, password="not-the-password")
+    expect = playwright_api.expect
+    expect(page.locator(".error")).to_have_text("Wrong password.")  # type: ignore[attr-defined]
+    assert [] == [c for c in page.context.cookies() if c["name"] == "aurora_session"]  # type: ignore[attr-defined]
+    page.goto(stack.url + "/ui/")  # type: ignore[attr-defined]
+    assert page.url.startswith(stack.url + "/login")  # type: ignore[attr-defined]
+
+
+def test_the_dashboard_shows_values_as_the_sim_changes_them(stack: Stack, page: object) -> None:
+    """Power drifts every second in the demo sim; the page must show the new value without reload."""
+    expect = playwright_api.expect
+    log_in(page, stack)
+    expect(page.locator("#live-status")).to_have_text("live")  # type: ignore[attr-defined]
+    watts = cell(page, "compressor/watts")
+    expect(watts).not_to_have_text("–")
+    first = watts.inner_text()  # type: ignore[attr-defined]
+    assert first.endswith(" W")
+    page.wait_for_function(  # type: ignore[attr-defined]
+        '([key, first]) => document.querySelector(`#nodes [data-key="${key}"]`).textContent !== first',
+        arg=["compressor/watts", first],
+        timeout=LIVE_S * 1000,
+    )
+    for label in ("Mode", "Current fault", "Entering water", "Zone 1"):
+        expect(page.locator("#summary .label", has_text=label)).to_have_count(1)  # type: ignore[attr-defined]
+    for node in ("abc", "compressor", "blower", "pump", "dhw", "zone1"):
+        expect(page.locator(f'[data-node="{node}"]')).to_have_count(1)  # type: ignore[attr-defined]
+    assert "No fault" == cell(page, "faults/current", "#summary").inner_text()  # type: ignore[attr-defined]
+    shot(page, "dashboard-desktop")
+    page.set_viewport_size(PHONE)  # type: ignore[attr-defined]
+    width = page.evaluate("document.documentElement.scrollWidth")  # type: ignore[attr-defined]
+    assert width <= PHONE["width"], "the dashboard scrolls sideways on a phone"
+    shot(page, "dashboard-phone")
+
+
+def test_a_set_point_change_is_confirmed_first_and_ends_in_the_sims_registers(
+    stack: Stack, page: object
+) -> None:
+    """Cancel writes nothing; confirming sends it through the bridge to IZ2 zone 1's heating set
+    point register (21203, tenths of °F), and the page shows the value the heat pump reports."""
+    expect = playwright_api.expect
+    log_in(page, stack, path="/ui/#settings")
+    key = "zone1/heating-target-temperature"
+    form = page.locator(f'form.setting[data-setting="{key}"]')  # type: ignore[attr-defined]
+    current = form.locator(".current")
+    expect(current).not_to_have_text("–")
+    before = float(current.inner_text().rstrip("°F"))
+    target = int(before) + 1 if before < 90 else int(before) - 1
+    form.locator("input").fill(str(target))
+    form.locator("button").click()
+    dialog = page.locator("#confirm")  # type: ignore[attr-defined]
+    expect(dialog).to_be_visible()
+    shown = re.compile(rf"{target}(\.0)?°F")  # the bridge publishes it as an integer or a float
+    expect(page.locator("#confirm-text")).to_contain_text(shown)  # type: ignore[attr-defined]
+    page.set_viewport_size(PHONE)  # type: ignore[attr-defined]
+    shot(page, "settings-confirm-phone")
+    page.click("#confirm-cancel")  # type: ignore[attr-defined]
+    expect(form.locator(".result")).to_have_text("Not changed.")
+    count = len(writes(stack))
+    form.locator("button").click()
+    page.click("#confirm-ok")  # type: ignore[attr-defined]
+    wait_for(lambda: (21203, target * 10) in writes(stack)[count:], 15, f"21203 = {target * 10} in the sim")
+    assert [(21203, target * 10)] == writes(stack)[count:]  # nothing else was written
+    expect(current).to_have_text(shown, timeout=LIVE_S * 1000)
+    expect(form.locator(".result")).to_have_text("Done: the heat pump reports the new value.")
+    page.set_viewport_size(DESKTOP)  # type: ignore[attr-defined]
+    shot(page, "settings-desktop")
+
+
+def test_a_setting_outside_its_range_is_refused_and_nothing_is_written(stack: Stack, page: object) -> None:
+    """The server checks $format before publishing; the user sees why."""
+    expect = playwright_api.expect
+    log_in(page, stack, path="/ui/#settings")
+    form = page.locator('form.setting[data-setting="zone1/heating-target-temperature"]')  # type: ignore[attr-defined]
+    expect(form.locator(".current")).not_to_have_text("–")
+    count = len(writes(stack))
+    form.locator("input").evaluate("(el) => { el.removeAttribute('max'); el.value = '150'; }")
+    form.locator("button").click()
+    page.click("#confirm-ok")  # type: ignore[attr-defined]
+    expect(form.locator(".result")).to_contain_text("outside 40..90")
+    assert [] == writes(stack)[count:]
+
+
+def test_trend_charts_draw_temperature_and_power_lines(stack: Stack, page: object) -> None:
+    """The project's own SVG charts, no CDN: lines appear from the history and live values."""
+    expect = playwright_api.expect
+    log_in(page, stack, path="/ui/#trends")
+    expect(page.locator("#chart-temperature polyline").first).to_be_attached(timeout=LIVE_S * 1000)  # type: ignore[attr-defined]
+    expect(page.locator("#chart-power polyline").first).to_be_attached(timeout=LIVE_S * 1000)  # type: ignore[attr-defined]
+    expect(page.locator("#legend-power li").first).to_be_visible()  # type: ignore[attr-defined]
+    shot(page, "trends-desktop")
+    page.set_viewport_size(PHONE)  # type: ignore[attr-defined]
+    shot(page, "trends-phone")
+
+
+def test_no_page_loads_anything_from_another_host(stack: Stack, page: object) -> None:
+    """A Pi on a LAN without internet must get the whole UI from web_aid_tool itself."""
+    hosts: set[str] = set()
+    page.on("request", lambda r: hosts.add(r.url.split("/")[2]))  # type: ignore[attr-defined]
+    log_in(page, stack)
+    playwright_api.expect(page.locator("#live-status")).to_have_text("live")  # type: ignore[attr-defined]
+    assert {stack.url.split("/")[2]} == hosts
+
+
+def test_config_cgi_never_shows_the_mqtt_password(stack: Stack, page: object) -> None:
+    """§11.5.2: the original published the mqtt:// port argument, password included."""
+    log_in(page, stack)
+    reply = page.request.get(stack.url + "/config.cgi")  # type: ignore[attr-defined]
+    assert 200 == reply.status
+    body = reply.text()
+    assert "AWL ID=" in body
+    assert stack.broker.password("web") not in body and "mqtt" not in body
+    assert stack.broker.password("web") not in stack.web_log.read_text()
+
+
+def test_the_register_browser_and_fault_history_read_through_the_broker(stack: Stack, page: object) -> None:
+    """The fetch query grammar over the bridge's $modbus request/response topics."""
+    pytest.importorskip("aurora.rpc_client")
+    expect = playwright_api.expect
+    log_in(page, stack, path="/ui/#registers")
+    page.fill("#query", "745-747,813")  # type: ignore[attr-defined]
+    page.click("#query-form button[type=submit]")  # type: ignore[attr-defined]
+    row = page.locator('#register-table tr[data-address="745"]')  # type: ignore[attr-defined]
+    expect(row).to_contain_text("Heating Set Point")
+    expect(page.locator("#register-table tbody tr")).to_have_count(4)  # type: ignore[attr-defined]
+    shot(page, "registers-desktop")
+    page.goto(stack.url + "/ui/#faults")  # type: ignore[attr-defined]
+    expect(page.locator("#fault-current")).not_to_have_text("–")  # type: ignore[attr-defined]
+    shot(page, "faults-desktop")
