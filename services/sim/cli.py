@@ -19,7 +19,16 @@ from aurora.errors import AuroraError, UsageError
 from aurora.logs import configure_logging
 from aurora.simulator import BoardQuirks, Drift, SimulatedAbc
 
-from .line import LineFaults, ModbusTcpLine, PtyLine, Responder, SerialLine, TcpLine, Timing
+from .line import (
+    LineFaults,
+    ModbusTcpLine,
+    PtyLine,
+    Responder,
+    SerialLine,
+    TapPty,
+    TcpLine,
+    Timing,
+)
 
 log = structlog.get_logger("aurora.sim")
 
@@ -148,6 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="also serve standard ModBus/TCP (unit 255) for the standard function codes",
     )
     p.add_argument(
+        "--tap-pty",
+        metavar="LINK",
+        default=_env("TAP_PTY"),
+        help="repeat every byte on the line, both directions, to a second pty linked at LINK: a bus "
+        "aurora_monitor can listen to [AURORA_SIM_TAP_PTY]",
+    )
+    p.add_argument(
         "--write-log",
         metavar="FILE",
         default=_env("WRITE_LOG"),
@@ -171,7 +187,12 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
     quirks = BoardQuirks(refuse_wf_codes=args.refuse_wf_codes, silent_wf_codes=args.silent_wf_codes)
     abc = SimulatedAbc(registers, quirks=quirks)
     faults = LineFaults(args.drop, args.corrupt, args.partial, args.stray, args.delay_ms / 1000, args.seed)
-    responder = Responder(abc, Timing.for_baud(args.baud, args.turnaround_ms / 1000), faults)
+    tap = TapPty(Path(args.tap_pty)) if args.tap_pty else None
+    if tap is not None:
+        print(f"tap: {tap.link}", flush=True)
+    responder = Responder(
+        abc, Timing.for_baud(args.baud, args.turnaround_ms / 1000), faults, tap=tap.copy if tap else None
+    )
 
     threads: list[threading.Thread] = []
     closers = []
@@ -198,6 +219,8 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
         line = PtyLine(link)
         print(f"pty: {link or line.path}", flush=True)
     closers.append(line.close)
+    if tap is not None:
+        closers.append(tap.close)
     threads.append(threading.Thread(target=line.serve, args=(responder, stop), daemon=True))
     drift = args.drift if args.drift is not None else not args.dump
     log.info(

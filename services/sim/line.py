@@ -24,6 +24,7 @@ import structlog
 from aurora import rtu
 from aurora.errors import FrameError
 from aurora.simulator import SimulatedAbc
+from aurora.sniffer import split_request
 
 log = structlog.get_logger(__name__)
 
@@ -84,16 +85,25 @@ class Timing:
 class Responder:
     """Turns bytes from the line into paced replies; independent of what the line is."""
 
-    def __init__(self, abc: SimulatedAbc, timing: Timing, faults: LineFaults | None = None) -> None:
+    def __init__(
+        self,
+        abc: SimulatedAbc,
+        timing: Timing,
+        faults: LineFaults | None = None,
+        tap: Callable[[bytes], None] | None = None,
+    ) -> None:
         self.abc = abc
         self.timing = timing
         self.faults = faults or LineFaults()
+        self.tap = tap  # hears every byte on the line, both directions, in line order
         self.requests = 0
 
     def serve(
         self, recv: Callable[[float], bytes | None], send: Callable[[bytes], None], stop: threading.Event
     ) -> None:
         """Read requests with ``recv(timeout)`` (None: line closed) and answer with ``send``."""
+        if self.tap is not None:
+            recv, send = _tapped(recv, send, self.tap)
         buf = bytearray()
         first_byte_at = 0.0
         last_byte_at = 0.0
@@ -112,7 +122,7 @@ class Responder:
                 buf.clear()
             while buf:
                 try:
-                    found = rtu.split_request(bytes(buf))
+                    found = split_request(bytes(buf))  # waits for an FC 16 byte count
                 except FrameError:
                     del buf[0]
                     first_byte_at = now
@@ -141,6 +151,59 @@ class Responder:
             if pause > 0:
                 time.sleep(pause)
             send(piece)
+
+
+def _tapped(
+    recv: Callable[[float], bytes | None], send: Callable[[bytes], None], tap: Callable[[bytes], None]
+) -> tuple[Callable[[float], bytes | None], Callable[[bytes], None]]:
+    def tapped_recv(timeout: float) -> bytes | None:
+        data = recv(timeout)
+        if data:
+            tap(data)
+        return data
+
+    def tapped_send(data: bytes) -> None:
+        tap(data)
+        send(data)
+
+    return tapped_recv, tapped_send
+
+
+class TapPty:
+    """A second pseudo-terminal that repeats everything on the line: a bus a listener can join.
+
+    Like an RS-485 adapter on the same pair of wires as the AID tool, it hears requests and replies
+    in order; ``aurora_monitor LINK`` opens it. It never blocks the line: when nobody reads and the
+    pty's buffer is full, bytes are dropped (and counted).
+    """
+
+    def __init__(self, link: Path | None = None) -> None:
+        self.master, self._slave = os.openpty()
+        tty.setraw(self._slave)  # no echo, no line discipline; the slave stays open between listeners
+        os.set_blocking(self.master, False)
+        self.path = os.ttyname(self._slave)
+        self.link = link
+        self.dropped = 0
+        self._lock = threading.Lock()  # the TCP line serves each client on its own thread
+        if link is not None:
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            link.symlink_to(self.path)
+
+    def copy(self, data: bytes) -> None:
+        """Repeat ``data`` to the listener."""
+        with self._lock:
+            try:
+                written = os.write(self.master, data)
+            except (BlockingIOError, OSError):
+                written = 0
+            self.dropped += len(data) - written
+
+    def close(self) -> None:
+        if self.link is not None and self.link.is_symlink():
+            self.link.unlink()
+        os.close(self.master)
+        os.close(self._slave)
 
 
 class PtyLine:
