@@ -1,0 +1,570 @@
+"""The bridge's ``$modbus`` pass-through: the JSON request/response protocol and the original's topics.
+
+Everything arrives on paho's thread and only parses, checks and queues bus jobs; replies are
+published from the jobs' done-callbacks (worker thread), never waited for. Unlike the original
+(aurora-bridge §8, §13 P1-P7, S1, R5, K2): every JSON request gets exactly one reply on the
+client's own topic, raw writes follow the register map's write rules, ``0x5555`` is 0x5555,
+subscriptions come back after every reconnect (the publisher re-subscribes), and long queries
+go chunk by chunk between poll reads instead of freezing the bus.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Hashable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+import paho.mqtt.client as mqtt
+import structlog
+from aurora import registers, rpc
+from aurora.bus import Bus
+from aurora.errors import AuroraError, BusError, BusTimeout, ExceptionReply, FrameError, UsageError
+from aurora.query import Chunk, parse_query, plan_chunks, with_continuations
+from aurora.render import render_line
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from .worker import Priority
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+MAX_INFLIGHT_PER_CLIENT = 16  # requests of one client queued or running; more get "busy"
+MAX_INFLIGHT = 256  # all clients together: the queue in front of a 19200-baud line stays short
+LEGACY = "(legacy)"  # the in-flight bucket of the original's topics, which carry no client id
+_MAX_LOGGED = 64
+
+
+class Submitter(Protocol):
+    """What the pass-through needs from BusWorker."""
+
+    def submit(
+        self, run: Callable[[Bus], T], priority: Priority = ..., *, key: Hashable | None = ...
+    ) -> Future[T]: ...
+
+
+class PublishFn(Protocol):
+    """The bridge's non-blocking publish (callable from any thread)."""
+
+    def __call__(
+        self,
+        topic: str,
+        payload: str | bytes,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        properties: Properties | None = None,
+    ) -> None: ...
+
+
+CacheLookup = Callable[[int], "tuple[int, float] | None"]
+
+
+def _shown(payload: bytes | bytearray) -> str:
+    text = payload[:_MAX_LOGGED].decode("utf-8", "replace")
+    return text + ("…" if len(payload) > _MAX_LOGGED else "")
+
+
+@dataclass(slots=True)
+class _Reply:
+    """Where and how one JSON request is answered; ``send`` may be called once."""
+
+    topic: str
+    client: str
+    request_id: rpc.RequestId
+    properties: Properties | None
+    started: float = field(default_factory=time.monotonic)
+    sent: bool = False
+
+
+@dataclass(slots=True)
+class _QueryRun:
+    """One query in progress: chunks still to read, what was read, what failed."""
+
+    chunks: list[Chunk]
+    fallback: bool  # keywords or skip_missing: a refused chunk is read item by item
+    words: dict[int, int] = field(default_factory=dict)
+    failed: dict[int, AuroraError] = field(default_factory=dict)
+    cached: int = 0
+    transactions: int = 0
+    jobs: int = 0
+    pending_items: list[Chunk] = field(default_factory=list)
+    item_timeouts: int = 0
+
+
+class PassThrough:
+    """Serves ``<root>/$modbus`` for one device (constructed by the bridge runtime, app.py)."""
+
+    def __init__(
+        self,
+        *,
+        worker: Submitter,
+        publish: PublishFn,
+        root: str,
+        allow_raw_writes: bool = False,
+        cache: CacheLookup | None = None,
+        max_inflight_per_client: int = MAX_INFLIGHT_PER_CLIENT,
+        max_inflight: int = MAX_INFLIGHT,
+    ) -> None:
+        self._worker = worker
+        self._publish = publish
+        self.root = root
+        self.base = rpc.modbus_base(root)
+        self.allow_raw_writes = allow_raw_writes
+        self._cache = cache or (lambda address: None)
+        self._max_per_client = max_inflight_per_client
+        self._max_inflight = max_inflight
+        self._request_prefix = f"{self.base}/{rpc.REQUEST}/"
+        self._response_prefix = f"{self.base}/{rpc.RESPONSE}/"
+        self._getregs = f"{self.base}/{rpc.GETREGS}"
+        self._lock = threading.Lock()
+        self._inflight: dict[str, int] = {}
+        self._written: dict[int, float] = {}  # address -> monotonic time of our last write to it
+        self.counters: dict[str, int] = {
+            "requests": 0,
+            "replies": 0,
+            "errors": 0,
+            "legacy": 0,
+            "writes": 0,
+            "refused_writes": 0,
+            "transactions": 0,
+        }
+
+    # ------------------------------------------------------------ the bridge's interface
+
+    def subscriptions(self) -> list[str]:
+        """Topic filters to subscribe (QoS 1) on every (re)connect."""
+        return [
+            self.base,
+            self._getregs,
+            f"{self.base}/+/set",
+            f"{self._request_prefix}+",
+        ]
+
+    def handle(self, msg: mqtt.MQTTMessage) -> None:
+        """paho's thread: parse, check, submit and return. Never raises, never blocks."""
+        topic = msg.topic
+        try:
+            if msg.retain:
+                # A retained request would be replayed on every reconnect of the bridge (a retained
+                # write, again and again): only live requests count.
+                log.warning("modbus_retained_ignored", topic=topic)
+            elif topic.startswith(self._request_prefix):
+                self._on_request(msg, topic[len(self._request_prefix) :])
+            elif topic == self.base:
+                self._on_legacy_query(msg)
+            elif topic == self._getregs:
+                self._on_getregs(msg)
+            elif topic.startswith(self._response_prefix):
+                pass  # our own reply to a client whose id is "set" (it matches $modbus/+/set)
+            elif topic.startswith(f"{self.base}/") and topic.endswith("/set"):
+                self._on_legacy_set(msg, topic[len(self.base) + 1 : -len("/set")])
+        except Exception:  # a bug here must never reach paho's thread (mqtt-homie-libs §3.3)
+            log.exception("modbus_request_failed", topic=topic)
+
+    # ------------------------------------------------------------ JSON requests
+
+    def _on_request(self, msg: mqtt.MQTTMessage, client: str) -> None:
+        if not rpc.valid_client_id(client):
+            log.warning("modbus_request_unanswerable", client=client[:_MAX_LOGGED])
+            return
+        self.counters["requests"] += 1
+        reply_topic = rpc.response_topic(self.base, client)
+        props = getattr(msg, "properties", None)
+        correlation = getattr(props, "CorrelationData", None) if props is not None else None
+        reply = _Reply(reply_topic, client, None, self._reply_properties(props, correlation))
+        try:
+            request = rpc.parse_request(msg.payload)
+        except rpc.BadRequest as err:
+            reply.request_id = err.request_id
+            log.warning("modbus_bad_request", client=client, reason=str(err), payload=_shown(msg.payload))
+            self._fail(reply, err)
+            return
+        reply.request_id = request.id
+        asked = getattr(props, "ResponseTopic", None) if props is not None else None
+        if asked and asked != reply_topic:
+            # Never publish where a client says on its behalf: the bridge may write all of homie/#
+            # (mqtt-homie-libs §4.1, confused deputy). Its own reply topic is the only answer.
+            self._fail(reply, rpc.BadRequest(f"ResponseTopic must be {reply_topic} (or absent)"))
+            return
+        if isinstance(request, rpc.PingRequest):
+            self._send(reply, rpc.ok_reply(request.id, device=self.root.rsplit("/", 1)[-1]))
+            return
+        if isinstance(request, rpc.WriteRequest):
+            try:
+                self._check_writes(request.writes)
+            except UsageError as err:
+                self.counters["refused_writes"] += 1
+                log.warning("modbus_write_refused", client=client, reason=str(err))
+                self._fail(reply, err)
+                return
+        if not self._admit(client):
+            self._fail(reply, rpc.RemoteError("busy", "too many requests in flight; wait for replies"))
+            return
+        if not getattr(self._worker, "line_up", True):
+            self._release(client)
+            self._fail(reply, BusError("the bridge has lost the line to the heat pump"))
+            return
+        if isinstance(request, rpc.ReadRequest):
+            self._run_read(request, reply)
+        elif isinstance(request, rpc.QueryRequest):
+            self._run_query(request, reply)
+        else:
+            self._run_write(request, reply)
+
+    @staticmethod
+    def _reply_properties(props: Properties | None, correlation: bytes | None) -> Properties | None:
+        if props is None:  # the bridge speaks MQTT 3.1.1: no properties at all
+            return None
+        out = Properties(PacketTypes.PUBLISH)
+        out.ContentType = "application/json"
+        if correlation is not None:
+            out.CorrelationData = correlation
+        return out
+
+    def _send(self, reply: _Reply, payload: bytes, *, error: bool = False) -> None:
+        if reply.sent:  # exactly one reply per request, whatever a bug upstream does
+            log.error("modbus_second_reply_dropped", client=reply.client, request_id=reply.request_id)
+            return
+        reply.sent = True
+        with self._lock:
+            self.counters["replies"] += 1
+            self.counters["errors"] += int(error)
+        self._publish(reply.topic, payload, qos=1, retain=False, properties=reply.properties)
+
+    def _fail(self, reply: _Reply, err: BaseException, **extra: Any) -> None:
+        if rpc.error_code(err) == "internal":
+            log.error("modbus_internal_error", client=reply.client, error=repr(err))
+        self._send(reply, rpc.error_reply(reply.request_id, err, **extra), error=True)
+
+    def _admit(self, client: str) -> bool:
+        with self._lock:
+            mine = self._inflight.get(client, 0)
+            if mine >= self._max_per_client or sum(self._inflight.values()) >= self._max_inflight:
+                log.warning("modbus_busy", client=client, inflight=mine)
+                return False
+            self._inflight[client] = mine + 1
+            return True
+
+    def _release(self, client: str) -> None:
+        with self._lock:
+            left = self._inflight.get(client, 1) - 1
+            if left > 0:
+                self._inflight[client] = left
+            else:
+                self._inflight.pop(client, None)
+
+    def _finish(self, reply: _Reply, payload: bytes, *, error: bool = False) -> None:
+        self._release(reply.client)
+        self._send(reply, payload, error=error)
+
+    # ------------------------------------------------------------ one read
+
+    def _run_read(self, request: rpc.ReadRequest, reply: _Reply) -> None:
+        items = request.items
+        function = request.function
+
+        def run(bus: Bus) -> list[int]:
+            self.counters["transactions"] += 1
+            if function == "holding":
+                start, count = items[0]
+                return bus.read_holding(start, count)
+            if function == "registers":
+                return bus.read_registers([a for a, _ in items])
+            return bus.read_ranges(items)
+
+        # Identical reads in flight share one transaction; FC 3 has its own key (other boards' path).
+        key = ("holding", items) if function == "holding" else ("read", items)
+
+        def done(future: Future[list[int]]) -> None:
+            try:
+                values = future.result()
+            except Exception as err:
+                self._finish(reply, rpc.error_reply(reply.request_id, err), error=True)
+                return
+            self._finish(reply, rpc.ok_reply(reply.request_id, values=values))
+
+        self._worker.submit(run, Priority.INTERACTIVE, key=key).add_done_callback(done)
+
+    # ------------------------------------------------------------ queries (JSON and the original's)
+
+    def _run_query(self, request: rpc.QueryRequest, reply: _Reply) -> None:
+        def finished(run: _QueryRun, err: BaseException | None) -> None:
+            if err is not None:
+                self._finish(
+                    reply,
+                    rpc.error_reply(reply.request_id, err, values=rpc.words_object(run.words)),
+                    error=True,
+                )
+                return
+            body: dict[str, Any] = {
+                "values": rpc.words_object(run.words),
+                "failed": rpc.failed_object(run.failed),
+                "cached": run.cached,
+                "transactions": run.transactions,
+            }
+            if request.decode:
+                body["decoded"] = rpc.decoded_object(run.words)
+            self._finish(reply, rpc.ok_reply(reply.request_id, **body))
+
+        self._start_query(
+            request.query.addresses,
+            fallback=request.query.implicit or request.skip_missing,
+            max_age_s=request.max_age_s,
+            finished=finished,
+        )
+
+    def _start_query(
+        self,
+        addresses: tuple[int, ...],
+        *,
+        fallback: bool,
+        max_age_s: float | None,
+        finished: Callable[[_QueryRun, BaseException | None], None],
+    ) -> None:
+        wanted = with_continuations(addresses)
+        run = _QueryRun([], fallback)
+        if max_age_s is not None:
+            now = time.monotonic()
+            for address in wanted:
+                hit = self._cache(address)
+                if (
+                    hit is not None
+                    and now - hit[1] <= max_age_s
+                    and hit[1] > self._written.get(address, -1.0)
+                ):
+                    run.words[address] = hit[0]
+            run.cached = len(run.words)
+        run.chunks = plan_chunks(a for a in wanted if a not in run.words)
+        run.chunks.reverse()  # popped from the end
+        self._advance(run, finished)
+
+    def _advance(self, run: _QueryRun, finished: Callable[[_QueryRun, BaseException | None], None]) -> None:
+        """Submit the query's next job; its done-callback comes back here. Loops instead of
+        recursing when a future is already done (a stopping worker fails them at once)."""
+        while True:
+            if run.pending_items:
+                chunk, is_item = run.pending_items.pop(0), True
+            elif run.chunks:
+                chunk, is_item = run.chunks.pop(), False
+            else:
+                finished(run, None)
+                return
+            # The first job goes ahead of polling; later ones queue with the poller's, first come
+            # first served: each next job is queued from the previous one's callback, before the
+            # worker picks again, so at INTERACTIVE they would shut the poller out until the end
+            # (a `valid` query is 42 reads, `all` some 650: aurora-bridge §13 K2).
+            priority = Priority.INTERACTIVE if run.jobs == 0 else Priority.POLL
+            run.jobs += 1
+            future = self._worker.submit(self._chunk_job(run, chunk), priority, key=("read", chunk.items))
+            if not future.done():
+                future.add_done_callback(lambda f, c=chunk, i=is_item: self._resumed(run, c, i, f, finished))
+                return
+            try:
+                if not self._absorb(run, chunk, is_item, future):
+                    return
+            except BaseException as err:
+                finished(run, err)
+                return
+
+    def _chunk_job(self, run: _QueryRun, chunk: Chunk) -> Callable[[Bus], list[int]]:
+        def job(bus: Bus) -> list[int]:
+            run.transactions += 1  # only runs when this query's job is the one that reads
+            self.counters["transactions"] += 1
+            return chunk.read(bus)
+
+        return job
+
+    def _resumed(
+        self,
+        run: _QueryRun,
+        chunk: Chunk,
+        is_item: bool,
+        future: Future[list[int]],
+        finished: Callable[[_QueryRun, BaseException | None], None],
+    ) -> None:
+        try:
+            if not self._absorb(run, chunk, is_item, future):
+                return
+        except BaseException as err:
+            finished(run, err)
+            return
+        self._advance(run, finished)
+
+    @staticmethod
+    def _absorb(run: _QueryRun, chunk: Chunk, is_item: bool, future: Future[list[int]]) -> bool:
+        """Take one job's result into ``run``; raises what ends the query (aurora-protocol §5.3)."""
+        try:
+            values = future.result()
+        except (ExceptionReply, BusTimeout, FrameError) as err:
+            if isinstance(err, BusTimeout):
+                # A lost line is not a missing register: two silent reads in a row end the query.
+                run.item_timeouts += 1
+                if not run.fallback or run.item_timeouts >= 2:
+                    raise
+            elif not run.fallback:
+                raise
+            if is_item or len(chunk.items) == 1:
+                run.failed.update(dict.fromkeys(chunk.addresses, err))
+            else:
+                run.pending_items.extend(Chunk((item,)) for item in chunk.items)
+            return True
+        run.item_timeouts = 0
+        run.words.update(zip(chunk.addresses, values, strict=True))
+        return True
+
+    # ------------------------------------------------------------ writes
+
+    def _check_writes(self, writes: tuple[tuple[int, int], ...]) -> None:
+        """Every write checked before the first is made (S1); nothing is written if one is refused."""
+        if self.allow_raw_writes:
+            return
+        for address, raw in writes:
+            registers.validate_raw_write(address, raw)
+
+    def _write_job(self, writes: tuple[tuple[int, int], ...], readback: bool) -> Callable[[Bus], Any]:
+        done_count = [0]
+
+        def job(bus: Bus) -> tuple[int, dict[int, int]]:
+            now = time.monotonic()
+            for address, raw in writes:
+                self._written[address] = now  # the poll cache's older word is stale from here on
+                self.counters["transactions"] += 1
+                bus.write_register(address, raw)
+                done_count[0] += 1
+                self.counters["writes"] += 1
+            words: dict[int, int] = {}
+            if readback:
+                for chunk in plan_chunks(with_continuations(a for a, _ in writes)):
+                    self.counters["transactions"] += 1
+                    words.update(zip(chunk.addresses, chunk.read(bus), strict=True))
+            return done_count[0], words
+
+        job.done_count = done_count  # type: ignore[attr-defined]
+        return job
+
+    def _run_write(self, request: rpc.WriteRequest, reply: _Reply) -> None:
+        job = self._write_job(request.writes, request.readback)
+        log.info("modbus_write", client=reply.client, writes=[list(w) for w in request.writes])
+
+        def done(future: Future[tuple[int, dict[int, int]]]) -> None:
+            try:
+                written, words = future.result()
+            except Exception as err:
+                written = job.done_count[0]  # type: ignore[attr-defined]
+                log.warning("modbus_write_failed", client=reply.client, error=str(err), written=written)
+                self._finish(reply, rpc.error_reply(reply.request_id, err, written=written), error=True)
+                return
+            body: dict[str, Any] = {"written": written}
+            if request.readback:
+                body["values"] = rpc.words_object(words)
+            self._finish(reply, rpc.ok_reply(reply.request_id, **body))
+
+        self._worker.submit(job, Priority.WRITE).add_done_callback(done)
+
+    # ------------------------------------------------------------ the original's topics (§8.1-8.3)
+
+    def _legacy_admit(self, what: str) -> bool:
+        self.counters["legacy"] += 1
+        if not self._admit(LEGACY):
+            log.warning("modbus_legacy_busy", request=what)
+            return False
+        return True
+
+    def _publish_lines(self, words: Mapping[int, int]) -> int:
+        sent = 0
+        for address in sorted(words):
+            line = render_line(address, words)
+            if line is not None:
+                self._publish(f"{self.base}/{address}", line, qos=1, retain=False)
+                sent += 1
+        return sent
+
+    def _on_legacy_query(self, msg: mqtt.MQTTMessage) -> None:
+        """``$modbus`` ← ``745-747``: one ``Name (N): value`` message per register on ``$modbus/N``.
+
+        Errors are logged only: the original's topics have nowhere to put them (the JSON protocol does).
+        """
+        try:
+            text = msg.payload.decode("utf-8")
+            query = parse_query(text) if len(text) <= rpc.MAX_QUERY_CHARS else None
+        except (UnicodeDecodeError, UsageError) as err:
+            log.warning("modbus_query_refused", payload=_shown(msg.payload), reason=str(err))
+            return
+        if query is None:
+            log.warning("modbus_query_refused", payload=_shown(msg.payload), reason="query too long")
+            return
+        if not self._legacy_admit("query"):
+            return
+
+        def finished(run: _QueryRun, err: BaseException | None) -> None:
+            self._release(LEGACY)
+            if err is not None:
+                log.warning("modbus_query_failed", query=text[:_MAX_LOGGED], error=str(err))
+                return
+            sent = self._publish_lines(run.words)
+            log.info("modbus_query_done", query=text[:_MAX_LOGGED], published=sent, failed=len(run.failed))
+
+        # The original: explicit lists abort on an error, keywords skip what fails (aurora-protocol §5.3).
+        self._start_query(query.addresses, fallback=query.implicit, max_age_s=None, finished=finished)
+
+    def _on_getregs(self, msg: mqtt.MQTTMessage) -> None:
+        """``$modbus/getregs`` ← ``id:745,3;813`` → ``getregs/response`` ← ``id:680,730,730,206``."""
+        try:
+            request_id, items = rpc.parse_getregs(msg.payload)
+        except UsageError as err:
+            log.warning("modbus_getregs_refused", payload=_shown(msg.payload), reason=str(err))
+            return
+        if not self._legacy_admit("getregs"):
+            return
+        chunk = Chunk(items)
+
+        def run(bus: Bus) -> list[int]:
+            self.counters["transactions"] += 1
+            # FC 65 if any item is a range, else FC 66, in the client's order, duplicates kept (P3).
+            return chunk.read(bus)
+
+        def done(future: Future[list[int]]) -> None:
+            self._release(LEGACY)
+            try:
+                values = future.result()
+            except Exception as err:
+                log.warning("modbus_getregs_failed", request_id=request_id[:_MAX_LOGGED], error=str(err))
+                return
+            self._publish(f"{self._getregs}/response", rpc.getregs_reply(request_id, values), qos=1)
+
+        self._worker.submit(run, Priority.INTERACTIVE, key=("read", items)).add_done_callback(done)
+
+    def _on_legacy_set(self, msg: mqtt.MQTTMessage, level: str) -> None:
+        """``$modbus/N/set`` ← ``3`` or ``0x5555``: write, read back, publish ``$modbus/N``."""
+        try:
+            address = rpc.parse_set_register(level)
+            raw = rpc.parse_set_value(msg.payload)
+            self._check_writes(((address, raw),))
+        except UsageError as err:
+            self.counters["refused_writes"] += 1
+            log.warning(
+                "modbus_set_refused", register=level[:_MAX_LOGGED], value=_shown(msg.payload), reason=str(err)
+            )
+            return
+        if not self._legacy_admit("set"):
+            return
+        log.info("modbus_set", register=address, raw=raw)
+        job = self._write_job(((address, raw),), readback=True)
+
+        def done(future: Future[tuple[int, dict[int, int]]]) -> None:
+            self._release(LEGACY)
+            try:
+                _, words = future.result()
+            except Exception as err:
+                log.warning("modbus_set_failed", register=address, raw=raw, error=str(err))
+                return
+            line = render_line(address, words)
+            if line is not None:
+                self._publish(f"{self.base}/{address}", line, qos=1, retain=False)
+
+        self._worker.submit(job, Priority.WRITE).add_done_callback(done)
