@@ -582,7 +582,8 @@ async def _redirect(location: str) -> web.Response:
 
 def apply_homie(state: WebState, topic: str, payload: str) -> None:
     """A message of the device's tree (on the event loop): update the mirror, tell the streams."""
-    assert state.mirror is not None
+    if state.mirror is None:
+        return
     change = state.mirror.handle(topic, payload, time.time())
     if change is not None:
         state.hub.publish(change)

@@ -182,15 +182,24 @@ async def serve(args: argparse.Namespace, password: str) -> int:
         settings = MqttSettings.from_url(
             args.target, password_file=args.mqtt_password_file, ca_file=args.mqtt_ca_file
         )
-        state = WebState(auth=Authenticator(password), gate=BusGate(_no_bus), html_dir=html_dir)
-        feed = HomieFeed(settings, loop, lambda topic, payload: apply_homie(state, topic, payload))
-        device = await loop.run_in_executor(None, feed.start, device_from_path(settings.path), CONNECT_S)
+        # The mirror exists before the feed subscribes: retained messages arrive at once.
+        mirror = HomieMirror(device_from_path(settings.path) or "")
+        state = WebState(
+            auth=Authenticator(password), gate=BusGate(_no_bus), html_dir=html_dir, mirror=mirror
+        )
+
+        def found(device: str) -> None:
+            mirror.device = device
+
+        feed = HomieFeed(
+            settings, loop, lambda topic, payload: apply_homie(state, topic, payload), on_device=found
+        )
+        device = await loop.run_in_executor(None, feed.start, mirror.device or None, CONNECT_S)
         # The $modbus client is opened on the first register request: the live pages need only
         # the feed, and the device is known now, so the client has nothing to discover.
         bus_settings = replace(settings, path=f"homie/{device}/$modbus")
         state.gate = BusGate(lambda: _open_mqtt_bus(bus_settings))
-        mirror = HomieMirror(device)
-        state.mirror, state.feed = mirror, feed
+        state.feed = feed
     else:
         bus = await loop.run_in_executor(None, _open_direct, args)
         state = WebState(

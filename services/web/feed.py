@@ -27,7 +27,8 @@ DISCOVERY_GRACE_S = 0.5  # after the first device's retained $state, how long ot
 class HomieFeed:
     """Subscribes to one device's Homie tree and forwards each message to ``deliver``.
 
-    ``deliver(topic, payload)`` runs on the event loop ``loop``.
+    ``deliver(topic, payload)`` runs on the event loop ``loop``; so does ``on_device(id)`` when the
+    device was discovered, before any message of its tree is delivered.
     """
 
     def __init__(
@@ -36,6 +37,7 @@ class HomieFeed:
         loop: asyncio.AbstractEventLoop,
         deliver: Callable[[str, str], None],
         *,
+        on_device: Callable[[str], None] | None = None,
         root: str = "homie",
     ) -> None:
         self.settings = settings
@@ -43,6 +45,7 @@ class HomieFeed:
         self.device: str | None = None
         self._loop = loop
         self._deliver = deliver
+        self._on_device = on_device
         self._client = make_client(settings, client_id("web"))
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
@@ -103,6 +106,8 @@ class HomieFeed:
             raise UsageError(f"the broker {self.settings.url} refused the login: {self._refused}")
         if device is None:
             self.device = self._discover(timeout_s)
+            if self._on_device is not None:  # queued ahead of the tree's first message
+                self._loop.call_soon_threadsafe(self._on_device, self.device)
             self._client.unsubscribe(f"{self.root}/+/$state")
             self._client.subscribe(f"{self.root}/{self.device}/#", qos=1)
         return self.device

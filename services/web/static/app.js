@@ -98,7 +98,19 @@ function indexTree(tree) {
 
 function valueCell(key, tag = "dd", cls = "") {
   const prop = state.props.get(key);
-  return el(tag, { class: cls, "data-key": key, text: formatValue(prop) });
+  const cell = el(tag, { class: cls, "data-key": key, text: formatValue(prop) });
+  markFault(cell, key, prop && prop.value);
+  return cell;
+}
+
+function markFault(cell, key, value) {
+  // Red only while there is a fault: "No fault" in red reads like an alarm.
+  if (key === "faults/current") cell.classList.toggle("alarm", Number(value) > 0);
+}
+
+function nodeName(id) {
+  const node = state.tree && state.tree.nodes.find((n) => n.id === id);
+  return node ? node.name : id;
 }
 
 function renderDashboard() {
@@ -130,6 +142,7 @@ function applyValue({ node, prop, value, t }) {
   item.value = value;
   for (const cell of document.querySelectorAll(`[data-key="${CSS.escape(key)}"]`)) {
     cell.textContent = formatValue(item);
+    markFault(cell, key, value);
     if (changed) { cell.classList.remove("flash"); void cell.offsetWidth; cell.classList.add("flash"); }
   }
   const series = state.series.get(key);
@@ -212,7 +225,7 @@ function drawChart(id, unit, from, to) {
     const color = COLORS[i % COLORS.length];
     const off = state.hidden.has(key);
     const button = el("button", { type: "button", class: off ? "off" : "", "aria-pressed": String(!off) },
-      el("span", { class: "swatch" }), series.name);
+      el("span", { class: "swatch" }), `${nodeName(series.node)}: ${series.name}`);
     button.querySelector(".swatch").style.background = color;
     button.addEventListener("click", () => { off ? state.hidden.delete(key) : state.hidden.add(key); drawCharts(); });
     legend.append(el("li", {}, button));
