@@ -1,0 +1,172 @@
+"""``make bench``: every benchmark in one run, one report (artifacts/bench.md and bench.json).
+
+Each benchmark runs as its own process and prints JSON; this collects them, checks the goals of
+issue 8 and writes ratios measured in the same run, with the machine noted (shared machines are
+noisy: compare ratios, not seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+OUT = REPO / "artifacts"
+BENCHMARKS = {
+    "fetch": ["-m", "tests.perf.bench_fetch"],
+    "bridge": ["-m", "tests.perf.bench_bridge"],
+    "passthrough": ["-m", "tests.perf.bench_passthrough"],
+}
+WIRE_RATIO_GOAL = 1.15
+
+
+def _get(data: Any, path: str) -> Any:
+    for key in path.split("."):
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
+def machine() -> dict[str, object]:
+    """What the figures were measured on."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+    }
+
+
+def run_benchmark(name: str, argv: list[str], timeout_s: float) -> dict[str, Any]:
+    """One benchmark process; its JSON, or the reason there is none."""
+    started = time.monotonic()
+    try:
+        done = subprocess.run(
+            [sys.executable, *argv], cwd=REPO, capture_output=True, text=True, timeout=timeout_s, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout_s:.0f} s"}
+    if done.returncode != 0:
+        return {"error": f"exit {done.returncode}: {done.stderr.strip().splitlines()[-1:] or ''}"}
+    try:
+        data: dict[str, Any] = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        return {"error": "no JSON on stdout"}
+    data["_seconds"] = round(time.monotonic() - started, 1)
+    return data
+
+
+def checks(results: dict[str, Any]) -> list[tuple[str, float | None, str, bool | None]]:
+    """(goal, measured, comparison, met) for every goal of issue 8 that was measured."""
+    rows: list[tuple[str, float | None, str, bool | None]] = []
+
+    def add(goal: str, value: float | None, op: str, limit: float) -> None:
+        met = None if value is None else (value <= limit if op == "≤" else value < limit)
+        rows.append((goal, value, f"{op} {limit:g}", met))
+
+    fetch = results.get("fetch", {})
+    for path in ("pty", "tcp", "ser2net-tcp", "ser2net-rfc2217", "broker"):
+        for query in ("small", "valid"):
+            ratio = _get(fetch, f"{path}.{query}.ratio")
+            if ratio is not None:
+                add(f"fetch {query} over {path}: wall / line minimum", ratio, "≤", WIRE_RATIO_GOAL)
+    bridge = results.get("bridge", {})
+    add(
+        "bridge poll cycle: bus time / line minimum",
+        _get(bridge, "poll_cycle.bus_over_wire"),
+        "≤",
+        WIRE_RATIO_GOAL,
+    )
+    add("bridge idle RSS (MB)", _get(bridge, "process.rss_mb_max"), "<", 40)
+    add("bridge idle CPU (% of a core)", _get(bridge, "process.idle_cpu_percent_of_one_core"), "<", 1)
+    rpc = results.get("passthrough", {})
+    add("broker path adds, median (ms)", _get(rpc, "added_latency_ms.median"), "<", 3)
+    add(
+        "longest a client waited for the bus / one transaction",
+        _get(rpc, "load.longest_bus_wait_over_one_transaction"),
+        "≤",
+        1.0,
+    )
+    return rows
+
+
+def _flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(data, dict):
+        rows: list[tuple[str, Any]] = []
+        for key, value in data.items():
+            if not key.startswith("_"):
+                rows += _flatten(value, f"{prefix}.{key}" if prefix else key)
+        return rows
+    return [(prefix, data)]
+
+
+def report(results: dict[str, Any]) -> str:
+    """The Markdown report."""
+    m = results["machine"]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured {m['when']} on {m['cores']} × {m['cpu']} (load {m['load_average']}),",
+        f"Python {m['python']}.",
+        "Ratios are measured in the same run; the line minimum is 0.573 ms per byte at 19200 8E1 plus the",
+        "sim's fixed turnaround per transaction.",
+        "",
+        "## Goals",
+        "",
+        "| goal | measured | target | met |",
+        "| --- | ---: | --- | --- |",
+    ]
+    for goal, value, target, met in checks(results):
+        shown = "not measured" if value is None else f"{value:g}"
+        lines.append(f"| {goal} | {shown} | {target} | {'yes' if met else 'no' if met is False else '-'} |")
+    for name in BENCHMARKS:
+        data = results.get(name, {})
+        lines += ["", f"## {name}", ""]
+        if "error" in data:
+            lines.append(f"Not measured: {data['error']}")
+            continue
+        lines += ["| figure | value |", "| --- | ---: |"]
+        lines += [f"| {key} | {value} |" for key, value in _flatten(data)]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
+    parser.add_argument("--only", choices=sorted(BENCHMARKS), action="append", help="run only these")
+    parser.add_argument("--timeout", type=float, default=600, help="per benchmark, seconds")
+    args = parser.parse_args()
+    results: dict[str, Any] = {"machine": machine()}
+    for name, argv in BENCHMARKS.items():
+        if args.only and name not in args.only:
+            continue
+        print(f"bench: {name} ...", file=sys.stderr, flush=True)
+        results[name] = run_benchmark(name, argv, args.timeout)
+    OUT.mkdir(exist_ok=True)
+    (OUT / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
+    text = report(results)
+    (OUT / "bench.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
