@@ -114,6 +114,8 @@ class RemoteError(AuroraError):
 
 def error_code(err: BaseException) -> ErrorCode:
     """The protocol's code for an exception raised while serving a request."""
+    if isinstance(err, RemoteError) and err.code in ERROR_CODES:
+        return err.code  # type: ignore[return-value]
     if isinstance(err, WriteRefused):
         return "write_refused"
     if isinstance(err, UsageError):
