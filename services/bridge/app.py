@@ -464,6 +464,7 @@ class Bridge:
         """The health document as published."""
         pub = self.publisher
         counters = pub.counters if pub else None
+        passthrough = getattr(self.passthrough, "counters", None)
         return health_document(
             state=pub.state if pub else "init",
             poll=self.stats,
@@ -480,6 +481,7 @@ class Bridge:
                 "pending": self.worker.pending(),
                 "line_up": int(self.worker.line_up),
             },
+            passthrough=dict(passthrough) if isinstance(passthrough, Mapping) else None,
         )
 
     def _publish_health(self, force: bool = False) -> None:

@@ -48,11 +48,12 @@ def health_document(
     bus: dict[str, float | int],
     mqtt: dict[str, int],
     worker: dict[str, float | int],
+    passthrough: dict[str, int] | None = None,
     now_mono: float | None = None,
 ) -> str:
     """The JSON payload (keys sorted, so equal documents compare equal)."""
     now = time.monotonic() if now_mono is None else now_mono
-    doc = {
+    doc: dict[str, object] = {
         "uptime_s": round(now - poll.started_mono, 1),
         "started_at": _iso(poll.started_wall),
         "published_at": _iso(time.time()),
@@ -76,4 +77,6 @@ def health_document(
         "mqtt": mqtt,
         "worker": {k: round(v, 4) if isinstance(v, float) else v for k, v in worker.items()},
     }
+    if passthrough is not None:
+        doc["passthrough"] = passthrough
     return json.dumps(doc, sort_keys=True, separators=(",", ":"))
