@@ -38,6 +38,7 @@ KEEPALIVE_S: Final = 15.0  # an SSE comment line this often keeps proxies and ph
 SNAPSHOT_DEBOUNCE_S: Final = 0.25  # a burst of attribute messages (bridge start) → one snapshot
 QUEUE_SIZE: Final = 2000
 SET_ACK_S: Final = 5.0
+CLEAR_FAULT_HISTORY: Final = (47, 0x5555)  # aurora-bridge §6.4 faults/clear-history
 
 PUBLIC_PATHS: Final = frozenset({"/login", "/ui/app.css", "/ui/icon.svg"})
 UI_CSP: Final = (
@@ -147,12 +148,15 @@ async def require_login(request: web.Request, handler: Handler) -> web.StreamRes
     return await handler(request)
 
 
-def _check_write(request: web.Request, *, token: str | None = None) -> Session:
-    """Refuse a write without our CSRF token or from another site's page (403)."""
+_NO_TOKEN: Final = object()  # the AWL page's GET writes carry no token: same-origin only
+
+
+def _check_write(request: web.Request, *, token: object = _NO_TOKEN) -> Session:
+    """Refuse a write from another site's page, or without our CSRF token where one is due (403)."""
     session: Session = request["session"]
     if not same_origin(request.headers, _host(request)):
         raise web.HTTPForbidden(text="cross-site request refused\n", content_type="text/plain")
-    if token is not None and not csrf_ok(session, token):
+    if token is not _NO_TOKEN and not (isinstance(token, str) and csrf_ok(session, token)):
         raise web.HTTPForbidden(
             text="missing or wrong CSRF token: reload the page\n", content_type="text/plain"
         )
@@ -417,6 +421,7 @@ async def api_events(request: web.Request) -> web.StreamResponse:
     )
     await response.prepare(request)
     queue = state.hub.subscribe()
+    token = request.cookies.get(SESSION_COOKIE)
 
     async def send(event: str, data: Any) -> None:
         await response.write(f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode())
@@ -427,6 +432,8 @@ async def api_events(request: web.Request) -> web.StreamResponse:
             try:
                 item = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
             except TimeoutError:
+                if state.auth.session(token) is None:
+                    break  # logged out or expired: the page reconnects and is sent to the login
                 await response.write(b": keepalive\n\n")
                 continue
             batch = [item]
@@ -510,6 +517,26 @@ async def api_faults(request: web.Request) -> web.Response:
     )
 
 
+async def api_clear_faults(request: web.Request) -> web.Response:
+    """Reset the fault counters: through the bridge's ``faults/clear-history`` property, or in
+    direct mode by writing register 47 = 0x5555 (the only value the map allows there)."""
+    state = _state(request)
+    _check_write(request, token=request.headers.get(CSRF_HEADER))
+    try:
+        if state.mirror is not None and state.feed is not None:
+            payload = state.mirror.check_set("faults", "clear-history", "clear")
+            future = state.feed.publish(state.mirror.set_topic("faults", "clear-history"), payload)
+            await asyncio.wait_for(asyncio.wrap_future(future), SET_ACK_S)
+        else:
+            await state.gate.run(lambda bus: write_words(bus, [CLEAR_FAULT_HISTORY]))
+    except TimeoutError:
+        return _json({"error": "the broker did not acknowledge the command"}, status=504)
+    except AuroraError as err:
+        return _json_error(err)
+    log.info("fault_history_cleared")
+    return _json({"status": "sent"}, status=202)
+
+
 def _fault(code: int, *, locked: bool = False) -> dict[str, Any]:
     name = "No fault" if code == 0 else registers.FAULT_NAMES.get(code, f"E{code}")
     return {"code": code, "name": name, "locked_out": locked}
@@ -564,6 +591,7 @@ def build_app(state: WebState) -> web.Application:
     app.router.add_get("/api/registers", api_registers)
     app.router.add_get("/api/faults", api_faults)
     app.router.add_post("/api/set", api_set)
+    app.router.add_post("/api/faults/clear", api_clear_faults)
     app.router.add_get("/ui", lambda _r: _redirect("/ui/"))
     app.router.add_get("/ui/", ui_file)
     app.router.add_get("/ui/{name}", ui_file)

@@ -156,7 +156,10 @@ def _open_direct(args: argparse.Namespace) -> Bus:
     return open_bus(args.target, latency_s=args.timeout, debug=args.debug_modbus)
 
 
-def _open_mqtt_bus(settings: MqttSettings) -> Bus:
+def _open_mqtt_bus(settings: MqttSettings, device: str) -> Bus:
+    if not device:
+        raise BusError("no heat pump on the broker yet: is the bridge running?")
+    settings = replace(settings, path=f"homie/{device}/$modbus")
     try:
         from aurora.rpc_client import MqttBus  # only the MQTT path needs it
     except ImportError as err:
@@ -194,11 +197,10 @@ async def serve(args: argparse.Namespace, password: str) -> int:
         feed = HomieFeed(
             settings, loop, lambda topic, payload: apply_homie(state, topic, payload), on_device=found
         )
-        device = await loop.run_in_executor(None, feed.start, mirror.device or None, CONNECT_S)
-        # The $modbus client is opened on the first register request: the live pages need only
-        # the feed, and the device is known now, so the client has nothing to discover.
-        bus_settings = replace(settings, path=f"homie/{device}/$modbus")
-        state.gate = BusGate(lambda: _open_mqtt_bus(bus_settings))
+        await loop.run_in_executor(None, feed.start, mirror.device or None, CONNECT_S)
+        # The $modbus client is opened on the first register request, for the device the feed
+        # found: the live pages need only the feed, and the client has nothing to discover.
+        state.gate = BusGate(lambda: _open_mqtt_bus(settings, mirror.device))
         state.feed = feed
     else:
         bus = await loop.run_in_executor(None, _open_direct, args)
@@ -220,7 +222,7 @@ async def serve(args: argparse.Namespace, password: str) -> int:
             url=f"http://{host}:{port}/",
             mode=state.mode,
             target=redact(args.target),
-            device=mirror.device if mirror else None,
+            device=(mirror.device or None) if mirror else None,
         )
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):

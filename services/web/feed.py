@@ -22,6 +22,7 @@ from aurora.mqtt import MqttSettings, client_id, make_client
 log = structlog.get_logger("aurora.web")
 
 DISCOVERY_GRACE_S = 0.5  # after the first device's retained $state, how long others may follow
+REDISCOVER_S = 30.0  # while no device is known: how often to say so again
 
 
 class HomieFeed:
@@ -51,6 +52,7 @@ class HomieFeed:
         self._client.on_message = self._on_message
         self._client.on_publish = self._on_publish
         self._connected = threading.Event()
+        self._stopping = threading.Event()
         self._refused: str | None = None
         self._lock = threading.Lock()
         self._pending: dict[int, Future[None]] = {}
@@ -90,8 +92,9 @@ class HomieFeed:
 
     # ---------------------------------------------------------------- caller's thread
 
-    def start(self, device: str | None, timeout_s: float = 10.0) -> str:
-        """Connect, find the device if none was named, subscribe to its tree; its id."""
+    def start(self, device: str | None, timeout_s: float = 10.0) -> str | None:
+        """Connect, find the device if none was named, subscribe to its tree; its id, or None while
+        no device has appeared (discovery then goes on in the background)."""
         self.device = device
         try:
             self._client.connect_async(self.settings.host, self.settings.port, keepalive=30)
@@ -105,25 +108,50 @@ class HomieFeed:
             self.stop()
             raise UsageError(f"the broker {self.settings.url} refused the login: {self._refused}")
         if device is None:
-            self.device = self._discover(timeout_s)
-            if self._on_device is not None:  # queued ahead of the tree's first message
-                self._loop.call_soon_threadsafe(self._on_device, self.device)
-            self._client.unsubscribe(f"{self.root}/+/$state")
-            self._client.subscribe(f"{self.root}/{self.device}/#", qos=1)
+            try:
+                found = self._discover(timeout_s)
+            except UsageError:
+                self.stop()
+                raise
+            if found is None:
+                # The bridge may start after us (compose starts both at once): serve the pages now
+                # and pick the device up when it appears.
+                log.warning("waiting_for_device", broker=self.settings.url, hint="is the bridge running?")
+                threading.Thread(target=self._discover_later, name="discovery", daemon=True).start()
+                return None
+            self._adopt(found)
         return self.device
 
-    def _discover(self, timeout_s: float) -> str:
+    def _adopt(self, device: str) -> None:
+        self.device = device
+        if self._on_device is not None:  # queued ahead of the tree's first message
+            self._loop.call_soon_threadsafe(self._on_device, device)
+        self._client.unsubscribe(f"{self.root}/+/$state")
+        self._client.subscribe(f"{self.root}/{device}/#", qos=1)
+        log.info("device_found", device=device)
+
+    def _discover_later(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                found = self._discover(REDISCOVER_S)
+            except UsageError as err:
+                log.error("device_ambiguous", error=str(err))
+                continue
+            if found is not None:
+                self._adopt(found)
+                return
+
+    def _discover(self, timeout_s: float) -> str | None:
+        """The one device whose ``$state`` the broker holds; None when none appeared in time."""
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not self._stopping.is_set():
             if self._found and time.monotonic() - min(self._found.values()) >= DISCOVERY_GRACE_S:
                 break
-            time.sleep(0.05)
+            self._stopping.wait(0.05)
         devices = sorted(self._found)
         if not devices:
-            self.stop()
-            raise BusError(f"no Homie device on {self.settings.url}: is the bridge running?")
+            return None
         if len(devices) > 1:
-            self.stop()
             raise UsageError(
                 f"several devices on the broker ({', '.join(devices)}): name one in the URL, "
                 f"e.g. .../{self.root}/{devices[0]}/$modbus"
@@ -149,6 +177,7 @@ class HomieFeed:
 
     def stop(self) -> None:
         """Disconnect and stop paho's thread."""
+        self._stopping.set()
         self._client.disconnect()
         self._client.loop_stop()
 

@@ -305,6 +305,12 @@ def test_live_pages_explain_that_they_need_the_bridge_in_direct_mode(browser: Br
 
 def test_writes_from_the_ui_need_the_csrf_token(browser: Browser) -> None:
     """Logging out is a write too: without the token the session survives."""
+    setting = json.dumps({"node": "dhw", "prop": "set-point", "value": "120"}).encode()
+    for headers in ({}, {"X-CSRF-Token": "forged"}, {"Sec-Fetch-Site": "same-origin"}):
+        status, _, body = browser.request(
+            "POST", "/api/set", setting, {"Content-Type": "application/json", **headers}
+        )
+        assert 403 == status and "CSRF" in body, headers
     status, _, _ = browser.request(
         "POST", "/logout", b"csrf=nope", {"Content-Type": "application/x-www-form-urlencoded"}
     )
@@ -367,3 +373,14 @@ def test_a_bad_target_or_password_file_is_one_clear_line(tmp_path: Path) -> None
         done = _run(*argv, "--port", "0") if "--port" not in argv else _run(*argv)
         assert 2 == done.returncode, done.stderr
         assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_clearing_fault_history_needs_the_token_and_writes_register_47(browser: Browser) -> None:
+    """Register 47 takes only 0x5555 (aurora-bridge §6.4); the UI's button is the only way to it."""
+    status, _, _ = browser.request("POST", "/api/faults/clear", b"", {"Sec-Fetch-Site": "same-origin"})
+    assert 403 == status
+    assert 502 == browser.get("/request.cgi?cmd=getregs&regs=47")[0]  # not in the dump yet
+    csrf = json.loads(browser.get("/api/session")[2])["csrf"]
+    status, _, body = browser.request("POST", "/api/faults/clear", b"", {"X-CSRF-Token": csrf})
+    assert (202, {"status": "sent"}) == (status, json.loads(body))
+    assert "cmd=getregs&err=&values=21845" == browser.get("/request.cgi?cmd=getregs&regs=47")[2]

@@ -305,6 +305,23 @@ async function loadFaults() {
   }
 }
 
+async function clearFaults() {
+  const status = $("#faults-status");
+  if (!(await confirmChange("Reset every fault counter of the heat pump to zero? This cannot be undone.", "Clear fault history?"))) {
+    status.textContent = "Not cleared.";
+    return;
+  }
+  status.className = "status-line";
+  status.textContent = "Clearing…";
+  try {
+    await api("/api/faults/clear", { method: "POST", headers: { "X-CSRF-Token": state.csrf } });
+    status.textContent = "Sent: the counters read zero once the heat pump has done it.";
+  } catch (err) {
+    status.className = "status-line error";
+    status.textContent = err.message;
+  }
+}
+
 // ------------------------------------------------------------------ settings
 
 function inputFor(prop) {
@@ -324,8 +341,9 @@ function inputFor(prop) {
   return input;
 }
 
-function confirmChange(text) {
+function confirmChange(text, title = "Change a setting?") {
   const dialog = $("#confirm");
+  $("#confirm-title").textContent = title;
   $("#confirm-text").textContent = text;
   return new Promise((resolve) => {
     dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
@@ -394,6 +412,7 @@ async function start() {
   $("#query-form").addEventListener("submit", (e) => { e.preventDefault(); runQuery($("#query").value); });
   for (const b of document.querySelectorAll("[data-query]")) b.addEventListener("click", () => { $("#query").value = b.dataset.query; runQuery(b.dataset.query); });
   $("#faults-refresh").addEventListener("click", loadFaults);
+  $("#faults-clear").addEventListener("click", clearFaults);
   $("#trend-range").addEventListener("change", drawCharts);
   window.addEventListener("resize", scheduleRedraw);
   window.addEventListener("hashchange", () => showTab(location.hash.slice(1)));
