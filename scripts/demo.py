@@ -163,12 +163,13 @@ def main() -> int:
         )
         wait_ready(etc, mqtt_port)
         web_target = broker.format(user="web") + f"homie/{DEVICE}/$modbus"
-        suite.start(
+        web = suite.start(
             "web",
             [str(BIN / "web_aid_tool"), web_target, "--port", str(web_port)],
             {"MQTT_PASSWORD_FILE": secret["web"], "MQTT_CA_FILE": ca,
              "AURORA_WEB_PASSWORD_FILE": str(layout.web_ui_password)},
         )  # fmt: skip
+        web_url = suite.wait_line("web", web, r"listening: http://").split()[-1]
         fetch_url = broker.format(user="fetch") + f"homie/{DEVICE}/$modbus"
         fetched = subprocess.run(
             [str(BIN / "aurora_fetch"), fetch_url, "745-747,1110-1111"],
@@ -181,7 +182,7 @@ def main() -> int:
             return 1
         print(
             f"""The demo is running (logs in {suite.logs}):
-  web UI      http://127.0.0.1:{web_port}/   password in {layout.web_ui_password}
+  web UI      {web_url}   password in {layout.web_ui_password}
   broker      mqtts://127.0.0.1:{mqtt_port}/ (TLS, CA {ca})
   watch it    mosquitto_sub --cafile {ca} -h 127.0.0.1 -p {mqtt_port} -u fetch \\
                 -P "$(cat {secret["fetch"]})" -t 'homie/+/+/+' -v
