@@ -280,3 +280,33 @@ def test_the_register_browser_and_fault_history_read_through_the_broker(stack: S
     page.goto(stack.url + "/ui/#faults")  # type: ignore[attr-defined]
     expect(page.locator("#fault-current")).not_to_have_text("–")  # type: ignore[attr-defined]
     shot(page, "faults-desktop")
+
+
+def test_clearing_fault_history_asks_first_and_writes_register_47(stack: Stack, page: object) -> None:
+    """Through the bridge's faults/clear-history property: 47 = 0x5555 in the sim, nothing else."""
+    expect = playwright_api.expect
+    log_in(page, stack, path="/ui/#faults")
+    expect(page.locator("#fault-current")).not_to_have_text("–")  # type: ignore[attr-defined]
+    count = len(writes(stack))
+    page.click("#faults-clear")  # type: ignore[attr-defined]
+    expect(page.locator("#confirm-title")).to_have_text("Clear fault history?")  # type: ignore[attr-defined]
+    page.click("#confirm-cancel")  # type: ignore[attr-defined]
+    expect(page.locator("#faults-status")).to_have_text("Not cleared.")  # type: ignore[attr-defined]
+    page.click("#faults-clear")  # type: ignore[attr-defined]
+    page.click("#confirm-ok")  # type: ignore[attr-defined]
+    expect(page.locator("#faults-status")).to_contain_text("Sent")  # type: ignore[attr-defined]
+    wait_for(lambda: (47, 0x5555) in writes(stack)[count:], 15, "47 = 0x5555 in the sim")
+    assert [(47, 0x5555)] == writes(stack)[count:]
+
+
+def test_a_write_without_the_pages_csrf_token_is_refused(stack: Stack, page: object) -> None:
+    """Logged in is not enough: a script without the token (another tab, a forged form) gets 403."""
+    log_in(page, stack)
+    playwright_api.expect(page.locator("#live-status")).to_have_text("live")  # type: ignore[attr-defined]
+    count = len(writes(stack))
+    reply = page.request.post(  # type: ignore[attr-defined]
+        stack.url + "/api/set",
+        data={"node": "zone1", "prop": "heating-target-temperature", "value": "70"},
+    )
+    assert 403 == reply.status
+    assert [] == writes(stack)[count:]

@@ -1,0 +1,51 @@
+"""web_aid_tool's command line: options, their environment variables, and the device in a URL."""
+
+from __future__ import annotations
+
+import pytest
+from aurora.web.cli import DEFAULT_PORT, device_from_path, parse_args
+
+
+def test_defaults_listen_on_localhost_port_4567(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Off the LAN unless asked (aurora-protocol §11.5.1: the original bound 0.0.0.0 in production)."""
+    for name in ("PORT", "BIND", "HTML", "PASSWORD_FILE", "TARGET"):
+        monkeypatch.delenv(f"AURORA_WEB_{name}", raising=False)
+    args = parse_args(["unit.yml", "--password-file", "pw"])
+    assert ("unit.yml", DEFAULT_PORT, "127.0.0.1", None) == (args.target, args.port, args.bind, args.html)
+
+
+def test_every_option_can_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """compose.yaml sets AURORA_WEB_* and keeps secrets out of the command line."""
+    monkeypatch.setenv("AURORA_WEB_TARGET", "mqtts://web@broker:8883/")
+    monkeypatch.setenv("AURORA_WEB_PORT", "8080")
+    monkeypatch.setenv("AURORA_WEB_BIND", "0.0.0.0")
+    monkeypatch.setenv("AURORA_WEB_HTML", "/srv/awl")
+    monkeypatch.setenv("AURORA_WEB_PASSWORD_FILE", "/run/secrets/ui")
+    args = parse_args([])
+    assert ("mqtts://web@broker:8883/", 8080, "0.0.0.0", "/srv/awl", "/run/secrets/ui") == (
+        args.target,
+        args.port,
+        args.bind,
+        args.html,
+        args.password_file,
+    )
+    assert 9000 == parse_args(["--port", "9000"]).port  # a flag beats the environment
+
+
+def test_no_password_file_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """There is no way to run the UI without a login."""
+    monkeypatch.delenv("AURORA_WEB_PASSWORD_FILE", raising=False)
+    with pytest.raises(SystemExit) as exited:
+        parse_args(["unit.yml"])
+    assert 2 == exited.value.code
+    assert "--password-file is required" in capsys.readouterr().err
+
+
+def test_the_device_is_taken_from_the_url_path() -> None:
+    """mqtts://web@broker/homie/aurora-1/$modbus names the device; without a path it is discovered."""
+    assert "aurora-2611000042" == device_from_path("homie/aurora-2611000042/$modbus")
+    assert "aurora-1" == device_from_path("/homie/aurora-1")
+    assert device_from_path("") is None
+    assert device_from_path("other/aurora-1/$modbus") is None
