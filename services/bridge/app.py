@@ -414,6 +414,8 @@ class Bridge:
             if self.publisher is not None and self.publisher.connected:
                 self.publisher.set_state("alert")  # also during start-up: better than a stuck init
         else:
+            # A reopened line may lead to a rebooted or replaced board: ask again for every register.
+            self.missing.clear()
             self.schedule.force_all()
 
     def _watch(self) -> None:
@@ -474,6 +476,7 @@ class Bridge:
                 "connects": counters.connects if counters else 0,
                 "reconnects": max(0, counters.connects - 1) if counters else 0,
                 "published": counters.published if counters else 0,
+                "refused": counters.refused if counters else 0,
             },
             worker={
                 "longest_wait_s": self.worker.longest_wait_s,

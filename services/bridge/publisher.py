@@ -26,6 +26,7 @@ MessageHandler = Callable[[mqtt.MQTTMessage], None]
 KEEPALIVE_S = 30
 SCAN_QUIET_S = 0.3  # retained messages arrive right after SUBACK; this long without one ends the scan
 SCAN_MAX_S = 3.0
+REFUSED_LOG_EVERY_S = 60.0
 
 
 @dataclass(slots=True)
@@ -37,6 +38,7 @@ class MqttCounters:
     published: int = 0
     acked: int = 0
     last_ack: float = 0.0  # time.monotonic() of the last PUBACK (or publish at QoS 0)
+    refused: int = 0  # PUBACKs with a failure reason (MQTT 5: e.g. not authorized by the ACL)
 
 
 class Publisher:
@@ -75,6 +77,7 @@ class Publisher:
         self._scan_last = 0.0
         self._suback = threading.Event()
         self._stopping = False
+        self._refused_logged = -REFUSED_LOG_EVERY_S
         self.on_reconnect: Callable[[], None] | None = None  # after a reconnect's republish
 
     # ------------------------------------------------------------ lifecycle
@@ -272,9 +275,16 @@ class Publisher:
         self.counters.acked += 1
         self.counters.last_ack = time.monotonic()
         if getattr(reason_code, "is_failure", False):
-            log.error(
-                "mqtt_publish_refused", reason=str(reason_code), hint="check the broker's ACL for this user"
-            )
+            self.counters.refused += 1
+            now = time.monotonic()
+            if now - self._refused_logged > REFUSED_LOG_EVERY_S:  # every 5 s otherwise ($health)
+                self._refused_logged = now
+                log.error(
+                    "mqtt_publish_refused",
+                    reason=str(reason_code),
+                    refused=self.counters.refused,
+                    hint="check the broker's ACL for this user",
+                )
 
     def _on_subscribe(
         self, client: mqtt.Client, userdata: object, mid: int, reason_codes: list[object], properties: object

@@ -334,6 +334,28 @@ def test_a_wrong_mqtt_password_is_logged_and_the_bridge_keeps_trying(
     assert "not-the-password" not in log.read_text()
 
 
+def test_a_broker_that_refuses_the_bridges_publishes_is_reported_once_not_every_cycle(
+    tmp_path: Path, broker: Broker, sim_tcp: Sim
+) -> None:
+    """A user the ACL does not let write homie/# (here: fetch): MQTT 5 PUBACKs say so; the log
+    names the ACL once a minute instead of at every health document, and the bridge keeps running."""
+    argv = [
+        str(BIN / "aurora_mqtt_bridge"),
+        sim_tcp.url,
+        broker.url("fetch"),
+        "--mqtt-ca-file",
+        str(broker.ca_file),
+    ]
+    log = tmp_path / "acl.log"
+    env = {"MQTT_PASSWORD_FILE": str(broker.password_file("fetch")), "AURORA_LOG_FORMAT": "json"}
+    with running([*argv, *FAST], env=env, log=log) as process:
+        wait_for(lambda: '"mqtt_publish_refused"' in log.read_text(), READY_S, "mqtt_publish_refused")
+        wait_for(lambda: '"homie_state"' in log.read_text(), READY_S, "the tree published (and refused)")
+        assert process.poll() is None
+    # On SIGTERM the bridge waits for the PUBACK of `disconnected`, the last of ~1000 refused ones.
+    assert 1 == log.read_text().count('"mqtt_publish_refused"')
+
+
 def test_without_homie_attributes_the_values_state_and_set_still_work(
     tmp_path: Path, broker: Broker, sim_tcp: Sim
 ) -> None:
