@@ -136,6 +136,7 @@ def log_in(page: object, stack: Stack, password: str | None = None, path: str = 
 def shot(page: object, name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
+    page.evaluate("window.scrollTo(0, 0)")  # type: ignore[attr-defined]  # sticky header at the top
     page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
     return path
 
@@ -310,3 +311,72 @@ def test_a_write_without_the_pages_csrf_token_is_refused(stack: Stack, page: obj
     )
     assert 403 == reply.status
     assert [] == writes(stack)[count:]
+
+
+AWL_PAGE = """<!doctype html><html><head><script src="/js/indexc.js"></script></head>
+<body><p id="out">loading</p></body></html>"""
+# What the AWL's own script does (aurora-protocol §8.4): plain same-origin GETs, no token.
+AWL_SCRIPT = """
+window.addEventListener("load", async () => {
+  const get = async (q) => (await fetch("/request.cgi?" + q)).text();
+  const wrote = await get("cmd=putregs&id=1&regs=340,4");
+  const read = await get("cmd=getregs&id=2&regs=340;745,2");
+  const units = await (await fetch("/getunits.cgi")).text();
+  document.getElementById("out").textContent = [wrote, read, units].join(" | ");
+});
+"""
+
+
+@pytest.fixture(scope="module")
+def direct(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """web_aid_tool on a dump of the demo unit (direct mode) with a stand-in for the AWL's files."""
+    tmp = tmp_path_factory.mktemp("direct")
+    html = tmp / "html"
+    (html / "js").mkdir(parents=True)
+    (html / "index.htm").write_text(AWL_PAGE)
+    (html / "js" / "indexc.js").write_text(AWL_SCRIPT)
+    secret = tmp / "ui-password"
+    secret.write_text("direct-mode-password\n")
+    port = free_port()
+    log = tmp / "web.log"
+    dump = REPO / "services" / "sim" / "demo.yml"
+    argv = [str(BIN / "web_aid_tool"), str(dump), "--port", str(port), "--html", str(html)]
+    with running(argv, env={"AURORA_WEB_PASSWORD_FILE": str(secret)}, log=log) as web:
+
+        def listening() -> bool:
+            if web.poll() is not None:
+                raise AssertionError(f"web_aid_tool exited:\n{tail(log)}")
+            return f"listening: http://127.0.0.1:{port}/" in log.read_text()
+
+        wait_for(listening, READY_S, "web_aid_tool's listening line")
+        yield f"http://127.0.0.1:{port}", "direct-mode-password"
+
+
+def test_the_awl_page_works_unchanged_behind_the_login(direct: tuple[str, str], page: object) -> None:
+    """The user's AWL files at /: their scripts' GET putregs/getregs pass the same-origin check."""
+    url, password = direct
+    page.goto(url + "/")  # type: ignore[attr-defined]
+    page.fill("#password", password)  # type: ignore[attr-defined]
+    page.click("button[type=submit]")  # type: ignore[attr-defined]
+    playwright_api.expect(page.locator("#out")).to_have_text(  # type: ignore[attr-defined]
+        "cmd=putregs&id=1&err= | cmd=getregs&id=2&err=&values=4,680,740 | units=0"
+    )
+
+
+def test_direct_mode_offers_the_register_browser_and_says_why_live_pages_are_missing(
+    direct: tuple[str, str], page: object
+) -> None:
+    """On a serial port or dump there is no Homie tree: --help and the page both say so."""
+    expect = playwright_api.expect
+    url, password = direct
+    page.goto(url + "/ui/")  # type: ignore[attr-defined]
+    page.fill("#password", password)  # type: ignore[attr-defined]
+    page.click("button[type=submit]")  # type: ignore[attr-defined]
+    expect(page.locator("#direct-notice")).to_be_visible()  # type: ignore[attr-defined]
+    expect(page.locator('#tabs a[data-tab="dashboard"]')).to_be_hidden()  # type: ignore[attr-defined]
+    expect(page.locator("#registers")).to_be_visible()  # type: ignore[attr-defined]
+    page.click('#registers button[data-query="known"]')  # type: ignore[attr-defined]
+    expect(page.locator("#query-status")).to_contain_text("registers")  # type: ignore[attr-defined]
+    expect(page.locator('#register-table tr[data-address="813"]')).to_contain_text("IZ2 Version")  # type: ignore[attr-defined]
+    page.set_viewport_size(PHONE)  # type: ignore[attr-defined]
+    shot(page, "registers-direct-phone")
