@@ -125,7 +125,7 @@ def test_the_bridge_reaches_ready_and_its_values_and_health_are_retained(
 ) -> None:
     """A client connecting after start-up sees the whole device: Homie tree, values, $health."""
     watch = observer(broker)
-    with bridge(tmp_path, broker, sim_tcp.url) as process:
+    with bridge(tmp_path, broker, sim_tcp.url, "--device-name", "Basement") as process:
         wait_state(watch, "ready")
         assert process.poll() is None
         assert ["init", "ready"] == states(watch)[-2:]
@@ -134,6 +134,7 @@ def test_the_bridge_reaches_ready_and_its_values_and_health_are_retained(
         retained = {m.topic: m.payload.decode() for m in late.messages if m.retain}
         root = f"homie/{DEMO_ID}"
         assert "4.0.0" == retained[f"{root}/$homie"]
+        assert "Basement" == retained[f"{root}/$name"]
         assert "130.0" == retained[f"{root}/dhw/set-point"]
         assert "ready" == retained[f"{root}/$state"]
         health = json.loads(retained[f"{root}/$health"])
@@ -356,12 +357,48 @@ def test_a_broker_that_refuses_the_bridges_publishes_is_reported_once_not_every_
     assert 1 == log.read_text().count('"mqtt_publish_refused"')
 
 
+def test_a_board_without_the_waterfurnace_function_codes_is_read_with_standard_reads(
+    tmp_path: Path, broker: Broker
+) -> None:
+    """Commercial 17X553 boards refuse FC 65/66 (aurora-protocol §11): the bridge still comes up."""
+    watch = observer(broker)
+    with (
+        Sim.start(tmp_path, "--tcp", "127.0.0.1:0", "--no-drift", "--refuse-wf-codes") as sim,
+        bridge(tmp_path, broker, sim.url) as process,
+    ):
+        wait_state(watch, "ready")
+        wait_for(lambda: value(watch, f"homie/{DEMO_ID}/dhw/set-point") == "130.0", 10, "values over FC 3")
+        assert process.poll() is None
+        assert '"wf_codes_unsupported"' in (tmp_path / "bridge.log").read_text()
+
+
+def test_a_noisy_line_costs_retries_not_the_bridge(tmp_path: Path, broker: Broker) -> None:
+    """aurora-bridge §13 R1 (issue 104, "Illegal function: 0"): garbled and lost replies are
+    retried and counted; the bridge stays up and keeps publishing."""
+    watch = observer(broker)
+    faults = ["--corrupt", "0.15", "--drop", "0.1", "--stray", "0.1", "--seed", "7"]
+    with (
+        Sim.start(tmp_path, "--tcp", "127.0.0.1:0", *faults) as sim,
+        bridge(tmp_path, broker, sim.url) as process,
+    ):
+        wait_state(watch, "ready")
+
+        def counted() -> bool:
+            health = json.loads(watch.received(f"homie/{DEMO_ID}/$health")[-1].payload)
+            bus = health["bus"]
+            return health["poll"]["good_cycles"] >= 10 and bus["retries"] >= 3 and bus["frame_errors"] >= 1
+
+        wait_for(counted, 60, "ten good cycles with retries and frame errors counted in $health")
+        assert process.poll() is None
+        assert "Traceback" not in (tmp_path / "bridge.log").read_text()
+
+
 def test_without_homie_attributes_the_values_state_and_set_still_work(
     tmp_path: Path, broker: Broker, sim_tcp: Sim
 ) -> None:
     """--no-homie: only $state, $health and values, as in the original (aurora-bridge §6.1)."""
     watch = observer(broker)
-    with bridge(tmp_path, broker, sim_tcp.url, "--no-homie", "--no-home-assistant"):
+    with bridge(tmp_path, broker, sim_tcp.url, "--no-homie", "--no-home-assistant", "--debug-modbus"):
         wait_state(watch, "ready")
         watch.barrier(f"homie/{DEMO_ID}/$state")
         topics = set(watch.topics())
@@ -370,6 +407,9 @@ def test_without_homie_attributes_the_values_state_and_set_still_work(
         assert not [t for t in topics if "/$" in t and not t.endswith(("/$state", "/$health"))]
         publish(watch.client, f"homie/{DEMO_ID}/dhw/set-point/set", "127")
         wait_for(lambda: value(watch, f"homie/{DEMO_ID}/dhw/set-point") == "127.0", 10, "read-back published")
+    # --debug-modbus logs frames from the very first request on (§13 U8: the original could not).
+    first_line = next(line for line in (tmp_path / "bridge.log").read_text().splitlines() if '"tx"' in line)
+    assert '"frame"' in first_line
 
 
 class RestartableBroker(Broker):
