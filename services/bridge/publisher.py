@@ -29,6 +29,14 @@ SCAN_MAX_S = 3.0
 REFUSED_LOG_EVERY_S = 60.0
 
 
+def _set_nodelay(client: mqtt.Client) -> None:
+    """TCP_NODELAY: without it each QoS 1 exchange waits 40-80 ms for Nagle (mosquitto.conf)."""
+    sock = client.socket()
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 @dataclass(slots=True)
 class MqttCounters:
     """For the health document."""
@@ -236,6 +244,7 @@ class Publisher:
             log.error("mqtt_refused", broker=self.settings.url, reason=str(reason_code))
             return
         self.counters.connects += 1
+        _set_nodelay(client)
         first = self._first_connect
         self._first_connect = False
         log.info("mqtt_connected", broker=self.settings.url, first=first)
