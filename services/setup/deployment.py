@@ -142,7 +142,8 @@ def apply(options: Options) -> Report:
     report = Report(hosts=options.hosts, tls_port=_listener_port(conf_source))
     broker = Owner(0, options.broker_gid)
 
-    ensure_dir(layout.root, 0o755)
+    if not layout.root.is_dir():  # an existing directory keeps the mode its owner chose
+        ensure_dir(layout.root, 0o755)
     ensure_dir(layout.ca_dir, 0o700)
     ca = _ensure_ca(layout, report)
 

@@ -72,6 +72,13 @@ def test_secrets_are_private_and_broker_files_readable_by_its_group(tmp_path: Pa
     assert 0o600 == _mode(layout.web_ui_password)
 
 
+def test_an_existing_directory_keeps_its_mode(tmp_path: Path) -> None:
+    """`make demo` makes its directory 0711 (mosquitto passes through, lists nothing)."""
+    tmp_path.chmod(0o711)
+    apply(_options(tmp_path))
+    assert 0o711 == _mode(tmp_path)
+
+
 def test_the_password_file_accepts_each_accounts_password(tmp_path: Path) -> None:
     layout = Layout(tmp_path)
     apply(_options(tmp_path))
