@@ -4,6 +4,10 @@ Threads: the bus worker (the only one touching the line), paho's network thread 
 queue work), the poll thread, and the main thread running start-up, the watchdog and the health
 document. Nothing here exits on bad data: a failed poll is logged, counted and retried (unlike the
 original, aurora-bridge §13 R1-R3).
+
+Start-up order: the unit is detected first (retried with backoff for as long as it takes: the
+device id comes from its serial number), then MQTT is connected, earlier retained topics are
+scanned, and the tree is published; nothing is wiped before there is something to replace it (R2).
 """
 
 from __future__ import annotations

@@ -147,6 +147,18 @@ def test_the_bridge_reaches_ready_and_its_values_and_health_are_retained(
         assert any(m.payload for m in hass.messages), "no Home Assistant discovery published"
 
 
+def test_a_killed_bridge_leaves_lost_as_its_last_will(tmp_path: Path, broker: Broker, sim_tcp: Sim) -> None:
+    """Homie: the broker says `lost` for a bridge that vanished without a word (kill -9, power cut)."""
+    watch = observer(broker)
+    with bridge(tmp_path, broker, sim_tcp.url) as process:
+        ready = wait_state(watch, "ready")
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(10)
+        wait_state(watch, "lost", after=ready)
+    late = Collector(broker.client("homeassistant"), f"homie/{DEMO_ID}/$state")
+    assert "lost" == late.wait_for(f"homie/{DEMO_ID}/$state").payload.decode()
+
+
 def test_every_settable_property_ends_in_the_sims_registers(
     tmp_path: Path, broker: Broker, sim_tcp: Sim
 ) -> None:
