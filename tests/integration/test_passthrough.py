@@ -1,0 +1,453 @@
+"""``$modbus`` through the real broker: the bridge and the sim as processes, tools as MQTT clients.
+
+One broker, one paced sim and one bridge serve the module (starting them takes seconds); tests
+that need another bridge (``--allow-raw-writes``) start their own. Every wait has a deadline;
+a message that must not arrive is shown absent behind a later one on the same path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from aurora import rpc
+from aurora.errors import IllegalAddress, UsageError, WriteRefused
+from aurora.mqtt import MqttSettings
+from aurora.rpc_client import MqttBus
+from aurora.sim.cli import demo_registers
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from tests.support import Broker, Collector, MQTTv5, MQTTv311, publish, running, wait_for
+from tests.support.sim import Sim
+
+pytestmark = pytest.mark.integration
+
+BIN = Path(sys.executable).parent
+DEVICE = "aurora-2611000042"
+ROOT = f"homie/{DEVICE}"
+BASE = f"{ROOT}/$modbus"
+READY_S = 30.0
+REPLY_S = 10.0
+FAST = ["--fast-interval", "1", "--medium-interval", "2", "--slow-interval", "10"]
+REGS = demo_registers()
+
+
+@dataclass
+class Stack:
+    broker: Broker
+    sim: Sim
+    bridge: subprocess.Popen[bytes]
+    writes: Path
+    log: Path
+
+    def settings(self, user: str = "fetch", path: str = BASE) -> MqttSettings:
+        return MqttSettings.from_url(
+            self.broker.url(user, path),
+            password_file=str(self.broker.password_file(user)),
+            ca_file=str(self.broker.ca_file),
+        )
+
+    def env(self, user: str = "fetch") -> dict[str, str]:
+        return {
+            "MQTT_PASSWORD_FILE": str(self.broker.password_file(user)),
+            "MQTT_CA_FILE": str(self.broker.ca_file),
+        }
+
+    def written(self) -> list[tuple[int, int]]:
+        if not self.writes.exists():
+            return []
+        return [(int(a), int(v)) for a, v in (line.split() for line in self.writes.read_text().splitlines())]
+
+
+@contextlib.contextmanager
+def bridge_stack(tmp: Path, *extra: str) -> Iterator[Stack]:
+    """mosquitto, the demo sim over TCP (writes logged) and a bridge, ready."""
+    writes = tmp / "writes.log"
+    with (
+        Broker.start(tmp) as broker,
+        Sim.start(tmp, "--tcp", "127.0.0.1:0", "--no-drift", "--write-log", str(writes)) as sim,
+    ):
+        state = Collector(broker.client("homeassistant"), f"{ROOT}/$state")
+        argv = [
+            str(BIN / "aurora_mqtt_bridge"),
+            sim.url,
+            broker.url("bridge"),
+            "--mqtt-ca-file",
+            str(broker.ca_file),
+            *FAST,
+            *extra,
+        ]
+        env = {"MQTT_PASSWORD_FILE": str(broker.password_file("bridge")), "AURORA_LOG_FORMAT": "json"}
+        log = tmp / "bridge.log"
+        with running(argv, env=env, log=log) as process:
+            wait_for(lambda: any(m.payload == b"ready" for m in state.messages), READY_S, f"{DEVICE} ready")
+            yield Stack(broker, sim, process, writes, log)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with bridge_stack(tmp_path_factory.mktemp("passthrough")) as running_stack:
+        yield running_stack
+
+
+class RpcClient:
+    """A raw paho client of one user speaking the JSON protocol on its own topics."""
+
+    def __init__(self, broker: Broker, user: str = "fetch", protocol: mqtt.MQTTProtocolVersion = MQTTv311):
+        self.client_id = f"{user}-{uuid.uuid4().hex[:12]}"
+        self.client = broker.client(user, self.client_id, protocol)
+        self.protocol = protocol
+        self.request_topic = rpc.request_topic(BASE, self.client_id)
+        self.response_topic = rpc.response_topic(BASE, self.client_id)
+        # Subscribed to every client's replies: the ACL must deliver only our own.
+        self.replies = Collector(self.client, f"{BASE}/response/#")
+
+    def send(self, payload: bytes | dict[str, Any], properties: Properties | None = None) -> None:
+        data = json.dumps(payload).encode() if isinstance(payload, dict) else payload
+        info = self.client.publish(self.request_topic, data, qos=1, properties=properties)
+        info.wait_for_publish(REPLY_S)
+
+    def call(self, payload: bytes | dict[str, Any], properties: Properties | None = None) -> mqtt.MQTTMessage:
+        """Send one request and return the next reply."""
+        count = len(self.replies.messages) + 1
+        self.send(payload, properties)
+        return self.replies.wait_for(self.response_topic, REPLY_S, count=count)
+
+
+def body(msg: mqtt.MQTTMessage) -> Any:
+    return json.loads(msg.payload)
+
+
+# ------------------------------------------------------------------ the original's three topics
+
+
+def test_a_query_on_modbus_is_answered_per_register_in_the_originals_form(stack: Stack) -> None:
+    """aurora-bridge §8.1, the README's example session, byte for byte."""
+    admin = Collector(stack.broker.client("admin"), f"{BASE}/+")
+    publish(admin.client, BASE, "745-747")
+    lines = {n: admin.wait_for(f"{BASE}/{n}", REPLY_S).payload.decode() for n in (745, 746, 747)}
+    assert "Heating Set Point (745): 68.0°F" == lines[745]
+    assert lines[746].startswith("Cooling Set Point (746): ") and lines[746].endswith("°F")
+    assert lines[747].startswith("Ambient Temperature (747): ")
+    assert not any(m.retain for m in admin.messages)
+
+
+def test_getregs_is_answered_on_the_shared_response_topic(stack: Stack) -> None:
+    """aurora-bridge §8.2: ``id:values`` in request order, duplicates kept (the original's P3 fix)."""
+    admin = Collector(stack.broker.client("admin"), f"{BASE}/getregs/response")
+    publish(admin.client, f"{BASE}/getregs", "5b0e:745,3;813;745")
+    reply = admin.wait_for(f"{BASE}/getregs/response", REPLY_S).payload.decode()
+    assert f"5b0e:{REGS[745]},{REGS[746]},{REGS[747]},{REGS[813]},{REGS[745]}" == reply
+
+
+def test_a_set_on_modbus_writes_decimal_and_hex_and_publishes_the_read_back(stack: Stack) -> None:
+    """aurora-bridge §8.3: decimal as before; ``0x2`` is 2 (the original wrote 0, P1)."""
+    admin = Collector(stack.broker.client("admin"), f"{BASE}/340")
+    before = len(stack.written())
+    publish(admin.client, f"{BASE}/340/set", "4")
+    assert "Blower Only Speed (340): 4" == admin.wait_for(f"{BASE}/340", REPLY_S).payload.decode()
+    publish(admin.client, f"{BASE}/340/set", "0x2")
+    assert "Blower Only Speed (340): 2" == admin.wait_for(f"{BASE}/340", REPLY_S, count=2).payload.decode()
+    wait_for(lambda: len(stack.written()) >= before + 2, REPLY_S, "both writes in the sim's log")
+    assert [(340, 4), (340, 2)] == stack.written()[before:]
+
+
+def test_a_hex_set_writes_that_word_when_raw_writes_are_allowed(tmp_path: Path) -> None:
+    """P1 exactly: ``0x5555`` is 0x5555, and only ``--allow-raw-writes`` lets it past the map."""
+    with bridge_stack(tmp_path, "--allow-raw-writes") as raw:
+        admin = Collector(raw.broker.client("admin"), f"{BASE}/340")
+        publish(admin.client, f"{BASE}/340/set", "0x5555")
+        assert "Blower Only Speed (340): 21845" == admin.wait_for(f"{BASE}/340", REPLY_S).payload.decode()
+        assert [(340, 0x5555)] == wait_for(raw.written, REPLY_S, "the write in the sim's log")
+
+
+# ------------------------------------------------------------------ the JSON protocol
+
+
+@pytest.mark.parametrize("protocol", [MQTTv311, MQTTv5], ids=["mqtt311", "mqtt5"])
+def test_a_json_read_is_answered_on_the_clients_own_topic(stack: Stack, protocol: Any) -> None:
+    client = RpcClient(stack.broker, "fetch", protocol)
+    reply = client.call({"id": "r1", "op": "read", "ranges": [[745, 3], [813, 1]]})
+    assert {"id": "r1", "ok": True, "values": [REGS[745], REGS[746], REGS[747], REGS[813]]} == body(reply)
+    assert not reply.retain
+
+
+def test_an_mqtt5_request_gets_its_correlation_data_back(stack: Stack) -> None:
+    """mosquitto_rr and every MQTT 5 client match replies by correlation data, not by payload."""
+    client = RpcClient(stack.broker, "web", MQTTv5)
+    props = Properties(PacketTypes.PUBLISH)
+    props.ResponseTopic = client.response_topic
+    props.CorrelationData = b"\x00\x01corr"
+    reply = client.call({"op": "query", "query": "745", "decode": True}, props)
+    assert b"\x00\x01corr" == reply.properties.CorrelationData
+    answer = body(reply)
+    assert (None, True) == (answer["id"], answer["ok"])
+    assert {"name": "Heating Set Point", "value": 68.0, "unit": "°F", "text": "68.0°F"} == answer["decoded"][
+        "745"
+    ]
+
+
+def test_an_mqtt5_response_topic_elsewhere_is_refused_on_the_clients_own_topic(stack: Stack) -> None:
+    client = RpcClient(stack.broker, "fetch", MQTTv5)
+    spy = Collector(stack.broker.client("admin"), f"{ROOT}/zone1/#")
+    props = Properties(PacketTypes.PUBLISH)
+    props.ResponseTopic = f"{ROOT}/zone1/target-mode/set"
+    reply = client.call({"id": "evil", "op": "read", "registers": [745]}, props)
+    assert ("evil", "bad_request") == (body(reply)["id"], body(reply)["error"]["code"])
+    spy.barrier(f"{ROOT}/$state")
+    assert [] == spy.received(f"{ROOT}/zone1/target-mode/set")
+
+
+@pytest.mark.parametrize(
+    ("request_body", "code"),
+    [
+        ({"id": "a", "op": "read", "registers": [5000]}, "illegal_address"),
+        ({"id": "b", "op": "write", "writes": [[105, 0x4142]]}, "write_refused"),
+        ({"id": "c", "op": "read", "registers": [70000]}, "bad_request"),
+        ({"id": "d", "op": "dance"}, "bad_request"),
+    ],
+)
+def test_every_failure_is_an_error_reply_with_a_code(stack: Stack, request_body: Any, code: str) -> None:
+    reply = body(RpcClient(stack.broker).call(request_body))
+    assert (request_body["id"], False, code) == (reply["id"], reply["ok"], reply["error"]["code"])
+    assert reply["error"]["message"]
+
+
+def test_a_write_outside_the_map_is_refused_and_never_reaches_the_sim(stack: Stack) -> None:
+    """S1: the serial number, factory settings and component configuration stay untouched."""
+    before = stack.written()
+    bus = MqttBus.connect(stack.settings("fetch"))
+    try:
+        with pytest.raises(WriteRefused, match="105"):
+            bus.write_register(105, 0x4142)
+        with pytest.raises(WriteRefused, match="340"):
+            bus.write_registers([(340, 3), (340, 99)])
+        admin = Collector(stack.broker.client("admin"), f"{BASE}/+")
+        publish(admin.client, f"{BASE}/105/set", "0x4142")
+        # A legal write afterwards is the barrier: writes run in order on the bus.
+        assert {340: 3} == bus.write_registers([(340, 3)], readback=True)
+        wait_for(lambda: len(stack.written()) > len(before), REPLY_S, "the legal write in the sim's log")
+        assert [(340, 3)] == stack.written()[len(before) :]
+        assert [REGS[a] for a in range(105, 110)] == bus.read_ranges([(105, 5)])
+        assert [] == admin.received(f"{BASE}/105")
+    finally:
+        bus.close()
+
+
+# ------------------------------------------------------------------ many clients
+
+
+def test_twenty_clients_at_once_each_get_only_their_own_right_replies(stack: Stack) -> None:
+    """The ACL's %c patterns and the bridge's per-client topics keep every answer private."""
+    clients = [
+        RpcClient(stack.broker, "fetch" if n % 2 else "web", MQTTv5 if n % 3 else MQTTv311) for n in range(20)
+    ]
+    addresses = [745, 746, 747, 813, 1110, 1111, 1114, 1117, 31003, 31005]
+    expected: dict[str, list[int]] = {}
+    go = threading.Barrier(len(clients))
+
+    def run(n: int, client: RpcClient) -> None:
+        go.wait(REPLY_S)
+        for k in range(5):
+            picked = [addresses[(n + k + j) % len(addresses)] for j in range(3)]
+            rid = f"{client.client_id}-{k}"
+            expected[rid] = [REGS[a] for a in picked]
+            client.send({"id": rid, "op": "read", "registers": picked})
+
+    threads = [threading.Thread(target=run, args=(n, c)) for n, c in enumerate(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(REPLY_S)
+    for client in clients:
+        client.replies.wait_for(client.response_topic, REPLY_S, count=5)
+    for client in clients:
+        client.replies.barrier(f"{ROOT}/$state")
+        got = client.replies.messages
+        assert {client.response_topic} == {m.topic for m in got if m.topic != f"{ROOT}/$state"}
+        replies = [body(m) for m in got if m.topic == client.response_topic]
+        assert 5 == len(replies)
+        for reply in replies:
+            assert reply["id"].startswith(client.client_id)
+            assert expected[reply["id"]] == reply["values"]
+
+
+def test_mqtt_bus_is_thread_safe_with_several_requests_in_flight(stack: Stack) -> None:
+    bus = MqttBus.connect(stack.settings("web"), client_prefix="web")
+    try:
+        results: dict[int, list[int]] = {}
+
+        def read(address: int) -> None:
+            results[address] = bus.read_registers([address, address + 1])
+
+        starts = [a for a in sorted(REGS) if a + 1 in REGS][:10]
+        threads = [threading.Thread(target=read, args=(a,)) for a in starts]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(REPLY_S * 2)
+        assert {a: [REGS[a], REGS[a + 1]] for a in starts} == results
+        answer = bus.query("745-747,5000", decode=True, skip_missing=True)
+        assert {745, 746, 747} == set(answer.values)
+        assert isinstance(answer.failed[5000], IllegalAddress)
+        assert "Heating Set Point" == answer.decoded[745]["name"]
+        cached = bus.query("1110-1111", max_age_s=60)  # the bridge polls the water temperatures
+        assert (2, 0) == (cached.cached, cached.transactions)
+        assert {1110: REGS[1110], 1111: REGS[1111]} == cached.values
+    finally:
+        bus.close()
+
+
+# ------------------------------------------------------------------ fuzz
+
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**40), 2**40)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=10,
+)
+_requests = st.one_of(
+    st.binary(max_size=120),
+    _json.map(lambda v: json.dumps(v).encode()),
+    st.fixed_dictionaries(
+        {"op": st.sampled_from(["read", "query", "write", "ping", "erase", ""])},
+        optional={
+            k: _json
+            for k in (
+                "id",
+                "ranges",
+                "registers",
+                "holding",
+                "query",
+                "decode",
+                "max_age_s",
+                "writes",
+                "readback",
+                "extra",
+            )
+        },
+    ).map(lambda d: json.dumps(d).encode()),
+)
+
+
+def test_fuzzed_requests_on_every_topic_get_error_replies_and_write_nothing(stack: Stack) -> None:
+    """Every malformed JSON request gets exactly one error reply; the original's topics refuse
+    quietly; nothing is written and the bridge keeps running."""
+    client = RpcClient(stack.broker, "fetch", MQTTv5)
+    admin = Collector(stack.broker.client("admin"), f"{BASE}/340")
+    before = stack.written()
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(
+        payload=_requests,
+        legacy_query=st.binary(max_size=40),
+        getregs=st.binary(max_size=40),
+        set_level=st.text(st.characters(blacklist_categories=("Cc", "Cs", "Cn")), max_size=8),
+        set_payload=st.binary(max_size=12),
+    )
+    def one_round(
+        payload: bytes, legacy_query: bytes, getregs: bytes, set_level: str, set_payload: bytes
+    ) -> None:
+        try:
+            parsed: object = rpc.parse_request(payload)
+        except rpc.BadRequest:
+            parsed = None
+        assume(not isinstance(parsed, rpc.WriteRequest))  # a well-formed write may be a legal one
+        replies = len(client.replies.messages)
+        reply = body(client.call(payload))
+        if parsed is None:
+            assert (False, "bad_request") == (reply["ok"], reply["error"]["code"])
+        publish(admin.client, BASE, legacy_query)
+        publish(admin.client, f"{BASE}/getregs", getregs)
+        level = set_level if set_level and not set(set_level) & set("/+#") else "105"
+        if level.isascii() and level.isdigit():
+            level = "105"  # the serial number: never writable, whatever the value
+        publish(admin.client, f"{BASE}/{level}/set", set_payload)
+        assert replies + 1 == len(client.replies.messages)  # exactly one reply, and only ours
+
+    one_round()
+    # Barrier: the admin's messages are handled in order and writes run in order, so once this
+    # legal write is in the sim's log, everything the fuzz sent has been dealt with.
+    publish(admin.client, f"{BASE}/340/set", "2")
+    admin.wait_for(f"{BASE}/340", REPLY_S)
+    wait_for(lambda: len(stack.written()) > len(before), REPLY_S, "the barrier write in the sim's log")
+    assert [(340, 2)] == stack.written()[len(before) :]
+    assert stack.bridge.poll() is None
+    assert [REGS[745]] == body(client.call({"id": "after", "op": "read", "registers": [745]}))["values"]
+    assert "Traceback" not in stack.log.read_text()
+
+
+# ------------------------------------------------------------------ aurora_fetch through the broker
+
+
+def test_fetch_through_mqtt_prints_exactly_what_the_direct_path_prints(stack: Stack, tmp_path: Path) -> None:
+    query = "745-747,813,1146,25,30,31003"
+    with Sim.start(tmp_path, "--tcp", "127.0.0.1:0", "--no-drift") as direct_sim:
+        direct = subprocess.run(
+            [str(BIN / "aurora_fetch"), direct_sim.url, query], capture_output=True, text=True, timeout=60
+        )
+    assert 0 == direct.returncode, direct.stderr
+    url = stack.broker.url("fetch", BASE)
+    through = subprocess.run(
+        [str(BIN / "aurora_fetch"), url, query],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**__import__("os").environ, **stack.env("fetch")},
+    )
+    assert 0 == through.returncode, through.stderr
+    assert direct.stdout == through.stdout
+    assert "Heating Set Point (745): 68.0°F" in through.stdout
+
+
+def test_fetch_finds_the_only_device_when_the_url_names_none(stack: Stack) -> None:
+    import os
+
+    for path in ("", "homie"):
+        done = subprocess.run(
+            [str(BIN / "aurora_fetch"), stack.broker.url("fetch", path), "745"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, **stack.env("fetch")},
+        )
+        assert 0 == done.returncode, done.stderr
+        assert "Heating Set Point (745): 68.0°F\n" == done.stdout
+
+
+def test_with_two_devices_and_no_device_in_the_url_fetch_names_them(stack: Stack) -> None:
+    import os
+
+    other = "homie/aurora-999/$state"
+    bridge_user = stack.broker.client("bridge")
+    publish(bridge_user, other, "lost", retain=True)
+    try:
+        done = subprocess.run(
+            [str(BIN / "aurora_fetch"), stack.broker.url("fetch"), "745"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, **stack.env("fetch")},
+        )
+        assert 2 == done.returncode
+        assert "aurora-2611000042 (ready)" in done.stderr and "aurora-999 (lost)" in done.stderr
+        with pytest.raises(UsageError, match="2 aurora devices"):
+            MqttBus.connect(stack.settings("fetch", "homie"))
+    finally:
+        publish(bridge_user, other, "", retain=True)
