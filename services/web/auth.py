@@ -11,7 +11,7 @@ import hmac
 import secrets
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -55,12 +55,12 @@ class Authenticator:
     """Checks the password, issues and looks up sessions, and slows down guessing."""
 
     password: str = field(repr=False)
-    clock: object = time.monotonic
+    clock: Callable[[], float] = time.monotonic
     _sessions: dict[str, Session] = field(default_factory=dict)
     _failures: dict[str, deque[float]] = field(default_factory=dict)
 
     def _now(self) -> float:
-        return self.clock()  # type: ignore[operator, no-any-return]
+        return self.clock()
 
     def locked_out(self, client: str) -> bool:
         """Whether ``client`` (an address) failed too often in the last minute."""
@@ -68,7 +68,7 @@ class Authenticator:
         failures = self._failures.get(client)
         while failures and now - failures[0] > FAILURE_WINDOW_S:
             failures.popleft()
-        return bool(failures) and len(failures) >= MAX_FAILURES
+        return failures is not None and len(failures) >= MAX_FAILURES
 
     def login(self, client: str, password: str) -> Session | None:
         """A new session when ``password`` is right; None (and one more failure) otherwise."""
@@ -106,7 +106,7 @@ class Authenticator:
 
 def csrf_ok(session: Session, header: str | None) -> bool:
     """Whether a write carries the session's token (constant-time comparison)."""
-    return bool(header) and hmac.compare_digest(header.encode(), session.csrf.encode())  # type: ignore[union-attr]
+    return header is not None and bool(header) and hmac.compare_digest(header.encode(), session.csrf.encode())
 
 
 def same_origin(headers: Mapping[str, str], host: str) -> bool:

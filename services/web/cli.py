@@ -21,8 +21,9 @@ from aurora.logs import configure_logging
 from aurora.mqtt import MqttSettings, add_mqtt_arguments
 from aurora.transport import DEFAULT_LATENCY_S, open_bus, redact
 
-from .app import WebState, apply_homie, build_app
+from .app import build_app
 from .auth import Authenticator, read_password
+from .context import WebState, apply_homie
 from .feed import HomieFeed
 from .homie import HomieMirror
 
@@ -164,7 +165,7 @@ def _open_mqtt_bus(settings: MqttSettings, device: str) -> Bus:
         from aurora.rpc_client import MqttBus  # only the MQTT path needs it
     except ImportError as err:
         raise BusError("registers through the broker need aurora.rpc_client, which is not installed") from err
-    return MqttBus.connect(settings, timeout_s=CONNECT_S, client_prefix="web")  # type: ignore[no-any-return]
+    return MqttBus.connect(settings, timeout_s=CONNECT_S, client_prefix="web")
 
 
 def _no_bus() -> Bus:

@@ -87,7 +87,7 @@ def write_words(bus: Bus, writes: Sequence[tuple[int, int]]) -> None:
 
 def read_serial(bus: Bus) -> str:
     """The unit's serial number (registers 105..109), e.g. ``2611000042``."""
-    return registers.string(read_words(bus, list(SERIAL_NUMBER)))
+    return str(registers.string(read_words(bus, list(SERIAL_NUMBER))))
 
 
 def read_browser(bus: Bus, query: Query) -> QueryResult:

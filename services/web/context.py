@@ -1,0 +1,139 @@
+"""What the web handlers share: the state, the event-stream hub, and the checks every write makes.
+
+Writes need the session's CSRF token (our UI) or a same-origin request (the AWL page's GET
+``putregs``, which carries no token).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from aiohttp import web
+from aurora.errors import AuroraError, BusTimeout, UsageError
+
+from .auth import SESSION_COOKIE, Authenticator, Session, csrf_ok, same_origin
+from .feed import HomieFeed
+from .gate import BusGate
+from .homie import HomieMirror
+
+QUEUE_SIZE: Final = 2000  # changes waiting for one slow event stream before it is resynchronised
+
+
+class Hub:
+    """Fans changes out to every open event stream; a slow stream is resynchronised, never blocks."""
+
+    def __init__(self) -> None:
+        self.queues: set[asyncio.Queue[Any]] = set()
+
+    def subscribe(self) -> asyncio.Queue[Any]:
+        queue: asyncio.Queue[Any] = asyncio.Queue(QUEUE_SIZE)
+        self.queues.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[Any]) -> None:
+        self.queues.discard(queue)
+
+    def publish(self, item: Any) -> None:
+        """Queue a change for every stream; never waits."""
+        for queue in list(self.queues):
+            try:
+                queue.put_nowait(item)
+            except asyncio.QueueFull:
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    while True:
+                        queue.get_nowait()
+                queue.put_nowait(("meta", None))  # start over with a full snapshot
+
+    def close(self) -> None:
+        """Tell every stream to end (shutdown)."""
+        for queue in list(self.queues):
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(None)
+
+
+@dataclass(slots=True)
+class WebState:
+    """What the handlers share."""
+
+    auth: Authenticator
+    gate: BusGate
+    html_dir: Path | None = None
+    mirror: HomieMirror | None = None  # MQTT mode only: the live dashboard
+    feed: HomieFeed | None = None
+    hub: Hub = field(default_factory=Hub)
+    serial: str | None = None
+
+    @property
+    def mode(self) -> str:
+        return "mqtt" if self.mirror is not None else "direct"
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def state_of(request: web.Request) -> WebState:
+    """The shared state of the application serving ``request``."""
+    return request.app[STATE_KEY]
+
+
+def session_of(request: web.Request) -> Session | None:
+    """The live session of the request's cookie, or None."""
+    return state_of(request).auth.session(request.cookies.get(SESSION_COOKIE))
+
+
+def host_of(request: web.Request) -> str:
+    """The host and port the browser addressed (compared with Origin and Referer)."""
+    return request.headers.get("Host", request.host)
+
+
+STATE_KEY: Final = web.AppKey("state", WebState)
+
+
+NO_TOKEN: Final = object()  # the AWL page's GET writes carry no token: same-origin only
+
+
+def check_write(request: web.Request, *, token: object = NO_TOKEN) -> Session:
+    """Refuse a write from another site's page, or without our CSRF token where one is due (403)."""
+    session: Session = request["session"]
+    if not same_origin(request.headers, host_of(request)):
+        raise web.HTTPForbidden(text="cross-site request refused\n", content_type="text/plain")
+    if token is not NO_TOKEN and not (isinstance(token, str) and csrf_ok(session, token)):
+        raise web.HTTPForbidden(
+            text="missing or wrong CSRF token: reload the page\n", content_type="text/plain"
+        )
+    return session
+
+
+def error_status(err: AuroraError) -> int:
+    """The HTTP status for a failure: the user's mistake, a silent unit, or a refusal/lost line."""
+    if isinstance(err, UsageError):
+        return 400
+    if isinstance(err, BusTimeout):
+        return 504
+    return 502  # the unit refused (exception reply) or the line/broker is gone
+
+
+def resolve_file(base: Path, name: str) -> Path | None:
+    """``base/name`` when it is a file inside ``base`` (no ``..``, no symlink out of it)."""
+    try:
+        path = (base / name).resolve()
+        if not path.is_relative_to(base.resolve()) or not path.is_file():
+            return None
+    except (OSError, ValueError):
+        return None
+    return path
+
+
+def apply_homie(state: WebState, topic: str, payload: str) -> None:
+    """A message of the device's tree (on the event loop): update the mirror, tell the streams."""
+    if state.mirror is None:
+        return
+    change = state.mirror.handle(topic, payload, time.time())
+    if change is not None:
+        state.hub.publish(change)
