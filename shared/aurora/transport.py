@@ -499,16 +499,20 @@ def open_bus(
 ) -> Bus:
     """Open whatever ``url`` names as a Bus.
 
-    ``latency_s`` is the allowance above the wire time per attempt. For ``mqtt(s)://`` URLs,
+    ``latency_s`` is the allowance above the wire time per attempt (for ``mqtt(s)://``, the wait
+    for each reply, at least ``rpc_client.DEFAULT_TIMEOUT_S``). For ``mqtt(s)://`` URLs,
     ``mqtt`` carries the parsed settings (password file, CA); without it they come from the URL
     and the environment.
     """
     scheme = urlsplit(url).scheme.lower()
     if scheme in ("mqtt", "mqtts"):
         from .mqtt import MqttSettings
-        from .rpc_client import MqttBus  # only the MQTT path needs paho
+        from .rpc_client import DEFAULT_TIMEOUT_S, MqttBus  # only the MQTT path needs paho
 
-        return MqttBus.connect(mqtt or MqttSettings.from_url(url))
+        # Through the bridge a reply may wait behind other clients' transactions: the line's
+        # latency allowance is too short a wait, so it only counts when it is the longer one.
+        timeout_s = max(DEFAULT_TIMEOUT_S, latency_s)
+        return MqttBus.connect(mqtt or MqttSettings.from_url(url), timeout_s=timeout_s)
     path = Path(url)
     if not scheme and path.is_file():
         from .dump import DumpBus
