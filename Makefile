@@ -30,8 +30,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check shared services tests
-	$(BIN)/ruff format --check shared services tests
+	$(BIN)/ruff check shared services tests scripts
+	$(BIN)/ruff format --check shared services tests scripts
 	$(BIN)/mypy
 
 static: $(STAMP)
