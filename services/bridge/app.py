@@ -110,11 +110,13 @@ class Bridge:
         self._republish = False
         self._values_lock = threading.Lock()
         self.passthrough: Any = None
+        self._exit_code = 0
 
     # ------------------------------------------------------------ the whole life
 
     def run(self, stop: threading.Event) -> int:
-        """Start, serve until ``stop``, shut down cleanly. 0 on a clean stop, 2 on a usage error."""
+        """Start, serve until ``stop``, shut down cleanly. 0 on a clean stop, 1 when the bus worker
+        died (a bug: the service manager should restart the bridge), 2 on a usage error."""
         self._stop = stop
         self.worker.start()
         try:
@@ -134,7 +136,7 @@ class Bridge:
                 self._watch()
         finally:
             self._shutdown()
-        return 0
+        return self._exit_code
 
     def _detect_unit(self) -> Any:
         """Detect the unit's components, retrying with backoff until it answers (R2: never give up)."""
@@ -440,6 +442,7 @@ class Bridge:
         assert pub is not None
         if not worker.alive():
             log.error("worker_died")  # cannot happen by design; let the service manager restart us
+            self._exit_code = 1
             self._stop.set()
             return
         if worker.busy_since is not None and now - worker.busy_since > STUCK_JOB_S:

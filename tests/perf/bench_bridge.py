@@ -34,7 +34,7 @@ from tests.support.sim import Sim
 
 BIN = Path(sys.executable).parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
+SET_ROUNDS = 15
 
 
 def _wire_s(items: Sequence[tuple[int, int]]) -> float:
@@ -106,12 +106,23 @@ def bridge_run(tmp: Path, idle_s: float) -> dict[str, object]:
         ready = threading.Event()
         state_topic = "homie/aurora-2611000042/$state"
 
+        setpoint = "homie/aurora-2611000042/dhw/set-point"
+        arrived: dict[str, float] = {}
+        changed = threading.Condition()
+
+        def on_value(msg: mqtt.MQTTMessage) -> None:
+            with changed:
+                arrived[msg.payload.decode()] = time.monotonic()
+                changed.notify_all()
+
         def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
             if msg.topic == state_topic and msg.payload == b"ready":
                 ready.set()
+            elif msg.topic == setpoint:
+                on_value(msg)
 
         watcher.on_message = on_message
-        watcher.subscribe(state_topic, qos=1)
+        watcher.subscribe([(state_topic, 1), (setpoint, 1)])
         argv = [
             str(BIN / "aurora_mqtt_bridge"),
             sim.url,
@@ -124,6 +135,17 @@ def bridge_run(tmp: Path, idle_s: float) -> dict[str, object]:
         with running(argv, env=env, log=tmp / "bridge.log") as process:
             wait_for(ready.is_set, 60, "$state ready")
             to_ready = time.monotonic() - started
+            # /set → write → read-back → published value, while the bridge polls every 5 s.
+            set_s = []
+            for i in range(SET_ROUNDS):
+                target = f"{110 + i}.0"
+                sent = time.monotonic()
+                watcher.publish(f"{setpoint}/set", target.removesuffix(".0"), qos=1)
+                with changed:
+                    if not changed.wait_for(lambda t=target: t in arrived, 10):
+                        raise TimeoutError(f"no read-back of {target}")
+                set_s.append(arrived[target] - sent)
+                time.sleep(0.37)  # land the next write at another point of the poll cycle
             # Let the start-up settle (first medium/slow reads, imports done) before measuring idle.
             time.sleep(2)
             cpu0, t0 = _cpu_s(process.pid), time.monotonic()
@@ -135,6 +157,8 @@ def bridge_run(tmp: Path, idle_s: float) -> dict[str, object]:
             alive = process.poll() is None
         return {
             "start_to_ready_s": round(to_ready, 2),
+            "set_to_readback_s_median": round(statistics.median(set_s), 4),
+            "set_to_readback_s_max": round(max(set_s), 4),
             "idle_s": round(t1 - t0, 1),
             "idle_cpu_percent_of_one_core": round(100 * (cpu1 - cpu0) / (t1 - t0), 3),
             "rss_mb_max": round(max(rss), 1),
