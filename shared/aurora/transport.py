@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import serial
 import structlog
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from . import rtu
 from .bus import Bus, BusStats
@@ -43,6 +43,11 @@ T = TypeVar("T")
 SERIAL_SETTINGS = {"baudrate": 19200, "bytesize": 8, "parity": serial.PARITY_EVEN, "stopbits": 1}
 DEFAULT_LATENCY_S = 0.5  # what the board and the network may add to the wire time of a reply
 DEFAULT_ATTEMPTS = 3
+GARBLED_EXTRA = 2  # further attempts a transaction gets when replies came back garbled
+# Silence after some bytes that ends an attempt early. A reply's bytes follow one another within
+# 0.6 ms on the wire and ser2net forwards a frame in one or two segments (chardelay), so 0.1 s of
+# silence in mid-reply means it is broken; at worst an intact but stalled reply costs a retry.
+GARBLED_QUIET_S = 0.1
 _EXCEPTION_LENGTH = 5  # uid, function | 0x80, code, CRC
 READ_SLICE_S = 0.05  # fixed read timeout: changing it re-applies termios, which fails on a pty
 _STALE_LIMIT = 4096  # bytes read off a network port before each request, at most
@@ -95,6 +100,7 @@ class SerialBus:
         self.debug = debug
         self.stats = BusStats()
         self._reopen = reopen  # how to connect again when ser2net says the device is busy
+        self._silent_attempts = 0  # attempts of the current transaction that heard nothing
 
     # ------------------------------------------------------------ one transaction
 
@@ -112,15 +118,17 @@ class SerialBus:
                 log.debug("tx", frame=frame.hex(" "))
             self._port.write(frame)
             self.stats.bytes_sent += len(frame)
+            last_rx = started
             while time.monotonic() < deadline:
                 chunk = self._port.read(_read_size(len(buf), expected, self._port.in_waiting))
                 if not chunk:
-                    if len(buf) >= expected:
-                        # A whole reply's worth of bytes and then a silent read slice: what came
-                        # was garbled (CRC, flipped bit). Retry now instead of waiting out the
-                        # allowance, as the original did for 15 s (aurora-protocol §11.1.3).
+                    if buf and time.monotonic() - last_rx >= GARBLED_QUIET_S:
+                        # Bytes came, then the line fell quiet without a valid reply among them:
+                        # garbled (CRC, flipped bit) or cut short. Retry now instead of waiting
+                        # out the allowance, as the original did for 15 s (aurora-protocol §11.1.3).
                         break
                     continue
+                last_rx = time.monotonic()
                 buf += chunk
                 self.stats.bytes_received += len(chunk)
                 _raise_for_ser2net_text(self.name, bytes(buf))
@@ -151,6 +159,7 @@ class SerialBus:
             self.stats.frame_errors += 1
             raise FrameError(f"no valid reply in {len(buf)} bytes from {self.name}")
         self.stats.timeouts += 1
+        self._silent_attempts += 1
         raise BusTimeout(f"no reply from {self.name} within {timeout_s:.2f} s")
 
     def _flush_stale(self) -> None:
@@ -179,11 +188,12 @@ class SerialBus:
         """Run one read transaction, retrying timeouts and garbled replies only."""
         retrying = Retrying(
             retry=retry_if_exception_type((BusTimeout, FrameError)),
-            stop=stop_after_attempt(self.attempts),
+            stop=self._stop_retrying,
             before_sleep=self._count_retry,
             reraise=True,
         )
         for busy in range(BUSY_RETRIES + 1):
+            self._silent_attempts = 0
             try:
                 return retrying(self._attempt, request)
             except PortBusy:
@@ -206,6 +216,17 @@ class SerialBus:
         except (serial.SerialException, OSError) as err:
             raise _open_error(self.name, err) from err
         self.stats.reconnects += 1
+
+    def _stop_retrying(self, state: RetryCallState) -> bool:
+        """Give up after ``attempts`` silent attempts, or ``attempts + GARBLED_EXTRA`` in all.
+
+        A garbled reply proves the board is there and answering; another try costs one reply's
+        line time (the garbled one is cut short), so a noisy line gets a few more tries than a
+        silent one, whose every try costs the whole allowance.
+        """
+        if state.attempt_number >= self.attempts + GARBLED_EXTRA:
+            return True
+        return self._silent_attempts >= self.attempts
 
     def _count_retry(self, state: RetryCallState) -> None:
         self.stats.retries += 1
