@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -380,3 +381,44 @@ def test_direct_mode_offers_the_register_browser_and_says_why_live_pages_are_mis
     expect(page.locator('#register-table tr[data-address="813"]')).to_contain_text("IZ2 Version")  # type: ignore[attr-defined]
     page.set_viewport_size(PHONE)  # type: ignore[attr-defined]
     shot(page, "registers-direct-phone")
+
+
+def test_the_awl_endpoints_reach_the_unit_through_the_broker(stack: Stack, page: object) -> None:
+    """getregs/putregs over the bridge's $modbus requests: §8.4 formats, the writable map enforced."""
+    pytest.importorskip("aurora.rpc_client")
+    log_in(page, stack)
+    request = page.request  # type: ignore[attr-defined]
+    same = {"Sec-Fetch-Site": "same-origin"}
+    body = request.get(stack.url + "/request.cgi?cmd=getregs&id=7&regs=745,3;813").text()
+    assert re.fullmatch(r"cmd=getregs&id=7&err=&values=\d+,\d+,\d+,206", body), body
+    count = len(writes(stack))
+    reply = request.get(stack.url + "/request.cgi?cmd=putregs&id=8&regs=340,4", headers=same)
+    assert (200, "cmd=putregs&id=8&err=") == (reply.status, reply.text())
+    wait_for(lambda: writes(stack)[count:], 10, "the write in the sim's log")
+    assert [(340, 4)] == writes(stack)[count:]
+    reply = request.get(stack.url + "/request.cgi?cmd=putregs&id=9&regs=745,700", headers=same)
+    assert 400 == reply.status and "not writable" in reply.text()
+    assert "cmd=getregs&err=&values=4" == request.get(stack.url + "/request.cgi?cmd=getregs&regs=340").text()
+    request.get(stack.url + "/request.cgi?cmd=putregs&regs=340,3", headers=same)
+
+
+def test_a_wrong_mqtt_password_ends_web_aid_tool_with_one_clear_line(stack: Stack, tmp_path: Path) -> None:
+    """A user mistake: exit status 2 and the broker's answer, no traceback, no password shown."""
+    wrong = tmp_path / "password"
+    wrong.write_text("not-the-web-password\n")
+    done = subprocess.run(
+        [str(BIN / "web_aid_tool"), stack.broker.url("web"), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={
+            "PATH": str(BIN),
+            "AURORA_WEB_PASSWORD_FILE": str(stack.broker.password_file("web-ui")),
+            "MQTT_PASSWORD_FILE": str(wrong),
+            "MQTT_CA_FILE": str(stack.broker.ca_file),
+        },
+    )
+    assert 2 == done.returncode, done.stderr
+    assert "refused the login" in done.stderr and "Traceback" not in done.stderr
+    assert "not-the-web-password" not in done.stderr + done.stdout
