@@ -12,6 +12,8 @@ scanned, and the tree is published; nothing is wiped before there is something t
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -60,6 +62,24 @@ class BridgeConfig:
     ha_prefix: str = "homeassistant"
     latency_s: float = 0.5
     watchdog_cycles: int = 6
+
+
+def sd_notify(message: str) -> bool:
+    """Tell systemd (``Type=notify``, ``WatchdogSec=``) how the bridge is; a no-op elsewhere.
+
+    Returns whether a message was sent. ``NOTIFY_SOCKET`` may name an abstract socket (``@…``).
+    """
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return False
+    target = "\0" + address[1:] if address.startswith("@") else address
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.sendto(message.encode(), target)
+    except OSError as err:
+        log.warning("sd_notify_failed", error=str(err))
+        return False
+    return True
 
 
 def _shown(payload: str) -> str:
@@ -224,6 +244,7 @@ class Bridge:
         pub.set_state("ready" if good else "alert")
         self._publish_health(force=True)
         self.ready.set()
+        sd_notify("READY=1")
 
     def _subscribe(self) -> None:
         pub = self.publisher
@@ -432,6 +453,9 @@ class Bridge:
             try:
                 self._watchdog(time.monotonic())
                 self._publish_health()
+                if self.worker.alive():
+                    # systemd's watchdog (WatchdogSec=) restarts a bridge whose main loop hangs.
+                    sd_notify("WATCHDOG=1")
             except Exception:  # the watchdog itself must never die
                 log.exception("watchdog_failed")
 
@@ -505,6 +529,7 @@ class Bridge:
         pub.retain(f"{self.root}/$health", self.health(), force=True)
 
     def _shutdown(self) -> None:
+        sd_notify("STOPPING=1")
         self._stop.set()
         if self._poll_thread is not None:
             self._poll_thread.join(5)

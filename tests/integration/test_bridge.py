@@ -159,6 +159,32 @@ def test_a_killed_bridge_leaves_lost_as_its_last_will(tmp_path: Path, broker: Br
     assert "lost" == late.wait_for(f"homie/{DEMO_ID}/$state").payload.decode()
 
 
+def test_systemd_is_told_ready_after_the_tree_and_fed_its_watchdog(
+    tmp_path: Path, broker: Broker, sim_tcp: Sim
+) -> None:
+    """Type=notify: READY=1 once $state is ready, WATCHDOG=1 while the main loop lives."""
+    import socket
+
+    watch = observer(broker)
+    short = Path(tempfile.mkdtemp(prefix="notify-"))  # AF_UNIX paths are limited to 108 bytes
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+            listener.bind(str(short / "sock"))
+            listener.settimeout(READY_S)
+            argv = [str(BIN / "aurora_mqtt_bridge"), sim_tcp.url, broker.url("bridge")]
+            env = {
+                "MQTT_PASSWORD_FILE": str(broker.password_file("bridge")),
+                "MQTT_CA_FILE": str(broker.ca_file),
+                "NOTIFY_SOCKET": str(short / "sock"),
+            }
+            with running([*argv, *FAST], env=env, log=tmp_path / "bridge.log"):
+                assert b"READY=1" == listener.recv(100)
+                wait_state(watch, "ready")
+                assert b"WATCHDOG=1" == listener.recv(100)
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
+
+
 def test_every_settable_property_ends_in_the_sims_registers(
     tmp_path: Path, broker: Broker, sim_tcp: Sim
 ) -> None:

@@ -406,3 +406,22 @@ def test_a_write_while_the_line_is_down_is_refused_instead_of_queued_for_later()
         assert [] == [c for c in bus.calls if c[0] == "write"]
     finally:
         bridge.worker.stop()
+
+
+def test_systemd_hears_ready_and_watchdog_through_notify_socket(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Type=notify + WatchdogSec= let systemd restart a bridge whose main loop hangs."""
+    import socket
+
+    from aurora.bridge.app import sd_notify
+
+    path = tmp_path / "notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(str(path))
+        listener.settimeout(2)
+        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+        assert sd_notify("READY=1")
+        assert b"READY=1" == listener.recv(100)
+    monkeypatch.delenv("NOTIFY_SOCKET")
+    assert not sd_notify("WATCHDOG=1")
