@@ -134,11 +134,11 @@ def log_in(page: object, stack: Stack, password: str | None = None, path: str = 
         page.goto(stack.url + path)  # type: ignore[attr-defined]
 
 
-def shot(page: object, name: str) -> Path:
+def shot(page: object, name: str, *, full_page: bool = True) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.evaluate("window.scrollTo(0, 0)")  # type: ignore[attr-defined]  # sticky header at the top
-    page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+    page.screenshot(path=str(path), full_page=full_page)  # type: ignore[attr-defined]
     return path
 
 
@@ -185,7 +185,10 @@ def test_the_dashboard_shows_values_as_the_sim_changes_them(stack: Stack, page: 
     page.set_viewport_size(PHONE)  # type: ignore[attr-defined]
     width = page.evaluate("document.documentElement.scrollWidth")  # type: ignore[attr-defined]
     assert width <= PHONE["width"], "the dashboard scrolls sideways on a phone"
+    nav = page.evaluate("(n => [n.scrollWidth, n.clientWidth])(document.querySelector('#tabs'))")  # type: ignore[attr-defined]
+    assert nav[0] <= nav[1], "some tabs are out of sight on a phone"
     shot(page, "dashboard-phone")
+    shot(page, "dashboard-phone-screen", full_page=False)  # what a phone shows first
 
 
 def test_a_set_point_change_is_confirmed_first_and_ends_in_the_sims_registers(
@@ -380,7 +383,9 @@ def test_direct_mode_offers_the_register_browser_and_says_why_live_pages_are_mis
     expect(page.locator("#query-status")).to_contain_text("registers")  # type: ignore[attr-defined]
     expect(page.locator('#register-table tr[data-address="813"]')).to_contain_text("IZ2 Version")  # type: ignore[attr-defined]
     page.set_viewport_size(PHONE)  # type: ignore[attr-defined]
-    shot(page, "registers-direct-phone")
+    table = page.evaluate("(w => [w.scrollWidth, w.clientWidth])(document.querySelector('.table-wrap'))")  # type: ignore[attr-defined]
+    assert table[0] <= table[1], "the register table scrolls sideways on a phone"
+    shot(page, "registers-direct-phone", full_page=False)
 
 
 def test_the_awl_endpoints_reach_the_unit_through_the_broker(stack: Stack, page: object) -> None:
