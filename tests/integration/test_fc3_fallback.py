@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -99,8 +98,9 @@ def ready(watch: Collector) -> bool:
 
 
 @pytest.fixture
-def values_of_a_7_series_board(tmp_path: Path, broker: Broker) -> Iterator[dict[str, str]]:
-    """Every property the bridge publishes for the demo unit on a board that answers FC 65/66."""
+def values_of_a_7_series_board(tmp_path: Path, broker: Broker) -> dict[str, str]:
+    """Every property the bridge publishes for the demo unit on a board that answers FC 65/66
+    (that bridge is stopped again: two bridges of one device would take turns on the broker)."""
     run = tmp_path / "plain"
     run.mkdir()
     watch = Collector(broker.client("homeassistant"), f"homie/{DEMO_ID}/#")
@@ -109,7 +109,7 @@ def values_of_a_7_series_board(tmp_path: Path, broker: Broker) -> Iterator[dict[
         with running(argv, env=env, log=run / "bridge.log"):
             wait_for(lambda: ready(watch), 30, "the bridge ready on a 7 Series board")
             watch.barrier(f"homie/{DEMO_ID}/$state")
-            yield live(watch)
+    return live(watch)
 
 
 @pytest.mark.parametrize("quirk", ["refused", "silent"])
