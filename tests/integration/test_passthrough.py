@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,16 +24,28 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from aurora import rpc
-from aurora.errors import IllegalAddress, UsageError, WriteRefused
+from aurora.errors import BusError, IllegalAddress, UsageError, WriteRefused
 from aurora.mqtt import MqttSettings
 from aurora.rpc_client import MqttBus
+from aurora.setup.layout import Layout
 from aurora.sim.cli import demo_registers
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from tests.support import Broker, Collector, MQTTv5, MQTTv311, publish, running, wait_for
+from tests.support import (
+    Broker,
+    Collector,
+    MQTTv5,
+    MQTTv311,
+    free_port,
+    publish,
+    running,
+    wait_for,
+    wait_for_port,
+)
+from tests.support.broker import MOSQUITTO, broker_data_dir, local_config, run_setup
 from tests.support.sim import Sim
 
 pytestmark = pytest.mark.integration
@@ -409,7 +424,7 @@ def test_fetch_through_mqtt_prints_exactly_what_the_direct_path_prints(stack: St
         capture_output=True,
         text=True,
         timeout=60,
-        env={**__import__("os").environ, **stack.env("fetch")},
+        env={**os.environ, **stack.env("fetch")},
     )
     assert 0 == through.returncode, through.stderr
     assert direct.stdout == through.stdout
@@ -417,8 +432,6 @@ def test_fetch_through_mqtt_prints_exactly_what_the_direct_path_prints(stack: St
 
 
 def test_fetch_finds_the_only_device_when_the_url_names_none(stack: Stack) -> None:
-    import os
-
     for path in ("", "homie"):
         done = subprocess.run(
             [str(BIN / "aurora_fetch"), stack.broker.url("fetch", path), "745"],
@@ -432,8 +445,6 @@ def test_fetch_finds_the_only_device_when_the_url_names_none(stack: Stack) -> No
 
 
 def test_with_two_devices_and_no_device_in_the_url_fetch_names_them(stack: Stack) -> None:
-    import os
-
     other = "homie/aurora-999/$state"
     bridge_user = stack.broker.client("bridge")
     publish(bridge_user, other, "lost", retain=True)
@@ -451,3 +462,87 @@ def test_with_two_devices_and_no_device_in_the_url_fetch_names_them(stack: Stack
             MqttBus.connect(stack.settings("fetch", "homie"))
     finally:
         publish(bridge_user, other, "", retain=True)
+
+
+# ------------------------------------------------------------------ a broker restart (R5)
+
+
+@contextlib.contextmanager
+def restartable_broker(tmp: Path) -> Iterator[tuple[Broker, Callable[[], None]]]:
+    """The project's broker, and a function that restarts it on the same port with the same files."""
+    root = Path(tempfile.mkdtemp(prefix="aurora-broker-"))
+    stack = contextlib.ExitStack()
+    try:
+        root.chmod(0o711)  # user mosquitto may pass through, not list (tests.support.broker)
+        run_setup(root, tmp / "setup.log", "--broker-data", str(broker_data_dir(root)))
+        port = free_port()
+        conf = tmp / "mosquitto.conf"
+        conf.write_text(local_config(Layout(root).broker_conf.read_text(), port))
+        broker = Broker(root=root, tls_port=port, log=tmp / "mosquitto.log")
+
+        def up() -> None:
+            stack.enter_context(running([MOSQUITTO, "-c", str(conf)], log=tmp / "mosquitto.log"))
+            wait_for_port(broker.host, port, READY_S)
+
+        def restart() -> None:
+            broker.close_clients()
+            stack.close()
+            up()
+
+        up()
+        yield broker, restart
+    finally:
+        stack.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_after_a_broker_restart_every_modbus_topic_and_client_works_again(tmp_path: Path) -> None:
+    """aurora-bridge §13 R5: the original never subscribed to $modbus again after a reconnect."""
+    writes = tmp_path / "writes.log"
+    with (
+        restartable_broker(tmp_path) as (broker, restart),
+        Sim.start(tmp_path, "--tcp", "127.0.0.1:0", "--no-drift", "--write-log", str(writes)) as sim,
+    ):
+        argv = [str(BIN / "aurora_mqtt_bridge"), sim.url, broker.url("bridge"), "--mqtt-ca-file"]
+        env = {"MQTT_PASSWORD_FILE": str(broker.password_file("bridge")), "AURORA_LOG_FORMAT": "json"}
+        with running([*argv, str(broker.ca_file), *FAST], env=env, log=tmp_path / "bridge.log") as process:
+            state = Collector(broker.client("homeassistant"), f"{ROOT}/$state")
+            wait_for(lambda: any(m.payload == b"ready" for m in state.messages), READY_S, "ready")
+            settings = MqttSettings.from_url(
+                broker.url("fetch", BASE),
+                password_file=str(broker.password_file("fetch")),
+                ca_file=str(broker.ca_file),
+            )
+            bus = MqttBus.connect(settings)
+            try:
+                restart()
+                state = Collector(broker.client("homeassistant"), f"{ROOT}/$state")
+                wait_for(lambda: any(m.payload == b"ready" for m in state.messages), READY_S, "ready again")
+
+                def answered() -> list[int] | None:
+                    try:
+                        return bus.read_registers([745])
+                    except BusError:  # our own client is still reconnecting
+                        return None
+
+                assert [REGS[745]] == wait_for(answered, READY_S, "a read through the restarted broker")
+                admin = Collector(broker.client("admin"), f"{BASE}/+")
+                publish(admin.client, BASE, "745")
+                assert (
+                    "Heating Set Point (745): 68.0°F"
+                    == admin.wait_for(f"{BASE}/745", REPLY_S).payload.decode()
+                )
+                publish(admin.client, f"{BASE}/340/set", "1")
+                admin.wait_for(f"{BASE}/340", REPLY_S)
+                assert (340, 1) in wait_for(
+                    lambda: [w for w in _written(writes) if w == (340, 1)], REPLY_S, "write"
+                )
+                assert process.poll() is None
+            finally:
+                bus.close()
+
+
+def _written(path: Path) -> list[tuple[int, int]]:
+    if not path.exists():
+        return []
+    return [(int(a), int(v)) for a, v in (line.split() for line in path.read_text().splitlines())]
