@@ -7,6 +7,7 @@ ser2net's in-band refusals (``Port already in use``, ``Device open failure``) en
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import pytest
 import yaml
 from aurora.transport import open_bus
 
+from tests.support import Broker, Collector, running, wait_for
 from tests.support.ser2net import Ser2net
 from tests.support.sim import Sim
 
@@ -137,3 +139,36 @@ def test_connection_refused_reads_as_in_the_users_document() -> None:
         done.returncode,
         done.stderr,
     )
+
+
+# ---------------------------------------------------------------- the bridge through ser2net
+
+DEMO_ID = "aurora-2611000042"  # the sim's built-in demo unit
+FAST = ["--fast-interval", "1", "--medium-interval", "2", "--slow-interval", "10"]
+
+
+@pytest.mark.parametrize("scheme", ["raw", "rfc2217"])
+def test_the_bridge_through_ser2net_publishes_the_units_values(
+    tmp_path: Path, broker: Broker, scheme: str
+) -> None:
+    """`aurora_mqtt_bridge tcp://pi:2000/ mqtts://…` as in the user's document: ready, right values."""
+    watch = Collector(broker.client("homeassistant"), f"homie/{DEMO_ID}/#")
+    with Sim.start(tmp_path, "--no-drift") as sim, Ser2net.start(tmp_path, sim.url) as s2n:
+        url = s2n.raw_url if scheme == "raw" else s2n.rfc2217_url
+        argv = [
+            str(BIN / "aurora_mqtt_bridge"),
+            url,
+            broker.url("bridge"),
+            "--mqtt-ca-file",
+            str(broker.ca_file),
+        ]
+        env = {"MQTT_PASSWORD_FILE": str(broker.password_file("bridge")), "AURORA_LOG_FORMAT": "json"}
+        with running([*argv, *FAST], env=env, log=tmp_path / "bridge.log") as process:
+            state = f"homie/{DEMO_ID}/$state"
+            wait_for(lambda: b"ready" in [m.payload for m in watch.received(state)], 30, "$state ready")
+            watch.barrier(state)
+            assert process.poll() is None
+    values = {m.topic: m.payload.decode() for m in watch.messages}
+    assert "130.0" == values[f"homie/{DEMO_ID}/dhw/set-point"]  # the demo unit's DHW set point
+    health = json.loads(values[f"homie/{DEMO_ID}/$health"])
+    assert 0 == health["bus"]["timeouts"], health["bus"]
