@@ -486,10 +486,12 @@ class Bridge:
             pub.restart_loop()
         elif (
             pub.connected
-            and pub.counters.published > pub.counters.acked + 0
+            and pub.counters.published > pub.counters.acked  # something is waiting for its PUBACK
             and pub.counters.last_ack
             and now - pub.counters.last_ack > max(MQTT_ACK_STALE_S, 3 * stale_s)
         ):
+            # $health goes out every few seconds: minutes without a PUBACK on a session that
+            # looks connected is a half-open connection (R3); paho reconnects once it breaks.
             pub.kick()
             pub.counters.last_ack = now
 

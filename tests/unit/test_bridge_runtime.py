@@ -425,3 +425,20 @@ def test_systemd_hears_ready_and_watchdog_through_notify_socket(
         assert b"READY=1" == listener.recv(100)
     monkeypatch.delenv("NOTIFY_SOCKET")
     assert not sd_notify("WATCHDOG=1")
+
+
+def test_the_watchdog_breaks_a_session_that_acknowledges_nothing() -> None:
+    """A half-open TCP connection looks connected for a long time; no PUBACK for minutes is the tell."""
+    bridge = _bridge(DumpBus({2: 1}))
+    try:
+        pub = bridge.publisher
+        now = time.monotonic()
+        pub.counters.published, pub.counters.acked, pub.counters.last_ack = 50, 40, now  # type: ignore[union-attr]
+        bridge._watchdog(now + 30)
+        assert 0 == pub.kicks  # type: ignore[union-attr]
+        bridge._watchdog(now + 200)
+        assert 1 == pub.kicks  # type: ignore[union-attr]
+        bridge._watchdog(now + 201)
+        assert 1 == pub.kicks  # type: ignore[union-attr]
+    finally:
+        bridge.worker.stop()
