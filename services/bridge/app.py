@@ -27,6 +27,7 @@ from aurora.errors import AuroraError, BusError, BusTimeout, ExceptionReply, Fra
 from aurora.mqtt import MqttSettings, make_client
 from aurora.query import plan_chunks
 from aurora.transport import redact
+from paho.mqtt.enums import MQTTProtocolVersion
 
 from .health import HEALTH_EVERY_S, PollStats, health_document
 from .poller import PollReport, TierSchedule, WordCache, read_words
@@ -57,7 +58,7 @@ class BridgeConfig:
     )
     debug_modbus: bool = False
     allow_raw_writes: bool = False
-    protocol: mqtt.MQTTProtocolVersion = mqtt.MQTTProtocolVersion.MQTTv5
+    protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5
     homie_root: str = "homie"
     ha_prefix: str = "homeassistant"
     latency_s: float = 0.5

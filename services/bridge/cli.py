@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from urllib.parse import urlsplit
 
-import paho.mqtt.client as mqtt
 import structlog
 from aurora.errors import UsageError
 from aurora.logs import configure_logging
 from aurora.mqtt import MqttSettings, add_mqtt_arguments
 from aurora.transport import DEFAULT_LATENCY_S, redact
+from paho.mqtt.enums import MQTTProtocolVersion
 
 from .app import Bridge, BridgeConfig
 
@@ -239,9 +239,7 @@ def config_from_args(args: argparse.Namespace) -> BridgeConfig:
         intervals_s={"fast": args.fast_interval, "medium": args.medium_interval, "slow": args.slow_interval},
         debug_modbus=args.debug_modbus,
         allow_raw_writes=args.allow_raw_writes,
-        protocol=mqtt.MQTTProtocolVersion.MQTTv5
-        if args.mqtt_protocol == "5"
-        else mqtt.MQTTProtocolVersion.MQTTv311,
+        protocol=MQTTProtocolVersion.MQTTv5 if args.mqtt_protocol == "5" else MQTTProtocolVersion.MQTTv311,
         homie_root=args.homie_root,
         ha_prefix=args.ha_prefix,
         latency_s=args.timeout,

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 import paho.mqtt.client as mqtt
 import structlog
 from aurora.mqtt import MqttSettings, make_client
+from paho.mqtt.enums import MQTTProtocolVersion
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 log = structlog.get_logger(__name__)
 
@@ -58,7 +60,7 @@ class Publisher:
         client_id: str,
         *,
         state_topic: str,
-        protocol: mqtt.MQTTProtocolVersion = mqtt.MQTTProtocolVersion.MQTTv5,
+        protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5,
         client_factory: Callable[..., mqtt.Client] = make_client,
     ) -> None:
         self.settings = settings
@@ -296,7 +298,12 @@ class Publisher:
                 )
 
     def _on_subscribe(
-        self, client: mqtt.Client, userdata: object, mid: int, reason_codes: list[object], properties: object
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
     ) -> None:
         self._suback.set()
         for code in reason_codes:
@@ -309,7 +316,7 @@ class Publisher:
             if scan is not None and msg.retain:
                 self._scan_last = time.monotonic()
                 if msg.payload:
-                    scan[msg.topic] = msg.payload
+                    scan[msg.topic] = bytes(msg.payload)
                 return
             for matches, handler in list(self._routes):
                 if matches(msg.topic):

@@ -122,9 +122,11 @@ class BusWorker:
             retry=retry_if_exception_type(BusError),
             wait=wait_exponential_jitter(multiplier=0.5, max=self._max_backoff_s),
             stop=stop_any(_StopWhenSet(self._stop)),
-            sleep=self._stop.wait,
+            sleep=self._sleep,
             before_sleep=lambda state: log.warning(
-                "bus_reopen_failed", attempt=state.attempt_number, error=str(state.outcome.exception())
+                "bus_reopen_failed",
+                attempt=state.attempt_number,
+                error=str(state.outcome.exception() if state.outcome else None),
             ),
             reraise=True,
         )
@@ -132,6 +134,10 @@ class BusWorker:
         bus.stats = self.stats  # one set of counters for the bridge's life, across reconnects
         self.stats.reconnects += 1
         return bus
+
+    def _sleep(self, seconds: float) -> None:
+        """Back off between reopen attempts; stop() ends the wait at once (STYLE §11)."""
+        self._stop.wait(seconds)
 
     def _line(self, up: bool, why: str | None) -> None:
         if up != self.line_up:
