@@ -43,6 +43,7 @@ async def api_session(request: web.Request) -> web.Response:
     return _json(
         {
             "csrf": session.csrf,
+            "units": session.units,  # 0 °F, 1 °C: the AWL's /setunits.cgi, shared with the AWL page
             "mode": state.mode,
             "device": state.mirror.device if state.mirror else None,
             "fault_names": {str(k): v for k, v in registers.FAULT_NAMES.items()},

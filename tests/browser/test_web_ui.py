@@ -179,7 +179,7 @@ def test_the_dashboard_shows_values_as_the_sim_changes_them(stack: Stack, page: 
     for label in ("Mode", "Current fault", "Entering water", "Zone 1"):
         expect(page.locator("#summary .label", has_text=label)).to_have_count(1)  # type: ignore[attr-defined]
     for node in ("abc", "compressor", "blower", "pump", "dhw", "zone1"):
-        expect(page.locator(f'[data-node="{node}"]')).to_have_count(1)  # type: ignore[attr-defined]
+        expect(page.locator(f'#nodes [data-node="{node}"]')).to_have_count(1)  # type: ignore[attr-defined]
     assert "No fault" == cell(page, "faults/current", "#summary").inner_text()  # type: ignore[attr-defined]
     shot(page, "dashboard-desktop")
     page.set_viewport_size(PHONE)  # type: ignore[attr-defined]
@@ -427,3 +427,26 @@ def test_a_wrong_mqtt_password_ends_web_aid_tool_with_one_clear_line(stack: Stac
     assert 2 == done.returncode, done.stderr
     assert "refused the login" in done.stderr and "Traceback" not in done.stderr
     assert "not-the-web-password" not in done.stderr + done.stdout
+
+
+def test_temperatures_can_be_shown_and_set_in_celsius(stack: Stack, page: object) -> None:
+    """The AWL's units setting, per browser: the page converts; the heat pump still gets whole °F."""
+    expect = playwright_api.expect
+    log_in(page, stack)
+    entering = cell(page, "abc/entering-water-temperature", "#summary")
+    expect(entering).to_have_text(re.compile(r"°F$"))
+    page.click("#units")  # type: ignore[attr-defined]
+    expect(entering).to_have_text(re.compile(r"^-?\d+\.\d°C$"))
+    assert "units=1" == page.request.get(stack.url + "/getunits.cgi").text()  # type: ignore[attr-defined]
+    page.goto(stack.url + "/ui/#settings")  # type: ignore[attr-defined]
+    form = page.locator('form.setting[data-setting="zone1/cooling-target-temperature"]')  # type: ignore[attr-defined]
+    expect(form.locator(".current")).to_have_text(re.compile(r"°C$"))
+    count = len(writes(stack))
+    form.locator("input").fill("25")  # 77 °F
+    form.locator("button").click()
+    expect(page.locator("#confirm-text")).to_contain_text("to 25.0°C")  # type: ignore[attr-defined]
+    page.click("#confirm-ok")  # type: ignore[attr-defined]
+    wait_for(lambda: (21204, 770) in writes(stack)[count:], 15, "21204 = 770 (77 °F) in the sim")
+    expect(form.locator(".current")).to_have_text("25.0°C", timeout=LIVE_S * 1000)
+    page.set_viewport_size(PHONE)  # type: ignore[attr-defined]
+    shot(page, "settings-celsius-phone", full_page=False)

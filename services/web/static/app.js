@@ -5,6 +5,7 @@
 
 const state = {
   csrf: "", mode: "direct", faultNames: {}, tree: null,
+  celsius: false,            // the AWL's units setting (/setunits.cgi), per browser session
   props: new Map(),          // "node/prop" -> property descriptor (with .value)
   series: new Map(),         // "node/prop" -> {name, unit, points: [[t, v], ...]}
   hidden: new Set(),         // chart series switched off in the legend
@@ -56,8 +57,20 @@ function faultText(code) {
   return `E${n} ${state.faultNames[String(n)] || ""}`.trim();
 }
 
-function formatValue(prop, value = prop && prop.value) {
+// The heat pump works in °F; °C is only how this browser shows it. Set points go back as whole
+// °F, which is what the thermostats store.
+const isTemperature = (prop) => prop && prop.unit === "°F";
+const temperatureUnit = () => (state.celsius ? "°C" : "°F");
+const shownTemperature = (fahrenheit) => (state.celsius ? ((fahrenheit - 32) * 5) / 9 : fahrenheit);
+const fahrenheitOf = (shown) => (state.celsius ? Math.round((shown * 9) / 5 + 32) : shown);
+
+// `value` is what the bridge published, unless `shown` says it is already in the page's unit.
+function formatValue(prop, value = prop && prop.value, shown = false) {
   if (value === null || value === undefined || value === "") return "–";
+  if (isTemperature(prop) && Number.isFinite(Number(value))) {
+    const n = shown ? Number(value) : shownTemperature(Number(value));
+    return n.toFixed(1) + temperatureUnit();
+  }
   if (prop.node === "faults" && prop.id === "current") return faultText(value);
   if (prop.datatype === "boolean") return value === "true" ? "yes" : value === "false" ? "no" : value;
   if (prop.datatype === "enum") return value.replaceAll("_", " ");
@@ -202,6 +215,7 @@ function scheduleRedraw() {
 function drawCharts() {
   const span = Number($("#trend-range").value) * 1000;
   const now = Date.now();
+  $("#temperature-title").textContent = `Temperatures (${temperatureUnit()})`;
   drawChart("temperature", "°F", now - span, now);
   drawChart("power", "W", now - span, now);
 }
@@ -230,7 +244,8 @@ function drawChart(id, unit, from, to) {
     button.addEventListener("click", () => { off ? state.hidden.delete(key) : state.hidden.add(key); drawCharts(); });
     legend.append(el("li", {}, button));
     if (off) return;
-    const points = series.points.filter(([t]) => t * 1000 >= from);
+    const convert = unit === "°F" ? shownTemperature : (v) => v;
+    const points = series.points.filter(([t]) => t * 1000 >= from).map(([t, v]) => [t, convert(v)]);
     if (!points.length) return;
     for (const [, v] of points) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
     visible.push([points, color]);
@@ -334,6 +349,13 @@ function inputFor(prop) {
   }
   const input = el("input", { type: "number", inputMode: "decimal", "aria-label": prop.name });
   const [low, high] = (prop.format || "").split(":");
+  if (isTemperature(prop)) {
+    if (low) input.min = String(Math.floor(shownTemperature(Number(low)) * 2) / 2);
+    if (high) input.max = String(Math.ceil(shownTemperature(Number(high)) * 2) / 2);
+    input.step = "0.5";
+    if (prop.value != null) input.value = shownTemperature(Number(prop.value)).toFixed(1);
+    return input;
+  }
   if (low) input.min = low;
   if (high) input.max = high;
   input.step = prop.datatype === "integer" ? "1" : "0.5";
@@ -357,40 +379,65 @@ function renderSettings() {
   const focused = document.activeElement && list.contains(document.activeElement);
   if (focused) return; // do not pull the input away from someone typing; values still update
   list.replaceChildren();
-  for (const node of state.tree.nodes) for (const prop of node.properties) {
-    if (!prop.settable || prop.datatype === "enum" && prop.format === "clear") continue; // clearing history: not a setting
-    const key = `${node.id}/${prop.id}`;
-    const input = inputFor(prop);
-    const result = el("div", { class: "result", role: "status" });
-    const button = el("button", { type: "submit", text: "Change…" });
-    const form = el("form", { class: "card setting", "data-setting": key },
-      el("label", { text: `${node.name}: ${prop.name}` }),
-      el("div", { class: "current", "data-key": key, text: formatValue(prop) }),
-      el("div", { class: "row" }, input, button), result);
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      const wanted = input.value.trim();
-      if (!wanted) return;
-      const ok = await confirmChange(`${node.name}: ${prop.name} from ${formatValue(prop)} to ${formatValue(prop, wanted)}?`);
-      if (!ok) { result.textContent = "Not changed."; result.className = "result"; return; }
-      button.disabled = true;
-      result.className = "result";
-      result.textContent = "Sending…";
-      try {
-        const reply = await api("/api/set", {
-          method: "POST", headers: { "Content-Type": "application/json", "X-CSRF-Token": state.csrf },
-          body: JSON.stringify({ node: node.id, prop: prop.id, value: wanted }),
-        });
-        state.pendingSet.set(key, reply.value);
-        result.textContent = "Sent: waiting for the heat pump to report it…";
-      } catch (err) {
-        result.className = "result error";
-        result.textContent = err.message;
-      } finally { button.disabled = false; }
-    });
-    list.append(form);
+  for (const node of state.tree.nodes) {
+    // Clearing the fault history is not a setting: the Faults page has its own button for it.
+    const settable = node.properties.filter((p) => p.settable && !(p.datatype === "enum" && p.format === "clear"));
+    if (!settable.length) continue;
+    const group = el("div", { class: "grid" });
+    list.append(el("section", { class: "group", "data-node": node.id }, el("h2", { text: node.name }), group));
+    for (const prop of settable) group.append(settingForm(node, prop));
   }
   if (!list.children.length) list.append(el("p", { class: "hint", text: "No settable values yet (waiting for the bridge)." }));
+}
+
+function settingForm(node, prop) {
+  const key = `${node.id}/${prop.id}`;
+  const input = inputFor(prop);
+  const result = el("div", { class: "result", role: "status" });
+  const button = el("button", { type: "submit", text: "Change…" });
+  const form = el("form", { class: "card setting", "data-setting": key },
+    el("label", { text: prop.name }),
+    el("div", { class: "current", "data-key": key, text: formatValue(prop) }),
+    el("div", { class: "row" }, input, button), result);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const wanted = input.value.trim();
+    if (!wanted) return;
+    const ok = await confirmChange(`${node.name}: ${prop.name} from ${formatValue(prop)} to ${formatValue(prop, wanted, true)}?`);
+    if (!ok) { result.textContent = "Not changed."; result.className = "result"; return; }
+    button.disabled = true;
+    result.className = "result";
+    result.textContent = "Sending…";
+    try {
+      const reply = await api("/api/set", {
+        method: "POST", headers: { "Content-Type": "application/json", "X-CSRF-Token": state.csrf },
+        body: JSON.stringify({ node: node.id, prop: prop.id, value: isTemperature(prop) ? String(fahrenheitOf(Number(wanted))) : wanted }),
+      });
+      state.pendingSet.set(key, reply.value);
+      result.textContent = "Sent: waiting for the heat pump to report it…";
+    } catch (err) {
+      result.className = "result error";
+      result.textContent = err.message;
+    } finally { button.disabled = false; }
+  });
+  return form;
+}
+
+// ------------------------------------------------------------------ units
+
+function showUnits() {
+  $("#units").textContent = state.celsius ? "°C → °F" : "°F → °C";
+  $("#units").setAttribute("aria-label", state.celsius ? "Show °F" : "Show °C");
+}
+
+async function toggleUnits() {
+  const units = state.celsius ? 0 : 1;
+  const reply = await fetch(`/setunits.cgi?units=${units}`, { credentials: "same-origin" });
+  if (!reply.ok) return;
+  state.celsius = units === 1;
+  showUnits();
+  if (state.tree) { renderDashboard(); renderSettings(); }
+  drawCharts();
 }
 
 // ------------------------------------------------------------------ start
@@ -400,6 +447,9 @@ async function start() {
   state.csrf = session.csrf;
   state.mode = session.mode;
   state.faultNames = session.fault_names;
+  state.celsius = session.units === 1;
+  showUnits();
+  $("#units").addEventListener("click", toggleUnits);
   $("#logout-csrf").value = session.csrf;
   if (session.mode !== "mqtt") {
     for (const a of document.querySelectorAll("#tabs a[data-live]")) a.hidden = true;
