@@ -40,6 +40,7 @@ TIER_NAMES = ("fast", "medium", "slow")
 DETECT_MAX_BACKOFF_S = 60.0
 STUCK_JOB_S = 60.0  # no transaction lasts this long (retries included); the line is wedged
 MQTT_ACK_STALE_S = 90.0
+STATUS_LOG_EVERY_S = 3600.0
 WATCHDOG_MIN_S = 5.0  # never reset the line more often than this, whatever the intervals
 _MAX_LOGGED_PAYLOAD = 64
 
@@ -132,6 +133,7 @@ class Bridge:
         self._values_lock = threading.Lock()
         self.passthrough: Any = None
         self._exit_code = 0
+        self._last_status = time.monotonic()
 
     # ------------------------------------------------------------ the whole life
 
@@ -454,6 +456,7 @@ class Bridge:
             try:
                 self._watchdog(time.monotonic())
                 self._publish_health()
+                self._log_status(time.monotonic())
                 if self.worker.alive():
                     # systemd's watchdog (WatchdogSec=) restarts a bridge whose main loop hangs.
                     sd_notify("WATCHDOG=1")
@@ -495,6 +498,25 @@ class Bridge:
             # looks connected is a half-open connection (R3); paho reconnects once it breaks.
             pub.kick()
             pub.counters.last_ack = now
+
+    def _log_status(self, now: float) -> None:
+        """One INFO line an hour: a log that only ever shows trouble cannot tell "fine" from "dead"."""
+        if now - self._last_status < STATUS_LOG_EVERY_S:
+            return
+        self._last_status = now
+        bus = self.worker.stats
+        log.info(
+            "bridge_status",
+            state=self.publisher.state if self.publisher else "init",
+            good_cycles=self.stats.good_cycles,
+            failed_cycles=self.stats.failed_cycles,
+            transactions=bus.transactions,
+            retries=bus.retries,
+            timeouts=bus.timeouts,
+            reconnects=bus.reconnects,
+            writes=self.stats.writes,
+            watchdog_resets=self.stats.watchdog_resets,
+        )
 
     def health(self) -> str:
         """The health document as published."""
