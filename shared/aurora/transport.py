@@ -432,6 +432,13 @@ def _open_rfc2217(url: str, pyserial_url: str, settings: dict[str, object]) -> R
             # pyserial's SerialException is an OSError too; "Could not open port" is the TCP connect.
             if "Could not open port" in str(err):
                 raise _open_error(url, err) from err
+            # Plain telnet without COM-port control: the options are refused or never answered.
+            plain_telnet = any(m in str(err) for m in ("not seem to support RFC2217", "not accept parameter"))
+            if plain_telnet and not text:
+                raise BusError(
+                    f"{shown}: the server does not speak RFC 2217 (ser2net: accepter telnet(rfc2217),PORT "
+                    "in ser2net.yaml, or remctl on a legacy ser2net.conf telnet line; a raw port is tcp://)"
+                ) from err
             try:
                 _raise_for_ser2net_text(shown, text)
             except PortBusy as busy:

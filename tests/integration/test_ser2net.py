@@ -12,15 +12,15 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import closing
+from contextlib import AbstractContextManager, closing
 from pathlib import Path
 
 import pytest
 import yaml
 from aurora.transport import open_bus
 
-from tests.support import Broker, Collector, running, wait_for
-from tests.support.ser2net import Ser2net
+from tests.support import Broker, Collector, free_port, running, wait_for, wait_for_port
+from tests.support.ser2net import SER2NET, Ser2net
 from tests.support.sim import Sim
 
 pytestmark = pytest.mark.integration
@@ -172,3 +172,39 @@ def test_the_bridge_through_ser2net_publishes_the_units_values(
     assert "130.0" == values[f"homie/{DEMO_ID}/dhw/set-point"]  # the demo unit's DHW set point
     health = json.loads(values[f"homie/{DEMO_ID}/$health"])
     assert 0 == health["bus"]["timeouts"], health["bus"]
+
+
+# ---------------------------------------------------------------- the user's document's legacy lines
+
+
+def legacy_ser2net(tmp_path: Path, line: str, port: int) -> AbstractContextManager[object]:
+    """ser2net reading an old-style ``ser2net.conf`` line (still read by 4.3, with a warning)."""
+    conf = tmp_path / "ser2net.conf"
+    conf.write_text(line + "\n")
+    argv = [SER2NET, "-n", "-d", "-u", "-c", str(conf), "-P", str(tmp_path / "legacy.pid")]
+    return running(argv, log=tmp_path / "legacy-ser2net.log")
+
+
+def test_the_documents_legacy_raw_line_serves_tcp(tmp_path: Path, sim: Sim) -> None:
+    """`2000:raw:0:/dev/ttyUSB0:19200 EVEN 8DATABITS 1STOPBIT kickolduser`, as the document has it."""
+    port = free_port()
+    with legacy_ser2net(tmp_path, f"{port}:raw:0:{sim.url}:19200 EVEN 8DATABITS 1STOPBIT kickolduser", port):
+        wait_for_port("127.0.0.1", port, 10)
+        done = fetch(f"tcp://127.0.0.1:{port}/", "745")
+    assert (0, "Heating Set Point (745): 0.0°F\n") == (done.returncode, done.stdout), done.stderr
+
+
+def test_a_legacy_telnet_line_without_remctl_is_named_as_not_rfc2217(tmp_path: Path, sim: Sim) -> None:
+    """The document's `2217:telnet:0:…` line lacks `remctl`: plain telnet, no COM-port control.
+    With `remctl` it works; without, the user is told what to change instead of a timeout."""
+    plain, remctl = free_port(), free_port()
+    settings = "19200 EVEN 8DATABITS 1STOPBIT"
+    with legacy_ser2net(tmp_path, f"{plain}:telnet:0:{sim.url}:{settings}", plain):
+        wait_for_port("127.0.0.1", plain, 10)
+        refused = fetch(f"rfc2217://127.0.0.1:{plain}/", "745")
+    assert 1 == refused.returncode
+    assert "the server does not speak RFC 2217" in refused.stderr and "remctl" in refused.stderr
+    with legacy_ser2net(tmp_path, f"{remctl}:telnet:0:{sim.url}:{settings} remctl", remctl):
+        wait_for_port("127.0.0.1", remctl, 10)
+        done = fetch(f"rfc2217://127.0.0.1:{remctl}/", "745")
+    assert (0, "Heating Set Point (745): 0.0°F\n") == (done.returncode, done.stdout), done.stderr
