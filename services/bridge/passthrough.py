@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -94,6 +94,7 @@ class _QueryRun:
     jobs: int = 0
     pending_items: list[Chunk] = field(default_factory=list)
     item_timeouts: int = 0
+    progress: Callable[[_QueryRun, Chunk], None] | None = None  # after each chunk that answered
 
 
 class PassThrough:
@@ -325,9 +326,10 @@ class PassThrough:
         fallback: bool,
         max_age_s: float | None,
         finished: Callable[[_QueryRun, BaseException | None], None],
+        progress: Callable[[_QueryRun, Chunk], None] | None = None,
     ) -> None:
         wanted = with_continuations(addresses)
-        run = _QueryRun([], fallback)
+        run = _QueryRun([], fallback, progress=progress)
         if max_age_s is not None:
             now = time.monotonic()
             for address in wanted:
@@ -415,6 +417,8 @@ class PassThrough:
             return True
         run.item_timeouts = 0
         run.words.update(zip(chunk.addresses, values, strict=True))
+        if run.progress is not None:
+            run.progress(run, chunk)
         return True
 
     # ------------------------------------------------------------ writes
@@ -475,14 +479,20 @@ class PassThrough:
             return False
         return True
 
-    def _publish_lines(self, words: Mapping[int, int]) -> int:
-        sent = 0
-        for address in sorted(words):
+    def _publish_lines(self, words: Mapping[int, int], addresses: Iterable[int], done: set[int]) -> None:
+        """``Name (N): value`` on ``$modbus/N`` for each address not in ``done`` whose words are all
+        there (a 32-bit value split across two reads waits for its second word)."""
+        for address in addresses:
+            if address in done:
+                continue
+            register = registers.REGISTERS.get(address)
+            length = register.length if register is not None else 1
+            if any(a not in words for a in range(address, address + length)):
+                continue
+            done.add(address)
             line = render_line(address, words)
             if line is not None:
                 self._publish(f"{self.base}/{address}", line, qos=1, retain=False)
-                sent += 1
-        return sent
 
     def _on_legacy_query(self, msg: mqtt.MQTTMessage) -> None:
         """``$modbus`` ← ``745-747``: one ``Name (N): value`` message per register on ``$modbus/N``.
@@ -501,16 +511,32 @@ class PassThrough:
         if not self._legacy_admit("query"):
             return
 
+        done: set[int] = set()
+
+        def progress(run: _QueryRun, chunk: Chunk) -> None:
+            # A keyword query streams its lines chunk by chunk: `valid` is ~3000 messages, and sent
+            # in one burst at the end they overflow mosquitto's queue for a subscriber (1000 by
+            # default) and are dropped. An explicit list may still fail as a whole: it waits.
+            if query.implicit:
+                self._publish_lines(run.words, chunk.addresses, done)
+
         def finished(run: _QueryRun, err: BaseException | None) -> None:
             self._release(LEGACY)
             if err is not None:
-                log.warning("modbus_query_failed", query=text[:_MAX_LOGGED], error=str(err))
+                log.warning(
+                    "modbus_query_failed", query=text[:_MAX_LOGGED], error=str(err), published=len(done)
+                )
                 return
-            sent = self._publish_lines(run.words)
-            log.info("modbus_query_done", query=text[:_MAX_LOGGED], published=sent, failed=len(run.failed))
+            self._publish_lines(run.words, sorted(run.words), done)
+            published = sum(1 for a in done if render_line(a, run.words) is not None)
+            log.info(
+                "modbus_query_done", query=text[:_MAX_LOGGED], published=published, failed=len(run.failed)
+            )
 
         # The original: explicit lists abort on an error, keywords skip what fails (aurora-protocol §5.3).
-        self._start_query(query.addresses, fallback=query.implicit, max_age_s=None, finished=finished)
+        self._start_query(
+            query.addresses, fallback=query.implicit, max_age_s=None, finished=finished, progress=progress
+        )
 
     def _on_getregs(self, msg: mqtt.MQTTMessage) -> None:
         """``$modbus/getregs`` ← ``id:745,3;813`` → ``getregs/response`` ← ``id:680,730,730,206``."""

@@ -189,6 +189,32 @@ def test_a_hex_set_writes_that_word_when_raw_writes_are_allowed(tmp_path: Path) 
         assert [(340, 0x5555)] == wait_for(raw.written, REPLY_S, "the write in the sim's log")
 
 
+def test_a_valid_query_does_not_hold_up_other_clients(stack: Stack) -> None:
+    """K2: the original held the bus for all 42 reads of `valid`; here another client's request
+    is answered while the query has published only a few of its lines."""
+    admin = Collector(stack.broker.client("admin"), f"{BASE}/+")
+    client = RpcClient(stack.broker)
+    publish(admin.client, BASE, "valid")
+    reply = body(client.call({"id": "quick", "op": "read", "registers": [745]}))
+    assert [REGS[745]] == reply["values"]
+    lines_before_reply = len(admin.received(f"{BASE}/+"))  # lines stream in chunk by chunk
+
+    def published() -> int | None:
+        for line in stack.log.read_text().splitlines():
+            if '"modbus_query_done"' in line and '"query": "valid"' in line:
+                return int(json.loads(line)["published"])
+        return None
+
+    count = wait_for(published, READY_S, "the end of the valid query in the bridge's log")
+    admin.wait_for(f"{BASE}/+", READY_S, count=count)
+    lines = {m.topic.rsplit("/", 1)[1]: m.payload.decode() for m in admin.received(f"{BASE}/+")}
+    assert count == len(lines)  # one message per register, none twice
+    assert lines_before_reply < count // 2, "the other client waited for most of the query"
+    assert "Heating Set Point (745): 68.0°F" == lines["745"]
+    assert len(lines) > 1000
+    assert stack.bridge.poll() is None
+
+
 # ------------------------------------------------------------------ the JSON protocol
 
 
