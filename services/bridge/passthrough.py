@@ -259,9 +259,13 @@ class PassThrough:
             else:
                 self._inflight.pop(client, None)
 
-    def _finish(self, reply: _Reply, payload: bytes, *, error: bool = False) -> None:
+    def _finish(self, reply: _Reply, payload: bytes) -> None:
         self._release(reply.client)
-        self._send(reply, payload, error=error)
+        self._send(reply, payload)
+
+    def _finish_error(self, reply: _Reply, err: BaseException, **extra: Any) -> None:
+        self._release(reply.client)
+        self._fail(reply, err, **extra)
 
     # ------------------------------------------------------------ one read
 
@@ -285,7 +289,7 @@ class PassThrough:
             try:
                 values = future.result()
             except Exception as err:
-                self._finish(reply, rpc.error_reply(reply.request_id, err), error=True)
+                self._finish_error(reply, err)
                 return
             self._finish(reply, rpc.ok_reply(reply.request_id, values=values))
 
@@ -296,11 +300,7 @@ class PassThrough:
     def _run_query(self, request: rpc.QueryRequest, reply: _Reply) -> None:
         def finished(run: _QueryRun, err: BaseException | None) -> None:
             if err is not None:
-                self._finish(
-                    reply,
-                    rpc.error_reply(reply.request_id, err, values=rpc.words_object(run.words)),
-                    error=True,
-                )
+                self._finish_error(reply, err, values=rpc.words_object(run.words))
                 return
             body: dict[str, Any] = {
                 "values": rpc.words_object(run.words),
@@ -461,7 +461,7 @@ class PassThrough:
             except Exception as err:
                 written = job.done_count[0]  # type: ignore[attr-defined]
                 log.warning("modbus_write_failed", client=reply.client, error=str(err), written=written)
-                self._finish(reply, rpc.error_reply(reply.request_id, err, written=written), error=True)
+                self._finish_error(reply, err, written=written)
                 return
             body: dict[str, Any] = {"written": written}
             if request.readback:

@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=float(os.environ.get("AURORA_FETCH_TIMEOUT", DEFAULT_LATENCY_S)),
         metavar="SECONDS",
-        help="time allowed beyond the line time of each reply (default %(default)s) [AURORA_FETCH_TIMEOUT]",
+        help="time allowed beyond the line time of each reply (default %(default)s); through mqtt(s):// "
+        "the wait for each reply from the bridge, at least 10 s [AURORA_FETCH_TIMEOUT]",
     )
     p.add_argument("-v", "--version", action="version", version=_version())
     add_mqtt_arguments(p)
