@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import socket
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -375,6 +376,8 @@ def _open_error(url: str, err: Exception) -> BusError:
         return BusError(f"Timeout connecting to {shown}")
     if "exclusively lock" in text or "Resource busy" in text or "Device or resource busy" in text:
         return BusError(f"Serial port busy - {shown}")
+    if isinstance(err, socket.gaierror) or isinstance(err.__cause__, socket.gaierror):
+        return BusError(f"Cannot resolve host name - {shown} ({getattr(err, 'strerror', None) or text})")
     if "No such file" in text or "could not open port" in text.lower():
         return BusError(f"Cannot open {shown}: {text}")
     return BusError(f"{shown}: {text}")
@@ -420,6 +423,7 @@ def _open_rfc2217(url: str, pyserial_url: str, settings: dict[str, object]) -> R
     for attempt in range(BUSY_RETRIES + 1):
         port = Rfc2217Stream(None, timeout=READ_SLICE_S, **settings)
         port.port = pyserial_url
+        tried_at = time.monotonic()
         try:
             port.open()
             return port
@@ -445,7 +449,8 @@ def _open_rfc2217(url: str, pyserial_url: str, settings: dict[str, object]) -> R
                 said = busy
             except BusError as refused:
                 raise refused from err  # a missing device does not come back by retrying
-            if attempt == BUSY_RETRIES:
+            # ser2net refuses within milliseconds; a slow failure is something else: do not repeat it.
+            if attempt == BUSY_RETRIES or (said is None and time.monotonic() - tried_at > 1.0):
                 raise said or BusError(
                     f"{shown}: the server hung up during RFC 2217 negotiation (ser2net: device busy "
                     "or missing? its log says which; tcp:// shows its message)"
