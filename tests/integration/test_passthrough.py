@@ -352,6 +352,19 @@ def test_mqtt_bus_is_thread_safe_with_several_requests_in_flight(stack: Stack) -
         bus.close()
 
 
+def test_mqtt_bus_over_mqtt311_matches_replies_by_id(stack: Stack) -> None:
+    """Without MQTT 5 properties the echoed id is all a client has to find its reply."""
+    bus = MqttBus.connect(stack.settings("fetch"), protocol=MQTTv311)
+    try:
+        assert [REGS[745], REGS[746], REGS[813]] == bus.read_ranges([(745, 2), (813, 1)])
+        assert [REGS[745]] == bus.read_holding(745, 1)
+        with pytest.raises(IllegalAddress):
+            bus.read_registers([5000])
+        assert DEVICE == bus.ping()["device"]
+    finally:
+        bus.close()
+
+
 # ------------------------------------------------------------------ fuzz
 
 _json = st.recursive(
