@@ -210,12 +210,17 @@ class PassThrough:
             self._release(client)
             self._fail(reply, BusError("the bridge has lost the line to the heat pump"))
             return
-        if isinstance(request, rpc.ReadRequest):
-            self._run_read(request, reply)
-        elif isinstance(request, rpc.QueryRequest):
-            self._run_query(request, reply)
-        else:
-            self._run_write(request, reply)
+        try:
+            if isinstance(request, rpc.ReadRequest):
+                self._run_read(request, reply)
+            elif isinstance(request, rpc.QueryRequest):
+                self._run_query(request, reply)
+            else:
+                self._run_write(request, reply)
+        except Exception as err:  # a bug: the client still gets its one reply
+            log.exception("modbus_dispatch_failed", client=client)
+            if not reply.sent:
+                self._finish_error(reply, err)
 
     @staticmethod
     def _reply_properties(props: Properties | None, correlation: bytes | None) -> Properties | None:

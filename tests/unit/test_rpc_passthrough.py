@@ -15,6 +15,7 @@ import pytest
 from aurora.bridge.passthrough import PassThrough
 from aurora.bridge.worker import BusWorker, Priority
 from aurora.dump import DumpBus
+from aurora.errors import BusTimeout
 from aurora.render import render_line
 from aurora.sim.cli import demo_registers
 from paho.mqtt.packettypes import PacketTypes
@@ -445,3 +446,51 @@ def known_addresses() -> list[int]:
     from aurora import registers
 
     return sorted(registers.KNOWN_ADDRESSES)
+
+
+class BrokenWorker:
+    """A worker with a bug: submit raises."""
+
+    line_up = True
+
+    def submit(self, run: Any, priority: Any = None, *, key: Any = None) -> Any:
+        raise RuntimeError("bug in the worker")
+
+
+def test_a_bug_behind_the_request_still_gets_one_internal_error_reply() -> None:
+    sent = Recorder()
+    pt = PassThrough(worker=BrokenWorker(), publish=sent, root=ROOT)
+    pt.handle(message(f"{BASE}/request/fetch-1", {"id": "b", "op": "read", "registers": [745]}))
+    (reply,) = sent.on(f"{BASE}/response/fetch-1")
+    assert {
+        "id": "b",
+        "ok": False,
+        "error": {"code": "internal", "message": "internal error"},
+    } == reply.json()
+    pt.handle(message(f"{BASE}/request/fetch-1", {"id": "c", "op": "ping"}))  # and nothing stays in flight
+    assert 2 == len(sent.on(f"{BASE}/response/fetch-1"))
+
+
+class SilentBus(DumpBus):
+    """A unit that stopped answering: every read times out."""
+
+    def _values(self, function: int, addresses: Sequence[int]) -> list[int]:
+        self.stats.transactions += 1
+        raise BusTimeout("no reply")
+
+
+def test_a_silent_unit_ends_a_keyword_query_with_a_timeout_after_two_silent_reads() -> None:
+    """A lost line is not a list of missing registers: the query stops instead of trying them all."""
+    bus = SilentBus(dict(REGS))
+    worker = BusWorker(lambda: bus)
+    worker.start()
+    try:
+        worker.submit(lambda b: None).result(WAIT_S)
+        sent = Recorder()
+        pt = PassThrough(worker=worker, publish=sent, root=ROOT)
+        pt.handle(message(f"{BASE}/request/web-1", {"id": "v", "op": "query", "query": "valid"}))
+        (reply,) = sent.wait(f"{BASE}/response/web-1")
+        assert ("v", "timeout") == (reply.json()["id"], reply.json()["error"]["code"])
+        assert bus.stats.transactions <= 3  # the first chunk, then its first two items at most
+    finally:
+        worker.stop()
