@@ -82,3 +82,16 @@ def test_the_monitor_shows_a_board_refusing_the_waterfurnace_codes_and_the_fallb
     refusal = "read multiple register ranges 745-747 refused by 1: illegal function (function 65, code 1)"
     assert refusal in text
     assert "Heating Set Point (745): 68.0°F" in text.splitlines()
+
+
+def test_the_monitor_ends_cleanly_when_its_tcp_peer_goes_away(tmp_path: Path, unit_dump: Path) -> None:
+    """The original spun at 100 % CPU after the peer closed (§11.4.6): here one line and exit 1."""
+    log = tmp_path / "monitor.log"
+    with Sim.start(tmp_path, str(unit_dump), "--tcp", "127.0.0.1:0") as sim:
+        monitor = running([str(BIN / "aurora_monitor"), sim.url], log=log, env={"AURORA_LOG_FORMAT": "json"})
+        with monitor as process:
+            wait_for(lambda: "monitor_listening" in log.read_text(), 10, "monitor listening")
+            sim.stop()  # the server closes the connection
+            wait_for(lambda: process.poll() is not None, 10, "the monitor to exit")
+    assert 1 == process.returncode
+    assert f"aurora_monitor: {sim.url}: connection closed by the server" in log.read_text()
