@@ -585,3 +585,22 @@ def _written(path: Path) -> list[tuple[int, int]]:
     if not path.exists():
         return []
     return [(int(a), int(v)) for a, v in (line.split() for line in path.read_text().splitlines())]
+
+
+def test_a_wrong_password_or_a_missing_bridge_is_a_clear_connection_error(
+    stack: Stack, tmp_path: Path
+) -> None:
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not-the-password\n")
+    done = subprocess.run(
+        [str(BIN / "aurora_fetch"), stack.broker.url("fetch", BASE), "745"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **stack.env("fetch"), "MQTT_PASSWORD_FILE": str(wrong)},
+    )
+    assert 1 == done.returncode
+    assert "refused the login as fetch" in done.stderr
+    assert "not-the-password" not in done.stderr + done.stdout
+    with pytest.raises(BusError, match="no answer from the bridge of aurora-1 "):
+        MqttBus.connect(stack.settings("fetch", "homie/aurora-1/$modbus"), timeout_s=1.0)
