@@ -263,6 +263,7 @@ class Bridge:
                 root=self.root,
                 allow_raw_writes=self.config.allow_raw_writes,
                 cache=self.cache.lookup,
+                on_written=self._absorb_raw_write,
             )
             filters = list(self.passthrough.subscriptions())
             pub.route(
@@ -274,6 +275,13 @@ class Bridge:
         # $modbus/+/set, and under MQTT 5 mosquitto delivers one copy per matching subscription.
         set_topics = {f"{self.root}/{path}/set" for path in self.unit.settable()}
         pub.route(sorted(set_topics), self._on_set, set_topics.__contains__)
+
+    def _absorb_raw_write(self, words: Mapping[int, int]) -> None:
+        """Worker thread: a $modbus write changed registers. Publish what that changes now, and
+        poll everything soon, since a write-only register shows up elsewhere (12619 → 745)."""
+        self.cache.update(words)
+        self.publish_values()
+        self.schedule.force_all()
 
     def _on_reconnect(self) -> None:
         """paho thread, after the republish: poll everything soon so values are fresh."""

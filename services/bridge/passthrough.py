@@ -108,6 +108,7 @@ class PassThrough:
         root: str,
         allow_raw_writes: bool = False,
         cache: CacheLookup | None = None,
+        on_written: Callable[[Mapping[int, int]], None] | None = None,
         max_inflight_per_client: int = MAX_INFLIGHT_PER_CLIENT,
         max_inflight: int = MAX_INFLIGHT,
     ) -> None:
@@ -117,6 +118,8 @@ class PassThrough:
         self.base = rpc.modbus_base(root)
         self.allow_raw_writes = allow_raw_writes
         self._cache = cache or (lambda address: None)
+        # The bridge's poll cache and Homie values learn of raw writes at once, not a poll later.
+        self._on_written = on_written or (lambda words: None)
         self._max_per_client = max_inflight_per_client
         self._max_inflight = max_inflight
         self._request_prefix = f"{self.base}/{rpc.REQUEST}/"
@@ -440,17 +443,23 @@ class PassThrough:
 
         def job(bus: Bus) -> tuple[int, dict[int, int]]:
             now = time.monotonic()
-            for address, raw in writes:
-                self._written[address] = now  # the poll cache's older word is stale from here on
-                self.counters["transactions"] += 1
-                bus.write_register(address, raw)
-                done_count[0] += 1
-                self.counters["writes"] += 1
+            applied: dict[int, int] = {}
             words: dict[int, int] = {}
-            if readback:
-                for chunk in plan_chunks(with_continuations(a for a, _ in writes)):
+            try:
+                for address, raw in writes:
+                    self._written[address] = now  # the poll cache's older word is stale from here on
                     self.counters["transactions"] += 1
-                    words.update(zip(chunk.addresses, chunk.read(bus), strict=True))
+                    bus.write_register(address, raw)
+                    applied[address] = raw
+                    done_count[0] += 1
+                    self.counters["writes"] += 1
+                if readback:
+                    for chunk in plan_chunks(with_continuations(a for a, _ in writes)):
+                        self.counters["transactions"] += 1
+                        words.update(zip(chunk.addresses, chunk.read(bus), strict=True))
+            finally:
+                if applied:
+                    self._on_written(applied | words)
             return done_count[0], words
 
         job.done_count = done_count  # type: ignore[attr-defined]

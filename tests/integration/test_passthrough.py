@@ -604,3 +604,17 @@ def test_a_wrong_password_or_a_missing_bridge_is_a_clear_connection_error(
     assert "not-the-password" not in done.stderr + done.stdout
     with pytest.raises(BusError, match="no answer from the bridge of aurora-1 "):
         MqttBus.connect(stack.settings("fetch", "homie/aurora-1/$modbus"), timeout_s=1.0)
+
+
+def test_a_json_write_updates_the_homie_value_without_waiting_for_a_poll(tmp_path: Path) -> None:
+    """Home Assistant sees a raw write at once, not an interval later (polls here are an hour apart)."""
+    slow = ["--fast-interval", "3600", "--medium-interval", "3600", "--slow-interval", "3600"]
+    with bridge_stack(tmp_path, *slow) as quiet:
+        topic = f"{ROOT}/blower/blower-only-speed"
+        watch = Collector(quiet.broker.client("homeassistant"), topic)
+        first = watch.wait_for(topic, REPLY_S).payload.decode()
+        wanted = "5" if first != "5" else "6"
+        client = RpcClient(quiet.broker)
+        reply = body(client.call({"id": "w", "op": "write", "writes": [[340, int(wanted)]]}))
+        assert reply["ok"], reply
+        assert wanted == watch.wait_for(topic, REPLY_S, count=2).payload.decode()
