@@ -57,10 +57,10 @@ def ha_python() -> Path:
     return HA_PYTHON
 
 
-def validate(python: Path, messages: Messages) -> list[dict[str, Any]]:
+def validate(python: Path, messages: Messages, prefix: str = "homeassistant") -> list[dict[str, Any]]:
     """HA's verdict on each message, in order (the validator's JSON ``messages``)."""
     proc = subprocess.run(
-        [str(python), str(VALIDATOR)],
+        [str(python), str(VALIDATOR), "--prefix", prefix],
         input=json.dumps(messages),
         capture_output=True,
         text=True,
@@ -79,9 +79,9 @@ def _reader(words: Mapping[int, int]) -> Callable[[Any], dict[int, int]]:
     return lambda ranges: {a: words[a] for s, n in ranges for a in range(s, s + n) if a in words}
 
 
-def unit_for(name: str) -> Unit:
+def unit_for(name: str, device_name: str = "WaterFurnace") -> Unit:
     """The unit a bridge detects on the bus behind the named dump."""
-    return detect(_reader(load_dump(DUMPS[name])))
+    return detect(_reader(load_dump(DUMPS[name])), device_name=device_name)
 
 
 def rejections(result: Mapping[str, Any]) -> dict[str, Any]:
@@ -122,6 +122,15 @@ def test_without_migration_the_device_document_alone_passes(ha_python: Path) -> 
     """What a bridge publishes once nothing of the original is left to migrate."""
     [result] = validate(ha_python, unit_for("seed").hass_discovery(migrate=False))
     assert ("device", True, {}) == (result["kind"], result["ok"], rejections(result))
+
+
+def test_a_configured_name_topic_root_and_prefix_pass_too(ha_python: Path) -> None:
+    """The bridge's --device-name, Homie root and discovery prefix settings as a user sets them."""
+    unit = unit_for("demo", device_name="Basement heat pump")
+    messages = unit.hass_discovery(homie_root="site/a/homie", prefix="ha-test")
+    results = validate(ha_python, messages, prefix="ha-test")
+    assert {} == {r["topic"]: rejections(r) for r in results if rejections(r)}
+    assert 1 == [r["kind"] for r in results].count("device")
 
 
 # Broken variants of the demo unit's device document: what each breaks, where HA must find it and a
