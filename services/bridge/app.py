@@ -545,6 +545,7 @@ class Bridge:
             worker={
                 "longest_wait_s": self.worker.longest_wait_s,
                 "coalesced": self.worker.coalesced,
+                "most_polls_waited": self.worker.most_polls_waited,
                 "pending": self.worker.pending(),
                 "line_up": int(self.worker.line_up),
             },

@@ -41,6 +41,7 @@ class _Job:
     run: Callable[[Bus], Any] = field(compare=False)
     result: Future[Any] = field(compare=False)
     key: Hashable | None = field(compare=False, default=None)
+    polls_at_submit: int = field(compare=False, default=0)
 
 
 class _StopWhenSet(stop_base):
@@ -76,6 +77,10 @@ class BusWorker:
         self.busy_since: float | None = None
         self.longest_wait_s = 0.0
         self.coalesced = 0
+        # How many poll transactions a write or interactive request ever had to wait for: the design
+        # promises at most the one in flight when it arrived (issue 8's "one transaction" goal).
+        self.polls_finished = 0
+        self.most_polls_waited = 0
 
     def start(self) -> None:
         """Start the worker thread."""
@@ -108,7 +113,7 @@ class BusWorker:
         if self._stop.is_set():
             future.set_exception(BusError("the bridge is stopping"))
             return future
-        self._jobs.put(_Job(int(priority), next(self._seq), run, future, key))
+        self._jobs.put(_Job(int(priority), next(self._seq), run, future, key, self.polls_finished))
         return future
 
     def pending(self) -> int:
@@ -161,6 +166,9 @@ class BusWorker:
                 continue
             waited = time.monotonic() - getattr(job.result, "enqueued_at", time.monotonic())
             self.longest_wait_s = max(self.longest_wait_s, waited)
+            if job.priority < Priority.POLL:
+                polls_waited = self.polls_finished - job.polls_at_submit
+                self.most_polls_waited = max(self.most_polls_waited, polls_waited)
             try:
                 if self._bus is None:
                     self._bus = self._open()
@@ -175,6 +183,8 @@ class BusWorker:
                 job.result.set_exception(err)
             finally:
                 self.busy_since = None
+                if job.priority == Priority.POLL:
+                    self.polls_finished += 1
                 self._forget(job)
         while not self._jobs.empty():
             job = self._jobs.get_nowait()

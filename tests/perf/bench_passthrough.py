@@ -149,10 +149,18 @@ def load(broker: Broker, clients: int, rounds: int, distinct: bool) -> dict[str,
         "clients": clients,
         "requests": len(latencies),
         "errors": len(errors),
+        "first_errors": errors[:3],
         "wall_s": round(wall, 3),
         "latency": _ms(latencies),
         "bus_transactions_per_request": round(transactions / max(1, len(latencies)), 3),
     }
+
+
+def bridge_health(broker: Broker) -> dict[str, Any]:
+    """The bridge's retained $health document, as a tool sees it."""
+    watch = Collector(broker.client("fetch"), f"homie/{DEVICE}/$health")
+    data: dict[str, Any] = json.loads(watch.wait_for(f"homie/{DEVICE}/$health", 10).payload)
+    return data
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
             with bridge(tmp, broker, bridged_sim, *POLLING):
                 identical = load(broker, args.clients, args.rounds, distinct=False)
                 distinct = load(broker, args.clients, args.rounds, distinct=True)
+                time.sleep(6)  # $health is republished every 5 s: take one written after the load
+                worker = bridge_health(broker).get("worker", {})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     report = {
@@ -192,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
             "register (distinct); the bridge polls its fast tier every second",
             "identical_reads": identical,
             "distinct_reads": distinct,
+            # Poll transactions any write or request had to wait for: at most the one in flight.
+            "most_poll_transactions_waited": worker.get("most_polls_waited"),
+            "longest_queue_wait_s": worker.get("longest_wait_s"),
         },
         "host": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
     }

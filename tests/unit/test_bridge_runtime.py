@@ -75,6 +75,7 @@ def test_a_write_waits_for_at_most_one_transaction_while_a_poll_runs(worker_and_
     order = [kind for kind, _ in bus.calls]
     assert order.index("write") <= 2  # after the one or two reads already on the line, not after ten
     assert 11 == len(order)
+    assert 1 >= worker.most_polls_waited  # what $health reports: at most the poll read in flight
 
 
 def test_a_refused_register_costs_only_its_own_value_and_is_not_asked_for_again() -> None:
