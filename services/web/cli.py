@@ -195,8 +195,17 @@ async def serve(args: argparse.Namespace, password: str) -> int:
         def found(device: str) -> None:
             mirror.device = device
 
+        def link(up: bool) -> None:
+            if mirror.link != up:
+                mirror.link = up
+                state.hub.publish(("meta", None))  # a fresh snapshot tells every page
+
         feed = HomieFeed(
-            settings, loop, lambda topic, payload: apply_homie(state, topic, payload), on_device=found
+            settings,
+            loop,
+            lambda topic, payload: apply_homie(state, topic, payload),
+            on_device=found,
+            on_link=link,
         )
         await loop.run_in_executor(None, feed.start, mirror.device or None, CONNECT_S)
         # The $modbus client is opened on the first register request, for the device the feed

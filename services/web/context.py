@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+import structlog
 from aiohttp import web
 from aurora.errors import AuroraError, BusTimeout, UsageError
 
@@ -21,6 +22,8 @@ from .auth import SESSION_COOKIE, Authenticator, Session, csrf_ok, same_origin
 from .feed import HomieFeed
 from .gate import BusGate
 from .homie import HomieMirror
+
+log = structlog.get_logger("aurora.web")
 
 QUEUE_SIZE: Final = 2000  # changes waiting for one slow event stream before it is resynchronised
 
@@ -134,6 +137,9 @@ def apply_homie(state: WebState, topic: str, payload: str) -> None:
     """A message of the device's tree (on the event loop): update the mirror, tell the streams."""
     if state.mirror is None:
         return
+    before = state.mirror.state
     change = state.mirror.handle(topic, payload, time.time())
+    if state.mirror.state != before:
+        log.info("device_state", device=state.mirror.device, state=state.mirror.state)
     if change is not None:
         state.hub.publish(change)

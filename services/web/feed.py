@@ -22,6 +22,11 @@ from aurora.mqtt import MqttSettings, client_id, make_client
 log = structlog.get_logger("aurora.web")
 
 DISCOVERY_GRACE_S = 0.5  # after the first device's retained $state, how long others may follow
+# QoS 0 for the tree we display: after a reconnect the bridge republishes its whole description
+# while the broker sends the retained tree, and at QoS 1 mosquitto queues at most 1000 messages per
+# client and then drops ("Outgoing messages are being dropped"), $state included. A display needs
+# no redelivery: a resubscription brings the retained current values anyway.
+TREE_QOS = 0
 REDISCOVER_S = 30.0  # while no device is known: how often to say so again
 
 
@@ -29,7 +34,8 @@ class HomieFeed:
     """Subscribes to one device's Homie tree and forwards each message to ``deliver``.
 
     ``deliver(topic, payload)`` runs on the event loop ``loop``; so does ``on_device(id)`` when the
-    device was discovered, before any message of its tree is delivered.
+    device was discovered, before any message of its tree is delivered, and ``on_link(up)`` when
+    the broker connection comes or goes (the page then says the values are stale).
     """
 
     def __init__(
@@ -39,6 +45,7 @@ class HomieFeed:
         deliver: Callable[[str, str], None],
         *,
         on_device: Callable[[str], None] | None = None,
+        on_link: Callable[[bool], None] | None = None,
         root: str = "homie",
     ) -> None:
         self.settings = settings
@@ -47,8 +54,10 @@ class HomieFeed:
         self._loop = loop
         self._deliver = deliver
         self._on_device = on_device
+        self._on_link = on_link
         self._client = make_client(settings, client_id("web"))
         self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._client.on_publish = self._on_publish
         self._connected = threading.Event()
@@ -69,9 +78,19 @@ class HomieFeed:
             self._connected.set()
             return
         topic = f"{self.root}/{self.device}/#" if self.device else f"{self.root}/+/$state"
-        client.subscribe(topic, qos=1)
+        client.subscribe(topic, qos=TREE_QOS)
         log.info("mqtt_connected", broker=self.settings.url, subscribed=topic)
         self._connected.set()
+        self._link(up=True)
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, reason: Any, _p: object = None) -> None:
+        if not self._stopping.is_set():
+            log.warning("mqtt_disconnected", broker=self.settings.url, reason=str(reason))
+        self._link(up=False)
+
+    def _link(self, *, up: bool) -> None:
+        if self._on_link is not None:
+            self._loop.call_soon_threadsafe(self._on_link, up)
 
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         payload = msg.payload.decode("utf-8", errors="replace")
@@ -127,7 +146,7 @@ class HomieFeed:
         if self._on_device is not None:  # queued ahead of the tree's first message
             self._loop.call_soon_threadsafe(self._on_device, device)
         self._client.unsubscribe(f"{self.root}/+/$state")
-        self._client.subscribe(f"{self.root}/{device}/#", qos=1)
+        self._client.subscribe(f"{self.root}/{device}/#", qos=TREE_QOS)
         log.info("device_found", device=device)
 
     def _discover_later(self) -> None:

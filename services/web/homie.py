@@ -87,6 +87,7 @@ class HomieMirror:
     sample_s: float = SAMPLE_S
     state: str = ""
     name: str = ""
+    link: bool = True  # whether our broker connection is up; False: every value may be stale
     node_order: list[str] = field(default_factory=list)
     nodes: dict[str, Node] = field(default_factory=dict)
     props: dict[tuple[str, str], Prop] = field(default_factory=dict)
@@ -206,7 +207,13 @@ class HomieMirror:
                     "properties": [self.props[(node.id, p)].as_dict() for p in listed + extra],
                 }
             )
-        return {"device": self.device, "name": self.name, "state": self.state, "nodes": nodes}
+        return {
+            "device": self.device,
+            "name": self.name,
+            "state": self.state,
+            "link": self.link,
+            "nodes": nodes,
+        }
 
     def series(self, units: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
         """Number histories as ``node/prop`` → {name, unit, points: [[t, v], …]}, optionally only

@@ -106,7 +106,9 @@ function indexTree(tree) {
     state.props.set(`${node.id}/${prop.id}`, prop);
   }
   $("#device-name").textContent = tree.name ? `${tree.name} · ${tree.device}` : tree.device || "Heat pump";
-  setStatus(tree.state === "ready" ? "live" : tree.state || "waiting", tree.state === "ready" ? "live" : "connecting");
+  if (!tree.link) setStatus("broker offline: values may be old", "offline");
+  else if (tree.state === "ready") setStatus("live", "live");
+  else setStatus(tree.state ? `heat pump ${tree.state}` : "waiting for the bridge", "connecting");
 }
 
 function valueCell(key, tag = "dd", cls = "") {
@@ -188,7 +190,6 @@ function connectEvents() {
   });
   source.addEventListener("values", (e) => { for (const change of JSON.parse(e.data)) applyValue(change); });
   source.onerror = () => setStatus("reconnecting…", "offline");
-  source.onopen = () => setStatus("live", "live");
 }
 
 // ------------------------------------------------------------------ trends (SVG, own code)
