@@ -74,7 +74,7 @@ async def request_cgi(request: web.Request) -> web.Response:
     return _awl(awl.read_body(parsed, values))
 
 
-# -------------------------------------------------------------------------------- pages
+# -------------------------------------------------------------------------------- the AWL page itself
 
 
 async def awl_file(request: web.Request) -> web.StreamResponse:
