@@ -10,7 +10,7 @@ from typing import Any, Final
 import structlog
 from aiohttp import web
 from aurora import registers
-from aurora.errors import AuroraError, UsageError
+from aurora.errors import AuroraError, BusError, UsageError
 from aurora.query import parse_query
 from aurora.render import render_line
 
@@ -218,7 +218,8 @@ async def api_set(request: web.Request) -> web.Response:
         return _json({"error": 'send JSON: {"node": …, "prop": …, "value": …}'}, status=400)
     try:
         payload = mirror.check_set(str(body["node"]), str(body["prop"]), body["value"])
-        assert state.feed is not None
+        if state.feed is None:  # only while starting: the server listens once the feed is up
+            raise BusError("not connected to the broker yet")
         topic = mirror.set_topic(str(body["node"]), str(body["prop"]))
         future = state.feed.publish(topic, payload)
         await asyncio.wait_for(asyncio.wrap_future(future), SET_ACK_S)
@@ -228,6 +229,3 @@ async def api_set(request: web.Request) -> web.Response:
         return _json_error(err)
     log.info("set", node=body["node"], prop=body["prop"], value=payload)
     return _json({"status": "sent", "node": body["node"], "prop": body["prop"], "value": payload}, status=202)
-
-
-# -------------------------------------------------------------------------------- assembly
