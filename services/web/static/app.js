@@ -162,7 +162,11 @@ function applyValue({ node, prop, value, t }) {
   }
   const series = state.series.get(key);
   const n = Number(value);
-  if (series && Number.isFinite(n)) { series.points.push([t, n]); scheduleRedraw(); }
+  if (series && Number.isFinite(n)) {
+    series.points.push([t, n]);
+    while (series.points[0][0] < t - HISTORY_S) series.points.shift(); // a tab left open for days
+    scheduleRedraw();
+  }
   else if (!series && Number.isFinite(n) && ["°F", "W"].includes(item.unit)) {
     state.series.set(key, { name: item.name, node, unit: item.unit, points: [[t, n]] });
     scheduleRedraw();
@@ -194,6 +198,7 @@ function connectEvents() {
 
 // ------------------------------------------------------------------ trends (SVG, own code)
 
+const HISTORY_S = 6 * 3600; // what the longest chart range shows
 const COLORS = ["#0a6ebd", "#d9480f", "#2b8a3e", "#862e9c", "#e67700", "#0b7285", "#c2255c", "#5c940d", "#364fc7", "#a61e4d"];
 const DEFAULT_TEMPERATURES = /^(abc\/(entering|leaving)-(water|air)-temperature|abc\/outdoor-temperature|dhw\/water-temperature|zone\d\/ambient-temperature)$/;
 
