@@ -102,6 +102,7 @@ class SerialBus:
         self.stats = BusStats()
         self._reopen = reopen  # how to connect again when ser2net says the device is busy
         self._silent_attempts = 0  # attempts of the current transaction that heard nothing
+        self._unsettled = False  # the last attempt failed: its reply may still come
 
     # ------------------------------------------------------------ one transaction
 
@@ -110,16 +111,17 @@ class SerialBus:
         expected = request.expected_reply_length()
         timeout_s = (len(frame) + expected) * self.byte_time_s + self.latency_s
         started = time.monotonic()
-        deadline = started + timeout_s
         self.stats.transactions += 1
         buf = bytearray()
         try:
             self._flush_stale()
+            sent = time.monotonic()  # the allowance runs from the request, not from the flush
+            deadline = sent + timeout_s
             if self.debug:
                 log.debug("tx", frame=frame.hex(" "))
             self._port.write(frame)
             self.stats.bytes_sent += len(frame)
-            last_rx = started
+            last_rx = sent
             while time.monotonic() < deadline:
                 chunk = self._port.read(_read_size(len(buf), expected, self._port.in_waiting))
                 if not chunk:
@@ -138,9 +140,8 @@ class SerialBus:
                     reply, _ = found
                     if self.debug:
                         log.debug("rx", frame=bytes(buf).hex(" "))
-                    elapsed = time.monotonic() - started
-                    self.stats.record_latency(elapsed)
-                    self.stats.bus_time_s += elapsed
+                    self.stats.record_latency(time.monotonic() - sent)
+                    self.stats.bus_time_s += time.monotonic() - started
                     self.stats.wire_time_s += (len(frame) + expected) * self.byte_time_s
                     return reply
         except ExceptionReply:
@@ -156,6 +157,7 @@ class SerialBus:
         self.stats.bus_time_s += time.monotonic() - started
         if self.debug and buf:
             log.debug("rx_garbage", frame=bytes(buf).hex(" "))
+        self._unsettled = True  # whatever answers this request now is late: drop it before the next
         if buf:
             self.stats.frame_errors += 1
             raise FrameError(f"no valid reply in {len(buf)} bytes from {self.name}")
@@ -166,6 +168,8 @@ class SerialBus:
     def _flush_stale(self) -> None:
         # A late reply to an earlier request must never be taken for this one (aurora-protocol §11.1.2),
         # and what ser2net sent on connect is stale too (infra.md §2.2 pitfall 7).
+        if self._unsettled:
+            self._settle()
         if not _is_network(self._port):
             self._port.reset_input_buffer()  # termios flush: local and instant
             return
@@ -184,6 +188,30 @@ class SerialBus:
             _raise_for_ser2net_text(self.name, bytes(stale))
             if self.debug:
                 log.debug("rx_stale", frame=bytes(stale).hex(" "))
+
+    def _settle(self) -> None:
+        """After a failed attempt, wait for the line to fall quiet before the next request.
+
+        A slow board's reply can still be on its way. Taken for the next request's reply, it would
+        put its values on the wrong addresses whenever both requests have the same layout (two
+        single-register FC 3 reads): the original's §11.1.2 bug. Flushing alone does not catch a
+        reply that arrives after the flush.
+        """
+        self._unsettled = False
+        started = time.monotonic()
+        last_rx = started
+        late = 0
+        while True:
+            now = time.monotonic()
+            if now - last_rx >= GARBLED_QUIET_S or now - started >= max(self.latency_s, GARBLED_QUIET_S):
+                break
+            data = self._port.read(max(1, self._port.in_waiting))  # returns after ≤ one read slice
+            if data:
+                late += len(data)
+                last_rx = time.monotonic()
+                _raise_for_ser2net_text(self.name, data)
+        if late:
+            self.stats.extra["late_bytes"] = self.stats.extra.get("late_bytes", 0) + late
 
     def transact(self, request: rtu.Request) -> rtu.Reply:
         """Run one read transaction, retrying timeouts and garbled replies only."""

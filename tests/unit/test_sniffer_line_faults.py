@@ -94,3 +94,60 @@ def test_ser2net_refusals_in_band_become_clear_errors() -> None:
     with pytest.raises(Exception, match="'Device open failure: Value or file not found'"):
         _raise_for_ser2net_text("tcp://pi:2000/", b"Device open failure: Value or file not found\r\n")
     _raise_for_ser2net_text("tcp://pi:2000/", bytes.fromhex("01 03 02 02 a8 b8 fa"))  # data: no error
+
+
+class SlowBoard:
+    """A port whose board answers each request after a set delay: replies can arrive late."""
+
+    def __init__(self, abc: SimulatedAbc, delays_s: list[float]) -> None:
+        self.abc = abc
+        self.delays_s = delays_s
+        self.timeout = 0.01
+        self._due: list[tuple[float, bytes]] = []  # (arrival time, reply)
+        self._buf = bytearray()
+
+    def _arrive(self) -> None:
+        now = time.monotonic()
+        self._buf += b"".join(r for t, r in self._due if t <= now)
+        self._due = [(t, r) for t, r in self._due if t > now]
+
+    @property
+    def in_waiting(self) -> int:
+        self._arrive()
+        return len(self._buf)
+
+    def reset_input_buffer(self) -> None:
+        self._arrive()
+        self._buf.clear()
+
+    def write(self, frame: bytes) -> int:
+        reply = self.abc.respond_to_frame(frame)
+        assert reply is not None
+        self._due.append((time.monotonic() + self.delays_s.pop(0), reply))
+        return len(frame)
+
+    def read(self, n: int) -> bytes:
+        end = time.monotonic() + self.timeout
+        while len(self._buf) < n and time.monotonic() < end:
+            time.sleep(0.001)
+            self._arrive()
+        out = bytes(self._buf[:n])
+        del self._buf[:n]
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_late_reply_is_never_taken_for_the_next_requests_reply() -> None:
+    """aurora-protocol §11.1.2: 745's reply arrives after its timeout, while 746 is being asked.
+
+    Both are single-register FC 3 reads, so the frames look alike: without waiting for the line
+    to fall quiet, 746 would be given 745's value (68.0 °F instead of 73.0 °F).
+    """
+    port = SlowBoard(SimulatedAbc(REGS), delays_s=[0.2, 0.08])
+    bus = SerialBus(port, "slow", latency_s=0.15, attempts=1)  # type: ignore[arg-type]
+    with pytest.raises(BusTimeout):
+        bus.read_holding(745, 1)
+    assert [730] == bus.read_holding(746, 1)
+    assert 7 == bus.stats.extra["late_bytes"]  # 745's whole reply, dropped
