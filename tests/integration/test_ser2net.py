@@ -71,6 +71,7 @@ def test_fetch_yaml_through_rfc2217_is_the_dump_itself(tmp_path: Path, sim: Sim)
     assert {a: scan[a] for a in wanted} == yaml.safe_load(done.stdout)
 
 
+@pytest.mark.filterwarnings("ignore:set(Daemon|Name).. is deprecated:DeprecationWarning")  # pyserial 3.5
 @pytest.mark.parametrize("scheme", ["raw", "rfc2217"])
 def test_a_second_client_without_kickolduser_is_told_the_port_is_busy(
     tmp_path: Path, sim: Sim, scheme: str
