@@ -257,7 +257,7 @@ class Printer:
 def _owner(address: int) -> int:
     register = registers.REGISTERS.get(address)
     if register is not None and register.part_of is not None:
-        return register.part_of
+        return int(register.part_of)
     return address
 
 
