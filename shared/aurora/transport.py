@@ -134,8 +134,10 @@ class SerialBus:
                 last_rx = time.monotonic()
                 buf += chunk
                 self.stats.bytes_received += len(chunk)
-                _raise_for_ser2net_text(self.name, bytes(buf))
                 found = rtu.find_reply(bytes(buf), request)
+                if found is None:
+                    # Only bytes that hold no reply can be ser2net talking (string registers are ASCII).
+                    _raise_for_ser2net_text(self.name, bytes(buf))
                 if found is not None:
                     reply, _ = found
                     if self.debug:
