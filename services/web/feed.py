@@ -21,6 +21,7 @@ from aurora.mqtt import MqttSettings, client_id, make_client
 
 log = structlog.get_logger("aurora.web")
 
+DISCOVERY_S = 2.0  # retained $state topics arrive right after the subscription; then serve anyway
 DISCOVERY_GRACE_S = 0.5  # after the first device's retained $state, how long others may follow
 # QoS 0 for the tree we display: after a reconnect the bridge republishes its whole description
 # while the broker sends the retained tree, and at QoS 1 mosquitto queues at most 1000 messages per
@@ -128,7 +129,7 @@ class HomieFeed:
             raise UsageError(f"the broker {self.settings.url} refused the login: {self._refused}")
         if device is None:
             try:
-                found = self._discover(timeout_s)
+                found = self._discover(DISCOVERY_S)
             except UsageError:
                 self.stop()
                 raise
