@@ -304,6 +304,13 @@ def listen(
             emit(event)
 
 
+def _looks_like_dump(path: Path) -> bool:
+    """A YAML register dump starts with ``---`` or a ``#`` comment; RTU frames never do."""
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    return head.startswith((b"---", b"#"))
+
+
 def _is_recording(port: str) -> bool:
     if port == "-":
         return True
@@ -323,6 +330,16 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
         show_garbage=args.debug_modbus,
     )
     sniffer = Sniffer(reply_timeout_s=args.reply_timeout)
+    if args.port.lower().startswith(("mqtt://", "mqtts://")):
+        raise UsageError(
+            "the monitor listens to a line, and mqtt(s):// has none: run it on the adapter's port "
+            "(or the ser2net port) the heat pump is on"
+        )
+    if _is_recording(args.port) and args.port != "-" and _looks_like_dump(Path(args.port)):
+        raise UsageError(
+            f"{args.port} is a register dump (aurora_fetch --yaml), not a recording of bus bytes "
+            "(aurora_monitor --record FILE writes those)"
+        )
     if _is_recording(args.port):
         if args.port == "-":
             replay(sys.stdin.buffer, sniffer, printer.event)

@@ -179,3 +179,19 @@ def test_a_missing_port_argument_is_a_usage_error(capsys: pytest.CaptureFixture[
     with pytest.raises(SystemExit) as exited:
         main([])
     assert 2 == exited.value.code
+
+
+@pytest.mark.parametrize(
+    ("port", "message"),
+    [("mqtts://fetch@broker/homie/aurora-1/$modbus", "listens to a line"), ("DUMP", "is a register dump")],
+)
+def test_ports_that_carry_no_bus_are_usage_errors(
+    tmp_path: Path, port: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The other tools take a dump or MQTT; the monitor says why it cannot, instead of printing nothing."""
+    if port == "DUMP":
+        dump = tmp_path / "unit.yml"
+        dump.write_text("---\n745: 680\n")
+        port = str(dump)
+    assert 2 == main([port])
+    assert message in capsys.readouterr().err
