@@ -225,7 +225,7 @@ async def serve(args: argparse.Namespace, password: str) -> int:
             await site.start()
         except OSError as err:
             raise UsageError(f"cannot listen on {args.bind}:{args.port}: {err.strerror}") from err
-        host, port = _bound(site, args)
+        host, port = _bound(runner, args)
         print(f"listening: http://{host}:{port}/", flush=True)
         log.info(
             "listening",
@@ -247,12 +247,11 @@ async def serve(args: argparse.Namespace, password: str) -> int:
     return EXIT_OK
 
 
-def _bound(site: web.TCPSite, args: argparse.Namespace) -> tuple[str, int]:
-    server = site._server  # aiohttp keeps the asyncio server here; the only way to learn port 0's pick
-    sockets = getattr(server, "sockets", None) or []
-    if sockets:
-        host, port = sockets[0].getsockname()[:2]
-        return str(host), int(port)
+def _bound(runner: web.AppRunner, args: argparse.Namespace) -> tuple[str, int]:
+    """Where the server listens: the port the OS picked when asked for port 0."""
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return str(address[0]), int(address[1])
     return args.bind, args.port
 
 
