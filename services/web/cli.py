@@ -226,6 +226,7 @@ async def serve(args: argparse.Namespace, password: str) -> int:
         except OSError as err:
             raise UsageError(f"cannot listen on {args.bind}:{args.port}: {err.strerror}") from err
         host, port = _bound(runner, args)
+        host = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL
         print(f"listening: http://{host}:{port}/", flush=True)
         log.info(
             "listening",
