@@ -241,10 +241,17 @@ def _read_chunk(bus: Bus, chunk: Chunk, result: QueryResult, *, fallback: bool, 
             try:
                 result.transactions += 1
                 (result.values[address],) = bus.read_holding(address, 1)
+                consecutive_timeouts = 0
             except IllegalAddress as err:
                 result.failed[address] = err
                 log.warning("missing_register", address=address)
             except ExceptionReply as err:
+                result.failed[address] = err
+            except BusTimeout as err:
+                # One silent register costs only itself (the original aborted the whole query, §11.2.5).
+                consecutive_timeouts += 1
+                if consecutive_timeouts >= 2:
+                    raise
                 result.failed[address] = err
 
 

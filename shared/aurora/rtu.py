@@ -218,6 +218,8 @@ def split_request(buf: bytes) -> tuple[Request, int] | None:
         if len(buf) < fixed:
             return None
         return decode_request(bytes(buf[:fixed])), fixed
+    if len(buf) >= 2 and buf[1] == FunctionCode.WRITE_MULTIPLE:
+        return None  # its length is known once the byte count (7th byte) has arrived
     if len(buf) >= 2 and buf[1] not in (
         FunctionCode.READ_RANGES,
         FunctionCode.READ_REGISTERS,

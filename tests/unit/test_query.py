@@ -7,7 +7,7 @@ import math
 import pytest
 from aurora import registers
 from aurora.dump import DumpBus
-from aurora.errors import IllegalAddress, UsageError
+from aurora.errors import BusTimeout, IllegalAddress, UsageError
 from aurora.query import Chunk, parse_query, plan_chunks, read_query
 
 
@@ -112,3 +112,18 @@ def test_a_32_bit_register_is_read_with_its_low_word() -> None:
     """`aurora_fetch PORT 1146` crashed the original; here it reads 1146 and 1147 and decodes."""
     result = read_query(DumpBus({1146: 1, 1147: 2}), "1146")
     assert {1146: 1, 1147: 2} == result.values
+
+
+class _SilentAt(DumpBus):
+    """A unit whose register 746 never answers (a timeout, not a refusal)."""
+
+    def _values(self, function: int, addresses: list[int]) -> list[int]:  # type: ignore[override]
+        if 746 in addresses:
+            raise BusTimeout("silent")
+        return super()._values(function, addresses)
+
+
+def test_one_silent_register_costs_only_itself_in_the_individual_fallback() -> None:
+    """§11.2.5: one FC 3 timeout during the per-register fallback aborted the whole query."""
+    result = read_query(_SilentAt({745: 1, 746: 2, 747: 3}), "745-747", try_individual=True)
+    assert ({745: 1, 747: 3}, [746]) == (result.values, list(result.failed))

@@ -154,3 +154,11 @@ def test_every_fc65_request_survives_a_round_trip(ranges: list[tuple[int, int]])
     """Encoding then decoding a request gives the same request back (the sim and monitor rely on it)."""
     request = rtu.read_ranges(ranges)
     assert request == rtu.decode_request(request.encode())
+
+
+def test_a_write_multiple_request_arriving_in_pieces_is_waited_for() -> None:
+    """A slave reading FC 16 byte by byte must wait for the byte count, not drop the request."""
+    frame = rtu.write_multiple(460, [102, 0, 5]).encode()
+    for cut in range(1, len(frame)):
+        assert rtu.split_request(frame[:cut]) is None
+    assert (rtu.write_multiple(460, [102, 0, 5]), len(frame)) == rtu.split_request(frame)
