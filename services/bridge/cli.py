@@ -10,13 +10,12 @@ import argparse
 import os
 import re
 import signal
-import sys
 import threading
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
 from urllib.parse import urlsplit
 
 import structlog
+from aurora import __version__
 from aurora.errors import UsageError
 from aurora.logs import configure_logging
 from aurora.mqtt import MqttSettings, add_mqtt_arguments
@@ -29,13 +28,6 @@ log = structlog.get_logger("aurora.bridge")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _TOPIC_LEVEL = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def _version() -> str:
-    try:
-        return version("aurora-suite")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def _env(name: str) -> str | None:
@@ -71,16 +63,9 @@ def _topic_level(text: str) -> str:
     return text
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command line. Defaults come from the environment variable named in each help text."""
-    p = _Parser(
+    p = argparse.ArgumentParser(
         prog="aurora_mqtt_bridge",
         description="Publish a WaterFurnace Aurora heat pump on MQTT as a Homie 4 device with Home Assistant "
         "discovery, accept writes to its settable properties, and keep doing so unattended: the bridge "
@@ -198,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=_env("LOG_FORMAT") or "auto",
         help="auto: JSON lines unless stderr is a terminal [AURORA_LOG_FORMAT]",
     )
-    p.add_argument("-v", "--version", action="version", version=f"aurora_mqtt_bridge {_version()}")
+    p.add_argument("-v", "--version", action="version", version=f"aurora_mqtt_bridge {__version__}")
     add_mqtt_arguments(p)
     return p
 
@@ -208,7 +193,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     try:
         parser = build_parser()  # reads the environment: a malformed AURORA_* value raises here
     except UsageError as err:
-        _Parser(prog="aurora_mqtt_bridge").error(str(err))
+        argparse.ArgumentParser(prog="aurora_mqtt_bridge").error(str(err))
     args = parser.parse_args(argv)
     if args.mqtt_protocol not in ("3.1.1", "5"):  # an env default is not checked against choices
         parser.error(f"AURORA_MQTT_PROTOCOL={args.mqtt_protocol!r}: use 3.1.1 or 5")
@@ -265,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "bridge_starting",
         port=redact(args.port),
         broker=config.mqtt.url,
-        version=_version(),
+        version=__version__,
         intervals_s=dict(config.intervals_s),
     )
     try:

@@ -7,9 +7,9 @@ import os
 import sys
 from collections.abc import Sequence
 from contextlib import closing
-from importlib.metadata import PackageNotFoundError, version
 
 import structlog
+from aurora import __version__
 from aurora.errors import AuroraError, UsageError
 from aurora.logs import configure_logging
 from aurora.mqtt import add_mqtt_arguments
@@ -21,13 +21,6 @@ log = structlog.get_logger("aurora.fetch")
 
 EXIT_OK, EXIT_DEVICE, EXIT_USAGE = 0, 1, 2
 PROGRESS_MIN_CHUNKS = 3  # a bar for queries that take a noticeable time
-
-
-def _version() -> str:
-    try:
-        return version("aurora-suite")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="time allowed beyond the line time of each reply (default %(default)s); through mqtt(s):// "
         "the wait for each reply from the bridge, at least 10 s [AURORA_FETCH_TIMEOUT]",
     )
-    p.add_argument("-v", "--version", action="version", version=_version())
+    p.add_argument("-v", "--version", action="version", version=__version__)
     add_mqtt_arguments(p)
     return p
 

@@ -16,13 +16,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import IO, Protocol
 
 import serial
 import structlog
-from aurora import registers, rtu
+from aurora import __version__, registers, rtu
 from aurora.errors import AuroraError, UsageError
 from aurora.logs import configure_logging
 from aurora.render import render_line
@@ -45,23 +44,9 @@ _KINDS = {
 }
 
 
-def _version() -> str:
-    try:
-        return version("aurora-suite")
-    except PackageNotFoundError:
-        return "unknown"
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command line of the original (§8.2), plus --json, --record and recordings as PORT."""
-    p = _Parser(
+    p = argparse.ArgumentParser(
         prog="aurora_monitor",
         description="Listen to a ModBus bus where an AID tool or an AWL talks to the heat pump, and print "
         "the registers they read and write, by name. It never transmits.",
@@ -103,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         "[AURORA_MONITOR_REPLY_TIMEOUT]",
     )
     p.add_argument("--debug-modbus", action="store_true", help="also show bytes that belong to no frame")
-    p.add_argument("-v", "--version", action="version", version=_version())
+    p.add_argument("-v", "--version", action="version", version=__version__)
     return p
 
 

@@ -9,12 +9,12 @@ import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import structlog
 from aiohttp import web
+from aurora import __version__
 from aurora.bus import Bus
 from aurora.errors import AuroraError, BusError, UsageError
 from aurora.logs import configure_logging
@@ -34,13 +34,6 @@ DEFAULT_PORT = 4567
 CONNECT_S = 10.0
 
 
-def _version() -> str:
-    try:
-        return version("aurora-suite")
-    except PackageNotFoundError:
-        return "unknown"
-
-
 def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(f"AURORA_WEB_{name}") or default
 
@@ -55,16 +48,9 @@ def _port(text: str) -> int:
     return value
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command line; each option also reads the environment variable in brackets."""
-    p = _Parser(
+    p = argparse.ArgumentParser(
         prog="web_aid_tool",
         description=(
             "Serve the WaterFurnace AWL's web AID endpoints (/getunits.cgi, /setunits.cgi, /config.cgi, "
@@ -122,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default %(default)s) [AURORA_WEB_TIMEOUT]",
     )
     p.add_argument("--debug-modbus", action="store_true", help="log every frame sent and received")
-    p.add_argument("-v", "--version", action="version", version=_version())
+    p.add_argument("-v", "--version", action="version", version=__version__)
     add_mqtt_arguments(p)
     return p
 
