@@ -562,3 +562,13 @@ def test_two_bridges_share_one_broker_without_colliding(tmp_path: Path, broker: 
         # Neither was kicked off the broker by the other (duplicate client ids reconnect in a loop).
         assert ["ready"] == [s for s in states(watch) if s != "init"]
         assert ["ready"] == [s for s in states(watch, other) if s != "init"]
+        # openHAB's Homie discovery subscribes to the whole tree at QoS 1: every retained attribute of
+        # both units must arrive (mosquitto's default queue of 1000 messages per client dropped some).
+        tree = Collector(broker.client("homeassistant"), "homie/#")
+        names = {
+            f"homie/{device_id}/{suffix}"
+            for device_id in (DEMO_ID, other)
+            for suffix, _ in demo_unit().description()
+            if suffix.endswith("$name")
+        }
+        wait_for(lambda: names <= set(tree.topics()), 30, "every $name of both units")
