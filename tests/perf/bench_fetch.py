@@ -1,6 +1,7 @@
 """Scenario 1 of `make bench`: a fetch against the paced sim, as wall time over the line's minimum.
 
-Paths: the sim's pty directly, its TCP port, and ser2net (raw TCP and RFC 2217) in front of its pty.
+Paths: the sim's pty directly, its TCP port, ser2net (raw TCP and RFC 2217) in front of its pty,
+and the broker (TLS, QoS 1) through the bridge's `$modbus` request/response topics.
 The minimum is the wire time of every byte exchanged (0.573 ms each at 19200 8E1) plus the sim's
 fixed turnaround per transaction; the query time is measured in-process after the port is open,
 and the opening and a whole `aurora_fetch` process are reported beside it.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -17,11 +19,15 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from aurora import rtu
+from aurora.logs import configure_logging
 from aurora.query import read_query
 from aurora.transport import open_bus
 
+from tests.perf.bench_passthrough import BASE, QUIET, bridge
+from tests.support import Broker
 from tests.support.ser2net import Ser2net
 from tests.support.sim import Sim
 
@@ -34,6 +40,16 @@ QUERIES = {"small": "745-747", "valid": "valid"}
 def path_to_sim(kind: str, tmp: Path) -> Iterator[str]:
     """A URL that reaches a fresh paced sim by ``kind``: pty, tcp, ser2net-tcp, ser2net-rfc2217."""
     args = ["--no-drift", "--turnaround-ms", str(TURNAROUND_MS)]
+    if kind == "broker":
+        # The bridge polls once an hour here, so the fetch has the line to itself as in the others.
+        with (
+            Broker.start(tmp) as broker,
+            Sim.start(tmp, *args, "--tcp", "127.0.0.1:0") as sim,
+            bridge(tmp, broker, sim, *QUIET),
+            _environment(broker),
+        ):
+            yield broker.url("fetch", BASE)
+        return
     if kind == "tcp":
         with Sim.start(tmp, *args, "--tcp", "127.0.0.1:0") as sim:
             yield sim.url
@@ -45,6 +61,22 @@ def path_to_sim(kind: str, tmp: Path) -> Iterator[str]:
         # chardelay off: ser2net otherwise holds device bytes ~2 characters (infra.md §2.4)
         with Ser2net.start(tmp, device=sim.url, chardelay=False) as s2n:
             yield s2n.raw_url if kind == "ser2net-tcp" else s2n.rfc2217_url
+
+
+@contextlib.contextmanager
+def _environment(broker: Broker) -> Iterator[None]:
+    """MQTT_PASSWORD_FILE and MQTT_CA_FILE for fetch's user, as a user would set them."""
+    saved = {k: os.environ.get(k) for k in ("MQTT_PASSWORD_FILE", "MQTT_CA_FILE")}
+    os.environ["MQTT_PASSWORD_FILE"] = str(broker.password_file("fetch"))
+    os.environ["MQTT_CA_FILE"] = str(broker.ca_file)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def measure(url: str, query: str, repeats: int) -> dict[str, float | int]:
@@ -63,7 +95,7 @@ def measure(url: str, query: str, repeats: int) -> dict[str, float | int]:
         stats = bus.stats
         transactions = stats.transactions
         wire = (stats.bytes_sent + stats.bytes_received) * rtu.BYTE_TIME_S
-        minima.append(wire + transactions * TURNAROUND_MS / 1000)
+        minima.append(wire + transactions * TURNAROUND_MS / 1000)  # 0 through MQTT: set by the caller
         walls.append(t2 - t1)
         opens.append(t1 - t0)
         assert result.values, "the query read nothing"
@@ -71,7 +103,7 @@ def measure(url: str, query: str, repeats: int) -> dict[str, float | int]:
     return {
         "wall_s": round(wall, 4),
         "minimum_s": round(minimum, 4),
-        "ratio": round(wall / minimum, 3),
+        "ratio": round(wall / minimum, 3) if minimum else None,
         "open_s": round(statistics.median(opens), 4),
         "transactions": transactions,
         "registers": len(result.values),
@@ -93,17 +125,25 @@ def run(repeats_small: int = 15, repeats_valid: int = 3) -> dict[str, object]:
     byte_ms = round(rtu.BYTE_TIME_S * 1000, 4)
     out: dict[str, object] = {"turnaround_ms": TURNAROUND_MS, "byte_time_ms": byte_ms}
     with tempfile.TemporaryDirectory() as tmp:
-        for kind in ("pty", "tcp", "ser2net-tcp", "ser2net-rfc2217"):
+        for kind in ("pty", "tcp", "ser2net-tcp", "ser2net-rfc2217", "broker"):
             sub = Path(tmp) / kind
             sub.mkdir()
+            sub.chmod(0o711)
             with path_to_sim(kind, sub) as url:
-                row: dict[str, object] = {}
+                row: dict[str, Any] = {}
                 for name, query in QUERIES.items():
                     row[name] = measure(url, query, repeats_small if name == "small" else repeats_valid)
+                    if kind == "broker":
+                        # The bridge's bytes on the line are those of the direct path: same plan.
+                        direct = out["tcp"][name]  # type: ignore[index]
+                        wall = row[name]["wall_s"]
+                        row[name].update(minimum_s=direct["minimum_s"], transactions=direct["transactions"])
+                        row[name]["ratio"] = round(wall / direct["minimum_s"], 3)
                 row["small_process_s"] = process_time(url, QUERIES["small"], 5)
                 out[kind] = row
     return out
 
 
 if __name__ == "__main__":
+    configure_logging(stream=sys.stderr)  # stdout carries only the JSON
     print(json.dumps(run(), indent=2))
