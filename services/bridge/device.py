@@ -14,8 +14,10 @@ from aurora import registers as regs
 from aurora.errors import AuroraError, ExceptionReply
 
 from . import hass, homie
-from .properties import Components, NodeSpec, PropertySpec, Setter, Tier, Words, register_tiers
+from .components import Components
 from .properties import build_nodes as _build_nodes
+from .properties import register_tiers
+from .spec import NodeSpec, PropertySpec, Setter, Tier, Words
 
 __all__ = ["DETECTION_RANGES", "Components", "Setter", "Tier", "Unit", "detect", "device_id_for"]
 

@@ -15,7 +15,7 @@ from collections.abc import Collection
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-from .properties import PropertySpec
+from .spec import PropertySpec
 
 if TYPE_CHECKING:
     from .device import Unit

@@ -22,7 +22,7 @@ from homie_spec.messages import Message
 from homie_spec.nodes import Node
 from homie_spec.properties import Datatype, Property
 
-from .properties import NodeSpec, PropertySpec
+from .spec import NodeSpec, PropertySpec
 
 HOMIE_VERSION = "4.0.0"
 IMPLEMENTATION = "aurora-suite"

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 from aurora import rtu
+from aurora.bridge.components import Components
 from aurora.bridge.device import DETECTION_RANGES, Tier, Unit, detect
-from aurora.bridge.properties import Components
 from aurora.dump import load_dump
 from aurora.errors import AuroraError, IllegalAddress, UsageError
 from aurora.query import plan_chunks

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 from aurora.bridge import homie
+from aurora.bridge.components import Components
 from aurora.bridge.device import Unit, components_from, detect
-from aurora.bridge.properties import Components
 from aurora.dump import load_dump
 from aurora.errors import AuroraError, UsageError
 

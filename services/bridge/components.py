@@ -1,0 +1,99 @@
+"""What the bridge detected at start-up (aurora-bridge §3): the unit's identity and its fitted
+components, which decide the nodes and properties of the description table (§3.4, §6.3-6.4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+VS_PROGRAMS = frozenset({"ABCVSP", "ABCVSPR", "ABCSPLVS"})  # §3.4: program name → VS drive
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Components:
+    """The unit's identity and fitted components, decided once at start-up."""
+
+    serial: str
+    model: str = ""
+    program: str = ""
+    abc_version: float = 0.0
+    thermostat: bool = False
+    thermostat_version: float = 0.0
+    axb: bool = False
+    axb_version: float = 0.0
+    iz2: bool = False
+    iz2_version: float = 0.0
+    zone_count: int = 0  # IZ2 zones (register 483), only with IZ2 ≥ 2.0
+    dip: int | None = None  # register 33; None when unreadable or 0x7FFF "manual" (§13 R8)
+    axb_dip: int | None = None  # register 1103
+    energy_monitor: int = 0  # register 412: 0 none, 1 compressor monitor, 2 energy monitor
+    blower_type: int = 0  # register 404
+    pump_type: int = 0  # register 413
+    dhw: bool = False
+
+    @property
+    def awl_thermostat(self) -> bool:
+        """A communicating thermostat new enough for the AWL registers (§3.3)."""
+        return self.thermostat and self.thermostat_version >= 3.0
+
+    @property
+    def awl_iz2(self) -> bool:
+        """IntelliZone 2 ≥ 2.0: zones are read from the IZ2 registers."""
+        return self.iz2 and self.iz2_version >= 2.0
+
+    @property
+    def awl_communicating(self) -> bool:
+        """Set points, modes and humidity can be read and written."""
+        return self.awl_thermostat or self.awl_iz2
+
+    @property
+    def awl_axb(self) -> bool:
+        """AXB ≥ 2.0: leaving air, entering air at 740, pump speed at 325."""
+        return self.axb and self.axb_version >= 2.0
+
+    @property
+    def vs_drive(self) -> bool:
+        """A variable-speed compressor drive (§3.4)."""
+        return self.program in VS_PROGRAMS
+
+    @property
+    def stages(self) -> int:
+        """Compressor stages of a generic compressor: DIP switch bit 5 set → 1 (unknown → 2)."""
+        return 1 if self.dip is not None and self.dip & 0x20 else 2
+
+    @property
+    def blower(self) -> Literal["ecm", "5speed", "psc"]:
+        """Register 404: 1-2 ECM, 3 five-speed, else PSC."""
+        return "ecm" if self.blower_type in (1, 2) else "5speed" if self.blower_type == 3 else "psc"
+
+    @property
+    def pump(self) -> Literal["vs", "generic"] | None:
+        """Register 413 in 3..5 → VS pump; else a generic pump when there is an AXB."""
+        if 3 <= self.pump_type <= 5:
+            return "vs"
+        return "generic" if self.axb else None
+
+    @property
+    def refrigeration_monitoring(self) -> bool:
+        """412 ≥ 1 (§3.3)."""
+        return self.energy_monitor >= 1
+
+    @property
+    def energy_monitoring(self) -> bool:
+        """412 = 2 (§3.3)."""
+        return self.energy_monitor == 2
+
+    @property
+    def humidifier(self) -> bool:
+        """ABC accessory relay (DIP bits 3-4) set to humidifier."""
+        return self.dip is not None and (self.dip >> 3) & 3 == 2
+
+    @property
+    def dehumidifier(self) -> bool:
+        """AXB accessory relay 2 (1103 bits 7-8) set to dehumidifier (neither bit)."""
+        return self.axb and self.axb_dip is not None and self.axb_dip & 0x180 == 0
+
+    @property
+    def humidistat(self) -> bool:
+        """The humidistat node exists (§3.4)."""
+        return self.humidifier or self.dehumidifier or self.awl_communicating

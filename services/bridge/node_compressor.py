@@ -1,0 +1,137 @@
+"""The ``compressor`` node: speed and refrigerant circuit of a generic or variable-speed
+compressor (aurora-bridge §6.3); a VS drive reports much more."""
+
+from __future__ import annotations
+
+from .components import Components
+from .shapes import power_sensor, raw_integer, temperature_sensor
+from .spec import (
+    MEASURE,
+    MEASURE_DIAG,
+    TEMPERATURE_DIAG,
+    Builder,
+    Hass,
+    NodeSpec,
+    PropertySpec,
+    Tier,
+    Value,
+    Words,
+    builder,
+)
+from .values import CC, CC2, RV, decoded, i32, temperature
+
+_BTU = Hass(platform="sensor", state_class="measurement", unit="BTU/h")
+_PSI = Hass(
+    platform="sensor", device_class="pressure", state_class="measurement", category="diagnostic", unit="psi"
+)
+
+
+def compressor_node(c: Components) -> NodeSpec:
+    """The ``compressor`` node of this unit; its type names the drive."""
+    if c.vs_drive:
+        kind = "Variable Speed Drive"
+    else:
+        kind = "Single Stage Compressor" if c.stages == 1 else "Dual Stage Compressor"
+    return NodeSpec(id="compressor", name="Compressor", type=kind, properties=tuple(_properties(c)))
+
+
+def _properties(c: Components) -> list[PropertySpec]:
+    p = builder("compressor")
+    if c.vs_drive:
+        speed = raw_integer(p, "speed", "Current Speed", 3001, Tier.FAST, fmt="0:12", hass=MEASURE)
+    else:
+        stages = c.stages
+
+        def generic_speed(w: Words) -> Value | None:
+            # §13 C12: never above the stage count (a single-stage unit published 2 when cc2 was set)
+            out = w[30]
+            return min(stages, 2 if out & CC2 else 1 if out & CC else 0)
+
+        speed = p(
+            "speed",
+            "Current Speed",
+            "integer",
+            (30,),
+            generic_speed,
+            Tier.FAST,
+            fmt=f"0:{stages}",
+            hass=MEASURE,
+        )
+    props = [
+        speed,
+        temperature_sensor(
+            p, "cooling-liquid-line-temperature", "Cooling Liquid Line Temperature (FP1)", 19, Tier.FAST
+        ),
+    ]
+    if c.refrigeration_monitoring:
+        props += [
+            temperature_sensor(
+                p, "heating-liquid-line-temperature", "Heating Liquid Line Temperature", 1109, Tier.MEDIUM
+            ),
+            temperature_sensor(
+                p,
+                "saturated-condensor-discharge-temperature",
+                "Saturated Condensor Discharge Temperature",
+                1134,
+                Tier.MEDIUM,
+            ),
+        ]
+        props += [
+            p(id_, name, "integer", (address, address + 1), i32(address), Tier.FAST, unit="BTU/h", hass=_BTU)
+            for id_, name, address in (
+                ("heat-of-extraction", "Heat of Extraction", 1154),
+                ("heat-of-rejection", "Heat of Rejection", 1156),
+            )
+        ]
+    if c.energy_monitoring:
+        props.append(power_sensor(p, 1146))
+    if c.vs_drive:
+        props += _vs_drive(p, c)
+    return props
+
+
+def _vs_drive(p: Builder, c: Components) -> list[PropertySpec]:
+    """What only a variable-speed drive reports (registers 3000-3906)."""
+
+    def percent(id_: str, name: str, address: int) -> PropertySpec:
+        return raw_integer(p, id_, name, address, Tier.MEDIUM, fmt="0:100", unit="%", hass=MEASURE_DIAG)
+
+    def pressure(id_: str, name: str, address: int) -> PropertySpec:
+        return p(id_, name, "float", (address,), decoded(address), Tier.MEDIUM, unit="psi", hass=_PSI)
+
+    def sensor(id_: str, name: str, address: int) -> PropertySpec:
+        return temperature_sensor(p, id_, name, address, Tier.MEDIUM)
+
+    props = [
+        raw_integer(p, "desired-speed", "Desired Speed", 3000, Tier.FAST, fmt="0:12", hass=MEASURE),
+        sensor("ambient-temperature", "Ambient Temperature", 3326),
+        sensor("drive-temperature", "Drive Temperature", 3327),
+        sensor("inverter-temperature", "Inverter Temperature", 3522),
+        percent("fan-speed", "Fan Speed", 3524),
+        sensor("discharge-temperature", "Discharge Temperature", 3325),
+        pressure("discharge-pressure", "Discharge Pressure", 3322),
+        sensor("suction-temperature", "Suction Temperature", 3903),
+        pressure("suction-pressure", "Suction Pressure", 3323),
+        sensor(
+            "saturated-evaporator-discharge-temperature", "Saturated Evaporator Discharge Temperature", 3905
+        ),
+        sensor("superheat-temperature", "SuperHeat Temperature", 3906),
+        p(
+            "subcool-temperature",
+            "SubCool Temperature",
+            "float",
+            (30, 1135, 1136),
+            lambda w: temperature(1136 if w[30] & RV else 1135)(w),
+            Tier.MEDIUM,
+            unit="°F",
+            hass=TEMPERATURE_DIAG,
+        ),
+        percent("eev-open-percentage", "Electronic Expansion Valve Open Percentage", 3808),
+    ]
+    if c.iz2:
+        props.append(
+            raw_integer(
+                p, "iz2-desired-speed", "IZ2 Desired Speed", 564, Tier.MEDIUM, fmt="0:12", hass=MEASURE_DIAG
+            )
+        )
+    return props
