@@ -2,6 +2,7 @@
 
 Every byte stream comes from pyserial's ``serial_for_url``: a device path (19200 8E1),
 ``tcp://host:port/`` (ser2net raw), ``telnet://``/``rfc2217://`` (RFC 2217 sets 19200 8E1 itself).
+The network schemes open through this suite's handlers in ``aurora.urlhandler``, registered here.
 A YAML register dump is a simulated unit; ``mqtt(s)://`` goes through the bridge.
 """
 
@@ -21,7 +22,7 @@ import serial
 import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
-from . import rtu
+from . import rtu, urlhandler
 from .bus import Bus, BusStats
 from .errors import (
     BusError,
@@ -32,12 +33,17 @@ from .errors import (
     IllegalFunction,
     UsageError,
 )
-from .streams import Rfc2217Stream, TcpStream
+from .urlhandler import protocol_rfc2217, protocol_tcp
 
 if TYPE_CHECKING:
     from .mqtt import MqttSettings
 
 log = structlog.get_logger(__name__)
+
+# First in pyserial's search list: tcp:// is ours alone, and rfc2217:// must find the hardened
+# client before pyserial's own.
+if urlhandler.__name__ not in serial.protocol_handler_packages:
+    serial.protocol_handler_packages.insert(0, urlhandler.__name__)
 
 T = TypeVar("T")
 
@@ -381,7 +387,7 @@ def _pyserial_url(url: str) -> tuple[str, dict[str, object]]:
             raise UsageError(
                 f"{url}: a tcp:// port needs a host and a port, e.g. tcp://raspberrypi.local:2000/"
             )
-        return f"socket://{parts.hostname}:{parts.port}", {}
+        return url, {}
     if scheme in ("telnet", "rfc2217"):
         if not parts.hostname:
             raise UsageError(f"{url}: needs a host, e.g. rfc2217://raspberrypi.local:2217/")
@@ -406,8 +412,9 @@ def _open_error(url: str, err: Exception) -> BusError:
         return BusError(f"Timeout connecting to {shown}")
     if "exclusively lock" in text or "Resource busy" in text or "Device or resource busy" in text:
         return BusError(f"Serial port busy - {shown}")
-    if isinstance(err, socket.gaierror) or isinstance(err.__cause__, socket.gaierror):
-        return BusError(f"Cannot resolve host name - {shown} ({getattr(err, 'strerror', None) or text})")
+    unresolved = err if isinstance(err, socket.gaierror) else err.__cause__
+    if isinstance(unresolved, socket.gaierror):
+        return BusError(f"Cannot resolve host name - {shown} ({unresolved.strerror or text})")
     if "No such file" in text or "could not open port" in text.lower():
         return BusError(f"Cannot open {shown}: {text}")
     return BusError(f"{shown}: {text}")
@@ -429,11 +436,7 @@ def open_stream(url: str) -> serial.SerialBase:
 
 
 def _connect(url: str, pyserial_url: str, settings: dict[str, object]) -> serial.SerialBase:
-    scheme = urlsplit(pyserial_url).scheme
-    if scheme == "socket":
-        parts = urlsplit(pyserial_url)
-        return TcpStream(parts.hostname or "", parts.port or 0, timeout=READ_SLICE_S)
-    if scheme == "rfc2217":
+    if urlsplit(pyserial_url).scheme == "rfc2217":
         return _open_rfc2217(url, pyserial_url, settings)
     return serial.serial_for_url(pyserial_url, timeout=READ_SLICE_S, **settings)
 
@@ -442,17 +445,18 @@ def open_serial(url: str, **bus_options: object) -> SerialBus:
     """Open a device path, tcp://, telnet:// or rfc2217:// port as a SerialBus."""
     port = open_stream(url)
     pyserial_url, settings = _pyserial_url(url)
-    network = urlsplit(pyserial_url).scheme in ("socket", "rfc2217")
+    network = urlsplit(pyserial_url).scheme in ("socket", "tcp", "rfc2217")
     reopen = (lambda: _connect(url, pyserial_url, settings)) if network else None
     return SerialBus(port, redact(url), reopen=reopen, **bus_options)  # type: ignore[arg-type]
 
 
-def _open_rfc2217(url: str, pyserial_url: str, settings: dict[str, object]) -> Rfc2217Stream:
+def _open_rfc2217(url: str, pyserial_url: str, settings: dict[str, object]) -> protocol_rfc2217.Serial:
     shown = redact(url)
     said: BusError | None = None  # the last refusal ser2net managed to get across
     for attempt in range(BUSY_RETRIES + 1):
-        port = Rfc2217Stream(None, timeout=READ_SLICE_S, **settings)
-        port.port = pyserial_url
+        port: protocol_rfc2217.Serial = serial.serial_for_url(
+            pyserial_url, timeout=READ_SLICE_S, do_not_open=True, **settings
+        )
         tried_at = time.monotonic()
         try:
             port.open()
@@ -491,7 +495,7 @@ def _open_rfc2217(url: str, pyserial_url: str, settings: dict[str, object]) -> R
 
 
 def _is_network(port: object) -> bool:
-    return isinstance(port, TcpStream | Rfc2217Stream)
+    return isinstance(port, protocol_tcp.Serial | protocol_rfc2217.Serial)
 
 
 def _pending_bytes(port: object) -> bytes:

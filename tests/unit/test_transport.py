@@ -130,7 +130,7 @@ def test_a_board_silent_on_65_and_66_is_read_with_function_3() -> None:
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        ("tcp://pi.local:2000/", "socket://pi.local:2000"),
+        ("tcp://pi.local:2000/", "tcp://pi.local:2000/"),
         ("rfc2217://pi.local:2217/", "rfc2217://pi.local:2217?ign_set_control"),
         ("telnet://pi.local/", "rfc2217://pi.local:23?ign_set_control"),
     ],

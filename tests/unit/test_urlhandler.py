@@ -1,0 +1,45 @@
+"""aurora.urlhandler: pyserial's serial_for_url opens ser2net's ports with this suite's handlers."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+import serial
+from aurora.transport import _pyserial_url  # importing aurora.transport registers the handlers
+from aurora.urlhandler import protocol_rfc2217, protocol_tcp
+
+
+@pytest.mark.parametrize(
+    ("url", "handler"),
+    [
+        ("tcp://pi.local:2000/", protocol_tcp.Serial),
+        ("rfc2217://pi.local:2217/", protocol_rfc2217.Serial),
+        ("telnet://pi.local/", protocol_rfc2217.Serial),
+    ],
+)
+def test_network_urls_open_with_our_handlers(url: str, handler: type[serial.SerialBase]) -> None:
+    """tcp:// is ours alone; rfc2217:// (and telnet://, mapped to it) find ours before pyserial's."""
+    pyserial_url, settings = _pyserial_url(url)
+    port = serial.serial_for_url(pyserial_url, do_not_open=True, **settings)
+    assert type(port) is handler
+    assert isinstance(port, serial.SerialBase)
+    assert not port.is_open
+
+
+def test_text_sent_before_a_hang_up_stays_readable_and_close_does_not_sleep() -> None:
+    """ser2net writes its refusal into the stream and hangs up (infra.md §2.2)."""
+    refusal = b"\r\nPort's device already in use\r\n"
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = serial.serial_for_url(f"tcp://127.0.0.1:{server.getsockname()[1]}/", timeout=1.0)
+        conn, _ = server.accept()
+        conn.sendall(refusal)
+        conn.close()
+        assert port.read(6) == refusal[:6]
+        assert port.pending() == refusal[6:]
+        with pytest.raises(serial.SerialException, match="closed by the server"):
+            port.read(1)
+        started = time.monotonic()
+        port.close()
+        assert time.monotonic() - started < 0.1  # pyserial's socket:// sleeps 0.3 s here
