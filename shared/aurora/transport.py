@@ -382,6 +382,10 @@ def redact(url: str) -> str:
 def _pyserial_url(url: str) -> tuple[str, dict[str, object]]:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
+    try:
+        parts.port  # noqa: B018 -- urllib checks the port only when asked
+    except ValueError as err:
+        raise UsageError(f"{redact(url)}: {err}") from None
     if scheme == "tcp":
         if not parts.hostname or not parts.port:
             raise UsageError(

@@ -164,3 +164,10 @@ def test_connection_failures_read_as_the_users_document_words_them(message: str,
 def test_passwords_are_redacted_from_urls() -> None:
     """Secrets never appear in logs or messages."""
     assert redact("mqtts://web:s3cret@broker:8883/x") == "mqtts://web:***@broker:8883/x"
+
+
+@pytest.mark.parametrize("url", ["tcp://pi.local:99999/", "rfc2217://pi.local:70000/", "tcp://pi.local:x/"])
+def test_a_port_number_out_of_range_is_a_usage_error(url: str) -> None:
+    """A typo in the URL is the user's mistake, not a traceback."""
+    with pytest.raises(UsageError):
+        _pyserial_url(url)
