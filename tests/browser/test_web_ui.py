@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Broker, Collector, free_port, running, wait_for
-from tests.support.processes import tail
-from tests.support.sim import Sim
+from tests.support import Broker, free_port, wait_for
+from tests.support.bridge import READY_S, Bridge
+from tests.support.sim import Sim, write_log
+from tests.support.web import CHROMIUM, CHROMIUM_ARGS, mqtt_env, web_tool
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -26,19 +27,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration]
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts" / "web"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-DEVICE = "aurora-2611000042"  # the demo sim's serial number
-READY_S = 30.0
 LIVE_S = 30.0  # a drifting value reaches the page within a few bridge polls (1 s fast tier)
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
@@ -63,46 +51,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with contextlib.ExitStack() as stack:
         broker = stack.enter_context(Broker.start(tmp))
         sim = stack.enter_context(Sim.start(tmp, "--tcp", "127.0.0.1:0", "--write-log", str(writes)))
-        watch = Collector(broker.client("homeassistant"), f"homie/{DEVICE}/$state")
-        stack.enter_context(
-            running(
-                [
-                    str(BIN / "aurora_mqtt_bridge"),
-                    sim.url,
-                    broker.url("bridge"),
-                    "--mqtt-ca-file",
-                    str(broker.ca_file),
-                    *("--fast-interval", "1", "--medium-interval", "2", "--slow-interval", "10"),
-                ],
-                env={"MQTT_PASSWORD_FILE": str(broker.password_file("bridge")), "AURORA_LOG_FORMAT": "json"},
-                log=tmp / "bridge.log",
-            )
-        )
-        wait_for(
-            lambda: any(m.payload == b"ready" for m in watch.received(f"homie/{DEVICE}/$state")),
-            READY_S,
-            "the bridge's $state ready",
-        )
+        stack.enter_context(Bridge.start(tmp, broker, sim.url, ready_deadline_s=READY_S))
         port = free_port()
         web_log = tmp / "web.log"
-        web = stack.enter_context(
-            running(
-                [str(BIN / "web_aid_tool"), broker.url("web"), "--port", str(port)],
-                env={
-                    "AURORA_WEB_PASSWORD_FILE": str(broker.password_file("web-ui")),
-                    "MQTT_PASSWORD_FILE": str(broker.password_file("web")),
-                    "MQTT_CA_FILE": str(broker.ca_file),
-                },
-                log=web_log,
-            )
-        )
-
-        def listening() -> bool:
-            if web.poll() is not None:
-                raise AssertionError(f"web_aid_tool exited:\n{tail(web_log)}")
-            return f"listening: http://127.0.0.1:{port}/" in web_log.read_text()
-
-        wait_for(listening, READY_S, "web_aid_tool's listening line")
+        stack.enter_context(web_tool([broker.url("web")], port=port, env=mqtt_env(broker), log=web_log))
         yield Stack(broker, f"http://127.0.0.1:{port}", broker.password("web-ui"), writes, web_log)
 
 
@@ -147,9 +99,7 @@ def cell(page: object, key: str, scope: str = "#nodes") -> object:
 
 
 def writes(stack: Stack) -> list[tuple[int, int]]:
-    if not stack.writes_log.exists():
-        return []
-    return [(int(a), int(v)) for a, v in (line.split() for line in stack.writes_log.read_text().splitlines())]
+    return write_log(stack.writes_log)
 
 
 def test_a_wrong_password_is_refused(stack: Stack, page: object) -> None:
@@ -344,15 +294,8 @@ def direct(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
     port = free_port()
     log = tmp / "web.log"
     dump = REPO / "services" / "sim" / "demo.yml"
-    argv = [str(BIN / "web_aid_tool"), str(dump), "--port", str(port), "--html", str(html)]
-    with running(argv, env={"AURORA_WEB_PASSWORD_FILE": str(secret)}, log=log) as web:
-
-        def listening() -> bool:
-            if web.poll() is not None:
-                raise AssertionError(f"web_aid_tool exited:\n{tail(log)}")
-            return f"listening: http://127.0.0.1:{port}/" in log.read_text()
-
-        wait_for(listening, READY_S, "web_aid_tool's listening line")
+    env = {"AURORA_WEB_PASSWORD_FILE": str(secret)}
+    with web_tool([str(dump), "--html", str(html)], port=port, env=env, log=log, deadline_s=READY_S):
         yield f"http://127.0.0.1:{port}", "direct-mode-password"
 
 

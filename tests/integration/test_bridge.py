@@ -11,8 +11,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,40 +19,24 @@ import pytest
 from aurora import rtu
 from aurora.bridge import device
 from aurora.dump import load_dump
-from aurora.setup.layout import Layout
 from aurora.sim.cli import demo_registers
 from aurora.simulator import SimulatedAbc
 
-from tests.support import Broker, Collector, free_port, publish, running, wait_for, wait_for_port
-from tests.support.broker import MOSQUITTO, broker_data_dir, local_config, run_setup
+from tests.support import (
+    Broker,
+    Collector,
+    RestartableBroker,
+    free_port,
+    publish,
+    running,
+    wait_for,
+    wait_for_port,
+)
+from tests.support.bridge import BIN, DEMO_ID, FAST_POLL, READY_S, Bridge
 from tests.support.ser2net import SER2NET, Ser2net
-from tests.support.sim import Sim
+from tests.support.sim import Sim, write_log
 
 pytestmark = pytest.mark.integration
-
-BIN = Path(sys.executable).parent
-DEMO_ID = "aurora-2611000042"
-READY_S = 30.0
-FAST = ["--fast-interval", "1", "--medium-interval", "2", "--slow-interval", "10"]
-
-
-@contextlib.contextmanager
-def bridge(
-    tmp_path: Path, broker: Broker, port: str, *extra: str, name: str = "bridge"
-) -> Iterator[subprocess.Popen[bytes]]:
-    """The bridge as users run it: password from a file, the broker's CA, JSON logs."""
-    argv = [
-        str(BIN / "aurora_mqtt_bridge"),
-        port,
-        broker.url("bridge"),
-        "--mqtt-ca-file",
-        str(broker.ca_file),
-        *FAST,
-        *extra,
-    ]
-    env = {"MQTT_PASSWORD_FILE": str(broker.password_file("bridge")), "AURORA_LOG_FORMAT": "json"}
-    with running(argv, env=env, log=tmp_path / f"{name}.log") as process:
-        yield process
 
 
 def observer(broker: Broker, device_id: str = DEMO_ID) -> Collector:
@@ -82,12 +64,6 @@ def wait_state(watch: Collector, state: str, *, after: int = 0, device_id: str =
 def value(watch: Collector, topic: str) -> str | None:
     got = watch.received(topic)
     return got[-1].payload.decode() if got else None
-
-
-def write_log(path: Path) -> list[tuple[int, int]]:
-    if not path.exists():
-        return []
-    return [(int(a), int(v)) for a, v in (line.split() for line in path.read_text().splitlines())]
 
 
 def demo_unit() -> device.Unit:
@@ -125,9 +101,9 @@ def test_the_bridge_reaches_ready_and_its_values_and_health_are_retained(
 ) -> None:
     """A client connecting after start-up sees the whole device: Homie tree, values, $health."""
     watch = observer(broker)
-    with bridge(tmp_path, broker, sim_tcp.url, "--device-name", "Basement") as process:
+    with Bridge.start(tmp_path, broker, sim_tcp.url, "--device-name", "Basement") as bridge:
         wait_state(watch, "ready")
-        assert process.poll() is None
+        assert bridge.process.poll() is None
         assert ["init", "ready"] == states(watch)[-2:]
         late = Collector(broker.client("homeassistant"), f"homie/{DEMO_ID}/#")
         late.barrier(f"homie/{DEMO_ID}/$state")
@@ -150,10 +126,10 @@ def test_the_bridge_reaches_ready_and_its_values_and_health_are_retained(
 def test_a_killed_bridge_leaves_lost_as_its_last_will(tmp_path: Path, broker: Broker, sim_tcp: Sim) -> None:
     """Homie: the broker says `lost` for a bridge that vanished without a word (kill -9, power cut)."""
     watch = observer(broker)
-    with bridge(tmp_path, broker, sim_tcp.url) as process:
+    with Bridge.start(tmp_path, broker, sim_tcp.url) as bridge:
         ready = wait_state(watch, "ready")
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait(10)
+        os.kill(bridge.process.pid, signal.SIGKILL)
+        bridge.process.wait(10)
         wait_state(watch, "lost", after=ready)
     late = Collector(broker.client("homeassistant"), f"homie/{DEMO_ID}/$state")
     assert "lost" == late.wait_for(f"homie/{DEMO_ID}/$state").payload.decode()
@@ -177,7 +153,7 @@ def test_systemd_is_told_ready_after_the_tree_and_fed_its_watchdog(
                 "MQTT_CA_FILE": str(broker.ca_file),
                 "NOTIFY_SOCKET": str(short / "sock"),
             }
-            with running([*argv, *FAST], env=env, log=tmp_path / "bridge.log"):
+            with running([*argv, *FAST_POLL], env=env, log=tmp_path / "bridge.log"):
                 assert b"READY=1" == listener.recv(100)
                 wait_state(watch, "ready")
                 assert b"WATCHDOG=1" == listener.recv(100)
@@ -195,7 +171,7 @@ def test_every_settable_property_ends_in_the_sims_registers(
     writes_file = tmp_path / "writes.log"
     watch = observer(broker)
     ha = watch.client
-    with bridge(tmp_path, broker, sim_tcp.url):
+    with Bridge.start(tmp_path, broker, sim_tcp.url):
         wait_state(watch, "ready")
         tried = 0
         for path in unit.settable():
@@ -231,7 +207,7 @@ def test_garbage_on_set_writes_nothing_and_the_bridge_keeps_running(
     watch = observer(broker)
     ha = watch.client
     root = f"homie/{DEMO_ID}"
-    with bridge(tmp_path, broker, sim_tcp.url) as process:
+    with Bridge.start(tmp_path, broker, sim_tcp.url) as bridge:
         wait_state(watch, "ready")
         for topic, payload in [
             (f"{root}/dhw/set-point/set", b"hot"),
@@ -249,7 +225,7 @@ def test_garbage_on_set_writes_nothing_and_the_bridge_keeps_running(
         publish(ha, f"{root}/dhw/set-point/set", b"125")
         wait_for(lambda: write_log(writes_file), 10, "the valid write in the sim's log")
         assert [(401, 1250)] == write_log(writes_file)
-        assert process.poll() is None
+        assert bridge.process.poll() is None
         log = (tmp_path / "bridge.log").read_text()
         assert log.count('"set_refused"') >= 6
         assert "Traceback" not in log
@@ -263,13 +239,13 @@ def test_the_bridge_goes_to_alert_when_the_sim_dies_and_back_to_ready_when_it_re
     watch = observer(broker)
     with Sim.start(tmp_path, "--tcp", f"127.0.0.1:{port}", "--no-drift") as sim:
         url = sim.url
-        with bridge(tmp_path, broker, url) as process:
+        with Bridge.start(tmp_path, broker, url) as bridge:
             first = wait_state(watch, "ready")
             sim.stop()
             alert = wait_state(watch, "alert", after=first)
             with Sim.start(tmp_path, "--tcp", f"127.0.0.1:{port}", "--no-drift"):
                 wait_state(watch, "ready", after=alert)
-                assert process.poll() is None
+                assert bridge.process.poll() is None
 
                 def reconnected() -> bool:
                     health = json.loads(watch.received(f"homie/{DEMO_ID}/$health")[-1].payload)
@@ -286,7 +262,7 @@ def test_the_bridge_rides_out_a_ser2net_restart_over_rfc2217(tmp_path: Path, bro
     s2n_dir.mkdir()
     with Sim.start(tmp_path, "--no-drift") as sim, contextlib.ExitStack() as first_ser2net:
         s2n = first_ser2net.enter_context(Ser2net.start(s2n_dir, sim.url))
-        with bridge(tmp_path, broker, s2n.rfc2217_url) as process:
+        with Bridge.start(tmp_path, broker, s2n.rfc2217_url) as bridge:
             ready = wait_state(watch, "ready")
             first_ser2net.close()  # ser2net stops: the bridge's connection is closed under it
             alert = wait_state(watch, "alert", after=ready)
@@ -294,7 +270,7 @@ def test_the_bridge_rides_out_a_ser2net_restart_over_rfc2217(tmp_path: Path, bro
             with running(again, log=s2n_dir / "again.log"):
                 wait_for_port("127.0.0.1", s2n.rfc2217_port, READY_S)
                 wait_state(watch, "ready", after=alert)
-                assert process.poll() is None
+                assert bridge.process.poll() is None
 
 
 def test_a_unit_that_stalls_silently_is_noticed_and_the_bridge_recovers_when_it_answers_again(
@@ -305,7 +281,7 @@ def test_a_unit_that_stalls_silently_is_noticed_and_the_bridge_recovers_when_it_
     watch = observer(broker)
     with (
         Sim.start(tmp_path, "--tcp", "127.0.0.1:0", "--no-drift") as sim,
-        bridge(tmp_path, broker, sim.url, "--watchdog-cycles", "3") as process,
+        Bridge.start(tmp_path, broker, sim.url, "--watchdog-cycles", "3") as bridge,
     ):
         first = wait_state(watch, "ready")
         os.kill(sim.process.pid, signal.SIGSTOP)  # the socket stays open; no byte comes back
@@ -320,7 +296,7 @@ def test_a_unit_that_stalls_silently_is_noticed_and_the_bridge_recovers_when_it_
         finally:
             os.kill(sim.process.pid, signal.SIGCONT)
         wait_state(watch, "ready", after=alert)
-        assert process.poll() is None
+        assert bridge.process.poll() is None
         assert '"watchdog_bus_reset"' in (tmp_path / "bridge.log").read_text()
 
 
@@ -330,13 +306,13 @@ def test_a_bridge_started_before_its_line_exists_waits_and_comes_up_when_it_appe
     """aurora-bridge §13 R2: the original's first read was unprotected and ended the process."""
     port = free_port()
     watch = observer(broker)
-    with bridge(tmp_path, broker, f"tcp://127.0.0.1:{port}/") as process:
+    with Bridge.start(tmp_path, broker, f"tcp://127.0.0.1:{port}/", ready_deadline_s=None) as bridge:
         log = tmp_path / "bridge.log"
         wait_for(lambda: '"bus_reopen_failed"' in log.read_text(), READY_S, "a failed open in the log")
-        assert process.poll() is None
+        assert bridge.process.poll() is None
         with Sim.start(tmp_path, "--tcp", f"127.0.0.1:{port}", "--no-drift"):
             wait_state(watch, "ready")
-            assert process.poll() is None
+            assert bridge.process.poll() is None
 
 
 def test_a_port_that_cannot_be_right_ends_the_bridge_with_a_usage_error(
@@ -344,8 +320,8 @@ def test_a_port_that_cannot_be_right_ends_the_bridge_with_a_usage_error(
 ) -> None:
     """A mistake on the command line is reported in one line, not a traceback, and exits 2."""
     log = tmp_path / "bad.log"
-    with bridge(tmp_path, broker, "tcp://no-port-here/", name="bad") as process:
-        assert 2 == process.wait(30)
+    with Bridge.start(tmp_path, broker, "tcp://no-port-here/", name="bad", ready_deadline_s=None) as bridge:
+        assert 2 == bridge.process.wait(30)
     text = log.read_text()
     assert '"bad_port"' in text
     assert "Traceback" not in text
@@ -357,19 +333,18 @@ def test_a_wrong_mqtt_password_is_logged_and_the_bridge_keeps_trying(
     """The broker may be misconfigured for a while; the bridge says why and never exits."""
     wrong = tmp_path / "wrong-password"
     wrong.write_text("not-the-password\n")
-    argv = [
-        str(BIN / "aurora_mqtt_bridge"),
-        sim_tcp.url,
-        broker.url("bridge"),
-        "--mqtt-ca-file",
-        str(broker.ca_file),
-    ]
     log = tmp_path / "refused.log"
-    with running(
-        argv, env={"MQTT_PASSWORD_FILE": str(wrong), "AURORA_LOG_FORMAT": "json"}, log=log
-    ) as process:
+    with Bridge.start(
+        tmp_path,
+        broker,
+        sim_tcp.url,
+        name="refused",
+        env={"MQTT_PASSWORD_FILE": str(wrong)},
+        poll=(),
+        ready_deadline_s=None,
+    ) as bridge:
         wait_for(lambda: '"mqtt_refused"' in log.read_text(), READY_S, "mqtt_refused in the bridge's log")
-        assert process.poll() is None
+        assert bridge.process.poll() is None
     assert "not-the-password" not in log.read_text()
 
 
@@ -378,19 +353,13 @@ def test_a_broker_that_refuses_the_bridges_publishes_is_reported_once_not_every_
 ) -> None:
     """A user the ACL does not let write homie/# (here: fetch): MQTT 5 PUBACKs say so; the log
     names the ACL once a minute instead of at every health document, and the bridge keeps running."""
-    argv = [
-        str(BIN / "aurora_mqtt_bridge"),
-        sim_tcp.url,
-        broker.url("fetch"),
-        "--mqtt-ca-file",
-        str(broker.ca_file),
-    ]
     log = tmp_path / "acl.log"
-    env = {"MQTT_PASSWORD_FILE": str(broker.password_file("fetch")), "AURORA_LOG_FORMAT": "json"}
-    with running([*argv, *FAST], env=env, log=log) as process:
+    with Bridge.start(
+        tmp_path, broker, sim_tcp.url, user="fetch", name="acl", ready_deadline_s=None
+    ) as bridge:
         wait_for(lambda: '"mqtt_publish_refused"' in log.read_text(), READY_S, "mqtt_publish_refused")
         wait_for(lambda: '"homie_state"' in log.read_text(), READY_S, "the tree published (and refused)")
-        assert process.poll() is None
+        assert bridge.process.poll() is None
     # On SIGTERM the bridge waits for the PUBACK of `disconnected`, the last of ~1000 refused ones.
     assert 1 == log.read_text().count('"mqtt_publish_refused"')
 
@@ -402,11 +371,11 @@ def test_a_board_without_the_waterfurnace_function_codes_is_read_with_standard_r
     watch = observer(broker)
     with (
         Sim.start(tmp_path, "--tcp", "127.0.0.1:0", "--no-drift", "--refuse-wf-codes") as sim,
-        bridge(tmp_path, broker, sim.url) as process,
+        Bridge.start(tmp_path, broker, sim.url) as bridge,
     ):
         wait_state(watch, "ready")
         wait_for(lambda: value(watch, f"homie/{DEMO_ID}/dhw/set-point") == "130.0", 10, "values over FC 3")
-        assert process.poll() is None
+        assert bridge.process.poll() is None
         assert '"wf_codes_unsupported"' in (tmp_path / "bridge.log").read_text()
 
 
@@ -417,7 +386,7 @@ def test_a_noisy_line_costs_retries_not_the_bridge(tmp_path: Path, broker: Broke
     faults = ["--corrupt", "0.15", "--drop", "0.1", "--stray", "0.1", "--seed", "7"]
     with (
         Sim.start(tmp_path, "--tcp", "127.0.0.1:0", *faults) as sim,
-        bridge(tmp_path, broker, sim.url) as process,
+        Bridge.start(tmp_path, broker, sim.url) as bridge,
     ):
         wait_state(watch, "ready")
 
@@ -427,7 +396,7 @@ def test_a_noisy_line_costs_retries_not_the_bridge(tmp_path: Path, broker: Broke
             return health["poll"]["good_cycles"] >= 10 and bus["retries"] >= 3 and bus["frame_errors"] >= 1
 
         wait_for(counted, 60, "ten good cycles with retries and frame errors counted in $health")
-        assert process.poll() is None
+        assert bridge.process.poll() is None
         assert "Traceback" not in (tmp_path / "bridge.log").read_text()
 
 
@@ -436,7 +405,7 @@ def test_without_homie_attributes_the_values_state_and_set_still_work(
 ) -> None:
     """--no-homie: only $state, $health and values, as in the original (aurora-bridge §6.1)."""
     watch = observer(broker)
-    with bridge(tmp_path, broker, sim_tcp.url, "--no-homie", "--no-home-assistant", "--debug-modbus"):
+    with Bridge.start(tmp_path, broker, sim_tcp.url, "--no-homie", "--no-home-assistant", "--debug-modbus"):
         wait_state(watch, "ready")
         watch.barrier(f"homie/{DEMO_ID}/$state")
         topics = set(watch.topics())
@@ -450,55 +419,12 @@ def test_without_homie_attributes_the_values_state_and_set_still_work(
     assert '"frame"' in first_line
 
 
-class RestartableBroker(Broker):
-    """The project's broker whose mosquitto a test can stop and start again on the same port."""
-
-    conf: Path = Path()
-    process: subprocess.Popen[bytes] | None = None
-    _stack: contextlib.ExitStack | None = None
-
-    def up(self) -> None:
-        """Start mosquitto (same config, port, passwords and persistence as before)."""
-        self._stack = contextlib.ExitStack()
-        self.process = self._stack.enter_context(running([MOSQUITTO, "-c", str(self.conf)], log=self.log))
-        wait_for_port(self.host, self.tls_port, READY_S)
-
-    def down(self) -> None:
-        """Stop mosquitto and reap it."""
-        assert self._stack is not None
-        self.close_clients()
-        self._stack.close()
-        self._stack = None
-
-    @classmethod
-    @contextlib.contextmanager
-    def started(cls, tmp_path: Path) -> Iterator[RestartableBroker]:
-        root = Path(tempfile.mkdtemp(prefix="aurora-broker-"))
-        try:
-            root.chmod(0o711)  # user mosquitto may pass through, not list (tests.support.broker)
-            data = broker_data_dir(root)
-            run_setup(root, tmp_path / "setup.log", "--broker-data", str(data))
-            port = free_port()
-            conf = tmp_path / "mosquitto.conf"
-            conf.write_text(local_config(Layout(root).broker_conf.read_text(), port))
-            broker = cls(root=root, tls_port=port, log=tmp_path / "mosquitto.log")
-            broker.conf = conf
-            broker.up()
-            try:
-                yield broker
-            finally:
-                if broker._stack is not None:
-                    broker.down()
-        finally:
-            shutil.rmtree(root, ignore_errors=True)
-
-
 def test_after_a_broker_restart_the_bridge_is_ready_again_and_set_still_works(
     tmp_path: Path, sim_tcp: Sim
 ) -> None:
     """aurora-bridge §13 R5: the original lost its subscriptions on reconnect."""
     writes_file = tmp_path / "writes.log"
-    with RestartableBroker.started(tmp_path) as broker, bridge(tmp_path, broker, sim_tcp.url) as process:
+    with RestartableBroker.started(tmp_path) as broker, Bridge.start(tmp_path, broker, sim_tcp.url) as bridge:
         watch = observer(broker)
         wait_state(watch, "ready")
         broker.down()
@@ -511,7 +437,7 @@ def test_after_a_broker_restart_the_bridge_is_ready_again_and_set_still_works(
         publish(watch.client, f"homie/{DEMO_ID}/dhw/set-point/set", "128")
         wait_for(lambda: (401, 1280) in write_log(writes_file), 10, "the write after the broker restart")
         wait_for(lambda: value(watch, f"homie/{DEMO_ID}/dhw/set-point") == "128.0", 10, "read-back published")
-        assert process.poll() is None
+        assert bridge.process.poll() is None
 
 
 def test_stale_retained_topics_of_an_earlier_run_are_removed_and_current_ones_kept(
@@ -525,7 +451,7 @@ def test_stale_retained_topics_of_an_earlier_run_are_removed_and_current_ones_ke
     publish(old, f"homeassistant/sensor/{DEMO_ID}/oldnode_oldprop/config", "{}", retain=True)
     publish(old, f"{root}/dhw/set-point", "99.0", retain=True)
     watch = observer(broker)
-    with bridge(tmp_path, broker, sim_tcp.url):
+    with Bridge.start(tmp_path, broker, sim_tcp.url):
         wait_state(watch, "ready")
     late = Collector(broker.client("homeassistant"), f"{root}/#", f"homeassistant/+/{DEMO_ID}/#")
     late.barrier(f"{root}/$state")
@@ -553,12 +479,14 @@ def test_two_bridges_share_one_broker_without_colliding(tmp_path: Path, broker: 
     second_dir.mkdir()
     with (
         Sim.start(second_dir, str(dump), "--tcp", "127.0.0.1:0", "--no-drift") as sim2,
-        bridge(tmp_path, broker, sim_tcp.url) as first,
-        bridge(tmp_path, broker, sim2.url, "--mqtt-protocol", "3.1.1", name="bridge2") as second,
+        Bridge.start(tmp_path, broker, sim_tcp.url) as first,
+        Bridge.start(
+            tmp_path, broker, sim2.url, "--mqtt-protocol", "3.1.1", name="bridge2", device_id=other
+        ) as second,
     ):
         wait_state(watch, "ready")
         wait_state(watch, "ready", device_id=other)
-        assert first.poll() is None and second.poll() is None
+        assert first.process.poll() is None and second.process.poll() is None
         # Neither was kicked off the broker by the other (duplicate client ids reconnect in a loop).
         assert ["ready"] == [s for s in states(watch) if s != "init"]
         assert ["ready"] == [s for s in states(watch, other) if s != "init"]

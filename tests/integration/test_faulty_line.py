@@ -9,21 +9,20 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.support import Broker, Collector, running, wait_for
+from tests.support import Broker, Collector, wait_for
+from tests.support.bridge import BIN, DEMO_ID, Bridge
 from tests.support.sim import Sim
 
 pytestmark = pytest.mark.integration
-BIN = Path(sys.executable).parent
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 FLAT = SHARED / "dumps" / "jfcliche-flat.yml"  # a real unit's full scan
-DEMO_ID = "aurora-2611000042"  # the sim's built-in demo unit
 FAST = ["--fast-interval", "1", "--medium-interval", "2", "--slow-interval", "4"]
+TIMEOUT = ["--timeout", "0.2"]  # the bridge's reply timeout on the faulty line
 # Registers the real unit has without gaps: 12 requests of up to 100 registers at 19200 baud.
 PRESENT = "0-155,300-301,310-314,320-326,330-333,340-348,400-419,440-516,550-579,600-749,800-913,1090-1165"
 FAULTS = ["--drop", "0.1", "--corrupt", "0.05", "--partial", "0.05", "--stray", "0.05"]
@@ -52,21 +51,6 @@ def test_fetch_over_a_faulty_line_returns_exactly_the_units_words(tmp_path: Path
 # ---------------------------------------------------------------- the bridge's long poll run
 
 
-def bridge_argv(broker: Broker, port: str) -> tuple[list[str], dict[str, str]]:
-    argv = [
-        str(BIN / "aurora_mqtt_bridge"),
-        port,
-        broker.url("bridge"),
-        "--mqtt-ca-file",
-        str(broker.ca_file),
-        "--timeout",
-        "0.2",
-        *FAST,
-    ]
-    env = {"MQTT_PASSWORD_FILE": str(broker.password_file("bridge")), "AURORA_LOG_FORMAT": "json"}
-    return argv, env
-
-
 def published(watch: Collector) -> list[tuple[str, str]]:
     """Every value published live (not retained from an earlier run) on a property topic, in order."""
     out = []
@@ -89,11 +73,12 @@ def clean_values(tmp_path: Path, broker: Broker) -> dict[str, str]:
     run = tmp_path / "clean"
     run.mkdir()
     watch = Collector(broker.client("homeassistant"), f"homie/{DEMO_ID}/#")
-    with Sim.start(run, "--tcp", "127.0.0.1:0", "--no-drift") as sim:
-        argv, env = bridge_argv(broker, sim.url)
-        with running(argv, env=env, log=run / "bridge.log"):
-            wait_for(lambda: (health(watch) or {}).get("state") == "ready", 30, "the clean bridge ready")
-            watch.barrier(f"homie/{DEMO_ID}/$state")
+    with (
+        Sim.start(run, "--tcp", "127.0.0.1:0", "--no-drift") as sim,
+        Bridge.start(run, broker, sim.url, *TIMEOUT, poll=FAST, ready_deadline_s=None),
+    ):
+        wait_for(lambda: (health(watch) or {}).get("state") == "ready", 30, "the clean bridge ready")
+        watch.barrier(f"homie/{DEMO_ID}/$state")
     return dict(published(watch))
 
 
@@ -107,18 +92,19 @@ def test_a_long_poll_run_over_a_faulty_line_publishes_only_right_values_and_coun
     run.mkdir()
     watch = Collector(broker.client("homeassistant"), f"homie/{DEMO_ID}/#")
     faults = ["--drop", "0.1", "--corrupt", "0.05", "--seed", "11"]
-    with Sim.start(run, "--tcp", "127.0.0.1:0", "--no-drift", *faults) as sim:
-        argv, env = bridge_argv(broker, sim.url)
-        with running(argv, env=env, log=run / "bridge.log") as process:
+    with (
+        Sim.start(run, "--tcp", "127.0.0.1:0", "--no-drift", *faults) as sim,
+        Bridge.start(run, broker, sim.url, *TIMEOUT, poll=FAST, ready_deadline_s=None) as bridge,
+    ):
 
-            def enough_cycles() -> bool:
-                doc = health(watch) or {}
-                poll = doc.get("poll")
-                return isinstance(poll, dict) and int(poll.get("cycles", 0)) >= 20
+        def enough_cycles() -> bool:
+            doc = health(watch) or {}
+            poll = doc.get("poll")
+            return isinstance(poll, dict) and int(poll.get("cycles", 0)) >= 20
 
-            wait_for(enough_cycles, 60, "20 poll cycles over the faulty line")
-            watch.barrier(f"homie/{DEMO_ID}/$state")
-            assert process.poll() is None, "the bridge died"
+        wait_for(enough_cycles, 60, "20 poll cycles over the faulty line")
+        watch.barrier(f"homie/{DEMO_ID}/$state")
+        assert bridge.process.poll() is None, "the bridge died"
     values = published(watch)
     wrong = [(topic, got, clean_values.get(topic)) for topic, got in values if got != clean_values.get(topic)]
     assert [] == wrong

@@ -9,23 +9,20 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from aurora.query import parse_query
 
-from tests.support import Broker, Collector, running, wait_for
+from tests.support import Broker, Collector, wait_for
+from tests.support.bridge import BIN, DEMO_ID, Bridge
 from tests.support.ser2net import Ser2net
 from tests.support.sim import Sim
 
 pytestmark = pytest.mark.integration
-BIN = Path(sys.executable).parent
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 FLAT = SHARED / "dumps" / "jfcliche-flat.yml"  # a real unit's full scan
-DEMO_ID = "aurora-2611000042"  # the sim's built-in demo unit
-FAST = ["--fast-interval", "1", "--medium-interval", "2", "--slow-interval", "10"]
 QUIRKS = {"refused": "--refuse-wf-codes", "silent": "--silent-wf-codes"}
 
 
@@ -68,19 +65,6 @@ def test_fetch_through_ser2net_rfc2217_from_a_refusing_board_prints_named_values
 # ---------------------------------------------------------------- the bridge
 
 
-def bridge_argv(broker: Broker, port: str) -> tuple[list[str], dict[str, str]]:
-    argv = [
-        str(BIN / "aurora_mqtt_bridge"),
-        port,
-        broker.url("bridge"),
-        "--mqtt-ca-file",
-        str(broker.ca_file),
-        *FAST,
-    ]
-    env = {"MQTT_PASSWORD_FILE": str(broker.password_file("bridge")), "AURORA_LOG_FORMAT": "json"}
-    return argv, env
-
-
 def live(watch: Collector) -> dict[str, str]:
     """The last value published live (not retained from an earlier run) on each property topic."""
     values: dict[str, str] = {}
@@ -104,11 +88,12 @@ def values_of_a_7_series_board(tmp_path: Path, broker: Broker) -> dict[str, str]
     run = tmp_path / "plain"
     run.mkdir()
     watch = Collector(broker.client("homeassistant"), f"homie/{DEMO_ID}/#")
-    with Sim.start(run, "--tcp", "127.0.0.1:0", "--no-drift") as sim:
-        argv, env = bridge_argv(broker, sim.url)
-        with running(argv, env=env, log=run / "bridge.log"):
-            wait_for(lambda: ready(watch), 30, "the bridge ready on a 7 Series board")
-            watch.barrier(f"homie/{DEMO_ID}/$state")
+    with (
+        Sim.start(run, "--tcp", "127.0.0.1:0", "--no-drift") as sim,
+        Bridge.start(run, broker, sim.url, ready_deadline_s=None),
+    ):
+        wait_for(lambda: ready(watch), 30, "the bridge ready on a 7 Series board")
+        watch.barrier(f"homie/{DEMO_ID}/$state")
     return live(watch)
 
 
@@ -122,13 +107,14 @@ def test_the_bridge_publishes_every_value_from_a_board_without_fc65(
     run = tmp_path / quirk
     run.mkdir()
     watch = Collector(broker.client("homeassistant"), f"homie/{DEMO_ID}/#")
-    with Sim.start(run, "--tcp", "127.0.0.1:0", "--no-drift", QUIRKS[quirk]) as sim:
-        argv, env = bridge_argv(broker, sim.url)
-        with running(argv, env=env, log=run / "bridge.log") as process:
-            wait_for(lambda: ready(watch), 30, f"the bridge ready on a board whose FC 65/66 are {quirk}")
-            wait_for(lambda: expected.keys() <= live(watch).keys(), 15, "every property published")
-            watch.barrier(f"homie/{DEMO_ID}/$state")
-            assert process.poll() is None
+    with (
+        Sim.start(run, "--tcp", "127.0.0.1:0", "--no-drift", QUIRKS[quirk]) as sim,
+        Bridge.start(run, broker, sim.url, ready_deadline_s=None) as bridge,
+    ):
+        wait_for(lambda: ready(watch), 30, f"the bridge ready on a board whose FC 65/66 are {quirk}")
+        wait_for(lambda: expected.keys() <= live(watch).keys(), 15, "every property published")
+        watch.barrier(f"homie/{DEMO_ID}/$state")
+        assert bridge.process.poll() is None
     got = live(watch)
     assert {t: expected[t] for t in sorted(expected)} == {t: got[t] for t in sorted(expected)}
     log = (run / "bridge.log").read_text()

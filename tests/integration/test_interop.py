@@ -9,9 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,14 +20,10 @@ from pymodbus.client import ModbusTcpClient
 from pymodbus.datastore import ModbusDeviceContext, ModbusSequentialDataBlock, ModbusServerContext
 from pymodbus.server import ModbusTcpServer
 
+from tests.support import free_port, wait_for_port
+from tests.support.sim import Sim
+
 pytestmark = pytest.mark.integration
-BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -38,20 +31,10 @@ def sim_tcp(tmp_path: Path) -> Iterator[int]:
     """`aurora_sim --tcp 127.0.0.1:0` as the README starts it; yields the port it printed."""
     dump = tmp_path / "unit.yml"
     dump.write_text("---\n745: 680\n746: 730\n747: 712\n", encoding="utf-8")
-    proc = subprocess.Popen(
-        [BIN / "aurora_sim", str(dump), "--tcp", "127.0.0.1:0", "--baud", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()  # blocks until the sim says where it listens
-        match = re.search(r"tcp://127.0.0.1:(\d+)/", line)
-        assert match, line
+    with Sim.start(tmp_path, str(dump), "--tcp", "127.0.0.1:0", "--baud", "0") as sim:
+        match = re.search(r"tcp://127.0.0.1:(\d+)/", sim.url)
+        assert match, sim.url
         yield int(match.group(1))
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_pymodbus_reads_our_simulator_with_function_3(sim_tcp: int) -> None:
@@ -72,7 +55,7 @@ def pymodbus_server() -> Iterator[int]:
     logging.getLogger("pymodbus").setLevel(logging.ERROR)
     block = ModbusSequentialDataBlock(1, [0] * 1000)  # pymodbus counts data blocks from 1
     context = ModbusServerContext(devices={1: ModbusDeviceContext(hr=block)})
-    port = _free_port()
+    port = free_port()
     loop = asyncio.new_event_loop()
     started: dict[str, ModbusTcpServer] = {}
 
@@ -82,12 +65,7 @@ def pymodbus_server() -> Iterator[int]:
 
     thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
     thread.start()
-    for _ in range(250):  # wait for the port with a deadline of about 5 s
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.05).close()
-            break
-        except OSError:
-            threading.Event().wait(0.02)
+    wait_for_port("127.0.0.1", port, 5.0)
     yield port
     asyncio.run_coroutine_threadsafe(started["server"].shutdown(), loop).result(5)
     thread.join(5)

@@ -10,13 +10,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import subprocess
-import sys
-import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,36 +24,22 @@ from aurora import rpc
 from aurora.errors import BusError, IllegalAddress, UsageError, WriteRefused
 from aurora.mqtt import MqttSettings
 from aurora.rpc_client import MqttBus
-from aurora.setup.layout import Layout
 from aurora.sim.cli import demo_registers
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from tests.support import (
-    Broker,
-    Collector,
-    MQTTv5,
-    MQTTv311,
-    free_port,
-    publish,
-    running,
-    wait_for,
-    wait_for_port,
-)
-from tests.support.broker import MOSQUITTO, broker_data_dir, local_config, run_setup
-from tests.support.sim import Sim
+from tests.support import Broker, Collector, MQTTv5, MQTTv311, RestartableBroker, publish, wait_for
+from tests.support.bridge import BIN, READY_S, Bridge
+from tests.support.bridge import DEMO_ID as DEVICE
+from tests.support.sim import Sim, write_log
 
 pytestmark = pytest.mark.integration
 
-BIN = Path(sys.executable).parent
-DEVICE = "aurora-2611000042"
 ROOT = f"homie/{DEVICE}"
 BASE = f"{ROOT}/$modbus"
-READY_S = 30.0
 REPLY_S = 10.0
-FAST = ["--fast-interval", "1", "--medium-interval", "2", "--slow-interval", "10"]
 REGS = demo_registers()
 
 
@@ -82,9 +65,7 @@ class Stack:
         }
 
     def written(self) -> list[tuple[int, int]]:
-        if not self.writes.exists():
-            return []
-        return [(int(a), int(v)) for a, v in (line.split() for line in self.writes.read_text().splitlines())]
+        return write_log(self.writes)
 
 
 @contextlib.contextmanager
@@ -94,22 +75,9 @@ def bridge_stack(tmp: Path, *extra: str) -> Iterator[Stack]:
     with (
         Broker.start(tmp) as broker,
         Sim.start(tmp, "--tcp", "127.0.0.1:0", "--no-drift", "--write-log", str(writes)) as sim,
+        Bridge.start(tmp, broker, sim.url, *extra) as bridge,
     ):
-        state = Collector(broker.client("homeassistant"), f"{ROOT}/$state")
-        argv = [
-            str(BIN / "aurora_mqtt_bridge"),
-            sim.url,
-            broker.url("bridge"),
-            "--mqtt-ca-file",
-            str(broker.ca_file),
-            *FAST,
-            *extra,
-        ]
-        env = {"MQTT_PASSWORD_FILE": str(broker.password_file("bridge")), "AURORA_LOG_FORMAT": "json"}
-        log = tmp / "bridge.log"
-        with running(argv, env=env, log=log) as process:
-            wait_for(lambda: any(m.payload == b"ready" for m in state.messages), READY_S, f"{DEVICE} ready")
-            yield Stack(broker, sim, process, writes, log)
+        yield Stack(broker, sim, bridge.process, writes, bridge.log)
 
 
 @pytest.fixture(scope="module")
@@ -506,85 +474,45 @@ def test_with_two_devices_and_no_device_in_the_url_fetch_names_them(stack: Stack
 # ------------------------------------------------------------------ a broker restart (R5)
 
 
-@contextlib.contextmanager
-def restartable_broker(tmp: Path) -> Iterator[tuple[Broker, Callable[[], None]]]:
-    """The project's broker, and a function that restarts it on the same port with the same files."""
-    root = Path(tempfile.mkdtemp(prefix="aurora-broker-"))
-    stack = contextlib.ExitStack()
-    try:
-        root.chmod(0o711)  # user mosquitto may pass through, not list (tests.support.broker)
-        run_setup(root, tmp / "setup.log", "--broker-data", str(broker_data_dir(root)))
-        port = free_port()
-        conf = tmp / "mosquitto.conf"
-        conf.write_text(local_config(Layout(root).broker_conf.read_text(), port))
-        broker = Broker(root=root, tls_port=port, log=tmp / "mosquitto.log")
-
-        def up() -> None:
-            stack.enter_context(running([MOSQUITTO, "-c", str(conf)], log=tmp / "mosquitto.log"))
-            wait_for_port(broker.host, port, READY_S)
-
-        def restart() -> None:
-            broker.close_clients()
-            stack.close()
-            up()
-
-        up()
-        yield broker, restart
-    finally:
-        stack.close()
-        shutil.rmtree(root, ignore_errors=True)
-
-
 def test_after_a_broker_restart_every_modbus_topic_and_client_works_again(tmp_path: Path) -> None:
     """aurora-bridge §13 R5: the original never subscribed to $modbus again after a reconnect."""
     writes = tmp_path / "writes.log"
     with (
-        restartable_broker(tmp_path) as (broker, restart),
+        RestartableBroker.started(tmp_path) as broker,
         Sim.start(tmp_path, "--tcp", "127.0.0.1:0", "--no-drift", "--write-log", str(writes)) as sim,
+        Bridge.start(tmp_path, broker, sim.url) as bridge,
     ):
-        argv = [str(BIN / "aurora_mqtt_bridge"), sim.url, broker.url("bridge"), "--mqtt-ca-file"]
-        env = {"MQTT_PASSWORD_FILE": str(broker.password_file("bridge")), "AURORA_LOG_FORMAT": "json"}
-        with running([*argv, str(broker.ca_file), *FAST], env=env, log=tmp_path / "bridge.log") as process:
+        settings = MqttSettings.from_url(
+            broker.url("fetch", BASE),
+            password_file=str(broker.password_file("fetch")),
+            ca_file=str(broker.ca_file),
+        )
+        bus = MqttBus.connect(settings)
+        try:
+            broker.restart()
             state = Collector(broker.client("homeassistant"), f"{ROOT}/$state")
-            wait_for(lambda: any(m.payload == b"ready" for m in state.messages), READY_S, "ready")
-            settings = MqttSettings.from_url(
-                broker.url("fetch", BASE),
-                password_file=str(broker.password_file("fetch")),
-                ca_file=str(broker.ca_file),
+            wait_for(lambda: any(m.payload == b"ready" for m in state.messages), READY_S, "ready again")
+
+            def answered() -> list[int] | None:
+                try:
+                    return bus.read_registers([745])
+                except BusError:  # our own client is still reconnecting
+                    return None
+
+            assert [REGS[745]] == wait_for(answered, READY_S, "a read through the restarted broker")
+            admin = Collector(broker.client("admin"), f"{BASE}/+")
+            publish(admin.client, BASE, "745")
+            assert (
+                "Heating Set Point (745): 68.0°F" == admin.wait_for(f"{BASE}/745", REPLY_S).payload.decode()
             )
-            bus = MqttBus.connect(settings)
-            try:
-                restart()
-                state = Collector(broker.client("homeassistant"), f"{ROOT}/$state")
-                wait_for(lambda: any(m.payload == b"ready" for m in state.messages), READY_S, "ready again")
-
-                def answered() -> list[int] | None:
-                    try:
-                        return bus.read_registers([745])
-                    except BusError:  # our own client is still reconnecting
-                        return None
-
-                assert [REGS[745]] == wait_for(answered, READY_S, "a read through the restarted broker")
-                admin = Collector(broker.client("admin"), f"{BASE}/+")
-                publish(admin.client, BASE, "745")
-                assert (
-                    "Heating Set Point (745): 68.0°F"
-                    == admin.wait_for(f"{BASE}/745", REPLY_S).payload.decode()
-                )
-                publish(admin.client, f"{BASE}/340/set", "1")
-                admin.wait_for(f"{BASE}/340", REPLY_S)
-                assert (340, 1) in wait_for(
-                    lambda: [w for w in _written(writes) if w == (340, 1)], REPLY_S, "write"
-                )
-                assert process.poll() is None
-            finally:
-                bus.close()
-
-
-def _written(path: Path) -> list[tuple[int, int]]:
-    if not path.exists():
-        return []
-    return [(int(a), int(v)) for a, v in (line.split() for line in path.read_text().splitlines())]
+            publish(admin.client, f"{BASE}/340/set", "1")
+            admin.wait_for(f"{BASE}/340", REPLY_S)
+            assert (340, 1) in wait_for(
+                lambda: [w for w in write_log(writes) if w == (340, 1)], REPLY_S, "write"
+            )
+            assert bridge.process.poll() is None
+        finally:
+            bus.close()
 
 
 def test_a_wrong_password_or_a_missing_bridge_is_a_clear_connection_error(

@@ -20,6 +20,7 @@ import yaml
 from aurora.transport import open_bus
 
 from tests.support import Broker, Collector, free_port, running, wait_for, wait_for_port
+from tests.support.bridge import DEMO_ID, Bridge
 from tests.support.ser2net import SER2NET, Ser2net
 from tests.support.sim import Sim
 
@@ -144,9 +145,6 @@ def test_connection_refused_reads_as_in_the_users_document() -> None:
 
 # ---------------------------------------------------------------- the bridge through ser2net
 
-DEMO_ID = "aurora-2611000042"  # the sim's built-in demo unit
-FAST = ["--fast-interval", "1", "--medium-interval", "2", "--slow-interval", "10"]
-
 
 @pytest.mark.parametrize("scheme", ["raw", "rfc2217"])
 def test_the_bridge_through_ser2net_publishes_the_units_values(
@@ -156,19 +154,11 @@ def test_the_bridge_through_ser2net_publishes_the_units_values(
     watch = Collector(broker.client("homeassistant"), f"homie/{DEMO_ID}/#")
     with Sim.start(tmp_path, "--no-drift") as sim, Ser2net.start(tmp_path, sim.url) as s2n:
         url = s2n.raw_url if scheme == "raw" else s2n.rfc2217_url
-        argv = [
-            str(BIN / "aurora_mqtt_bridge"),
-            url,
-            broker.url("bridge"),
-            "--mqtt-ca-file",
-            str(broker.ca_file),
-        ]
-        env = {"MQTT_PASSWORD_FILE": str(broker.password_file("bridge")), "AURORA_LOG_FORMAT": "json"}
-        with running([*argv, *FAST], env=env, log=tmp_path / "bridge.log") as process:
+        with Bridge.start(tmp_path, broker, url, ready_deadline_s=None) as bridge:
             state = f"homie/{DEMO_ID}/$state"
             wait_for(lambda: b"ready" in [m.payload for m in watch.received(state)], 30, "$state ready")
             watch.barrier(state)
-            assert process.poll() is None
+            assert bridge.process.poll() is None
     values = {m.topic: m.payload.decode() for m in watch.messages}
     assert "130.0" == values[f"homie/{DEMO_ID}/dhw/set-point"]  # the demo unit's DHW set point
     health = json.loads(values[f"homie/{DEMO_ID}/$health"])

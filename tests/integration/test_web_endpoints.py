@@ -19,8 +19,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.support import free_port, running, wait_for
-from tests.support.processes import tail
+from tests.support import free_port
+from tests.support.web import web_tool
 
 pytestmark = pytest.mark.integration
 
@@ -118,15 +118,9 @@ def tool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tool]:
     (html / "js" / "indexc.js").write_text("// AWL script")
     port = free_port()
     log = root / "web.log"
-    argv = [str(BIN / "web_aid_tool"), str(dump), "--port", str(port), "--html", str(html)]
-    with running(argv, env={"AURORA_WEB_PASSWORD_FILE": str(secret)}, log=log) as process:
-
-        def ready() -> bool:
-            if process.poll() is not None:
-                raise AssertionError(f"web_aid_tool exited:\n{tail(log)}")
-            return f"listening: http://127.0.0.1:{port}/" in log.read_text()
-
-        wait_for(ready, 15, "web_aid_tool listening line")
+    env = {"AURORA_WEB_PASSWORD_FILE": str(secret)}
+    args = [str(dump), "--html", str(html)]
+    with web_tool(args, port=port, env=env, log=log, deadline_s=15, what="web_aid_tool listening line"):
         yield Tool(port, log)
 
 

@@ -6,22 +6,19 @@ from __future__ import annotations
 
 import http.cookiejar
 import json
-import sys
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.support import Broker, free_port, running, wait_for
-from tests.support.processes import tail
+from tests.support import Broker, free_port, wait_for
+from tests.support.bridge import DEMO_ID as DEVICE
+from tests.support.bridge import READY_S, Bridge
 from tests.support.sim import Sim
+from tests.support.web import mqtt_env, web_tool
 
 pytestmark = pytest.mark.integration
-
-BIN = Path(sys.executable).parent
-DEVICE = "aurora-2611000042"
-READY_S = 30.0
 
 
 class Session:
@@ -52,37 +49,16 @@ def test_a_web_tool_started_before_the_bridge_finds_the_device_when_it_appears(
     """No device on the broker yet: the pages answer and say so; the bridge comes; the tree fills."""
     port = free_port()
     log = tmp_path / "web.log"
-    env = {
-        "AURORA_WEB_PASSWORD_FILE": str(broker.password_file("web-ui")),
-        "MQTT_PASSWORD_FILE": str(broker.password_file("web")),
-        "MQTT_CA_FILE": str(broker.ca_file),
-    }
-    argv = [str(BIN / "web_aid_tool"), broker.url("web"), "--port", str(port)]
-    with running(argv, env=env, log=log) as web:
-
-        def listening() -> bool:
-            if web.poll() is not None:
-                raise AssertionError(f"web_aid_tool exited:\n{tail(log)}")
-            return f"listening: http://127.0.0.1:{port}/" in log.read_text()
-
-        wait_for(listening, READY_S, "web_aid_tool's listening line (no bridge yet)")
+    env = mqtt_env(broker)
+    what = "web_aid_tool's listening line (no bridge yet)"
+    with web_tool([broker.url("web")], port=port, env=env, log=log, deadline_s=READY_S, what=what) as web:
         session = Session(f"http://127.0.0.1:{port}", broker.password("web-ui"))
         assert {"device": "", "nodes": []} == {k: session.json("/api/state")[k] for k in ("device", "nodes")}
         assert '"waiting_for_device"' in log.read_text()
 
         with (
             Sim.start(tmp_path, "--tcp", "127.0.0.1:0") as sim,
-            running(
-                [
-                    str(BIN / "aurora_mqtt_bridge"),
-                    sim.url,
-                    broker.url("bridge"),
-                    "--mqtt-ca-file",
-                    str(broker.ca_file),
-                ],
-                env={"MQTT_PASSWORD_FILE": str(broker.password_file("bridge"))},
-                log=tmp_path / "bridge.log",
-            ),
+            Bridge.start(tmp_path, broker, sim.url, poll=(), ready_deadline_s=None),
         ):
 
             def ready() -> bool:

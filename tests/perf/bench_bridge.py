@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -29,10 +28,10 @@ from aurora.logs import configure_logging
 from aurora.query import plan_chunks
 from aurora.transport import open_bus
 
-from tests.support import Broker, running, wait_for
+from tests.support import Broker, wait_for
+from tests.support.bridge import Bridge
 from tests.support.sim import Sim
 
-BIN = Path(sys.executable).parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SET_ROUNDS = 15
 
@@ -123,16 +122,10 @@ def bridge_run(tmp: Path, idle_s: float) -> dict[str, object]:
 
         watcher.on_message = on_message
         watcher.subscribe([(state_topic, 1), (setpoint, 1)])
-        argv = [
-            str(BIN / "aurora_mqtt_bridge"),
-            sim.url,
-            broker.url("bridge"),
-            "--mqtt-ca-file",
-            str(broker.ca_file),
-        ]
-        env = {"MQTT_PASSWORD_FILE": str(broker.password_file("bridge")), "AURORA_LOG_FORMAT": "json"}
         started = time.monotonic()
-        with running(argv, env=env, log=tmp / "bridge.log") as process:
+        # The default intervals; the watcher above waits for ready, timing it.
+        with Bridge.start(tmp, broker, sim.url, poll=(), ready_deadline_s=None) as bridge:
+            process = bridge.process
             wait_for(ready.is_set, 60, "$state ready")
             to_ready = time.monotonic() - started
             # /set → write → read-back → published value, while the bridge polls every 5 s.

@@ -26,8 +26,9 @@ from aurora.logs import configure_logging
 from aurora.query import read_query
 from aurora.transport import open_bus
 
-from tests.perf.bench_passthrough import BASE, QUIET, bridge
+from tests.perf.bench_passthrough import BASE, QUIET
 from tests.support import Broker
+from tests.support.bridge import Bridge
 from tests.support.ser2net import Ser2net
 from tests.support.sim import Sim
 
@@ -45,7 +46,7 @@ def path_to_sim(kind: str, tmp: Path) -> Iterator[str]:
         with (
             Broker.start(tmp) as broker,
             Sim.start(tmp, *args, "--tcp", "127.0.0.1:0") as sim,
-            bridge(tmp, broker, sim, *QUIET),
+            Bridge.start(tmp, broker, sim.url, poll=QUIET),
             _environment(broker),
         ):
             yield broker.url("fetch", BASE)

@@ -10,7 +10,6 @@ two latency distributions is what MQTT, TLS and the bridge add. Prints one JSON 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
@@ -19,7 +18,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +28,11 @@ from aurora.rpc_client import MqttBus
 from aurora.sim.cli import demo_registers
 from aurora.transport import open_bus
 
-from tests.support import Broker, Collector, running, wait_for
+from tests.support import Broker, Collector
+from tests.support.bridge import DEMO_ID as DEVICE
+from tests.support.bridge import Bridge
 from tests.support.sim import Sim
 
-BIN = Path(sys.executable).parent
-DEVICE = "aurora-2611000042"
 BASE = f"homie/{DEVICE}/$modbus"
 SIM_ARGS = ["--no-drift", "--turnaround-ms", "1"]
 QUIET = ["--fast-interval", "3600", "--medium-interval", "3600", "--slow-interval", "3600"]
@@ -61,24 +60,6 @@ def _timed(call: Callable[[], object], samples: int, warmup: int = 20) -> list[f
         call()
         out.append(time.perf_counter() - t0)
     return out
-
-
-@contextlib.contextmanager
-def bridge(tmp: Path, broker: Broker, sim: Sim, *intervals: str) -> Iterator[None]:
-    """The bridge as users run it, until its $state is ready."""
-    state = Collector(broker.client("homeassistant"), f"homie/{DEVICE}/$state")
-    argv = [
-        str(BIN / "aurora_mqtt_bridge"),
-        sim.url,
-        broker.url("bridge"),
-        "--mqtt-ca-file",
-        str(broker.ca_file),
-    ]
-    env = {"MQTT_PASSWORD_FILE": str(broker.password_file("bridge")), "AURORA_LOG_FORMAT": "json"}
-    with running([*argv, *intervals], env=env, log=tmp / f"bridge-{len(list(tmp.glob('bridge-*')))}.log"):
-        wait_for(lambda: state.messages and state.messages[-1].payload == b"ready", 30, "bridge ready")
-        yield
-        state.messages.clear()
 
 
 def settings_for(broker: Broker, user: str) -> MqttSettings:
@@ -176,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             Sim.start(tmp, *SIM_ARGS, "--tcp", "127.0.0.1:0") as direct_sim,
             Sim.start(tmp, *SIM_ARGS, "--tcp", "127.0.0.1:0") as bridged_sim,
         ):
-            with bridge(tmp, broker, bridged_sim, *QUIET):
+            with Bridge.start(tmp, broker, bridged_sim.url, poll=QUIET, name="bridge-quiet"):
                 direct = open_bus(direct_sim.url)
                 through = MqttBus.connect(settings_for(broker, "fetch"))
                 try:
@@ -184,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                 finally:
                     through.close()
                     direct.close()
-            with bridge(tmp, broker, bridged_sim, *POLLING):
+            with Bridge.start(tmp, broker, bridged_sim.url, poll=POLLING, name="bridge-polling"):
                 identical = load(broker, args.clients, args.rounds, distinct=False)
                 distinct = load(broker, args.clients, args.rounds, distinct=True)
                 time.sleep(6)  # $health is republished every 5 s: take one written after the load

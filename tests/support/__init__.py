@@ -3,7 +3,7 @@ project's own TLS, passwords and ACL (``Broker``, ``Collector``)."""
 
 from __future__ import annotations
 
-from .broker import Broker, Collector, MqttRefused, MQTTv5, MQTTv311, local_config, publish
+from .broker import Broker, Collector, MqttRefused, MQTTv5, MQTTv311, RestartableBroker, local_config, publish
 from .processes import free_port, running, wait_for, wait_for_port
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "MQTTv5",
     "MQTTv311",
     "MqttRefused",
+    "RestartableBroker",
     "free_port",
     "local_config",
     "publish",

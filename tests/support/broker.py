@@ -34,12 +34,13 @@ from aurora.setup.layout import Layout
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from .processes import HOST, free_port, running, tail, wait_for
+from .processes import HOST, free_port, running, tail, wait_for, wait_for_port
 
 REPO = Path(__file__).resolve().parents[2]
 MOSQUITTO_SOURCE = REPO / "mosquitto"
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 START_S = 15.0
+RESTART_S = 30.0  # a restarted mosquitto accepting connections again
 CONNECT_S = 10.0
 
 MQTTv311 = mqtt.MQTTv311
@@ -193,6 +194,55 @@ class Broker:
                     yield broker
                 finally:
                     broker.close_clients()
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+class RestartableBroker(Broker):
+    """The project's broker whose mosquitto a test can stop and start again on the same port."""
+
+    conf: Path = Path()
+    process: subprocess.Popen[bytes] | None = None
+    _stack: contextlib.ExitStack | None = None
+
+    def up(self) -> None:
+        """Start mosquitto (same config, port, passwords and persistence as before)."""
+        self._stack = contextlib.ExitStack()
+        self.process = self._stack.enter_context(running([MOSQUITTO, "-c", str(self.conf)], log=self.log))
+        wait_for_port(self.host, self.tls_port, RESTART_S)
+
+    def down(self) -> None:
+        """Stop mosquitto and reap it."""
+        assert self._stack is not None
+        self.close_clients()
+        self._stack.close()
+        self._stack = None
+
+    def restart(self) -> None:
+        """``down`` then ``up``: every client is disconnected, the bridge must reconnect."""
+        self.down()
+        self.up()
+
+    @classmethod
+    @contextlib.contextmanager
+    def started(cls, tmp_path: Path) -> Iterator[RestartableBroker]:
+        """Run ``aurora_setup`` and mosquitto like ``Broker.start``; stopped and removed on exit."""
+        root = Path(tempfile.mkdtemp(prefix="aurora-broker-"))
+        try:
+            root.chmod(0o711)  # user mosquitto may pass through, not list
+            data = broker_data_dir(root)
+            run_setup(root, tmp_path / "setup.log", "--broker-data", str(data))
+            port = free_port()
+            conf = tmp_path / "mosquitto.conf"
+            conf.write_text(local_config(Layout(root).broker_conf.read_text(), port))
+            broker = cls(root=root, tls_port=port, log=tmp_path / "mosquitto.log")
+            broker.conf = conf
+            broker.up()
+            try:
+                yield broker
+            finally:
+                if broker._stack is not None:
+                    broker.down()
         finally:
             shutil.rmtree(root, ignore_errors=True)
 

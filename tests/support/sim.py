@@ -72,3 +72,10 @@ def _reap(process: subprocess.Popen[str]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
+
+
+def write_log(path: Path) -> list[tuple[int, int]]:
+    """The (address, value) pairs of ``aurora_sim --write-log PATH`` so far, in order."""
+    if not path.exists():
+        return []
+    return [(int(a), int(v)) for a, v in (line.split() for line in path.read_text().splitlines())]
