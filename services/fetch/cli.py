@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--timeout",
         type=float,
-        default=float(os.environ.get("AURORA_FETCH_TIMEOUT", DEFAULT_LATENCY_S)),
+        default=os.environ.get("AURORA_FETCH_TIMEOUT", str(DEFAULT_LATENCY_S)),  # argparse applies type
         metavar="SECONDS",
         help="time allowed beyond the line time of each reply (default %(default)s); through mqtt(s):// "
         "the wait for each reply from the bridge, at least 10 s [AURORA_FETCH_TIMEOUT]",

@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--reply-timeout",
         type=float,
-        default=float(os.environ.get("AURORA_MONITOR_REPLY_TIMEOUT", "1.0")),
+        default=os.environ.get("AURORA_MONITOR_REPLY_TIMEOUT", "1.0"),  # argparse applies type
         metavar="SECONDS",
         help="a request with no reply after this long is reported unanswered (default %(default)s) "
         "[AURORA_MONITOR_REPLY_TIMEOUT]",

@@ -40,6 +40,16 @@ def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(f"AURORA_SIM_{name}", default)
 
 
+def _flag(name: str) -> bool:
+    value = (_env(name) or "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    print(f"aurora_sim: AURORA_SIM_{name}={value!r}: use true or false", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0 <= value <= 1:
@@ -94,52 +104,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--baud",
         type=int,
-        default=int(_env("BAUD", "19200") or 19200),
+        default=_env("BAUD", "19200"),
         help="line speed for pacing, 8E1; 0 turns pacing off (default 19200) [AURORA_SIM_BAUD]",
     )
     p.add_argument(
         "--turnaround-ms",
         type=float,
-        default=float(_env("TURNAROUND_MS", "2") or 2),
+        default=_env("TURNAROUND_MS", "2"),
         help="board's pause before replying (default 2) [AURORA_SIM_TURNAROUND_MS]",
     )
     p.add_argument(
         "--delay-ms",
         type=float,
-        default=float(_env("DELAY_MS", "0") or 0),
+        default=_env("DELAY_MS", "0"),
         help="extra delay before every reply [AURORA_SIM_DELAY_MS]",
     )
     p.add_argument(
         "--refuse-wf-codes",
         action="store_true",
-        default=bool(_env("REFUSE_WF_CODES")),
+        default=_flag("REFUSE_WF_CODES"),
         help="answer 65/66 with IllegalFunction, like commercial 17X553 boards",
     )
     p.add_argument(
         "--silent-wf-codes",
         action="store_true",
-        default=bool(_env("SILENT_WF_CODES")),
+        default=_flag("SILENT_WF_CODES"),
         help="never answer 65/66",
     )
-    p.add_argument(
-        "--drop", type=_fraction, default=float(_env("DROP", "0") or 0), help="fraction of replies dropped"
-    )
+    p.add_argument("--drop", type=_fraction, default=_env("DROP", "0"), help="fraction of replies dropped")
     p.add_argument(
         "--corrupt",
         type=_fraction,
-        default=float(_env("CORRUPT", "0") or 0),
+        default=_env("CORRUPT", "0"),
         help="fraction of replies with a flipped bit",
     )
     p.add_argument(
         "--partial",
         type=_fraction,
-        default=float(_env("PARTIAL", "0") or 0),
+        default=_env("PARTIAL", "0"),
         help="fraction of replies cut in half",
     )
     p.add_argument(
         "--stray",
         type=_fraction,
-        default=float(_env("STRAY", "0") or 0),
+        default=_env("STRAY", "0"),
         help="fraction of replies preceded by stray bytes",
     )
     p.add_argument("--seed", type=int, default=None, help="random seed for the faults")

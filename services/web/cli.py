@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--port",
         type=_port,
-        default=_port(_env("PORT", str(DEFAULT_PORT)) or ""),
+        default=_env("PORT", str(DEFAULT_PORT)),  # argparse applies type
         help="HTTP port (default %(default)s; 0 picks a free one) [AURORA_WEB_PORT]",
     )
     p.add_argument(
@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--timeout",
         type=float,
-        default=float(_env("TIMEOUT", str(DEFAULT_LATENCY_S)) or DEFAULT_LATENCY_S),
+        default=_env("TIMEOUT", str(DEFAULT_LATENCY_S)),  # argparse applies type
         metavar="SECONDS",
         help="time allowed beyond the line time of each reply, direct targets "
         "(default %(default)s) [AURORA_WEB_TIMEOUT]",
