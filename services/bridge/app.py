@@ -486,7 +486,9 @@ class Bridge:
         if self._poll_thread is not None and not self._poll_thread.is_alive():
             log.error("poller_died_restarting")
             self._poll_thread = self._start_poller()
-        last_good = self.stats.last_good_mono or self.stats.started_mono
+        # Any answered transaction proves the line alive: $modbus clients keeping the bus busy can
+        # delay polls, and that is no reason to reset the line under them.
+        last_good = max(self.stats.last_good_mono or self.stats.started_mono, worker.last_success or 0.0)
         if worker.line_up and now - last_good > stale_s and now - self._last_reset > stale_s:
             self._last_reset = now
             self.stats.watchdog_resets += 1

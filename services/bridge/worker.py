@@ -80,6 +80,7 @@ class BusWorker:
         # How many poll transactions a write or interactive request ever had to wait for: the design
         # promises at most the one in flight when it arrived (issue 8's "one transaction" goal).
         self.polls_finished = 0
+        self.last_success: float | None = None  # monotonic time of the last job that got its answers
         self.most_polls_waited = 0
 
     def start(self) -> None:
@@ -174,7 +175,9 @@ class BusWorker:
                     self._bus = self._open()
                     self._line(True, None)
                 self.busy_since = time.monotonic()
-                job.result.set_result(job.run(self._bus))
+                result = job.run(self._bus)
+                self.last_success = time.monotonic()  # the unit answered, whoever asked
+                job.result.set_result(result)
             except BusError as err:
                 if not isinstance(err, BusTimeout):
                     self._drop_bus(str(err))

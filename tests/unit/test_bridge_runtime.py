@@ -443,3 +443,18 @@ def test_the_watchdog_breaks_a_session_that_acknowledges_nothing() -> None:
         assert 1 == pub.kicks  # type: ignore[union-attr]
     finally:
         bridge.worker.stop()
+
+
+def test_the_watchdog_leaves_a_line_alone_while_clients_get_answers() -> None:
+    """Polls delayed behind busy $modbus clients are no stall: answered requests prove the line."""
+    bus = DumpBus({2: 1, 745: 680, 746: 700, 401: 1200})
+    bridge = _bridge(bus)
+    try:
+        bridge._poll(["fast"], time.monotonic())
+        late = time.monotonic() + 6 * 5 + 1  # six fast intervals after the last good poll ...
+        bridge.worker.submit(lambda b: b.read_registers([745])).result(timeout=5)
+        bridge.worker.last_success = late - 1  # ... but a client's read was answered a second ago
+        bridge._watchdog(late)
+        assert 0 == bridge.stats.watchdog_resets
+    finally:
+        bridge.worker.stop()
