@@ -11,7 +11,7 @@ HA_STAMP := $(HA_VENV)/.installed
 HA_PYTHON ?=
 SYSTEM_PACKAGES := mosquitto mosquitto-clients ser2net socat chromium docker-compose
 
-.PHONY: setup system-packages hass-venv test unit integration lint static demo demo-stop bench clean
+.PHONY: setup system-packages hass-venv test unit integration lint static demo bench clean
 
 setup: system-packages $(STAMP)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import structlog
@@ -267,8 +267,3 @@ class ProgressLog:
         if total > 1 and done < total and now - self._last >= self.every_s:
             self._last = now
             log.info("fetching", registers=str(chunk), request=done + 1, of=total)
-
-
-def to_ranges(addresses: Sequence[int]) -> list[tuple[int, int]]:
-    """Sorted unique addresses as (start, count) runs (breakpoints respected)."""
-    return _runs(sorted(set(addresses)))

@@ -15,7 +15,7 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import serial
@@ -44,8 +44,6 @@ log = structlog.get_logger(__name__)
 # client before pyserial's own.
 if urlhandler.__name__ not in serial.protocol_handler_packages:
     serial.protocol_handler_packages.insert(0, urlhandler.__name__)
-
-T = TypeVar("T")
 
 SERIAL_SETTINGS = {"baudrate": 19200, "bytesize": 8, "parity": serial.PARITY_EVEN, "stopbits": 1}
 DEFAULT_LATENCY_S = 0.5  # what the board and the network may add to the wire time of a reply
@@ -326,7 +324,7 @@ class SerialBus:
         """FC 6. A lost or garbled reply is settled by reading the register back, not by resending."""
         self._confirmed_write(rtu.write_single(address, value, self.slave), address, [value])
 
-    def write_registers(self, start: int, values: Sequence[int]) -> None:
+    def write_block(self, start: int, values: Sequence[int]) -> None:
         """FC 16 for consecutive registers, confirmed the same way."""
         self._confirmed_write(rtu.write_multiple(start, values, self.slave), start, list(values))
 

@@ -79,7 +79,7 @@ def test_our_client_reads_and_writes_functions_3_6_16_against_pymodbus(
     bus = open_serial(f"tcp://127.0.0.1:{port}/", latency_s=1.0)
     try:
         bus.write_register(745, 680)
-        bus.write_registers(100, [1, 2, 3])
+        bus.write_block(100, [1, 2, 3])
         assert bus.read_holding(745, 1) == [680]
         assert bus.read_holding(100, 3) == [1, 2, 3]
         assert bus.stats.retries == 0
