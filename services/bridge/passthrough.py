@@ -374,11 +374,7 @@ class PassThrough:
             if not future.done():
                 future.add_done_callback(lambda f, c=chunk, i=is_item: self._resumed(run, c, i, f, finished))
                 return
-            try:
-                if not self._absorb(run, chunk, is_item, future):
-                    return
-            except BaseException as err:
-                finished(run, err)
+            if not self._take(run, chunk, is_item, future, finished):
                 return
 
     def _chunk_job(self, run: _QueryRun, chunk: Chunk) -> Callable[[Bus], list[int]]:
@@ -397,13 +393,24 @@ class PassThrough:
         future: Future[list[int]],
         finished: Callable[[_QueryRun, BaseException | None], None],
     ) -> None:
+        if self._take(run, chunk, is_item, future, finished):
+            self._advance(run, finished)
+
+    def _take(
+        self,
+        run: _QueryRun,
+        chunk: Chunk,
+        is_item: bool,
+        future: Future[list[int]],
+        finished: Callable[[_QueryRun, BaseException | None], None],
+    ) -> bool:
+        """Absorb one job's result; False when the query has ended (then ``finished`` was called
+        if an error ended it)."""
         try:
-            if not self._absorb(run, chunk, is_item, future):
-                return
+            return self._absorb(run, chunk, is_item, future)
         except BaseException as err:
             finished(run, err)
-            return
-        self._advance(run, finished)
+            return False
 
     @staticmethod
     def _absorb(run: _QueryRun, chunk: Chunk, is_item: bool, future: Future[list[int]]) -> bool:
