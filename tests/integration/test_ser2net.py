@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from aurora import rtu
 from aurora.transport import open_bus
 
 from tests.support import Broker, Collector, free_port, running, wait_for, wait_for_port
@@ -108,6 +109,13 @@ def test_kickolduser_lets_fetch_take_the_port_from_a_stale_client(tmp_path: Path
         socket.create_connection(("127.0.0.1", s2n.raw_port)) as stale,
     ):
         stale.settimeout(5)
+        # The stale client really holds the port: its request was answered (else ser2net may still
+        # be opening the device for it, and refuse it instead of kicking it).
+        request = rtu.read_holding(745, 1)
+        stale.sendall(request.encode())
+        answer = b""
+        while len(answer) < request.expected_reply_length():
+            answer += stale.recv(100)
         done = fetch(s2n.raw_url, "745-747")
         kicked = stale.recv(100)  # ser2net closed the stale client: recv returns b''
     assert 0 == done.returncode, done.stderr + s2n.output()
