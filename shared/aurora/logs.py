@@ -16,6 +16,22 @@ import structlog
 Format = Literal["auto", "console", "json"]
 
 
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time: a thread logging late must not hit a
+    stream that was swapped and closed meanwhile (as under pytest's capture)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass  # always the current sys.stderr
+
+
 def configure_logging(
     *, debug: bool = False, fmt: Format | None = None, stream: TextIO | None = None
 ) -> None:
@@ -23,6 +39,7 @@ def configure_logging(
 
     ``fmt`` defaults to ``AURORA_LOG_FORMAT`` or ``auto`` (JSON when the stream is not a terminal).
     """
+    explicit = stream is not None
     stream = stream or sys.stderr
     fmt = fmt or os.environ.get("AURORA_LOG_FORMAT", "auto")  # type: ignore[assignment]
     as_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
@@ -44,7 +61,7 @@ def configure_logging(
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
-    handler = logging.StreamHandler(stream)
+    handler = logging.StreamHandler(stream) if explicit else _CurrentStderr()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
