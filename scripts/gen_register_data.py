@@ -1,7 +1,7 @@
 """Write shared/aurora/data/registers.json, the project's own register map, from the protocol spec.
 
 Dev-only and run once (the runtime reads only the JSON it writes): it turns the spec's description
-of the original map (../shared/spec/registers.json and register_constants.json) into the project's
+of the original map (tests/data/registers.json and register_constants.json) into the project's
 schema, applies the decode fixes of aurora-protocol §11.3 and adds the write rules of §9.3.
 
 Run: .venv/bin/python scripts/gen_register_data.py [SPEC_DIR]
@@ -249,7 +249,7 @@ def dumps(data: dict[str, Any]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    spec_dir = Path(argv[1]) if len(argv) > 1 else ROOT.parent / "shared" / "spec"
+    spec_dir = Path(argv[1]) if len(argv) > 1 else ROOT / "tests" / "data"
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(dumps(build(spec_dir)), encoding="utf-8")
     print(f"wrote {OUT.relative_to(ROOT)}")

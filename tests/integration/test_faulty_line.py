@@ -16,11 +16,11 @@ import yaml
 
 from tests.support import Broker, Collector, wait_for
 from tests.support.bridge import BIN, DEMO_ID, Bridge
+from tests.support.data import JFCLICHE_FLAT
 from tests.support.sim import Sim
 
 pytestmark = pytest.mark.integration
-SHARED = Path(__file__).resolve().parents[3] / "shared"
-FLAT = SHARED / "dumps" / "jfcliche-flat.yml"  # a real unit's full scan
+FLAT = JFCLICHE_FLAT  # a real unit's full scan
 FAST = ["--fast-interval", "1", "--medium-interval", "2", "--slow-interval", "4"]
 TIMEOUT = ["--timeout", "0.2"]  # the bridge's reply timeout on the faulty line
 # Registers the real unit has without gaps: 12 requests of up to 100 registers at 19200 baud.

@@ -17,12 +17,12 @@ from aurora.query import parse_query
 
 from tests.support import Broker, Collector, wait_for
 from tests.support.bridge import BIN, DEMO_ID, Bridge
+from tests.support.data import JFCLICHE_FLAT
 from tests.support.ser2net import Ser2net
 from tests.support.sim import Sim
 
 pytestmark = pytest.mark.integration
-SHARED = Path(__file__).resolve().parents[3] / "shared"
-FLAT = SHARED / "dumps" / "jfcliche-flat.yml"  # a real unit's full scan
+FLAT = JFCLICHE_FLAT  # a real unit's full scan
 QUIRKS = {"refused": "--refuse-wf-codes", "silent": "--silent-wf-codes"}
 
 

@@ -10,13 +10,13 @@ import pytest
 import yaml
 from aurora.query import parse_query
 
+from tests.support.data import JFCLICHE_FLAT, ORIG_FETCH_VALID
 from tests.support.sim import Sim
 
 pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent
-SHARED = Path(__file__).resolve().parents[3] / "shared"
-FLAT = SHARED / "dumps" / "jfcliche-flat.yml"
-ORIG_VALID = SHARED / "reference" / "orig-fetch-valid.yml"
+FLAT = JFCLICHE_FLAT
+ORIG_VALID = ORIG_FETCH_VALID
 UNIT = "---\n2: 306\n88: 16706\n89: 17238\n90: 21328\n91: 8224\n745: 680\n746: 730\n747: 712\n813: 206\n"
 
 

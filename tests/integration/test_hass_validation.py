@@ -24,17 +24,18 @@ import pytest
 from aurora.bridge.device import Unit, detect
 from aurora.dump import load_dump
 
+from tests.support.data import JFCLICHE_FLAT, SEED_DUMP
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared"
 HA_PYTHON = ROOT / ".venv-ha" / "bin" / "python"
 VALIDATOR = ROOT / "tests" / "hass" / "validate_discovery.py"
 REQUIREMENTS = ROOT / "tests" / "hass" / "requirements.txt"
 DUMPS = {
     "demo": ROOT / "services" / "sim" / "demo.yml",
-    "seed": SHARED / "reference" / "orig-seed-dump.yml",
-    "jfcliche": SHARED / "dumps" / "jfcliche-flat.yml",
+    "seed": SEED_DUMP,
+    "jfcliche": JFCLICHE_FLAT,
 }
 
 Messages = list[tuple[str, str]]

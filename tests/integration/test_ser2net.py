@@ -22,13 +22,13 @@ from aurora.transport import open_bus
 
 from tests.support import Broker, Collector, free_port, running, wait_for, wait_for_port
 from tests.support.bridge import DEMO_ID, Bridge
+from tests.support.data import JFCLICHE_FLAT
 from tests.support.ser2net import SER2NET, Ser2net
 from tests.support.sim import Sim
 
 pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent
-SHARED = Path(__file__).resolve().parents[3] / "shared"
-FLAT = SHARED / "dumps" / "jfcliche-flat.yml"  # a real unit's full scan: ABC 3.06, AXB 2.03, AWL 2.01
+FLAT = JFCLICHE_FLAT  # a real unit's full scan: ABC 3.06, AXB 2.03, AWL 2.01
 QUERY = "2,88-91,745-747,1110-1111,1146-1147,3001"  # version, program, set points, water, watts, speed
 
 

@@ -20,10 +20,11 @@ from aurora.errors import AuroraError, IllegalAddress, UsageError
 from aurora.query import plan_chunks
 from aurora.simulator import SimulatedAbc
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
-SEED = SHARED / "reference" / "orig-seed-dump.yml"
+from tests.support.data import JFCLICHE_FLAT, SEED_DUMP
+
+SEED = SEED_DUMP
 DEMO = Path(__file__).resolve().parents[2] / "services" / "sim" / "demo.yml"
-JFCLICHE = SHARED / "dumps" / "jfcliche-flat.yml"
+JFCLICHE = JFCLICHE_FLAT
 # write-only registers the seed dump lacks (it was taken by reading, not writing)
 WRITE_ONLY = (47, 12606, 12619, 12620, 12621, 12622, 12623)
 

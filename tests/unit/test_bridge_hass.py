@@ -15,11 +15,12 @@ import pytest
 from aurora.bridge.device import Unit, detect
 from aurora.dump import load_dump
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
-SEED = SHARED / "reference" / "orig-seed-dump.yml"
-RETAINED = SHARED / "reference" / "orig-bridge-retained.txt"
+from tests.support.data import JFCLICHE_FLAT, ORIG_BRIDGE_RETAINED, SEED_DUMP
+
+SEED = SEED_DUMP
+RETAINED = ORIG_BRIDGE_RETAINED
 DEMO = Path(__file__).resolve().parents[2] / "services" / "sim" / "demo.yml"
-JFCLICHE = SHARED / "dumps" / "jfcliche-flat.yml"
+JFCLICHE = JFCLICHE_FLAT
 
 # Entities the original did not announce; everything else of it is kept (same key and platform)
 HASS_ADDITIONS = {

@@ -17,11 +17,12 @@ from aurora.bridge.device import Unit, components_from, detect
 from aurora.dump import load_dump
 from aurora.errors import AuroraError, UsageError
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
-SEED = SHARED / "reference" / "orig-seed-dump.yml"
-RETAINED = SHARED / "reference" / "orig-bridge-retained.txt"
+from tests.support.data import JFCLICHE_FLAT, ORIG_BRIDGE_RETAINED, SEED_DUMP
+
+SEED = SEED_DUMP
+RETAINED = ORIG_BRIDGE_RETAINED
 DEMO = Path(__file__).resolve().parents[2] / "services" / "sim" / "demo.yml"
-JFCLICHE = SHARED / "dumps" / "jfcliche-flat.yml"
+JFCLICHE = JFCLICHE_FLAT
 ROOT = "homie/aurora-2109123456/"
 
 # topic suffix → (the original's payload, ours, why); None = not published

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,25 +13,23 @@ from aurora import registers
 from aurora.errors import WriteRefused
 from aurora.registers import decode, name_of, validate_raw_write, writable
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
+from tests.support.data import JFCLICHE_FLAT, SPEC_CONSTANTS, SPEC_REGISTERS
 
 
 def spec_registers() -> dict[int, dict[str, Any]]:
-    entries = json.loads((SHARED / "spec" / "registers.json").read_text(encoding="utf-8"))
+    entries = json.loads((SPEC_REGISTERS).read_text(encoding="utf-8"))
     return {e["address"]: e for e in entries}
 
 
 def spec_constants() -> dict[str, Any]:
-    constants: dict[str, Any] = json.loads(
-        (SHARED / "spec" / "register_constants.json").read_text(encoding="utf-8")
-    )
+    constants: dict[str, Any] = json.loads((SPEC_CONSTANTS).read_text(encoding="utf-8"))
     return constants
 
 
 @pytest.fixture(scope="module")
 def scan() -> dict[int, int]:
     """A real unit's full scan: ABC 3.06 ABCSTD, AXB 2.03, AWL 2.01."""
-    words: dict[int, int] = yaml.safe_load((SHARED / "dumps" / "jfcliche-flat.yml").read_text())
+    words: dict[int, int] = yaml.safe_load((JFCLICHE_FLAT).read_text())
     return words
 
 

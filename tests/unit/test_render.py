@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import yaml
 from aurora import registers
 from aurora.render import format_value, render_line, render_lines, render_yaml
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
+from tests.support.data import JFCLICHE_FLAT, ORIG_FETCH_VALID
 
 # §7.2, sniffed with -q; raw words chosen to produce each line.
 README_EXAMPLES = [
@@ -151,7 +149,7 @@ def test_every_known_register_of_a_real_scan_renders(scan: dict[int, int]) -> No
 
 @pytest.fixture(scope="module")
 def scan() -> dict[int, int]:
-    words: dict[int, int] = yaml.safe_load((SHARED / "dumps" / "jfcliche-flat.yml").read_text())
+    words: dict[int, int] = yaml.safe_load((JFCLICHE_FLAT).read_text())
     return words
 
 
@@ -169,7 +167,7 @@ def test_format_value_prints_composites_and_lists() -> None:
 
 def test_the_original_fetch_dump_round_trips_to_the_same_text() -> None:
     """`aurora_fetch PORT valid --yaml` output is the simulator's input: byte for byte (§7.3)."""
-    text = (SHARED / "reference" / "orig-fetch-valid.yml").read_text(encoding="utf-8")
+    text = (ORIG_FETCH_VALID).read_text(encoding="utf-8")
     words = yaml.safe_load(text)
     assert text == render_yaml(words)
     assert words == yaml.safe_load(render_yaml(words))
