@@ -125,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for address, err in result.failed.items():
         log.warning("register_failed", address=address, error=str(err), port=redact(args.port))
     if args.yaml:
-        print(render_yaml(result.values))
+        sys.stdout.write(render_yaml(result.values))  # ends with one newline, as the original's puts
     else:
         print("\n".join(render_lines(result.values)))
     return EXIT_OK

@@ -42,6 +42,15 @@ def format_value(value: Value | None) -> str:
     return str(value)
 
 
+def _value(register: Register, words: Words, raw: int) -> Value | None:
+    """The value to print: the decoded one, except that the "no sensor" word prints as the
+    original prints it (``-999.9°F``, ``5553.7 psi``): a dump shows the raw truth, while the
+    decoder (and so the bridge) reads it as no value. docs/differences.md says why."""
+    if raw == registers.NOT_PRESENT and register.converter in ("tenths", "signed_tenths"):
+        return (registers.int16(raw) if register.converter == "signed_tenths" else raw) / 10
+    return register.decode(words)
+
+
 def _text(register: Register, value: Value | None, raw: int) -> str:
     if register.format and isinstance(value, int | float) and not isinstance(value, bool):
         text = register.format % value
@@ -56,7 +65,8 @@ def render_line(address: int, words: Words) -> str | None:
 
     An unknown register prints ``??? (N): decimal (0x hex)``. None when the register was not read
     or is the continuation word of a string or 32-bit value; a value that cannot be decoded (a
-    missing low word, a sensor not present) prints empty after the colon.
+    missing low word) prints empty after the colon; a sensor that is not fitted (0xD8F1) prints
+    as the original prints it, ``-999.9°F``.
     """
     raw = words.get(address)
     if raw is None:
@@ -66,7 +76,7 @@ def render_line(address: int, words: Words) -> str | None:
         return f"??? ({address}): {raw} (0x{raw:04x})"
     if register.name is None:
         return None
-    return f"{register.name} ({address}): {_text(register, register.decode(words), raw)}"
+    return f"{register.name} ({address}): {_text(register, _value(register, words, raw), raw)}"
 
 
 def render_lines(words: Words) -> list[str]:

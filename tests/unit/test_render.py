@@ -89,9 +89,12 @@ def test_a_32_bit_register_without_its_low_word_prints_empty() -> None:
     assert "Compressor Watts (1146): " == render_line(1146, {1146: 1})
 
 
-def test_a_sensor_that_is_not_fitted_prints_empty() -> None:
-    """0xD8F1 (-999.9 °F) means "not present", not a temperature."""
-    assert "DHW Temperature (1114): " == render_line(1114, {1114: 0xD8F1})
+def test_a_sensor_that_is_not_fitted_prints_the_raw_truth_as_the_original() -> None:
+    """0xD8F1 means "not present": the decoder gives no value, a dump prints what the original did."""
+    assert "DHW Temperature (1114): -999.9°F" == render_line(1114, {1114: 0xD8F1})
+    assert "Leaving Water (1110): -999.9°F" == render_line(1110, {1110: 0xD8F1})
+    assert "Waterflow (1117): 5553.7gpm" == render_line(1117, {1117: 0xD8F1})  # unsigned tenths
+    assert None is registers.decode(1114, {1114: 0xD8F1})
 
 
 def test_zone_4_cooling_set_point_prints_in_degrees() -> None:
