@@ -25,7 +25,7 @@ import sys
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,10 +63,15 @@ def local_config(rendered: str, port: int, host: str = HOST) -> str:
     return text
 
 
-def run_setup(root: Path, log: Path, *extra: str) -> None:
-    """The project's setup command into ``root`` (its output, which has no secrets, to ``log``)."""
-    argv = [sys.executable, "-m", "aurora.setup", "--dir", str(root)]
-    argv += ["--mosquitto-source", str(MOSQUITTO_SOURCE)]
+def run_setup(root: Path, log: Path, *extra: str, command: Sequence[str] | None = None) -> None:
+    """The project's setup command into ``root`` (its output, which has no secrets, to ``log``).
+
+    ``command`` replaces ``python -m aurora.setup --mosquitto-source <repo>/mosquitto`` (e.g. an
+    installed ``aurora_setup`` that must find its files by itself).
+    """
+    if command is None:
+        command = [sys.executable, "-m", "aurora.setup", "--mosquitto-source", str(MOSQUITTO_SOURCE)]
+    argv = [*command, "--dir", str(root)]
     with log.open("ab") as out:
         done = subprocess.run([*argv, *extra], stdout=out, stderr=subprocess.STDOUT, check=False, timeout=60)
     if done.returncode != 0:
@@ -170,13 +175,18 @@ class Broker:
 
     @classmethod
     @contextlib.contextmanager
-    def start(cls, tmp_path: Path, *, port: int | None = None) -> Iterator[Broker]:
-        """Run ``aurora_setup`` and mosquitto; logs go to ``tmp_path``; everything ends on exit."""
+    def start(
+        cls, tmp_path: Path, *, port: int | None = None, setup_command: Sequence[str] | None = None
+    ) -> Iterator[Broker]:
+        """Run ``aurora_setup`` (or ``setup_command``, see ``run_setup``) and mosquitto.
+
+        Logs go to ``tmp_path``; everything ends on exit.
+        """
         root = Path(tempfile.mkdtemp(prefix="aurora-broker-"))
         try:
             root.chmod(0o711)  # user mosquitto may pass through, not list
             data = broker_data_dir(root)
-            run_setup(root, tmp_path / "setup.log", "--broker-data", str(data))
+            run_setup(root, tmp_path / "setup.log", "--broker-data", str(data), command=setup_command)
             port = port or free_port()
             conf = tmp_path / "mosquitto.conf"  # read as root, before the switch to mosquitto
             conf.write_text(local_config(Layout(root).broker_conf.read_text(), port))
