@@ -570,6 +570,8 @@ class Bridge:
         if self._poll_thread is not None:
             self._poll_thread.join(5)
         self.worker.stop()
+        if self.passthrough is not None:
+            self.passthrough.close()  # after the worker: the requests it failed are answered
         if self.publisher is not None:
             self.publisher.stop("disconnected")
             log.info("bridge_stopped")

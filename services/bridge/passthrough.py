@@ -1,9 +1,13 @@
 """The bridge's ``$modbus`` pass-through: the JSON request/response protocol and the original's topics.
 
-Everything arrives on paho's thread and only parses, checks and queues bus jobs; replies are
-published from the jobs' done-callbacks (worker thread), never waited for. Unlike the original
-(aurora-bridge §8, §13 P1-P7, S1, R5, K2): every JSON request gets exactly one reply on the
-client's own topic, raw writes follow the register map's write rules, ``0x5555`` is 0x5555,
+Everything arrives on paho's thread, which only checks a request's size and its client's in-flight
+count and hands it on: parsing, planning and building replies run on one preparation thread
+(``modbus-prep``), bus work on the bus worker, so no request, however large or frequent, holds up
+paho's thread (and with it every other client's request and every ``/set``). Each JSON request
+takes one in-flight slot of its client, given back by the one reply it gets, whichever path sends it.
+
+Unlike the original (aurora-bridge §8, §13 P1-P7, S1, R5, K2): every JSON request gets exactly
+one reply on the client's own topic, raw writes follow the register map's write rules, ``0x5555`` is 0x5555,
 subscriptions come back after every reconnect (the publisher re-subscribes), and long queries
 go chunk by chunk between poll reads instead of freezing the bus.
 """
@@ -13,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -35,6 +39,7 @@ T = TypeVar("T")
 
 MAX_INFLIGHT_PER_CLIENT = 16  # requests of one client queued or running; more get "busy"
 MAX_INFLIGHT = 256  # all clients together: the queue in front of a 19200-baud line stays short
+WRITE_EXPIRES_S = 10.0  # a raw write not started by then (the line went down meanwhile) is not made
 LEGACY = "(legacy)"  # the in-flight bucket of the original's topics, which carry no client id
 _MAX_LOGGED = 64
 
@@ -43,7 +48,12 @@ class Submitter(Protocol):
     """What the pass-through needs from BusWorker."""
 
     def submit(
-        self, run: Callable[[Bus], T], priority: Priority = ..., *, key: Hashable | None = ...
+        self,
+        run: Callable[[Bus], T],
+        priority: Priority = ...,
+        *,
+        key: Hashable | None = ...,
+        expires_s: float | None = ...,
     ) -> Future[T]: ...
 
 
@@ -79,6 +89,7 @@ class _Reply:
     properties: Properties | None
     started: float = field(default_factory=time.monotonic)
     sent: bool = False
+    slot: bool = False  # holds one of its client's in-flight slots, released by the reply
 
 
 @dataclass(slots=True)
@@ -126,6 +137,7 @@ class PassThrough:
         self._response_prefix = f"{self.base}/{rpc.RESPONSE}/"
         self._getregs = f"{self.base}/{rpc.GETREGS}"
         self._lock = threading.Lock()
+        self._prep = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modbus-prep")
         self._inflight: dict[str, int] = {}
         self._written: dict[int, float] = {}  # address -> monotonic time of our last write to it
         self.counters: dict[str, int] = {
@@ -149,8 +161,17 @@ class PassThrough:
             f"{self._request_prefix}+",
         ]
 
+    def close(self) -> None:
+        """Stop the preparation thread (requests still queued there are answered first)."""
+        self._prep.shutdown(wait=True, cancel_futures=False)
+
+    def inflight(self) -> dict[str, int]:
+        """Slots held per client (for tests and the health document)."""
+        with self._lock:
+            return dict(self._inflight)
+
     def handle(self, msg: mqtt.MQTTMessage) -> None:
-        """paho's thread: parse, check, submit and return. Never raises, never blocks."""
+        """paho's thread: check, hand on and return. Never raises, never blocks."""
         topic = msg.topic
         try:
             if msg.retain:
@@ -160,7 +181,7 @@ class PassThrough:
             elif topic.startswith(self._request_prefix):
                 self._on_request(msg, topic[len(self._request_prefix) :])
             elif topic == self.base:
-                self._on_legacy_query(msg)
+                self._offload(lambda: self._on_legacy_query(msg), None)
             elif topic == self._getregs:
                 self._on_getregs(msg)
             elif topic.startswith(self._response_prefix):
@@ -173,7 +194,8 @@ class PassThrough:
     # ------------------------------------------------------------ JSON requests
 
     def _on_request(self, msg: mqtt.MQTTMessage, client: str) -> None:
-        if not rpc.valid_client_id(client):
+        """paho's thread: the size and the client's slots only; the rest on the preparation thread."""
+        if not rpc.valid_client_id(client, self.base):
             log.warning("modbus_request_unanswerable", client=client[:_MAX_LOGGED])
             return
         self.counters["requests"] += 1
@@ -181,19 +203,56 @@ class PassThrough:
         props = getattr(msg, "properties", None)
         correlation = getattr(props, "CorrelationData", None) if props is not None else None
         reply = _Reply(reply_topic, client, None, self._reply_properties(props, correlation))
+        payload = bytes(msg.payload)
+        if len(payload) > rpc.MAX_PAYLOAD_BYTES:
+            self._fail(
+                reply,
+                rpc.BadRequest(f"request of {len(payload)} bytes is larger than {rpc.MAX_PAYLOAD_BYTES}"),
+            )
+            return
+        if not self._admit(client):
+            reply.request_id = rpc.peek_id(payload)
+            self._fail(reply, rpc.RemoteError("busy", "too many requests in flight; wait for replies"))
+            return
+        reply.slot = True
+        asked = getattr(props, "ResponseTopic", None) if props is not None else None
+        self._offload(lambda: self._serve(payload, asked, reply), reply)
+
+    def _offload(self, work: Callable[[], None], reply: _Reply | None) -> None:
+        """Run ``work`` on the preparation thread; ``reply`` gets its one answer whatever happens."""
+
+        def guarded() -> None:
+            try:
+                work()
+            except Exception as err:  # a bug: the client still gets its one reply
+                log.exception("modbus_prep_failed", client=reply.client if reply else LEGACY)
+                if reply is not None and not reply.sent:
+                    self._fail(reply, err)
+
         try:
-            request = rpc.parse_request(msg.payload)
+            self._prep.submit(guarded)
+        except RuntimeError:  # shut down: the bridge is stopping
+            if reply is not None:
+                self._fail(reply, BusError("the bridge is stopping"))
+
+    def _serve(self, payload: bytes, asked: str | None, reply: _Reply) -> None:
+        """Preparation thread: parse, check, dispatch. Every return leaves the reply sent or owed
+        by a queued job whose done-callback sends it."""
+        client = reply.client
+        try:
+            request = rpc.parse_request(payload)
         except rpc.BadRequest as err:
             reply.request_id = err.request_id
-            log.warning("modbus_bad_request", client=client, reason=str(err), payload=_shown(msg.payload))
+            log.warning(
+                "modbus_bad_request", client=client[:_MAX_LOGGED], reason=str(err), payload=_shown(payload)
+            )
             self._fail(reply, err)
             return
         reply.request_id = request.id
-        asked = getattr(props, "ResponseTopic", None) if props is not None else None
-        if asked and asked != reply_topic:
+        if asked and asked != reply.topic:
             # Never publish where a client says on its behalf: the bridge may write all of homie/#
             # (mqtt-homie-libs §4.1, confused deputy). Its own reply topic is the only answer.
-            self._fail(reply, rpc.BadRequest(f"ResponseTopic must be {reply_topic} (or absent)"))
+            self._fail(reply, rpc.BadRequest(f"ResponseTopic must be {reply.topic} (or absent)"))
             return
         if isinstance(request, rpc.PingRequest):
             self._send(reply, rpc.ok_reply(request.id, device=self.root.rsplit("/", 1)[-1]))
@@ -203,27 +262,21 @@ class PassThrough:
                 self._check_writes(request.writes)
             except UsageError as err:
                 self.counters["refused_writes"] += 1
-                log.warning("modbus_write_refused", client=client, reason=str(err))
+                log.warning("modbus_write_refused", client=client[:_MAX_LOGGED], reason=str(err))
                 self._fail(reply, err)
                 return
-        if not self._admit(client):
-            self._fail(reply, rpc.RemoteError("busy", "too many requests in flight; wait for replies"))
-            return
-        if not getattr(self._worker, "line_up", True):
-            self._release(client)
+        if not self._line_up():
             self._fail(reply, BusError("the bridge has lost the line to the heat pump"))
             return
-        try:
-            if isinstance(request, rpc.ReadRequest):
-                self._run_read(request, reply)
-            elif isinstance(request, rpc.QueryRequest):
-                self._run_query(request, reply)
-            else:
-                self._run_write(request, reply)
-        except Exception as err:  # a bug: the client still gets its one reply
-            log.exception("modbus_dispatch_failed", client=client)
-            if not reply.sent:
-                self._finish_error(reply, err)
+        if isinstance(request, rpc.ReadRequest):
+            self._run_read(request, reply)
+        elif isinstance(request, rpc.QueryRequest):
+            self._run_query(request, reply)
+        else:
+            self._run_write(request, reply)
+
+    def _line_up(self) -> bool:
+        return bool(getattr(self._worker, "line_up", True))
 
     @staticmethod
     def _reply_properties(props: Properties | None, correlation: bytes | None) -> Properties | None:
@@ -236,19 +289,47 @@ class PassThrough:
         return out
 
     def _send(self, reply: _Reply, payload: bytes, *, error: bool = False) -> None:
+        """The one reply: gives the slot back first, so no failure below can leak it."""
         if reply.sent:  # exactly one reply per request, whatever a bug upstream does
-            log.error("modbus_second_reply_dropped", client=reply.client, request_id=reply.request_id)
+            log.error("modbus_second_reply_dropped", client=reply.client[:_MAX_LOGGED])
             return
         reply.sent = True
+        if reply.slot:
+            reply.slot = False
+            self._release(reply.client)
+        if len(payload) > rpc.MAX_REPLY_BYTES:
+            too_large = rpc.RemoteError(
+                "too_large",
+                f"the reply would be {len(payload)} bytes, more than {rpc.MAX_REPLY_BYTES}: "
+                "ask for fewer registers",
+            )
+            payload, error = rpc.error_reply(reply.request_id, too_large), True
         with self._lock:
             self.counters["replies"] += 1
             self.counters["errors"] += int(error)
-        self._publish(reply.topic, payload, qos=1, retain=False, properties=reply.properties)
+        try:
+            self._publish(reply.topic, payload, qos=1, retain=False, properties=reply.properties)
+        except Exception:  # paho refusing a publish (queue full) must not reach the caller's thread
+            log.exception("modbus_reply_failed", client=reply.client[:_MAX_LOGGED])
 
     def _fail(self, reply: _Reply, err: BaseException, **extra: Any) -> None:
         if rpc.error_code(err) == "internal":
-            log.error("modbus_internal_error", client=reply.client, error=repr(err))
-        self._send(reply, rpc.error_reply(reply.request_id, err, **extra), error=True)
+            log.error("modbus_internal_error", client=reply.client[:_MAX_LOGGED], error=repr(err))
+        try:
+            payload = rpc.error_reply(reply.request_id, err, **extra)
+        except Exception:  # extra fields that do not encode: the error alone still goes out
+            log.exception("modbus_error_reply_failed", client=reply.client[:_MAX_LOGGED])
+            payload = rpc.error_reply(reply.request_id, err)
+        self._send(reply, payload, error=True)
+
+    def _answer(self, reply: _Reply, build: Callable[[], bytes]) -> None:
+        """Build a success reply on the preparation thread (a query's can take tens of ms: not on
+        the bus worker, where it would delay the next transaction) and send it."""
+
+        def work() -> None:
+            self._send(reply, build())
+
+        self._offload(work, reply)
 
     def _admit(self, client: str) -> bool:
         with self._lock:
@@ -268,11 +349,9 @@ class PassThrough:
                 self._inflight.pop(client, None)
 
     def _finish(self, reply: _Reply, payload: bytes) -> None:
-        self._release(reply.client)
         self._send(reply, payload)
 
     def _finish_error(self, reply: _Reply, err: BaseException, **extra: Any) -> None:
-        self._release(reply.client)
         self._fail(reply, err, **extra)
 
     # ------------------------------------------------------------ one read
@@ -296,10 +375,11 @@ class PassThrough:
         def done(future: Future[list[int]]) -> None:
             try:
                 values = future.result()
+                payload = rpc.ok_reply(reply.request_id, values=values)
             except Exception as err:
                 self._finish_error(reply, err)
                 return
-            self._finish(reply, rpc.ok_reply(reply.request_id, values=values))
+            self._finish(reply, payload)
 
         self._worker.submit(run, Priority.INTERACTIVE, key=key).add_done_callback(done)
 
@@ -308,17 +388,23 @@ class PassThrough:
     def _run_query(self, request: rpc.QueryRequest, reply: _Reply) -> None:
         def finished(run: _QueryRun, err: BaseException | None) -> None:
             if err is not None:
-                self._finish_error(reply, err, values=rpc.words_object(run.words))
+                self._offload(
+                    lambda: self._finish_error(reply, err, values=rpc.words_object(run.words)), reply
+                )
                 return
-            body: dict[str, Any] = {
-                "values": rpc.words_object(run.words),
-                "failed": rpc.failed_object(run.failed),
-                "cached": run.cached,
-                "transactions": run.transactions,
-            }
-            if request.decode:
-                body["decoded"] = rpc.decoded_object(run.words)
-            self._finish(reply, rpc.ok_reply(reply.request_id, **body))
+
+            def build() -> bytes:
+                body: dict[str, Any] = {
+                    "values": rpc.words_object(run.words),
+                    "failed": rpc.failed_object(run.failed),
+                    "cached": run.cached,
+                    "transactions": run.transactions,
+                }
+                if request.decode:
+                    body["decoded"] = rpc.decoded_object(run.words)
+                return rpc.ok_reply(reply.request_id, **body)
+
+            self._answer(reply, build)
 
         self._start_query(
             request.query.addresses,
@@ -489,7 +575,7 @@ class PassThrough:
                 body["values"] = rpc.words_object(words)
             self._finish(reply, rpc.ok_reply(reply.request_id, **body))
 
-        self._worker.submit(job, Priority.WRITE).add_done_callback(done)
+        self._worker.submit(job, Priority.WRITE, expires_s=WRITE_EXPIRES_S).add_done_callback(done)
 
     # ------------------------------------------------------------ the original's topics (§8.1-8.3)
 
@@ -598,6 +684,13 @@ class PassThrough:
                 "modbus_set_refused", register=level[:_MAX_LOGGED], value=_shown(msg.payload), reason=str(err)
             )
             return
+        if not self._line_up():
+            # Queued, it would be made whenever the line returns, maybe hours later (issue 11 #7).
+            self.counters["refused_writes"] += 1
+            log.warning(
+                "modbus_set_refused", register=address, raw=raw, reason="the line to the heat pump is down"
+            )
+            return
         if not self._legacy_admit("set"):
             return
         log.info("modbus_set", register=address, raw=raw)
@@ -614,4 +707,4 @@ class PassThrough:
             if line is not None:
                 self._publish(f"{self.base}/{address}", line, qos=1, retain=False)
 
-        self._worker.submit(job, Priority.WRITE).add_done_callback(done)
+        self._worker.submit(job, Priority.WRITE, expires_s=WRITE_EXPIRES_S).add_done_callback(done)

@@ -42,6 +42,7 @@ class _Job:
     result: Future[Any] = field(compare=False)
     key: Hashable | None = field(compare=False, default=None)
     polls_at_submit: int = field(compare=False, default=0)
+    expires_at: float | None = field(compare=False, default=None)
 
 
 class _StopWhenSet(stop_base):
@@ -101,8 +102,14 @@ class BusWorker:
         priority: Priority = Priority.INTERACTIVE,
         *,
         key: Hashable | None = None,
+        expires_s: float | None = None,
     ) -> Future[T]:
-        """Queue ``run(bus)``; with ``key``, an identical job already queued or running is shared."""
+        """Queue ``run(bus)``; with ``key``, an identical job already queued or running is shared.
+
+        A job with ``expires_s`` (a write) fails with BusError instead of running when it has not
+        started within that time, or when the line is down when its turn comes: a write must not
+        be made whenever the line returns, maybe hours after the user gave up on it.
+        """
         with self._lock:
             if key is not None and (shared := self._inflight.get(key)) is not None:
                 self.coalesced += 1
@@ -114,7 +121,10 @@ class BusWorker:
         if self._stop.is_set():
             future.set_exception(BusError("the bridge is stopping"))
             return future
-        self._jobs.put(_Job(int(priority), next(self._seq), run, future, key, self.polls_finished))
+        expires_at = None if expires_s is None else time.monotonic() + expires_s
+        self._jobs.put(
+            _Job(int(priority), next(self._seq), run, future, key, self.polls_finished, expires_at)
+        )
         return future
 
     def pending(self) -> int:
@@ -170,6 +180,11 @@ class BusWorker:
             if job.priority < Priority.POLL:
                 polls_waited = self.polls_finished - job.polls_at_submit
                 self.most_polls_waited = max(self.most_polls_waited, polls_waited)
+            refused = self._expired(job)
+            if refused is not None:
+                job.result.set_exception(BusError(refused))
+                self._forget(job)
+                continue
             try:
                 if self._bus is None:
                     self._bus = self._open()
@@ -193,6 +208,16 @@ class BusWorker:
             job = self._jobs.get_nowait()
             if job.result.set_running_or_notify_cancel():
                 job.result.set_exception(BusError("the bridge is stopping"))
+
+    def _expired(self, job: _Job) -> str | None:
+        """Why an expiring job (a write) must not run now, or None."""
+        if job.expires_at is None:
+            return None
+        if self._bus is None or not self.line_up:
+            return "the line to the heat pump is down: nothing was written"
+        if time.monotonic() > job.expires_at:
+            return "the write waited too long for the line: nothing was written"
+        return None
 
     def reset(self, why: str) -> Future[None]:
         """Drop the bus before the next poll job (the watchdog's cure); the next job reopens it."""

@@ -36,42 +36,61 @@ class Query:
 
 
 def _number(text: str, item: str) -> int:
-    value = int(text, 0) if text.lower().startswith("0x") else int(text)
+    digits = text[2:] if text.lower().startswith("0x") else text
+    # Checked before int(): a 5,000-digit number would cost CPU (and trip Python's digit limit).
+    if len(digits.lstrip("0")) > 5:
+        raise UsageError(f"register {text[:16]}… in {item[:32]!r} is beyond 65535")
+    value = int(digits, 16) if digits is not text else int(text)
     if value > 0xFFFF:
         raise UsageError(f"register {value} in {item!r} is beyond 65535")
     return value
 
 
 def parse_query(text: str) -> Query:
-    """Parse ``N``, ``a-b``, ``a..b``, comma lists and the keywords; UsageError when malformed."""
+    """Parse ``N``, ``a-b``, ``a..b``, comma lists and the keywords; UsageError when malformed.
+
+    Ranges are merged as intervals before any address is listed, so the cost is one pass over
+    the text plus the addresses named, however often a range repeats (``0-65535,`` × 511).
+    """
     if not text or not text.strip():
         raise UsageError("empty query: give registers like 745-747,813 or known, valid, all")
-    addresses: set[int] = set()
+    spans: list[tuple[int, int]] = []
+    known = False
     implicit = False
     for raw_item in text.split(","):
         item = raw_item.strip()
         lowered = item.lower()
         if lowered == "known":
-            addresses.update(registers.KNOWN_ADDRESSES)
-            implicit = True
+            known = implicit = True
         elif lowered == "valid":
-            for start, end in registers.REGISTER_RANGES:
-                addresses.update(range(start, end + 1))
+            spans.extend(registers.REGISTER_RANGES)
             implicit = True
         elif lowered == "all":
-            addresses.update(range(0x10000))
+            spans.append((0, 0xFFFF))
             implicit = True
         elif m := _RANGE.match(item):
             start, end = _number(m.group(1), item), _number(m.group(2), item)
             if start > end:
                 raise UsageError(f"range {item!r} runs backwards")
-            addresses.update(range(start, end + 1))
+            spans.append((start, end))
         elif _NUMBER.match(item):
-            addresses.add(_number(item, item))
+            address = _number(item, item)
+            spans.append((address, address))
         else:
             raise UsageError(
-                f"{item!r} is not a register: use N, A-B, A..B, comma lists, known, valid or all"
+                f"{item[:64]!r} is not a register: use N, A-B, A..B, comma lists, known, valid or all"
             )
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    if not known:
+        return Query(tuple(a for start, end in merged for a in range(start, end + 1)), implicit)
+    addresses = set(registers.KNOWN_ADDRESSES)
+    for start, end in merged:
+        addresses.update(range(start, end + 1))
     return Query(tuple(sorted(addresses)), implicit)
 
 

@@ -55,7 +55,12 @@ MAX_QUERY_CHARS: Final = 4096
 MAX_ID_CHARS: Final = 128
 MAX_WRITES: Final = 32  # one request's writes run as one bus job; keep it short for the poller
 MAX_GETREGS_BYTES: Final = 4096
-_CLIENT_ID: Final = re.compile(r"^[^/+#\x00]{1,128}$")
+# A reply larger than this is refused (code "too_large") rather than built: a query reply holds its
+# values, its failures grouped in ranges and, with decode, every printable register; ``all`` with
+# decode is some 400 kB, so this only stops something pathological from pinning memory.
+MAX_REPLY_BYTES: Final = 1 << 20
+MAX_TOPIC_BYTES: Final = 65535  # MQTT's limit for a topic name
+_CLIENT_ID: Final = re.compile(r"^[^/+#\x00]+$")
 
 
 def modbus_base(device_root: str) -> str:
@@ -73,9 +78,16 @@ def response_topic(base: str, client_id: str) -> str:
     return f"{base}/{RESPONSE}/{client_id}"
 
 
-def valid_client_id(client_id: str) -> bool:
-    """Whether the id can be one topic level (no ``/``, no wildcard, 1..128 characters)."""
-    return bool(_CLIENT_ID.match(client_id))
+def valid_client_id(client_id: str, base: str = "") -> bool:
+    """Whether the id can be one topic level (no ``/``, no wildcard, not empty) of a reply topic
+    under ``base`` that MQTT can carry (any length the broker let the client connect with)."""
+    if not _CLIENT_ID.match(client_id):
+        return False
+    try:
+        size = len(response_topic(base, client_id).encode("utf-8"))
+    except UnicodeEncodeError:
+        return False
+    return size <= MAX_TOPIC_BYTES
 
 
 # ------------------------------------------------------------------------------------------ errors
@@ -91,6 +103,7 @@ ErrorCode: TypeAlias = Literal[
     "frame_error",  # only garbled replies
     "bus_down",  # the bridge has lost the line to the heat pump
     "busy",  # too many requests of this client in flight
+    "too_large",  # the reply would exceed MAX_REPLY_BYTES: ask for fewer registers
     "internal",  # a bug in the bridge; its log has the details
 ]
 ERROR_CODES: Final[tuple[str, ...]] = ErrorCode.__args__  # type: ignore[attr-defined]
@@ -257,6 +270,9 @@ def _request_id(obj: Mapping[str, Any]) -> RequestId:
     if rid is None:
         return None
     if isinstance(rid, str) and len(rid) <= MAX_ID_CHARS:
+        if not _encodable(rid):
+            # Valid JSON ("\ud800"), but no UTF-8 reply could carry it back: refuse, id-less.
+            raise BadRequest("id must be text without lone UTF-16 surrogates")
         return rid
     if _is_int(rid) and abs(rid) < 2**53:  # exact in every JSON implementation
         return int(rid)
@@ -289,6 +305,28 @@ def parse_request(payload: bytes) -> Request:
     if op == "write":
         return _parse_write(obj, rid)
     return PingRequest(rid)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def peek_id(payload: bytes) -> RequestId:
+    """The request's id if it can be read cheaply and safely, else None; never raises.
+
+    For replies that must go out before (or instead of) a full parse, such as ``busy``.
+    """
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        return None
+    try:
+        obj = json.loads(payload.decode("utf-8"), parse_constant=_no_constant)
+        return _request_id(obj) if isinstance(obj, dict) else None
+    except (ValueError, RecursionError, UsageError):
+        return None
 
 
 def _no_constant(name: str) -> None:
@@ -378,8 +416,15 @@ def _word(value: Any, what: str, rid: RequestId) -> int:
 
 
 def encode(obj: Mapping[str, Any]) -> bytes:
-    """Compact JSON, UTF-8 (names such as ``°F`` stay readable)."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """Compact JSON, UTF-8 (names such as ``°F`` stay readable).
+
+    Text UTF-8 cannot carry (a lone surrogate echoed from a request) is written as ``\\u`` escapes
+    instead of failing: a reply must always go out.
+    """
+    try:
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(obj, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
 def ok_reply(request_id: RequestId, **fields: Any) -> bytes:
@@ -398,8 +443,28 @@ def words_object(words: Mapping[int, int]) -> dict[str, int]:
 
 
 def failed_object(failed: Mapping[int, BaseException]) -> dict[str, dict[str, Any]]:
-    """``{"5": {"code": "illegal_address", …}}`` in address order."""
-    return {str(a): error_object(failed[a]) for a in sorted(failed)}
+    """``{"5": {"code": "illegal_address", …}, "7-99": {…}}`` in address order.
+
+    Consecutive addresses that failed with the same error share one ``"A-B"`` key: an ``all``
+    query has some 62,000 missing registers, one entry each would be megabytes.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    run: list[Any] = []  # [first, last, error object]
+    for address in sorted(failed):
+        obj = error_object(failed[address])
+        if run and address == run[1] + 1 and obj == run[2]:
+            run[1] = address
+            continue
+        if run:
+            out[_span(run[0], run[1])] = run[2]
+        run = [address, address, obj]
+    if run:
+        out[_span(run[0], run[1])] = run[2]
+    return out
+
+
+def _span(first: int, last: int) -> str:
+    return str(first) if first == last else f"{first}-{last}"
 
 
 def _json_value(value: registers.Value | None) -> Any:
@@ -491,7 +556,20 @@ def query_answer(body: Mapping[str, Any]) -> QueryAnswer:
     values = _int_keys(body.get("values", {}), "values")
     if not all(_is_int(v) and 0 <= v <= 0xFFFF for v in values.values()):
         raise FrameError("reply values are not 16-bit words")
-    failed = {a: error_from_object(e) for a, e in _int_keys(body.get("failed", {}), "failed").items()}
+    failed: dict[int, AuroraError] = {}
+    raw_failed = body.get("failed", {})
+    if not isinstance(raw_failed, Mapping):
+        raise FrameError("reply failed is not an object")
+    for key, obj in raw_failed.items():
+        first, _, last = str(key).partition("-")
+        try:
+            span = range(int(first), int(last or first) + 1)
+        except ValueError:
+            raise FrameError(f"reply failed has a key {str(key)[:32]!r} that is not an address") from None
+        if len(span) > 0x10000:
+            raise FrameError("reply failed has a range beyond the register space")
+        err = error_from_object(obj)
+        failed.update(dict.fromkeys(span, err))
     decoded = _int_keys(body.get("decoded", {}), "decoded")
     cached, transactions = body.get("cached", 0), body.get("transactions", 0)
     return QueryAnswer(

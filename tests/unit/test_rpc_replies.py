@@ -1,0 +1,212 @@
+"""Every JSON request gets exactly one reply and gives its in-flight slot back, on every path
+(issue 11 #2): a real BusWorker over the demo unit's DumpBus, messages as paho hands them over."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pytest
+from aurora import rpc
+from aurora.bridge.passthrough import MAX_INFLIGHT_PER_CLIENT, PassThrough
+from aurora.bridge.worker import BusWorker
+from aurora.dump import DumpBus
+from aurora.errors import BusError, BusTimeout
+
+from tests.unit.test_rpc_passthrough import BASE, REGS, ROOT, WAIT_S, Recorder, Rig, make_rig, message
+
+
+@pytest.fixture
+def rig() -> Iterator[Rig]:
+    yield from make_rig()
+
+
+def replies(rig: Rig, client: str) -> list[Any]:
+    return [s.json() for s in rig.sent.on(f"{BASE}/response/{client}")]
+
+
+def settle(rig: Rig, client: str, count: int) -> list[Any]:
+    """Wait for ``count`` replies to ``client``, then for every slot to be given back."""
+    rig.sent.wait(f"{BASE}/response/{client}", count)
+    deadline = time.monotonic() + WAIT_S
+    while rig.pt.inflight() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return replies(rig, client)
+
+
+SURROGATE = b'{"id": "\\ud800", "op": "ping"}'  # valid JSON; no UTF-8 text can carry it back
+
+PATHS: list[tuple[str, bytes, str | None]] = [
+    ("not JSON", b"{nope", "bad_request"),
+    ("not UTF-8", b'{"id": "\xff"}', "bad_request"),
+    ("lone surrogate id", SURROGATE, "bad_request"),
+    ("lone surrogate elsewhere", b'{"id": "a", "op": "\\udfff"}', "bad_request"),
+    ("huge integer id", b'{"id": 1' + b"0" * 300 + b', "op": "ping"}', "bad_request"),
+    ("4,300+ digit id", b'{"id": ' + b"9" * 5000 + b', "op": "ping"}', "bad_request"),
+    ("id too long", json.dumps({"id": "x" * 129, "op": "ping"}).encode(), "bad_request"),
+    ("deep nesting", b"[" * 5000 + b"]" * 5000, "bad_request"),
+    ("unknown op", b'{"id": 1, "op": "format"}', "bad_request"),
+    ("too large", b'{"id": 1, "op": "ping", "x": "' + b"y" * 20000 + b'"}', "bad_request"),
+    ("ping", b'{"id": 1, "op": "ping"}', None),
+    ("read", b'{"id": 1, "op": "read", "registers": [745]}', None),
+    ("read refused by the board", b'{"id": 1, "op": "read", "holding": [5000, 1]}', "illegal_address"),
+    ("query", b'{"id": 1, "op": "query", "query": "745-747", "decode": true}', None),
+    ("query that fails", b'{"id": 1, "op": "query", "query": "5000"}', "illegal_address"),
+    ("bad query", b'{"id": 1, "op": "query", "query": "745-"}', "bad_request"),
+    ("write", b'{"id": 1, "op": "write", "writes": [[340, 3]]}', None),
+    ("write refused by the map", b'{"id": 1, "op": "write", "writes": [[1, 3]]}', "write_refused"),
+]
+
+
+@pytest.mark.parametrize(("payload", "code"), [p[1:] for p in PATHS], ids=[p[0] for p in PATHS])
+def test_every_request_gets_one_reply_and_gives_its_slot_back(
+    rig: Rig, payload: bytes, code: str | None
+) -> None:
+    rig.pt.handle(message(f"{BASE}/request/fetch-1", payload))
+    (reply,) = settle(rig, "fetch-1", 1)
+    assert (code is None) == reply["ok"], reply
+    if code is not None:
+        assert code == reply["error"]["code"], reply
+    assert {} == rig.pt.inflight()
+    time.sleep(0.05)  # a second reply would come from the same threads within this
+    assert 1 == len(replies(rig, "fetch-1"))
+
+
+def test_a_reply_goes_out_and_the_slot_comes_back_when_the_line_is_down(rig: Rig) -> None:
+    rig.worker.line_up = False
+    rig.pt.handle(message(f"{BASE}/request/fetch-1", {"id": 1, "op": "read", "registers": [745]}))
+    (reply,) = settle(rig, "fetch-1", 1)
+    assert "bus_down" == reply["error"]["code"]
+    assert {} == rig.pt.inflight()
+
+
+def test_a_reply_the_broker_client_refuses_to_queue_still_gives_the_slot_back() -> None:
+    def refusing(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("paho: queue full")
+
+    bus = DumpBus(dict(REGS))
+    worker = BusWorker(lambda: bus)
+    worker.start()
+    try:
+        worker.submit(lambda b: None).result(WAIT_S)
+        pt = PassThrough(worker=worker, publish=refusing, root=ROOT)
+        for i in range(MAX_INFLIGHT_PER_CLIENT * 2):
+            pt.handle(message(f"{BASE}/request/fetch-1", {"id": i, "op": "read", "registers": [745]}))
+        deadline = time.monotonic() + WAIT_S
+        while (
+            pt.inflight() or pt.counters["replies"] < 2 * MAX_INFLIGHT_PER_CLIENT
+        ) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert {} == pt.inflight()
+        assert 2 * MAX_INFLIGHT_PER_CLIENT == pt.counters["replies"]
+    finally:
+        worker.stop()
+
+
+class FailingBus(DumpBus):
+    """The line is lost in the middle of every transaction."""
+
+    def _values(self, function: int, addresses: Sequence[int]) -> list[int]:
+        raise BusError("connection closed by the server")
+
+    def write_register(self, address: int, value: int) -> None:
+        raise BusTimeout("no reply")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"op": "read", "registers": [745]},
+        {"op": "query", "query": "745-747"},
+        {"op": "query", "query": "valid"},
+        {"op": "write", "writes": [[340, 3]], "readback": True},
+    ],
+    ids=["read", "query", "keyword query", "write"],
+)
+def test_a_transaction_that_fails_still_answers_and_gives_the_slot_back(body: dict[str, Any]) -> None:
+    bus = FailingBus(dict(REGS))
+    worker = BusWorker(lambda: bus)
+    worker.start()
+    try:
+        worker.submit(lambda b: None).result(WAIT_S)  # the line is up until the first transaction
+        sent = Recorder()
+        pt = PassThrough(worker=worker, publish=sent, root=ROOT)
+        pt.handle(message(f"{BASE}/request/web-1", {"id": "f", **body}))
+        (reply,) = sent.wait(f"{BASE}/response/web-1")
+        assert not reply.json()["ok"]
+        assert reply.json()["error"]["code"] in ("bus_down", "timeout")
+        deadline = time.monotonic() + WAIT_S
+        while pt.inflight() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert {} == pt.inflight()
+    finally:
+        worker.stop()
+
+
+def test_a_stopping_worker_answers_every_queued_request_and_leaks_no_slot(rig: Rig) -> None:
+    rig.hold()
+    for i in range(10):
+        rig.pt.handle(message(f"{BASE}/request/fetch-1", {"id": i, "op": "query", "query": "745-747"}))
+    time.sleep(0.1)  # let the preparation thread queue them behind the held transaction
+    threading.Thread(target=rig.worker.stop, daemon=True).start()
+    rig.release()
+    got = settle(rig, "fetch-1", 10)
+    assert 10 == len(got)
+    assert {} == rig.pt.inflight()
+
+
+def test_300_surrogate_ids_leave_other_clients_answered(rig: Rig) -> None:
+    """Issue 11 #2: 256 of these used to make the bridge answer busy to everyone until restarted."""
+    for _ in range(300):
+        rig.pt.handle(message(f"{BASE}/request/fetch-evil", SURROGATE))
+    got = settle(rig, "fetch-evil", 300)
+    assert all(r["error"]["code"] in ("bad_request", "busy") for r in got)
+    assert {} == rig.pt.inflight()
+    rig.pt.handle(message(f"{BASE}/request/web-1", {"id": "w", "op": "read", "registers": [745]}))
+    (reply,) = settle(rig, "web-1", 1)
+    assert {"id": "w", "ok": True, "values": [REGS[745]]} == reply
+
+
+def test_a_client_id_over_128_characters_is_answered(rig: Rig) -> None:
+    client = "fetch-" + "k" * 300
+    rig.pt.handle(message(f"{BASE}/request/{client}", {"id": 7, "op": "ping"}))
+    (reply,) = settle(rig, client, 1)
+    assert reply["ok"] and 7 == reply["id"]
+
+
+def test_busy_is_per_client_and_echoes_the_id(rig: Rig) -> None:
+    rig.hold()
+    try:
+        for i in range(MAX_INFLIGHT_PER_CLIENT + 3):
+            rig.pt.handle(
+                message(f"{BASE}/request/fetch-greedy", {"id": i, "op": "read", "registers": [745]})
+            )
+        busy = rig.sent.wait(f"{BASE}/response/fetch-greedy", 3)
+        assert [MAX_INFLIGHT_PER_CLIENT, MAX_INFLIGHT_PER_CLIENT + 1, MAX_INFLIGHT_PER_CLIENT + 2] == [
+            b.json()["id"] for b in busy
+        ]
+        assert {"busy"} == {b.json()["error"]["code"] for b in busy}
+        rig.pt.handle(message(f"{BASE}/request/web-1", {"id": "w", "op": "ping"}))
+        (ping,) = rig.sent.wait(f"{BASE}/response/web-1")
+        assert ping.json()["ok"]
+    finally:
+        rig.release()
+    settle(rig, "fetch-greedy", MAX_INFLIGHT_PER_CLIENT + 3)
+    assert {} == rig.pt.inflight()
+
+
+def test_an_all_query_reply_groups_its_failures_and_stays_small(rig: Rig) -> None:
+    rig.pt.handle(
+        message(f"{BASE}/request/web-1", {"id": "a", "op": "query", "query": "all", "decode": True})
+    )
+    reply = rig.sent.wait(f"{BASE}/response/web-1")[0]
+    assert len(reply.payload) < rpc.MAX_REPLY_BYTES
+    body = reply.json()
+    assert body["ok"]
+    answer = rpc.query_answer(body)
+    assert 0x10000 == len(answer.values) + len(answer.failed)
+    assert answer.values and all(REGS[a] == w for a, w in answer.values.items())
+    assert len(body["failed"]) < 1000  # ranges, not one entry per missing register
