@@ -24,7 +24,7 @@ import paho.mqtt.client as mqtt
 import structlog
 from aurora.bus import Bus
 from aurora.errors import AuroraError, BusError, BusTimeout, ExceptionReply, FrameError, UsageError
-from aurora.mqtt import MqttSettings, make_client
+from aurora.mqtt import MqttSettings, bridge_client_id, make_client
 from aurora.query import plan_chunks
 from aurora.transport import redact
 from paho.mqtt.enums import MQTTProtocolVersion
@@ -201,7 +201,9 @@ class Bridge:
         serial = unit.device_id.removeprefix("aurora-")
         self.publisher = Publisher(
             self.config.mqtt,
-            f"bridge-{serial}",  # one client id per heat pump: bridges on one broker never collide
+            # One id per heat pump (bridges on one broker never collide) that no other account
+            # can know, so none can take it over (aurora.mqtt.bridge_client_id).
+            bridge_client_id(serial, self.config.mqtt.username, self.config.mqtt.password),
             state_topic=f"{self.root}/$state",
             protocol=self.config.protocol,
             client_factory=self._client_factory,

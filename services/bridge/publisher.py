@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 import structlog
-from aurora.mqtt import MqttSettings, make_client
+from aurora.mqtt import MqttSettings, make_client, shown_client_id
 from paho.mqtt.enums import MQTTProtocolVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -94,7 +94,7 @@ class Publisher:
 
     def start(self) -> None:
         """Connect in the background; paho retries forever with backoff (never raises here)."""
-        log.info("mqtt_connecting", broker=self.settings.url, client_id=self.client_id)
+        log.info("mqtt_connecting", broker=self.settings.url, client_id=shown_client_id(self.client_id))
         self.client.connect_async(self.settings.host, self.settings.port, keepalive=KEEPALIVE_S)
         self.client.loop_start()
 

@@ -8,6 +8,8 @@ in the URL still works but is never logged (``redact``).
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
 import logging
 import os
 import socket
@@ -24,7 +26,15 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from .errors import UsageError
 from .transport import redact
 
-__all__ = ["MqttSettings", "add_mqtt_arguments", "make_client", "redact"]
+__all__ = [
+    "MqttSettings",
+    "add_mqtt_arguments",
+    "bridge_client_id",
+    "client_id",
+    "make_client",
+    "redact",
+    "shown_client_id",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -113,8 +123,36 @@ def add_mqtt_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def client_id(prefix: str) -> str:
-    """A unique client id ``<prefix>-<random>``; the broker's ACL ties tools to their own prefix."""
+    """A tool's client id ``<prefix>-<random>``: new on every run, known to no other account."""
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+BRIDGE_ID_DIGITS = 24  # 96 bits: no one guesses it, as no one guesses the password it comes from
+
+
+def bridge_client_id(serial: str, username: str | None, password: str | None) -> str:
+    """The bridge's client id: ``bridge-<serial>-<24 hex digits>``, an HMAC of its own password.
+
+    mosquitto lets any logged-in account connect with any client id and then closes the older
+    connection of that id (which would publish the bridge's ``lost`` will), and nothing in its
+    password file or ACL can tie an id to a user (mosquitto/README.md). So the id is one no other
+    account can know: it derives from the bridge's password, never appears in a topic, and is the
+    same on every start (the broker keeps the bridge's session under it) until the password
+    changes. Without a password the broker tells no one apart anyway: ``bridge-<serial>``.
+    """
+    if not password:
+        return f"bridge-{serial}"
+    message = f"aurora bridge client id\0{username or ''}\0{serial}".encode()
+    digest = hmac.new(password.encode("utf-8"), message, hashlib.sha256).hexdigest()
+    return f"bridge-{serial}-{digest[:BRIDGE_ID_DIGITS]}"
+
+
+def shown_client_id(cid: str) -> str:
+    """A bridge's client id as logs may show it: its secret part left out."""
+    head, sep, tail = cid.rpartition("-")
+    if cid.startswith("bridge-") and head.count("-") >= 1 and len(tail) == BRIDGE_ID_DIGITS:
+        return f"{head}{sep}…"
+    return cid
 
 
 def make_client(
