@@ -10,10 +10,10 @@ from contextlib import closing
 
 import structlog
 from aurora import __version__
-from aurora.errors import AuroraError, UsageError
+from aurora.errors import AuroraError, MissingRegisters, UsageError
 from aurora.logs import configure_logging
 from aurora.mqtt import add_mqtt_arguments
-from aurora.query import Chunk, ProgressLog, QueryResult, parse_query, read_query
+from aurora.query import Chunk, ProgressLog, QueryResult, describe_addresses, parse_query, read_query
 from aurora.render import render_lines, render_yaml
 from aurora.transport import DEFAULT_LATENCY_S, open_bus, redact
 
@@ -105,6 +105,22 @@ def fetch(args: argparse.Namespace) -> QueryResult:
             try_individual=args.try_individual,
             skip_missing=args.ignore_missing_registers,
             progress=progress,
+            name_missing=True,
+        )
+
+
+def _warn_failed(result: QueryResult, port: str) -> None:
+    """One warning per kind of failure, naming the registers, however many failed."""
+    by_error: dict[str, list[int]] = {}
+    for address, err in result.failed.items():
+        by_error.setdefault(str(err).split(" (function", 1)[0], []).append(address)
+    for error, addresses in by_error.items():
+        log.warning(
+            "registers_not_read",
+            count=len(addresses),
+            registers=describe_addresses(addresses).split(" ", 1)[1],
+            error=error,
+            port=redact(port),
         )
 
 
@@ -117,13 +133,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as err:
         print(f"aurora_fetch: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except MissingRegisters as err:
+        it = "it" if len(err.addresses) == 1 else "them"
+        print(f"aurora_fetch: {err}; --ignore-missing-registers skips {it}", file=sys.stderr)
+        return EXIT_DEVICE
     except AuroraError as err:
         print(f"aurora_fetch: {err}", file=sys.stderr)
         return EXIT_DEVICE
     except KeyboardInterrupt:
         return 130
-    for address, err in result.failed.items():
-        log.warning("register_failed", address=address, error=str(err), port=redact(args.port))
+    _warn_failed(result, args.port)
     if args.yaml:
         sys.stdout.write(render_yaml(result.values))  # ends with one newline, as the original's puts
     else:

@@ -63,6 +63,17 @@ class IllegalAddress(ExceptionReply):
     """Exception code 2: the register does not exist on this unit."""
 
 
+class MissingRegisters(IllegalAddress):
+    """Exception code 2 narrowed down: which registers of a query the unit does not have."""
+
+    def __init__(self, function: int, addresses: list[int], text: str) -> None:
+        super().__init__(function, 2)
+        self.addresses = addresses
+        self.args = (
+            f"{text} {'is' if len(addresses) == 1 else 'are'} not on this unit (illegal data address)",
+        )
+
+
 class IllegalValue(ExceptionReply):
     """Exception code 3: a quantity or value the board refuses."""
 

@@ -17,7 +17,15 @@ import structlog
 
 from . import registers, rtu
 from .bus import Bus
-from .errors import AuroraError, BusError, BusTimeout, ExceptionReply, IllegalAddress, UsageError
+from .errors import (
+    AuroraError,
+    BusError,
+    BusTimeout,
+    ExceptionReply,
+    IllegalAddress,
+    MissingRegisters,
+    UsageError,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -188,6 +196,7 @@ def read_query(
     try_individual: bool | None = None,
     skip_missing: bool = False,
     progress: ProgressFn | None = None,
+    name_missing: bool = False,
 ) -> QueryResult:
     """Read every register of ``query`` in as few transactions as the board allows.
 
@@ -195,6 +204,8 @@ def read_query(
     keyword, ``try_individual`` or ``skip_missing`` read the chunk's items one by one, and then
     with ``try_individual`` each address with FC 3 (aurora-protocol §5.3). Addresses that still
     fail are in ``failed``; without fallback the first error is raised. A lost line always raises.
+    With ``name_missing``, an illegal-address reply without fallback is narrowed down (the chunk
+    read again item by item) and raised as MissingRegisters naming the registers the unit lacks.
     """
     parsed = parse_query(query) if isinstance(query, str) else query
     individual = parsed.implicit if try_individual is None else try_individual
@@ -204,11 +215,52 @@ def read_query(
     for done, chunk in enumerate(chunks):
         if progress:
             progress(done, len(chunks), chunk)
-        _read_chunk(bus, chunk, result, fallback=fallback, individual=individual or skip_missing)
+        try:
+            _read_chunk(bus, chunk, result, fallback=fallback, individual=individual or skip_missing)
+        except IllegalAddress as err:
+            if not name_missing:
+                raise
+            raise _narrowed(bus, chunk, err) from err
     if progress:
         progress(len(chunks), len(chunks), Chunk(()))
     result.values = dict(sorted(result.values.items()))
     return result
+
+
+def _narrowed(bus: Bus, chunk: Chunk, err: IllegalAddress) -> IllegalAddress:
+    """The chunk read again item by item, and a refused run address by address, to name the
+    registers the board refuses; the original error when the probe finds none or fails."""
+    missing: list[int] = []
+    try:
+        for start, count in chunk.items:
+            try:
+                Chunk(((start, count),)).read(bus)
+                continue
+            except IllegalAddress:
+                if count == 1:
+                    missing.append(start)
+                    continue
+            for address in range(start, start + count):
+                try:
+                    Chunk(((address, 1),)).read(bus)
+                except IllegalAddress:
+                    missing.append(address)
+    except AuroraError:
+        return err  # the line failed while probing: the board's first answer stands
+    if not missing:
+        return err
+    return MissingRegisters(err.function, missing, describe_addresses(missing))
+
+
+def describe_addresses(addresses: Iterable[int], limit: int = 8) -> str:
+    """``register 748 (Name)`` or ``registers 748, 750-752`` (runs joined, at most ``limit`` shown)."""
+    ordered = sorted(set(addresses))
+    if len(ordered) == 1:
+        name = registers.name_of(ordered[0])
+        return f"register {ordered[0]}" + (f" ({name})" if name else "")
+    runs = [f"{s}" if n == 1 else f"{s}-{s + n - 1}" for s, n in _runs(ordered)]
+    shown = ", ".join(runs[:limit]) + (f" and {len(runs) - limit} more" if len(runs) > limit else "")
+    return f"registers {shown}"
 
 
 def with_continuations(addresses: Iterable[int]) -> list[int]:
@@ -263,7 +315,7 @@ def _read_chunk(bus: Bus, chunk: Chunk, result: QueryResult, *, fallback: bool, 
                 consecutive_timeouts = 0
             except IllegalAddress as err:
                 result.failed[address] = err
-                log.warning("missing_register", address=address)
+                log.debug("missing_register", address=address)  # callers summarise result.failed
             except ExceptionReply as err:
                 result.failed[address] = err
             except BusTimeout as err:

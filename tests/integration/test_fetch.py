@@ -114,14 +114,32 @@ def test_device_errors_exit_1_with_the_users_document_wording(tmp_path: Path) ->
 
 
 def test_an_absent_register_fails_an_explicit_query_unless_told_to_skip_it(unit_dump: Path) -> None:
-    """Exit 1 naming the exception; with --ignore-missing-registers a warning and the rest."""
-    strict = fetch(str(unit_dump), "745-748")
+    """Exit 1 with one line naming the missing registers and the option that skips them; with
+    --ignore-missing-registers the rest, and one warning naming what was skipped."""
+    strict = fetch(str(unit_dump), "745-748,1114")
     assert 1 == strict.returncode
-    assert strict.stderr.startswith("aurora_fetch: illegal data address")
+    assert (
+        "aurora_fetch: registers 748, 1114 are not on this unit (illegal data address); "
+        "--ignore-missing-registers skips them\n"
+    ) == strict.stderr
+    assert "" == strict.stdout
+    one = fetch(str(unit_dump), "1114")
+    assert (
+        "aurora_fetch: register 1114 (DHW Temperature) is not on this unit (illegal data address); "
+        "--ignore-missing-registers skips it\n"
+    ) == one.stderr
     lenient = fetch(str(unit_dump), "745-748", "--ignore-missing-registers")
     assert 0 == lenient.returncode, lenient.stderr
     assert 3 == len(lenient.stdout.splitlines())
-    assert "748" in lenient.stderr
+    assert 1 == len(lenient.stderr.splitlines()) and '"registers": "748"' in lenient.stderr
+
+
+def test_a_keyword_query_of_a_small_dump_warns_once_not_per_register() -> None:
+    """`valid` of the seed dump misses 2807 registers: one warning line, not thousands."""
+    done = fetch(str(SEED_DUMP), "valid")
+    assert 0 == done.returncode, done.stderr[-2000:]
+    warnings = [line for line in done.stderr.splitlines() if '"warning"' in line]
+    assert 1 == len(warnings) and '"count": 2807' in warnings[0]
 
 
 def test_debug_modbus_shows_every_frame(tmp_path: Path, unit_dump: Path) -> None:

@@ -7,7 +7,7 @@ import math
 import pytest
 from aurora import registers
 from aurora.dump import DumpBus
-from aurora.errors import BusTimeout, IllegalAddress, UsageError
+from aurora.errors import BusTimeout, IllegalAddress, MissingRegisters, UsageError
 from aurora.query import Chunk, parse_query, plan_chunks, read_query
 
 
@@ -85,6 +85,18 @@ def test_a_missing_register_fails_an_explicit_query() -> None:
     """Without fallback the board's answer is the user's answer."""
     with pytest.raises(IllegalAddress):
         read_query(DumpBus({745: 1, 747: 3}), "745-747")
+
+
+def test_a_missing_register_is_named_when_asked() -> None:
+    """aurora_fetch narrows the board's "illegal data address" down to the registers it lacks."""
+    bus = DumpBus({745: 1, 747: 3, 813: 206})
+    with pytest.raises(MissingRegisters) as caught:
+        read_query(bus, "745-747,813,1114", name_missing=True)
+    assert [746, 1114] == caught.value.addresses
+    assert "registers 746, 1114 are not on this unit (illegal data address)" == str(caught.value)
+    assert isinstance(caught.value, IllegalAddress) and 2 == caught.value.code
+    with pytest.raises(MissingRegisters, match=r"^register 1114 \(DHW Temperature\) is not"):
+        read_query(bus, "1114", name_missing=True)
 
 
 def test_missing_registers_are_skipped_with_fallback() -> None:
