@@ -32,6 +32,7 @@ from paho.mqtt.enums import MQTTProtocolVersion
 from .health import HEALTH_EVERY_S, PollStats, health_document
 from .poller import PollReport, TierSchedule, WordCache, read_words
 from .publisher import Publisher
+from .vport import VirtualPorts, VportConfig
 from .worker import BusWorker, Priority
 
 log = structlog.get_logger(__name__)
@@ -64,6 +65,7 @@ class BridgeConfig:
     ha_prefix: str = "homeassistant"
     latency_s: float = 0.5
     watchdog_cycles: int = 6
+    vports: VportConfig = field(default_factory=VportConfig)  # virtual ports: off unless configured
 
 
 def sd_notify(message: str) -> bool:
@@ -132,6 +134,7 @@ class Bridge:
         self._republish = False
         self._values_lock = threading.Lock()
         self.passthrough: Any = None
+        self.vports: VirtualPorts | None = None
         self._exit_code = 0
         self._last_status = time.monotonic()
 
@@ -152,6 +155,8 @@ class Bridge:
             self.worker.stop()
             return 0
         try:
+            if not self._start_vports():
+                return 2
             self._start_mqtt()
             if not stop.is_set():
                 self._publish_tree()
@@ -192,6 +197,21 @@ class Bridge:
             # would drop a component for the bridge's whole life. Try the detection again.
             raise BusTimeout(f"detection read incomplete: {lost[0]}")
         return report.words
+
+    def _start_vports(self) -> bool:
+        """Serve the virtual ports (if configured) once the unit answers, before MQTT: ModBus tools
+        share the line even while the broker is away. False when a port cannot be bound."""
+        config = self.config.vports
+        if not config.enabled:
+            return True
+        ports = VirtualPorts(config, self.worker, on_written=self._absorb_raw_write)
+        try:
+            ports.start()
+        except OSError as err:
+            log.error("vport_bind_failed", error=str(err), rtu=config.rtu, modbus_tcp=config.modbus_tcp)
+            return False
+        self.vports = ports
+        return True
 
     # ------------------------------------------------------------ MQTT and the tree
 
@@ -554,6 +574,7 @@ class Bridge:
                 "line_up": int(self.worker.line_up),
             },
             passthrough=dict(passthrough) if isinstance(passthrough, Mapping) else None,
+            vports=self.vports.health() if self.vports is not None else None,
         )
 
     def _publish_health(self, force: bool = False) -> None:
@@ -571,6 +592,8 @@ class Bridge:
         self._stop.set()
         if self._poll_thread is not None:
             self._poll_thread.join(5)
+        if self.vports is not None:
+            self.vports.stop()
         self.worker.stop()
         if self.passthrough is not None:
             self.passthrough.close()  # after the worker: the requests it failed are answered

@@ -23,6 +23,7 @@ from aurora.transport import DEFAULT_LATENCY_S, redact
 from paho.mqtt.enums import MQTTProtocolVersion
 
 from .app import Bridge, BridgeConfig
+from .vport import IDLE_TIMEOUT_S, MAX_CLIENTS, VportConfig, parse_listen
 
 log = structlog.get_logger("aurora.bridge")
 
@@ -61,6 +62,73 @@ def _topic_level(text: str) -> str:
     if not _TOPIC_LEVEL.match(text):
         raise argparse.ArgumentTypeError(f"{text!r} must be one topic level of letters, digits, - or _")
     return text
+
+
+def _listen(text: str) -> tuple[str, int]:
+    try:
+        return parse_listen(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _clients(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 1000:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of clients, 1..1000")
+    return int(text)
+
+
+def _idle_seconds(text: str) -> float:
+    value = _seconds(text)
+    if value < 5:
+        raise argparse.ArgumentTypeError(f"{text} s: at least 5 s")
+    return value
+
+
+def _add_vport_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "virtual ports",
+        "ModBus tools share the heat pump's line through the bridge, while it polls. Off unless a port is "
+        "given; HOST defaults to 127.0.0.1. No authentication, like ser2net: see the README's security "
+        "notes.",
+    )
+    g.add_argument(
+        "--vport-rtu",
+        type=_listen,
+        default=_env("VPORT_RTU"),
+        metavar="[HOST:]PORT",
+        help="serve raw ModBus RTU over TCP, as ser2net's raw mode does (tcp://HOST:PORT/ for aurora_fetch, "
+        "RTU-over-TCP clients) [AURORA_VPORT_RTU]",
+    )
+    g.add_argument(
+        "--vport-modbus-tcp",
+        type=_listen,
+        default=_env("VPORT_MODBUS_TCP"),
+        metavar="[HOST:]PORT",
+        help="serve Modbus/TCP (MBAP; unit id 1 or 255) for Home Assistant's ModBus integration, mbpoll, "
+        "Node-RED... [AURORA_VPORT_MODBUS_TCP]",
+    )
+    g.add_argument(
+        "--vport-read-only",
+        action="store_true",
+        default=_env_bool("VPORT_READ_ONLY", False),
+        help="refuse every write on the virtual ports with exception 1 [AURORA_VPORT_READ_ONLY]",
+    )
+    g.add_argument(
+        "--vport-max-clients",
+        type=_clients,
+        default=_env("VPORT_MAX_CLIENTS") or str(MAX_CLIENTS),
+        metavar="N",
+        help="clients connected at once, both ports together; more are disconnected "
+        "(default %(default)s) [AURORA_VPORT_MAX_CLIENTS]",
+    )
+    g.add_argument(
+        "--vport-idle-timeout",
+        type=_idle_seconds,
+        default=_env("VPORT_IDLE_TIMEOUT") or str(int(IDLE_TIMEOUT_S)),
+        metavar="S",
+        help="close a connection that sent no complete request for S seconds "
+        "(default %(default)s) [AURORA_VPORT_IDLE_TIMEOUT]",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -149,8 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-raw-writes",
         action="store_true",
         default=_env_bool("ALLOW_RAW_WRITES", False),
-        help="let $modbus/<register>/set write registers outside the known writable ones "
-        "(default off) [AURORA_ALLOW_RAW_WRITES]",
+        help="let $modbus/<register>/set and the virtual ports write registers outside the known "
+        "writable ones (default off) [AURORA_ALLOW_RAW_WRITES]",
     )
     p.add_argument(
         "--mqtt-protocol",
@@ -185,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-v", "--version", action="version", version=f"aurora_mqtt_bridge {__version__}")
     add_mqtt_arguments(p)
+    _add_vport_arguments(p)
     return p
 
 
@@ -229,6 +298,14 @@ def config_from_args(args: argparse.Namespace) -> BridgeConfig:
         ha_prefix=args.ha_prefix,
         latency_s=args.timeout,
         watchdog_cycles=args.watchdog_cycles,
+        vports=VportConfig(
+            rtu=args.vport_rtu,
+            modbus_tcp=args.vport_modbus_tcp,
+            read_only=args.vport_read_only,
+            allow_raw_writes=args.allow_raw_writes,
+            max_clients=args.vport_max_clients,
+            idle_timeout_s=args.vport_idle_timeout,
+        ),
     )
 
 

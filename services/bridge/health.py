@@ -49,6 +49,7 @@ def health_document(
     mqtt: dict[str, int],
     worker: dict[str, float | int],
     passthrough: dict[str, int] | None = None,
+    vports: dict[str, int] | None = None,
     now_mono: float | None = None,
 ) -> str:
     """The JSON payload (keys sorted, so equal documents compare equal)."""
@@ -79,4 +80,6 @@ def health_document(
     }
     if passthrough is not None:
         doc["passthrough"] = passthrough
+    if vports is not None:  # only with virtual ports configured: clients connected, requests served
+        doc["vports"] = vports
     return json.dumps(doc, sort_keys=True, separators=(",", ":"))
