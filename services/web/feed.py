@@ -8,6 +8,8 @@ the :class:`HomieMirror`.
 from __future__ import annotations
 
 import asyncio
+import logging
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -17,7 +19,14 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import structlog
 from aurora.errors import AuroraError, BusError, UsageError
-from aurora.mqtt import MqttSettings, client_id, make_client
+from aurora.mqtt import (
+    MqttSettings,
+    client_id,
+    closed_before_connack,
+    connect_failure,
+    login_refused,
+    make_client,
+)
 
 log = structlog.get_logger("aurora.web")
 
@@ -64,6 +73,8 @@ class HomieFeed:
         self._connected = threading.Event()
         self._stopping = threading.Event()
         self._refused: str | None = None
+        self._closed_early: str | None = None  # the broker closed before its first CONNACK
+        self._ever_connected = False
         self._lock = threading.Lock()
         self._pending: dict[int, Future[None]] = {}
         self._early: dict[int, Any] = {}
@@ -78,6 +89,9 @@ class HomieFeed:
             self._refused = str(reason)
             self._connected.set()
             return
+        if not self._ever_connected:
+            self._ever_connected = True
+            client.enable_logger(logging.getLogger("paho"))  # start() disabled it while connecting
         topic = f"{self.root}/{self.device}/#" if self.device else f"{self.root}/+/$state"
         client.subscribe(topic, qos=TREE_QOS)
         log.info("mqtt_connected", broker=self.settings.url, subscribed=topic)
@@ -85,6 +99,11 @@ class HomieFeed:
         self._link(up=True)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, reason: Any, _p: object = None) -> None:
+        if not self._ever_connected:
+            if self._refused is None:
+                self._closed_early = str(reason)
+            self._connected.set()  # start() raises the one error that says why
+            return
         if not self._stopping.is_set():
             log.warning("mqtt_disconnected", broker=self.settings.url, reason=str(reason))
         self._link(up=False)
@@ -116,17 +135,30 @@ class HomieFeed:
         """Connect, find the device if none was named, subscribe to its tree; its id, or None while
         no device has appeared (discovery then goes on in the background)."""
         self.device = device
-        try:
-            self._client.connect_async(self.settings.host, self.settings.port, keepalive=30)
-        except (OSError, ValueError) as err:
-            raise BusError(f"cannot reach the broker {self.settings.url}: {err}") from err
+        self._client.disable_logger()  # each failed attempt would log; the error raised says why
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self._client.connect(self.settings.host, self.settings.port, keepalive=30)
+                break
+            except ConnectionRefusedError as err:
+                # A broker started at the same time as us (compose) may not listen yet.
+                if time.monotonic() + 0.5 > deadline or self._stopping.wait(0.5):
+                    raise connect_failure(self.settings, err) from err
+            except (OSError, ssl.SSLError) as err:
+                raise connect_failure(self.settings, err) from err
+            except ValueError as err:
+                raise BusError(f"{self.settings.url}: {err}") from err
         self._client.loop_start()
         if not self._connected.wait(timeout_s):
             self.stop()
-            raise BusError(f"no answer from the broker {self.settings.url} within {timeout_s:g} s")
+            raise BusError(f"{self.settings.url}: no answer from the broker within {timeout_s:g} s")
         if self._refused:
             self.stop()
-            raise UsageError(f"the broker {self.settings.url} refused the login: {self._refused}")
+            raise login_refused(self.settings, self._refused)
+        if self._closed_early is not None:
+            self.stop()
+            raise closed_before_connack(self.settings, self._closed_early)
         if device is None:
             try:
                 found = self._discover(DISCOVERY_S)

@@ -23,7 +23,7 @@ import paho.mqtt.client as mqtt
 import structlog
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from .errors import UsageError
+from .errors import BusError, UsageError
 from .transport import redact
 
 __all__ = [
@@ -31,6 +31,9 @@ __all__ = [
     "add_mqtt_arguments",
     "bridge_client_id",
     "client_id",
+    "closed_before_connack",
+    "connect_failure",
+    "login_refused",
     "make_client",
     "redact",
     "shown_client_id",
@@ -186,3 +189,127 @@ def _no_delay(client: mqtt.Client, userdata: object, sock: object) -> None:
     Nagle and delayed ACK instead of ~1 ms on loopback (shared/spec/infra.md §1.6)."""
     if isinstance(sock, socket.socket):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+# --- what went wrong, in one line a user can act on ----------------------------------------------
+
+_HOSTNAME_MISMATCH = 62  # X509_V_ERR_HOSTNAME_MISMATCH
+_PROBE_S = 2.0
+
+
+def _where(settings: MqttSettings) -> str:
+    return f"{settings.host}:{settings.port}"
+
+
+def connect_failure(settings: MqttSettings, err: BaseException) -> BusError:
+    """The error for an exception from connecting (TCP or the TLS handshake)."""
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return BusError(f"{settings.url}: TLS: {_certificate_advice(settings, err)}")
+    if isinstance(err, ssl.SSLError):
+        return BusError(f"{settings.url}: TLS handshake with {_where(settings)} failed: {err.reason or err}")
+    if isinstance(err, ConnectionRefusedError):
+        return BusError(
+            f"{settings.url}: cannot reach the broker at {_where(settings)}: connection refused "
+            "(is mosquitto running and listening on that port?)"
+        )
+    if isinstance(err, socket.gaierror):
+        return BusError(
+            f"{settings.url}: cannot resolve the broker's host name {settings.host}: {err.strerror}"
+        )
+    if isinstance(err, TimeoutError | socket.timeout):
+        return BusError(
+            f"{settings.url}: cannot reach the broker at {_where(settings)}: connection timed out"
+        )
+    reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+    return BusError(f"{settings.url}: cannot reach the broker at {_where(settings)}: {reason}")
+
+
+def _certificate_advice(settings: MqttSettings, err: ssl.SSLCertVerificationError) -> str:
+    message = str(getattr(err, "verify_message", "") or err.reason or err)
+    if getattr(err, "verify_code", None) == _HOSTNAME_MISMATCH:
+        # A CA does not help here: the certificate is trusted but made for other names.
+        names = _certificate_names(settings.host, settings.port)
+        holds = (
+            f"names {', '.join(names)}, not {settings.host}" if names else f"does not name {settings.host}"
+        )
+        return (
+            f"the broker's certificate {holds}: use a name it holds in the URL, or add this one to it "
+            f"(aurora_setup --host {settings.host})"
+        )
+    if settings.ca_file:
+        return (
+            f"the broker's certificate is not signed by the CA in {settings.ca_file} ({message}): "
+            "give this broker's own CA (ca.crt of its aurora_setup directory)"
+        )
+    return f"{message} (give the broker's CA with --mqtt-ca-file or MQTT_CA_FILE)"
+
+
+def _certificate_names(host: str, port: int) -> list[str]:
+    """The DNS names and addresses the broker's certificate holds (empty when they cannot be had)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # only to read the names for the message
+    try:
+        from cryptography import x509
+
+        with (
+            socket.create_connection((host, port), timeout=_PROBE_S) as raw,
+            context.wrap_socket(raw, server_hostname=host) as tls,
+        ):
+            der = tls.getpeercert(binary_form=True)
+        if der is None:
+            return []
+        names = x509.load_der_x509_certificate(der).extensions.get_extension_for_class(
+            x509.SubjectAlternativeName
+        )
+        return [str(v) for v in names.value.get_values_for_type(x509.DNSName)] + [
+            str(v) for v in names.value.get_values_for_type(x509.IPAddress)
+        ]
+    except (ImportError, OSError, ValueError, x509.ExtensionNotFound):
+        return []
+
+
+def login_refused(settings: MqttSettings, reason: object) -> BusError:
+    """The error for a CONNACK that refuses the login, saying what to give or check."""
+    if not settings.username:
+        return BusError(
+            f"{settings.url}: the broker refused a login without a user name ({reason}): put the user in "
+            f"the URL, e.g. {settings.url.split('://', 1)[0]}://USER@{_where(settings)}/"
+        )
+    if settings.password is None:
+        return BusError(
+            f"{settings.url}: the broker refused the login as {settings.username} ({reason}): no password "
+            "was given (--mqtt-password-file, MQTT_PASSWORD_FILE or MQTT_PASSWORD)"
+        )
+    return BusError(
+        f"{settings.url}: the broker refused the login as {settings.username} ({reason}): check the "
+        "user name and its password (--mqtt-password-file, MQTT_PASSWORD_FILE or MQTT_PASSWORD)"
+    )
+
+
+def closed_before_connack(settings: MqttSettings, reason: object) -> BusError:
+    """The error for a connection the broker closed before it answered CONNECT. Over mqtt://
+    that is what a TLS listener does, so the port is probed for TLS to say so."""
+    if not settings.tls and _speaks_tls(settings.host, settings.port):
+        secure = "mqtts://" + settings.url.split("://", 1)[1]
+        return BusError(
+            f"{settings.url}: the broker at {_where(settings)} expects TLS; use mqtts:// ({secure})"
+        )
+    return BusError(
+        f"{settings.url}: the broker at {_where(settings)} closed the connection before answering ({reason})"
+    )
+
+
+def _speaks_tls(host: str, port: int) -> bool:
+    """Whether a TLS handshake succeeds on host:port; nothing is sent after it, nothing trusted."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # a probe only: no data is exchanged over it
+    try:
+        with (
+            socket.create_connection((host, port), timeout=_PROBE_S) as raw,
+            context.wrap_socket(raw, server_hostname=host),
+        ):
+            return True
+    except (OSError, ssl.SSLError):
+        return False

@@ -8,6 +8,7 @@ waits on its own slot, matched by MQTT 5 CorrelationData or by the echoed ``id``
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import ssl
 import threading
@@ -26,7 +27,14 @@ from paho.mqtt.properties import Properties
 from . import rpc
 from .bus import BusStats
 from .errors import BusError, BusTimeout, FrameError, UsageError
-from .mqtt import MqttSettings, client_id, make_client
+from .mqtt import (
+    MqttSettings,
+    client_id,
+    closed_before_connack,
+    connect_failure,
+    login_refused,
+    make_client,
+)
 from .query import parse_query, plan_chunks, with_continuations
 
 __all__ = ["DEFAULT_TIMEOUT_S", "MqttBus", "resolve_path"]
@@ -99,6 +107,7 @@ class MqttBus:
         self.request_topic = ""
         self._cond = threading.Condition()
         self._connack: list[Any] = []
+        self._early_close: list[Any] = []  # a disconnect before the first CONNACK
         self._subacks: dict[int, list[Any]] = {}
         self._pending: dict[str, _Slot] = {}
         self._mids: dict[int, str] = {}  # PUBACK mid -> request id, to fail a refused request at once
@@ -145,24 +154,27 @@ class MqttBus:
 
     def _open(self, device: str | None) -> None:
         deadline = time.monotonic() + self.timeout_s
+        # paho would log every failed attempt; until the broker accepts us the one error we raise
+        # says it all.
+        self._client.disable_logger()
         try:
             self._client.connect(self.settings.host, self.settings.port, keepalive=KEEPALIVE_S)
-        except ssl.SSLCertVerificationError as err:
-            raise BusError(
-                f"{self.settings.url}: TLS: {err.verify_message} (give the broker's CA with --mqtt-ca-file "
-                "or MQTT_CA_FILE)"
-            ) from err
         except (OSError, ssl.SSLError) as err:
-            raise BusError(f"{self.settings.url}: cannot reach the broker: {err}") from err
+            raise connect_failure(self.settings, err) from err
         self._client.loop_start()
         with self._cond:
-            if not self._cond.wait_for(lambda: self._connack, _left(deadline)):
-                raise BusError(f"{self.settings.url}: no answer from the broker within {self.timeout_s:g} s")
-            reason = self._connack[0]
+            if not self._cond.wait_for(lambda: self._connack or self._early_close, _left(deadline)):
+                raise BusError(
+                    f"{self.settings.url}: no answer from the broker at {self.settings.host}:"
+                    f"{self.settings.port} within {self.timeout_s:g} s"
+                )
+            reason = self._connack[0] if self._connack else None
+            closed = self._early_close[0] if self._early_close else None
+        if reason is None:
+            raise closed_before_connack(self.settings, closed)
         if getattr(reason, "is_failure", False):
-            raise BusError(
-                f"{self.settings.url}: the broker refused the login as {self.settings.username}: {reason}"
-            )
+            raise login_refused(self.settings, reason)
+        self._client.enable_logger(logging.getLogger("paho"))
         if device is None:
             device = self._discover(deadline)
         if not device.startswith(DEVICE_PREFIX):
@@ -241,6 +253,13 @@ class MqttBus:
     ) -> None:
         if self._closed:
             return
+        with self._cond:
+            opening = not self._connack or getattr(self._connack[0], "is_failure", False)
+            if not self._connack:
+                self._early_close.append(reason)
+                self._cond.notify_all()
+        if opening:
+            return  # _open raises the one error that says why
         log.warning("mqtt_disconnected", broker=self.settings.url, reason=str(reason))
         # Replies published while we are away are lost (clean session): fail the waiting requests now.
         self._fail_all(BusError(f"{self.settings.url}: lost the connection to the broker ({reason})"))
