@@ -7,10 +7,11 @@ the session's CSRF token (UI) or a same-origin request (the AWL page's GET ``put
 from __future__ import annotations
 
 import html
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Final
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import structlog
 from aiohttp import web
@@ -18,6 +19,7 @@ from aiohttp import web
 from . import api, awl_routes
 from .auth import CSRF_HEADER, SESSION_COOKIE, SESSION_TTL_S, same_origin
 from .context import STATE_KEY, Handler, WebState, check_write, host_of, resolve_file, session_of, state_of
+from .guard import BODY_TIMEOUT_S, AllowedHosts, host_check, no_banner, request_middleware
 
 log = structlog.get_logger("aurora.web")
 
@@ -86,10 +88,19 @@ that <code>aurora_setup</code> made.</p>
 """
 
 
+# A same-origin path and query, as ``quote`` leaves them: no scheme, no host, no backslash, no
+# white space or control character (browsers drop tabs and newlines and read ``\`` as ``/``,
+# so ``/\t/evil`` or ``/\evil`` would leave the site), no ``//`` at the start.
+_LOCAL_PATH: Final = re.compile(r"/(?![/\\])[A-Za-z0-9\-._~!$&'()*+,;=:@%/?]*")
+
+
 def _safe_next(value: str | None) -> str:
-    """Only local paths: ``next`` must not send a user to another site after logging in."""
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+    """Only a local path: ``next`` must not send a user to another site after logging in."""
+    if not value or len(value) > 2000 or not _LOCAL_PATH.fullmatch(value):
         return "/"
+    decoded = unquote(value)
+    if decoded.startswith("//") or "\\" in decoded or any(ord(c) < 0x20 or c == "\x7f" for c in decoded):
+        return "/"  # what a proxy or an old browser might decode first must be local too
     return value
 
 
@@ -169,9 +180,19 @@ async def ui_file(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(path)
 
 
-def build_app(state: WebState) -> web.Application:
-    """The application with every route; ``state`` is shared by the handlers."""
-    app = web.Application(middlewares=[security_headers, require_login], client_max_size=64 * 1024)
+def build_app(
+    state: WebState, allowed_hosts: AllowedHosts | None = None, body_timeout: float = BODY_TIMEOUT_S
+) -> web.Application:
+    """The application with every route; ``state`` is shared by the handlers.
+
+    ``allowed_hosts`` (default: the local names only) are the ``Host`` names requests may address.
+    """
+    hosts = allowed_hosts or AllowedHosts.build("localhost")
+    app = web.Application(
+        middlewares=[request_middleware(body_timeout), security_headers, host_check(hosts), require_login],
+        client_max_size=64 * 1024,
+    )
+    app.on_response_prepare.append(no_banner)
     app[STATE_KEY] = state
     app.router.add_get("/login", login_form)
     app.router.add_post("/login", login)

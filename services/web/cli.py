@@ -25,6 +25,14 @@ from .app import build_app
 from .auth import Authenticator, read_password
 from .context import WebState, apply_homie
 from .feed import HomieFeed
+from .guard import (
+    BODY_TIMEOUT_S,
+    HEADER_TIMEOUT_S,
+    MAX_CONNECTIONS,
+    AllowedHosts,
+    ConnectionGuard,
+    quiet_aiohttp_logs,
+)
 from .homie import HomieMirror
 
 log = structlog.get_logger("aurora.web")
@@ -45,6 +53,26 @@ def _port(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"{value} is not a port number (0-65535; 0 picks a free one)")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: at least 1")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{value:g}: between 0 and 3600 seconds")
     return value
 
 
@@ -88,6 +116,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="address to listen on (default %(default)s; 0.0.0.0 for the whole LAN) [AURORA_WEB_BIND]",
     )
     p.add_argument(
+        "--allowed-host",
+        action="append",
+        metavar="NAME",
+        help="a host name browsers may use for this server, besides localhost, this machine's name "
+        "(NAME and NAME.local), the --bind address and IP addresses; repeat it or separate names "
+        "with commas; .example.lan allows a domain, * any name (requests for other names get 421, "
+        "which stops DNS rebinding) [AURORA_WEB_ALLOWED_HOSTS]",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=_count,
+        default=_env("MAX_CONNECTIONS", str(MAX_CONNECTIONS)),  # argparse applies type
+        metavar="N",
+        help="open connections at most; beyond it the oldest one still waiting for its request is "
+        "closed (default %(default)s) [AURORA_WEB_MAX_CONNECTIONS]",
+    )
+    p.add_argument(
+        "--header-timeout",
+        type=_seconds,
+        default=_env("HEADER_TIMEOUT", str(HEADER_TIMEOUT_S)),  # argparse applies type
+        metavar="SECONDS",
+        help="time a connection has to send a request's headers, from connecting or from the "
+        "previous response (default %(default)s) [AURORA_WEB_HEADER_TIMEOUT]",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=_seconds,
+        default=_env("BODY_TIMEOUT", str(BODY_TIMEOUT_S)),  # argparse applies type
+        metavar="SECONDS",
+        help="time a request has to send its body; then 408 (default %(default)s) [AURORA_WEB_BODY_TIMEOUT]",
+    )
+    p.add_argument(
         "--html",
         metavar="DIR",
         default=_env("HTML"),
@@ -119,6 +179,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not args.target:
         parser.error("TARGET is required (or set AURORA_WEB_TARGET)")
+    if args.allowed_host is None:  # the command line replaces the environment, as for every option
+        args.allowed_host = [_env("ALLOWED_HOSTS") or ""]
     if not args.password_file:
         parser.error(
             "--password-file is required: the web UI always asks for a password "
@@ -203,15 +265,20 @@ async def serve(args: argparse.Namespace, password: str) -> int:
         state = WebState(
             auth=Authenticator(password), gate=BusGate(lambda: _open_direct(args), bus), html_dir=html_dir
         )
-    runner = web.AppRunner(build_app(state), access_log=None, handle_signals=False, shutdown_timeout=2.0)
+    allowed = AllowedHosts.build(args.bind, args.allowed_host)
+    app = build_app(state, allowed, body_timeout=args.body_timeout)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
     await runner.setup()
+    guard: ConnectionGuard | None = None
     try:
-        site = web.TCPSite(runner, args.bind, args.port)
+        guard = ConnectionGuard(
+            runner, max_connections=args.max_connections, header_timeout=args.header_timeout
+        )
         try:
-            await site.start()
+            addresses = guard.listen(args.bind, args.port)
         except OSError as err:
             raise UsageError(f"cannot listen on {args.bind}:{args.port}: {err.strerror}") from err
-        host, port = _bound(runner, args)
+        host, port = addresses[0]
         host = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL
         print(f"listening: http://{host}:{port}/", flush=True)
         log.info(
@@ -227,6 +294,8 @@ async def serve(args: argparse.Namespace, password: str) -> int:
         await stop.wait()
         log.info("stopping")
     finally:
+        if guard is not None:
+            guard.close()
         await runner.cleanup()
         if feed is not None:
             feed.stop()
@@ -234,18 +303,11 @@ async def serve(args: argparse.Namespace, password: str) -> int:
     return EXIT_OK
 
 
-def _bound(runner: web.AppRunner, args: argparse.Namespace) -> tuple[str, int]:
-    """Where the server listens: the port the OS picked when asked for port 0."""
-    for address in runner.addresses:
-        if isinstance(address, tuple) and len(address) >= 2:
-            return str(address[0]), int(address[1])
-    return args.bind, args.port
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``web_aid_tool``."""
     args = parse_args(argv)
     configure_logging(debug=args.debug_modbus)
+    quiet_aiohttp_logs()
     try:
         password = read_password(args.password_file)
         return asyncio.run(serve(args, password))

@@ -123,10 +123,15 @@ def error_status(err: AuroraError) -> int:
 
 
 def resolve_file(base: Path, name: str) -> Path | None:
-    """``base/name`` when it is a file inside ``base`` (no ``..``, no symlink out of it)."""
+    """``base/name`` when it is a file inside ``base`` (no ``..``, no symlink out of it) and no
+    part of its path is hidden (``.git/``, ``.env``, ``.htpasswd``: never served)."""
     try:
+        root = base.resolve()
         path = (base / name).resolve()
-        if not path.is_relative_to(base.resolve()) or not path.is_file():
+        if not path.is_relative_to(root) or not path.is_file():
+            return None
+        hidden = (part.startswith(".") for part in (*Path(name).parts, *path.relative_to(root).parts))
+        if any(hidden):
             return None
     except (OSError, ValueError):
         return None

@@ -51,12 +51,16 @@ def web_tool(
     log: Path,
     deadline_s: float = LISTENING_S,
     what: str = "web_aid_tool's listening line",
+    fd_limit: int | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``web_aid_tool ARGS --port PORT ...`` until it listens on ``port``; stopped and reaped on exit.
 
     ``args`` is the source (a dump or the broker's URL) followed by any option but ``--port``.
+    ``fd_limit`` runs it under ``ulimit -n`` (soft and hard), as a small service manager would.
     """
     argv = [str(BIN / "web_aid_tool"), args[0], "--port", str(port), *args[1:]]
+    if fd_limit is not None:
+        argv = ["sh", "-c", f'ulimit -n {int(fd_limit)} && exec "$0" "$@"', *argv]
     with running(argv, env=env, log=log) as web:
 
         def listening() -> bool:

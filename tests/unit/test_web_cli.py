@@ -49,3 +49,48 @@ def test_the_device_is_taken_from_the_url_path() -> None:
     assert "aurora-1" == device_from_path("/homie/aurora-1")
     assert device_from_path("") is None
     assert device_from_path("other/aurora-1/$modbus") is None
+
+
+def test_hardening_options_have_defaults_and_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--allowed-host, --max-connections, --header-timeout, --body-timeout [AURORA_WEB_*]."""
+    for name in ("ALLOWED_HOSTS", "MAX_CONNECTIONS", "HEADER_TIMEOUT", "BODY_TIMEOUT"):
+        monkeypatch.delenv(f"AURORA_WEB_{name}", raising=False)
+    args = parse_args(["unit.yml", "--password-file", "pw"])
+    assert ([""], 256, 10.0, 10.0) == (
+        args.allowed_host,
+        args.max_connections,
+        args.header_timeout,
+        args.body_timeout,
+    )
+    monkeypatch.setenv("AURORA_WEB_ALLOWED_HOSTS", "pump.lan,.home.arpa")
+    monkeypatch.setenv("AURORA_WEB_MAX_CONNECTIONS", "64")
+    monkeypatch.setenv("AURORA_WEB_HEADER_TIMEOUT", "5")
+    monkeypatch.setenv("AURORA_WEB_BODY_TIMEOUT", "20")
+    args = parse_args(["unit.yml", "--password-file", "pw"])
+    assert (["pump.lan,.home.arpa"], 64, 5.0, 20.0) == (
+        args.allowed_host,
+        args.max_connections,
+        args.header_timeout,
+        args.body_timeout,
+    )
+    flags = ["--allowed-host", "a.lan", "--allowed-host", "b.lan"]
+    assert ["a.lan", "b.lan"] == parse_args(["unit.yml", "--password-file", "pw", *flags]).allowed_host
+
+
+@pytest.mark.parametrize(
+    "flag",
+    [
+        ["--max-connections", "0"],
+        ["--header-timeout", "0"],
+        ["--body-timeout", "-1"],
+        ["--body-timeout", "x"],
+    ],
+)
+def test_hardening_options_refuse_nonsense(flag: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """A limit of 0 or a negative time would serve nobody: a usage error, not a silent default."""
+    with pytest.raises(SystemExit) as exited:
+        parse_args(["unit.yml", "--password-file", "pw", *flag])
+    assert 2 == exited.value.code
+    assert flag[0] in capsys.readouterr().err
