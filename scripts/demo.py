@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import signal
 import socket
 import ssl
@@ -153,7 +154,11 @@ def main() -> int:
         layout = Layout(etc)
         secret = {user: str(layout.password(user)) for user in ("bridge", "fetch", "web")}
         ca = str(layout.ca_cert)
-        sim = suite.start("sim", [str(BIN / "aurora_sim"), "--tcp", "127.0.0.1:0"])
+        writes = suite.logs / "sim-writes.log"
+        writes.write_text("")  # there from the start, for `tail -f`
+        sim = suite.start(
+            "sim", [str(BIN / "aurora_sim"), "--tcp", "127.0.0.1:0", "--write-log", str(writes)]
+        )
         sim_url = suite.wait_line("sim", sim, r"listening: tcp://").split()[-1]
         broker = f"mqtts://{{user}}@127.0.0.1:{mqtt_port}/"
         suite.start(
@@ -171,23 +176,29 @@ def main() -> int:
         )  # fmt: skip
         web_url = suite.wait_line("web", web, r"listening: http://").split()[-1]
         fetch_url = broker.format(user="fetch") + f"homie/{DEVICE}/$modbus"
+        fetch_env = {"MQTT_PASSWORD_FILE": secret["fetch"], "MQTT_CA_FILE": ca}
+        fetch_argv = [str(BIN / "aurora_fetch"), fetch_url, "745-747,1110-1111"]
         fetched = subprocess.run(
-            [str(BIN / "aurora_fetch"), fetch_url, "745-747,1110-1111"],
-            env={**os.environ, "MQTT_PASSWORD_FILE": secret["fetch"], "MQTT_CA_FILE": ca},
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-        print(f"$ aurora_fetch {fetch_url} 745-747,1110-1111")
+            fetch_argv, env={**os.environ, **fetch_env}, capture_output=True, text=True, timeout=60
+        )
+        # Every command printed is copy-paste-safe from any directory: absolute paths, and the
+        # URL quoted ($modbus would otherwise be expanded by the shell to nothing).
+        env_words = " ".join(f"{k}={shlex.quote(v)}" for k, v in fetch_env.items())
+        print(f"$ {env_words} \\\n    {shlex.join(fetch_argv)}")
         print(fetched.stdout or fetched.stderr)
         if fetched.returncode != 0:
             return 1
+        q = shlex.quote
         print(
             f"""The demo is running (logs in {suite.logs}):
   web UI      {web_url}   password in {layout.web_ui_password}
   broker      mqtts://127.0.0.1:{mqtt_port}/ (TLS, CA {ca})
-  watch it    mosquitto_sub --cafile {ca} -h 127.0.0.1 -p {mqtt_port} -u fetch \\
-                -P "$(cat {secret["fetch"]})" -t 'homie/+/+/+' -v
-  fetch       MQTT_PASSWORD_FILE={secret["fetch"]} MQTT_CA_FILE={ca} \\
-                .venv/bin/aurora_fetch '{fetch_url}' valid
+  watch it    mosquitto_sub --cafile {q(ca)} -h 127.0.0.1 -p {mqtt_port} -u fetch \\
+                -P "$(cat {q(secret["fetch"])})" -t 'homie/+/+/+' -v
+  fetch       {env_words} \\
+                {q(str(BIN / "aurora_fetch"))} {q(fetch_url)} valid
+  writes      what the heat pump was told to write (web UI settings, /set topics), as 'ADDRESS VALUE':
+                tail -f {q(str(writes))}
   Home Assistant: see {suite.logs / "setup.log"}
 Ctrl-C stops everything."""
         )
