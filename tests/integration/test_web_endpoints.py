@@ -45,6 +45,7 @@ def _dump() -> dict[int, int]:
         746: 730,
         747: 730,
         813: 206,
+        1114: 0xD8F1,  # DHW Temperature: no sensor fitted
         **dict(zip(range(88, 92), _string_words("ABCVSP", 4), strict=True)),
         **dict(zip(range(105, 110), _string_words(SERIAL, 5), strict=True)),
         **dict.fromkeys((800, 803, 806, 807, 808, 812, 815, 818, 824), 3),
@@ -271,6 +272,9 @@ def test_the_register_browser_returns_name_decoded_value_and_raw(browser: Browse
         "writable": False,
     } == rows[0]
     assert [745, 746, 747, 813] == [r["address"] for r in rows]
+    status, _, body = browser.get("/api/registers?q=1114")
+    (row,) = json.loads(body)["rows"]
+    assert ("-999.9°F", 0xD8F1) == (row["value"], row["raw"])  # as aurora_fetch prints it
     status, _, body = browser.get("/api/registers?q=745,,x")
     assert 400 == status and "is not a register" in json.loads(body)["error"]
     status, _, body = browser.get("/api/registers?q=all")

@@ -389,6 +389,14 @@ def test_a_legacy_query_publishes_one_line_per_register(rig: Rig) -> None:
     assert str(lines[f"{BASE}/747"]).startswith("Ambient Temperature (747): ")
 
 
+def test_a_legacy_query_prints_a_sensor_that_is_not_fitted_as_fetch_does(rig: Rig) -> None:
+    """0xD8F1: the same line as aurora_fetch and the register browser (docs/differences.md)."""
+    rig.bus.registers[1114] = 0xD8F1
+    rig.pt.handle(message(BASE, "1114"))
+    (sent,) = rig.sent.wait(f"{BASE}/1114")
+    assert "DHW Temperature (1114): -999.9°F" == sent.payload
+
+
 def test_a_legacy_getregs_answers_on_the_shared_topic_in_request_order(rig: Rig) -> None:
     rig.pt.handle(message(f"{BASE}/getregs", "5b0e:745,3;813;745"))
     (sent,) = rig.sent.wait(f"{BASE}/getregs/response")
