@@ -142,6 +142,7 @@ class VirtualPorts:
             "writes": 0,  # write requests the board confirmed
             "refused_writes": 0,  # never sent to the board
             "unanswered": 0,  # forwarded, but the line was down or the board did not answer
+            "bytes_in": 0,
             "garbage_bytes": 0,  # dropped while looking for a frame
             "ignored": 0,  # frames for another slave, stale replies
             "idle_closed": 0,
@@ -372,6 +373,7 @@ class _Conn(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.buf += data
         self.received += len(data)
+        self.ports.counters["bytes_in"] += len(data)
         self._wake.set()
         if len(self.buf) >= MAX_IN and self.transport is not None and not self._paused:
             self._paused = True
@@ -455,6 +457,7 @@ class _Conn(asyncio.Protocol):
             if frame.request is None and frame.unknown is None:
                 ports.counters["garbage_bytes"] += frame.used
                 self.consume(frame.used)
+                await asyncio.sleep(0)  # a client sending garbage gets no more of the loop than others
                 continue
             self.consume(frame.used)
             mark = self.received

@@ -39,6 +39,7 @@ WRITES = (rtu.FunctionCode.WRITE_SINGLE, rtu.FunctionCode.WRITE_MULTIPLE, rtu.Fu
 # that a tool probing with them (FC 4 for input registers, say) gets exception 1, as from a board.
 _FIXED_OTHER = {1: 8, 2: 8, 4: 8, 5: 8, 7: 4, 8: 8, 11: 4, 12: 4, 17: 4}
 _COUNTED_OTHER = {15: 6, 23: 10}  # byte count at this offset; frame = offset + 1 + count + 2
+_PLAUSIBLE = frozenset({c.value for c in rtu.FunctionCode} | set(_FIXED_OTHER) | set(_COUNTED_OTHER))
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,8 @@ def take_rtu(buf: bytes | bytearray) -> RtuFrame | None:
     if len(buf) < 2:
         return None
     function = buf[1]
+    if function not in _PLAUSIBLE:
+        return RtuFrame(used=_next_plausible(buf))
     if function in _FIXED_OTHER or function in _COUNTED_OTHER:
         return _take_other(buf, function)
     try:
@@ -69,6 +72,15 @@ def take_rtu(buf: bytes | bytearray) -> RtuFrame | None:
         return None
     request, used = found
     return RtuFrame(used=used, request=request)
+
+
+def _next_plausible(buf: bytes | bytearray) -> int:
+    """Bytes to skip before the next place a frame can start (a known function code in 2nd place):
+    a flood of garbage is dropped in one step, not one byte and one parse at a time."""
+    for i in range(2, len(buf)):
+        if buf[i] in _PLAUSIBLE:
+            return i - 1
+    return len(buf) - 1
 
 
 def _take_other(buf: bytes | bytearray, function: int) -> RtuFrame | None:

@@ -24,8 +24,10 @@ from typing import Any
 
 import pytest
 import yaml
-from aurora import rtu
+from aurora import registers, rtu
 from aurora.sim.cli import demo_registers
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.framer import FramerType
 
@@ -325,3 +327,47 @@ def test_read_only_ports_refuse_every_write(tmp_path: Path) -> None:
         assert exchange(s.rtu_port, read.encode(), 7) == rtu.encode_reply(read, [REGS[745]])
         s.health_where(lambda h: h["vports"]["refused_writes"] == 2, "two refused writes counted")
         assert s.written() == []
+
+
+# ---------------------------------------------------------------- fuzz
+
+
+def _with_crc(body: bytes) -> bytes:
+    return body + rtu.crc16(body).to_bytes(2, "little")
+
+
+_rtu_frames = st.one_of(
+    st.binary(max_size=120),
+    st.builds(
+        lambda f, a, v: _with_crc(bytes((1, f)) + struct.pack(">HH", a, v)),
+        st.sampled_from([3, 6, 16, 65, 66, 67, 68]),
+        st.integers(0, 0xFFFF),
+        st.integers(0, 0xFFFF),
+    ),
+)
+_mbap_frames = st.builds(
+    lambda tid, unit, pdu: struct.pack(">HHHB", tid, 0, len(pdu) + 1, unit) + pdu,
+    st.integers(0, 0xFFFF),
+    st.sampled_from([1, 255, 3]),
+    st.binary(min_size=1, max_size=40),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rtu_bytes=st.lists(_rtu_frames, max_size=3), tcp_bytes=st.lists(_mbap_frames, max_size=3))
+def test_fuzz_against_the_bridge(stack: Stack, rtu_bytes: list[bytes], tcp_bytes: list[bytes]) -> None:
+    """Random frames on both ports of the real bridge: it keeps serving, and whatever reached the
+    board is a write the register map allows."""
+    with (
+        socket.create_connection((HOST, stack.rtu_port)) as r,
+        socket.create_connection((HOST, stack.tcp_port)) as t,
+    ):
+        r.sendall(b"".join(rtu_bytes))
+        t.sendall(b"".join(tcp_bytes))
+        check = rtu.read_holding(745, 1)
+        # A fresh connection: the fuzzed one may hold a partial frame.
+        assert exchange(stack.rtu_port, check.encode(), 7) == rtu.encode_reply(check, [REGS[745]])
+    assert stack.bridge.process.poll() is None
+    for address, value in stack.written():
+        rule = registers.writable(address)
+        assert rule is not None and rule.problem(value) is None, (address, value)

@@ -1,0 +1,360 @@
+"""Virtual ports in-process: frames, checks, and the server on loopback against a simulated board.
+
+The bus is a real SerialBus on a scripted byte stream answered by the simulator's board
+(SimulatedAbc), run by a real BusWorker, so every frame that reached "the line" is recorded:
+a refused or garbled request must never be among them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+import time
+from collections.abc import Iterator
+
+import pytest
+from aurora import registers, rtu
+from aurora.bridge import vport
+from aurora.bridge import vport_frames as vf
+from aurora.bridge.vport import VirtualPorts, VportConfig, parse_listen
+from aurora.bridge.worker import BusWorker
+from aurora.errors import BusError
+from aurora.sim.cli import demo_registers
+from aurora.simulator import SimulatedAbc
+from aurora.transport import SerialBus
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.support import wait_for
+from tests.unit.fakeline import FakeLine
+
+REGS = demo_registers()
+HOST = "127.0.0.1"
+
+
+class Board:
+    """A simulated board behind a scripted line; ``frames`` is everything sent on the line."""
+
+    def __init__(self) -> None:
+        self.abc = SimulatedAbc(REGS)
+        self.line = FakeLine(self._answer)
+
+    def _answer(self, frame: bytes) -> list[bytes]:
+        reply = self.abc.respond_to_frame(frame)
+        return [reply] if reply else []
+
+    @property
+    def frames(self) -> list[bytes]:
+        return list(self.line.written)
+
+
+@pytest.fixture
+def board() -> Board:
+    return Board()
+
+
+@contextlib.contextmanager
+def serve(board: Board, **options: object) -> Iterator[VirtualPorts]:
+    worker = BusWorker(lambda: SerialBus(board.line, "fake", latency_s=0.05))  # type: ignore[arg-type]
+    worker.start()
+    worker.submit(lambda bus: None).result(5)  # opened: the line is up
+    config = VportConfig(rtu=(HOST, 0), modbus_tcp=(HOST, 0), **options)  # type: ignore[arg-type]
+    ports = VirtualPorts(config, worker)
+    ports.start()
+    try:
+        yield ports
+    finally:
+        ports.stop()
+        worker.stop()
+
+
+@pytest.fixture
+def ports(board: Board) -> Iterator[VirtualPorts]:
+    with serve(board) as p:
+        yield p
+
+
+def connect(ports: VirtualPorts, kind: str) -> socket.socket:
+    return socket.create_connection(ports.addresses[kind], timeout=5)
+
+
+def ask(sock: socket.socket, frame: bytes, expect: int, deadline_s: float = 5.0) -> bytes:
+    sock.sendall(frame)
+    got = b""
+    end = time.monotonic() + deadline_s
+    sock.settimeout(0.05)
+    while len(got) < expect and time.monotonic() < end:
+        try:
+            chunk = sock.recv(expect - len(got))
+        except TimeoutError:
+            continue
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+def silent(sock: socket.socket, frame: bytes, wait_s: float = 0.3) -> bool:
+    """True when ``frame`` gets no reply within ``wait_s``."""
+    return ask(sock, frame, 1, wait_s) == b""
+
+
+def mbap(tid: int, unit: int, pdu: bytes) -> bytes:
+    return struct.pack(">HHHB", tid, 0, len(pdu) + 1, unit) + pdu
+
+
+def allowed_on_line(frame: bytes) -> bool:
+    """What may reach the line: reads, and writes the register map allows."""
+    request = rtu.decode_request(frame)
+    return vf.refusal(request, read_only=False, allow_raw_writes=False) is None
+
+
+# ---------------------------------------------------------------- pure parts
+
+
+def test_parse_listen() -> None:
+    assert parse_listen("2000") == ("127.0.0.1", 2000)
+    assert parse_listen("0.0.0.0:502") == ("0.0.0.0", 502)
+    assert parse_listen("[::1]:2000") == ("::1", 2000)
+    for bad in ("", "x", "70000", "host:", "0"):
+        with pytest.raises(ValueError, match="PORT"):
+            parse_listen(bad)
+
+
+def test_take_rtu_frames() -> None:
+    read = rtu.read_ranges([(745, 3)]).encode()
+    assert vf.take_rtu(read[:5]) is None  # partial: wait for the rest
+    taken = vf.take_rtu(read + b"\x01")
+    assert taken is not None and taken.request == rtu.decode_request(read) and taken.used == len(read)
+    bad_crc = read[:-1] + bytes([read[-1] ^ 1])
+    fc3 = rtu.read_holding(745, 1).encode()
+    assert vf.take_rtu(fc3[:-1] + bytes([fc3[-1] ^ 1])) == vf.RtuFrame(used=1)
+    assert vf.take_rtu(b"\x01\x07\x00\x00") == vf.RtuFrame(used=1)  # FC 7 is 4 bytes: a bad CRC
+    fc4 = b"\x01\x04\x02\xe9\x00\x01"
+    fc4 += rtu.crc16(fc4).to_bytes(2, "little")
+    assert vf.take_rtu(fc4) == vf.RtuFrame(used=8, unknown=(1, 4))
+    assert vf.take_rtu(bad_crc) is None  # FC 65 is found by its CRC: more bytes may still come
+
+
+def test_take_mbap() -> None:
+    frame = vf.take_mbap(mbap(5, 1, struct.pack(">BHH", 3, 745, 2)))
+    assert frame is not None and frame.transaction == 5 and frame.request == rtu.read_holding(745, 2)
+    assert vf.take_mbap(mbap(5, 1, b"\x03\x02")[:8]) is None
+    short = vf.take_mbap(mbap(6, 1, b"\x03\x02\xe9"))
+    assert short is not None and short.request is None and short.code == vf.ILLEGAL_VALUE
+    unknown = vf.take_mbap(mbap(6, 1, b"\x2b\x0e\x01\x00"))
+    assert unknown is not None and unknown.request is not None  # refused as function 43 below
+    assert vf.refusal(unknown.request, read_only=False, allow_raw_writes=True) == vf.ILLEGAL_FUNCTION
+    with pytest.raises(vf.MbapError):
+        vf.take_mbap(struct.pack(">HHHB", 1, 1, 6, 1) + b"\x03\x00\x00\x00\x01")
+    with pytest.raises(vf.MbapError):
+        vf.take_mbap(struct.pack(">HHHB", 1, 0, 300, 1))
+
+
+def test_refusal_codes() -> None:
+    def code(request: rtu.Request, **kw: bool) -> int | None:
+        return vf.refusal(
+            request, read_only=kw.get("read_only", False), allow_raw_writes=kw.get("raw", False)
+        )
+
+    assert code(rtu.read_holding(745, 100)) is None
+    assert code(rtu.Request(1, 3, ranges=((745, 101),))) == 3
+    assert code(rtu.Request(1, 3, ranges=((745, 0),))) == 3
+    assert code(rtu.Request(1, 65, ranges=((745, 2), (1110, 0)))) == 3
+    assert code(rtu.Request(1, 3, ranges=((65530, 10),))) == 2
+    assert code(rtu.write_single(340, 5)) is None
+    assert code(rtu.write_single(340, 5), read_only=True) == 1
+    assert code(rtu.write_single(340, 13)) == 3
+    assert code(rtu.write_single(745, 700)) == 1
+    assert code(rtu.write_single(745, 700), raw=True) is None
+    assert code(rtu.Request(1, 68, raw=b"\0\1\0\0"), raw=True) == 1
+    assert code(rtu.Request(1, 4, raw=b"\0\1\0\1")) == 1
+    assert registers.writable(340) is not None  # the map the expectations above rely on
+
+
+# ---------------------------------------------------------------- the server
+
+
+def test_rtu_reads_are_the_boards_frames(ports: VirtualPorts, board: Board) -> None:
+    with connect(ports, "rtu") as sock:
+        for request in (
+            rtu.read_holding(745, 3),
+            rtu.read_ranges([(745, 2), (88, 4)]),
+            rtu.read_registers([2, 8]),
+        ):
+            expected = board.abc.respond(request)
+            assert expected is not None
+            assert ask(sock, request.encode(), len(expected)) == expected
+        missing = rtu.read_holding(next(a for a in range(60000, 65536) if a not in REGS), 1)
+        assert ask(sock, missing.encode(), 5) == rtu.encode_exception(missing, 2)
+
+
+def test_garbage_partial_and_wrong_slave_get_no_reply(ports: VirtualPorts, board: Board) -> None:
+    read = rtu.read_holding(745, 1)
+    with connect(ports, "rtu") as sock:
+        sent = len(board.frames)
+        assert silent(sock, rtu.read_holding(745, 1, slave=7).encode())
+        assert silent(sock, read.encode()[:-1] + b"\x00")  # bad CRC
+        assert silent(sock, read.encode()[:5])  # partial: dropped after the gap
+        time.sleep(0.6)  # past FRAME_GAP_S: the partial frame is gone, as on a real line
+        assert ask(sock, read.encode(), 7) == rtu.encode_reply(read, [REGS[745]])
+        assert len(board.frames) == sent + 1
+
+
+def test_modbus_tcp_transaction_ids_and_pipelining(ports: VirtualPorts) -> None:
+    with connect(ports, "modbus_tcp") as sock:
+        batch = b"".join(mbap(tid, 1, struct.pack(">BHH", 3, 745 + tid, 1)) for tid in range(3))
+        replies = ask(sock, batch, 3 * 11)
+        for tid in range(3):
+            one = replies[tid * 11 : (tid + 1) * 11]
+            assert one == struct.pack(">HHHBBBH", tid, 0, 5, 1, 3, 2, REGS[745 + tid])
+
+
+def test_bad_mbap_header_closes_only_that_connection(ports: VirtualPorts) -> None:
+    with connect(ports, "modbus_tcp") as bad, connect(ports, "modbus_tcp") as good:
+        bad.sendall(struct.pack(">HHHB", 1, 9, 6, 1) + b"\x03\x02\xe9\x00\x01")
+        bad.settimeout(5)
+        assert bad.recv(10) == b""  # closed
+        assert ask(good, mbap(1, 1, b"\x03\x02\xe9\x00\x01"), 11)[-2:] == REGS[745].to_bytes(2, "big")
+
+
+def test_client_limit_and_idle_timeout(board: Board) -> None:
+    with serve(board, max_clients=2, idle_timeout_s=1.0) as ports:
+        a, b = connect(ports, "rtu"), connect(ports, "modbus_tcp")
+        wait_for(lambda: ports.counters["clients"] == 2, 5, "two clients")
+        third = connect(ports, "rtu")
+        third.settimeout(5)
+        assert third.recv(1) == b""
+        assert ports.counters["refused_clients"] == 1
+        for sock in (a, b):
+            sock.settimeout(5)
+            assert sock.recv(1) == b""  # idle for 1 s: closed
+        wait_for(
+            lambda: ports.counters["idle_closed"] == 2 and ports.counters["clients"] == 0, 5, "idle closes"
+        )
+        for sock in (a, b, third):
+            sock.close()
+
+
+def test_a_stalled_client_does_not_stall_others(ports: VirtualPorts) -> None:
+    """One client holds a partial frame, another floods garbage without reading: a third is served."""
+    with (
+        connect(ports, "rtu") as stalled,
+        connect(ports, "rtu") as flood,
+        connect(ports, "modbus_tcp") as good,
+    ):
+        stalled.sendall(rtu.read_holding(745, 1).encode()[:4])
+        flood.setblocking(False)
+        try:
+            for _ in range(200):
+                flood.send(b"\xff" * 4096)
+        except BlockingIOError:
+            pass  # the bridge stopped reading it: TCP pushes back on the flooder alone
+        for _ in range(5):
+            assert ask(good, mbap(2, 1, b"\x03\x02\xe9\x00\x01"), 11)[-2:] == REGS[745].to_bytes(2, "big")
+
+
+def test_writes_refused_on_a_read_only_port(board: Board) -> None:
+    with serve(board, read_only=True) as ports:
+        write = rtu.write_single(340, 5)
+        with connect(ports, "rtu") as sock:
+            assert ask(sock, write.encode(), 5) == rtu.encode_exception(write, 1)
+        assert board.abc.writes == []
+        assert ports.counters["refused_writes"] == 1
+
+
+def test_allowed_writes_reach_the_board(ports: VirtualPorts, board: Board) -> None:
+    with connect(ports, "rtu") as sock:
+        single = rtu.write_single(340, 5)
+        assert ask(sock, single.encode(), 8) == single.encode()
+        block = rtu.write_multiple(340, [4, 6])
+        assert ask(sock, block.encode(), 8) == rtu.encode_reply(block)
+        listed = rtu.write_registers([(340, 7), (341, 3)])
+        assert ask(sock, listed.encode(), 4) == rtu.encode_reply(listed)
+    assert board.abc.writes == [(340, 5), (340, 4), (341, 6), (340, 7), (341, 3)]
+
+
+def test_requests_refused_while_the_line_is_down() -> None:
+    def no_line() -> SerialBus:
+        raise BusError("device missing")
+
+    worker = BusWorker(no_line, max_backoff_s=0.05)
+    worker.start()
+    ports = VirtualPorts(VportConfig(rtu=(HOST, 0), modbus_tcp=(HOST, 0)), worker)
+    ports.start()
+    try:
+        assert not worker.line_up
+        with connect(ports, "modbus_tcp") as sock:
+            reply = ask(sock, mbap(4, 1, struct.pack(">BHH", 6, 340, 5)), 9)
+            assert reply == struct.pack(">HHHBBB", 4, 0, 3, 1, 0x86, 11)
+        with connect(ports, "rtu") as sock:
+            assert silent(sock, rtu.write_single(340, 5).encode())
+        assert worker.pending() == 0  # nothing queued to run when the line comes back
+        assert ports.counters["refused_writes"] == 2
+    finally:
+        ports.stop()
+        worker.stop(0.5)
+
+
+# ---------------------------------------------------------------- fuzz
+
+
+def _crc(body: bytes) -> bytes:
+    return body + rtu.crc16(body).to_bytes(2, "little")
+
+
+frames = st.one_of(
+    st.binary(max_size=300),
+    st.builds(
+        lambda s, f, d: _crc(bytes((s, f)) + d),
+        st.sampled_from([0, 1, 2, 247]),
+        st.integers(0, 255),
+        st.binary(max_size=40),
+    ),
+    st.builds(
+        lambda f, a, v: _crc(bytes((1, f)) + struct.pack(">HH", a, v)),
+        st.sampled_from([3, 6, 65, 66, 67, 68]),
+        st.integers(0, 0xFFFF),
+        st.integers(0, 0xFFFF),
+    ),
+)
+mbap_frames = st.one_of(
+    st.binary(max_size=300),
+    st.builds(
+        mbap,
+        st.integers(0, 0xFFFF),
+        st.sampled_from([0, 1, 255, 9]),
+        st.binary(min_size=1, max_size=60),
+    ),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rtu_bytes=st.lists(frames, max_size=4), tcp_bytes=st.lists(mbap_frames, max_size=4))
+def test_fuzz_both_ports(
+    fast_gap: None, ports: VirtualPorts, board: Board, rtu_bytes: list[bytes], tcp_bytes: list[bytes]
+) -> None:
+    """Whatever a client sends: only reads and allowed writes reach the line, and service goes on."""
+    before = ports.counters["bytes_in"]
+    with connect(ports, "rtu") as r, connect(ports, "modbus_tcp") as t:
+        r.sendall(b"".join(rtu_bytes))
+        t.sendall(b"".join(tcp_bytes))
+        # Every byte taken in (a partial frame is dropped after the shortened gap) before the check:
+        # writes go before reads on the worker, so any write they made is on the line by its reply.
+        received = len(b"".join(rtu_bytes)) + len(b"".join(tcp_bytes))
+        wait_for(
+            lambda: ports.counters["bytes_in"] >= before + received and not any(c.buf for c in ports._conns),
+            5,
+            "the fuzz bytes taken in",
+        )
+        check = rtu.read_holding(745, 1)
+        with connect(ports, "rtu") as sock:
+            assert ask(sock, check.encode(), 7) == rtu.encode_reply(check, [REGS[745]])
+    assert all(allowed_on_line(frame) for frame in board.frames)
+
+
+@pytest.fixture
+def fast_gap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Partial frames dropped after 20 ms, not 0.5 s, so that a fuzz example ends quickly."""
+    monkeypatch.setattr(vport, "FRAME_GAP_S", 0.02)
