@@ -164,8 +164,9 @@ def main() -> int:
         suite.start(
             "bridge",
             [str(BIN / "aurora_mqtt_bridge"), sim_url, broker.format(user="bridge")],
-            {"MQTT_PASSWORD_FILE": secret["bridge"], "MQTT_CA_FILE": ca},
-        )
+            {"MQTT_PASSWORD_FILE": secret["bridge"], "MQTT_CA_FILE": ca,
+             "AURORA_ENERGY_STATE": str(args.root.resolve() / "energy-{device}.json")},
+        )  # fmt: skip
         wait_ready(etc, mqtt_port)
         web_target = broker.format(user="web") + f"homie/{DEVICE}/$modbus"
         web = suite.start(

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -30,6 +31,7 @@ from aurora.transport import redact
 from paho.mqtt.enums import MQTTProtocolVersion
 
 from .health import HEALTH_EVERY_S, PollStats, health_document
+from .metering import EnergyRecorder, max_gap_for
 from .poller import PollReport, TierSchedule, WordCache, read_words
 from .publisher import Publisher
 from .vport import VirtualPorts, VportConfig
@@ -66,6 +68,8 @@ class BridgeConfig:
     latency_s: float = 0.5
     watchdog_cycles: int = 6
     vports: VportConfig = field(default_factory=VportConfig)  # virtual ports: off unless configured
+    energy_state: str | None = None  # the energy counters' file ({device}: the id); None: broker only
+    energy_max_gap_s: float | None = None  # None: a few fast intervals (metering.max_gap_for)
 
 
 def sd_notify(message: str) -> bool:
@@ -135,6 +139,7 @@ class Bridge:
         self._values_lock = threading.Lock()
         self.passthrough: Any = None
         self.vports: VirtualPorts | None = None
+        self.energy: EnergyRecorder | None = None
         self._exit_code = 0
         self._last_status = time.monotonic()
 
@@ -253,6 +258,7 @@ class Bridge:
         assert pub is not None
         scan = [f"{self.root}/#", f"{cfg.ha_prefix}/+/{unit.device_id}/#"]
         earlier = pub.scan_retained(scan, self._stop)
+        self._start_energy(earlier)
         pub.set_state("init")
         if cfg.homie:
             pub.retain_many((f"{self.root}/{suffix}", payload) for suffix, payload in unit.description())
@@ -270,6 +276,16 @@ class Bridge:
         self._publish_health(force=True)
         self.ready.set()
         sd_notify("READY=1")
+
+    def _start_energy(self, retained: Mapping[str, bytes]) -> None:
+        """The energy counters, carrying on from the state file and the broker's retained values."""
+        if not EnergyRecorder.wanted(self.unit):
+            return
+        cfg = self.config
+        gap = cfg.energy_max_gap_s or max_gap_for(cfg.intervals_s["fast"])
+        path = Path(cfg.energy_state.replace("{device}", self.unit.device_id)) if cfg.energy_state else None
+        self.energy = EnergyRecorder(self.unit, path=path, max_gap_s=gap)
+        self.energy.restore(retained, self.root)
 
     def _subscribe(self) -> None:
         pub = self.publisher
@@ -366,6 +382,8 @@ class Bridge:
             self._poll_failed("no register answered")
             return False
         self.cache.update(report.words)
+        if self.energy is not None:
+            self.energy.feed(report.words)  # this poll's own words: a cached value is no sample
         self.stats.good_cycles += 1
         self.stats.last_good_wall = time.time()
         self.stats.last_good_mono = time.monotonic()
@@ -388,6 +406,8 @@ class Bridge:
             force, self._republish = self._republish, False
             try:
                 values = self.unit.values(self.cache.words())
+                if self.energy is not None:
+                    values.update(self.energy.values())
             except Exception as err:  # a decoder choking on a word must not stop the bridge
                 log.exception("values_failed")
                 self.stats.last_error = f"decoding failed: {err}"
@@ -597,6 +617,8 @@ class Bridge:
         self.worker.stop()
         if self.passthrough is not None:
             self.passthrough.close()  # after the worker: the requests it failed are answered
+        if self.energy is not None:
+            self.energy.save()
         if self.publisher is not None:
             self.publisher.stop("disconnected")
             log.info("bridge_stopped")

@@ -23,6 +23,7 @@ from aurora.transport import DEFAULT_LATENCY_S, redact
 from paho.mqtt.enums import MQTTProtocolVersion
 
 from .app import Bridge, BridgeConfig
+from .energy import default_state_path
 from .vport import IDLE_TIMEOUT_S, MAX_CLIENTS, VportConfig, parse_listen
 
 log = structlog.get_logger("aurora.bridge")
@@ -240,6 +241,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="Home Assistant discovery prefix (default %(default)s) [AURORA_HA_PREFIX]",
     )
     p.add_argument(
+        "--energy-state",
+        metavar="FILE",
+        default=_env("ENERGY_STATE") or str(default_state_path("{device}")),
+        help="where the energy counters are saved (every 2 minutes and on stop), so a restart carries "
+        "on where they were even if the broker lost its retained values; {device} stands for the "
+        "device id; '-' keeps them on the broker only (default %(default)s) [AURORA_ENERGY_STATE]",
+    )
+    p.add_argument(
+        "--energy-max-gap",
+        type=_seconds,
+        default=_env("ENERGY_MAX_GAP"),
+        metavar="S",
+        help="longest time between two power readings that is still counted; a longer outage adds "
+        "nothing to the energy counters (default: 5 fast intervals, at least 3 s) "
+        "[AURORA_ENERGY_MAX_GAP]",
+    )
+    p.add_argument(
         "--debug-modbus",
         action="store_true",
         default=_env_bool("DEBUG_MODBUS", False),
@@ -306,6 +324,8 @@ def config_from_args(args: argparse.Namespace) -> BridgeConfig:
             max_clients=args.vport_max_clients,
             idle_timeout_s=args.vport_idle_timeout,
         ),
+        energy_state=None if args.energy_state in ("", "-") else args.energy_state,
+        energy_max_gap_s=args.energy_max_gap,
     )
 
 

@@ -17,6 +17,7 @@ from .node_aux_heat import aux_heat_node
 from .node_blower import blower_node
 from .node_compressor import compressor_node
 from .node_dhw import dhw_node
+from .node_energy import energy_node
 from .node_faults import faults_node
 from .node_humidistat import humidistat_node
 from .node_pump import pump_node
@@ -40,6 +41,8 @@ def build_nodes(c: Components) -> tuple[NodeSpec, ...]:
         nodes += [iz2_zone_node(zone) for zone in range(1, c.zone_count + 1)]
     else:
         nodes.append(thermostat_zone_node(c))
+    if c.energy_monitoring:
+        nodes.append(energy_node(c))  # kWh counters the bridge integrates (issue 17)
     return tuple(nodes)
 
 

@@ -152,6 +152,7 @@ def test_systemd_is_told_ready_after_the_tree_and_fed_its_watchdog(
                 "MQTT_PASSWORD_FILE": str(broker.password_file("bridge")),
                 "MQTT_CA_FILE": str(broker.ca_file),
                 "NOTIFY_SOCKET": str(short / "sock"),
+                "AURORA_ENERGY_STATE": str(tmp_path / "energy.json"),
             }
             with running([*argv, *FAST_POLL], env=env, log=tmp_path / "bridge.log"):
                 assert b"READY=1" == listener.recv(100)

@@ -68,6 +68,7 @@ class Bridge:
         full_env = {
             "MQTT_PASSWORD_FILE": str(broker.password_file(user)),
             "AURORA_LOG_FORMAT": "json",
+            "AURORA_ENERGY_STATE": str(tmp_path / "energy-{device}.json"),  # not the user's home
             **(env or {}),
         }
         log = tmp_path / f"{name}.log"

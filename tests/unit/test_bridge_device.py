@@ -72,6 +72,7 @@ def test_the_seed_unit_is_detected_as_the_original_detected_it(units: dict[str, 
         "humidistat": "Humidistat",
         "faults": "ABC",
         "zone1": "Thermostat",
+        "energy": "Energy Counters",  # an addition: kWh counters (issue 17)
     } == node_types(units["seed"])
     assert "aurora-2109123456" == units["seed"].device_id
 
@@ -99,6 +100,7 @@ def test_a_real_abcstd_scan_is_a_single_stage_unit_with_axb_psc_blower_and_open_
         "pump": "Open Loop",
         "faults": "ABC",
         "zone1": "Thermostat",
+        "energy": "Energy Counters",
     } == node_types(units["jfcliche"])
     zone1 = next(n for n in units["jfcliche"].nodes if n.id == "zone1")
     assert ["current-mode"] == [p.id for p in zone1.properties]  # nothing to set without AWL

@@ -30,6 +30,21 @@ HASS_ADDITIONS = {
     "abc_line-voltage": "sensor",
     "abc_water-delta-t": "sensor",
     "abc_cop": "sensor",
+    # the energy counters and COPs (issue 17)
+    **{
+        f"energy_{prop}": "sensor"
+        for prop in (
+            "electrical-total",
+            "electrical-compressor",
+            "electrical-blower",
+            "electrical-aux-heat",
+            "electrical-pump",
+            "thermal-heating",
+            "thermal-cooling",
+            "cop-today",
+            "cop-running",
+        )
+    },
 }
 # §13 U2: the original's humidifier state was the running flag and on/off went nowhere; here
 # on/off is automatic/manual control, and running is the entity's action
@@ -86,6 +101,7 @@ SENSOR_UNITS: dict[str | None, set[str | None]] = {
     None: {None, "BTU/h", "%", "°F"},
     "temperature": {"°F", "°C", "K"},
     "power": {"W", "kW", "BTU/h"},
+    "energy": {"Wh", "kWh", "MWh"},
     "pressure": {"psi", "Pa", "kPa", "bar"},
     "humidity": {"%"},
     "voltage": {"V", "mV"},
