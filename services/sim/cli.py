@@ -17,7 +17,7 @@ import structlog
 from aurora.dump import load_dump
 from aurora.errors import AuroraError, UsageError
 from aurora.logs import configure_logging
-from aurora.simulator import BoardQuirks, Drift, SimulatedAbc
+from aurora.simulator import BoardQuirks, Drift, PowerProfile, PowerStep, SimulatedAbc, parse_power_step
 
 from .line import (
     LineFaults,
@@ -63,6 +63,22 @@ def _host_port(text: str) -> tuple[str, int]:
         return host or "127.0.0.1", int(port)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT") from None
+
+
+def _power_step(text: str) -> PowerStep:
+    try:
+        return parse_power_step(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _power_env() -> list[PowerStep]:
+    text = _env("POWER") or ""
+    try:
+        return [parse_power_step(part) for part in text.split(";") if part.strip()]
+    except ValueError as err:
+        print(f"aurora_sim: AURORA_SIM_POWER: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -158,6 +174,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="let temperatures and power drift (default: on for the demo unit, off for a dump)",
     )
     p.add_argument(
+        "--power",
+        metavar="[AFTER_S@]NAME=VALUE,...",
+        type=_power_step,
+        action="append",
+        default=None,
+        help="hold the energy monitor's readings at known values instead of letting them drift, so "
+        "the energy they add up to is known exactly: NAME is compressor, blower, aux or pump (W) or "
+        "extraction or rejection (heat of extraction/rejection, BTU/h); the total power (1152) is "
+        "compressor + blower + aux + pump. Repeat it with AFTER_S@ to change readings AFTER_S seconds "
+        "after the start, e.g. --power compressor=3000,blower=200 --power 60@compressor=6000; "
+        "readings not named keep their value [AURORA_SIM_POWER, entries separated by ';']",
+    )
+    p.add_argument(
         "--modbus-tcp",
         metavar="HOST:PORT",
         type=_host_port,
@@ -231,6 +260,10 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
         closers.append(tap.close)
     threads.append(threading.Thread(target=line.serve, args=(responder, stop), daemon=True))
     drift = args.drift if args.drift is not None else not args.dump
+    steps = args.power if args.power is not None else _power_env()
+    profile = PowerProfile(abc, steps) if steps else None
+    if profile is not None:
+        profile.step(0.0)  # held from the very first read
     log.info(
         "sim_ready",
         unit="demo" if not args.dump else args.dump,
@@ -241,12 +274,15 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
     for t in threads:
         t.start()
     started = time.monotonic()
-    mover = Drift(abc) if drift else None
+    mover = Drift(abc, power=profile is None) if drift else None
     logged = 0
+    tick = WRITE_LOG_STEP_S if args.write_log or (profile and len(profile.steps) > 1) else DRIFT_STEP_S
     try:
-        while not stop.wait(WRITE_LOG_STEP_S if args.write_log else DRIFT_STEP_S):
+        while not stop.wait(tick):
             if mover:
                 mover.step(time.monotonic() - started)
+            if profile is not None and (changed := profile.step(time.monotonic() - started)):
+                log.info("power_changed", after_s=changed.after_s, readings=dict(changed.readings))
             if args.write_log and len(abc.writes) > logged:
                 new = abc.writes[logged:]
                 logged += len(new)

@@ -195,8 +195,9 @@ _WATTS = ((1146, 2100, 700, 600), (1148, 180, 40, 600), (1164, 90, 30, 700))
 class Drift:
     """Moves temperatures, power and speed along slow waves so a demo looks alive."""
 
-    def __init__(self, abc: SimulatedAbc) -> None:
+    def __init__(self, abc: SimulatedAbc, *, power: bool = True) -> None:
         self.abc = abc
+        self.power = power  # False: a PowerProfile holds the power readings
 
     def step(self, t: float) -> None:
         """Set the drifting registers for time ``t`` (seconds)."""
@@ -205,6 +206,8 @@ class Drift:
                 continue
             value = round(w.base + w.amplitude * math.sin(2 * math.pi * t / w.period_s))
             self.abc.set(w.address, value & 0xFFFF if w.signed else max(value, 0))
+        if not self.power:
+            return
         total = 0
         for address, base, amplitude, period in _WATTS:
             watts = max(0, round(base + amplitude * math.sin(2 * math.pi * t / period)))
@@ -218,3 +221,83 @@ class Drift:
         if self.abc.get(3422) is not None:
             self.abc.set(3422, 0)
             self.abc.set(3423, round(2100 + 700 * math.sin(2 * math.pi * t / 600)) & 0xFFFF)
+
+
+# ---------------------------------------------------------------- a known power profile
+
+# What ``aurora_sim --power`` sets: name → (register of the 32-bit pair, part of the total 1152)
+POWER_REGISTERS: Mapping[str, tuple[int, bool]] = {
+    "compressor": (1146, True),
+    "blower": (1148, True),
+    "aux": (1150, True),
+    "pump": (1164, True),
+    "extraction": (1154, False),  # heat of extraction, BTU/h
+    "rejection": (1156, False),  # heat of rejection, BTU/h
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PowerStep:
+    """From ``after_s`` seconds on, these readings (W; BTU/h for extraction and rejection)."""
+
+    after_s: float
+    readings: Mapping[str, int]
+
+
+def parse_power_step(text: str) -> PowerStep:
+    """``[AFTER_S@]NAME=VALUE[,NAME=VALUE...]``, e.g. ``compressor=3000,blower=200`` or
+    ``60@compressor=6000``; ValueError names what is wrong."""
+    when, at, rest = text.strip().rpartition("@")
+    try:
+        after = float(when) if at else 0.0
+    except ValueError:
+        raise ValueError(f"{when!r} is not a number of seconds") from None
+    if not math.isfinite(after) or after < 0:
+        raise ValueError(f"{when!r} is not a number of seconds")
+    readings: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in rest.split(","))):
+        name, eq, value = part.partition("=")
+        name = name.strip().lower()
+        if not eq or name not in POWER_REGISTERS:
+            raise ValueError(f"{part!r}: use NAME=VALUE with NAME one of {', '.join(POWER_REGISTERS)}")
+        try:
+            number = int(value)
+        except ValueError:
+            raise ValueError(f"{part!r}: {value!r} is not a whole number") from None
+        if not 0 <= number <= 0x7FFFFFFF:
+            raise ValueError(f"{part!r}: {number} is out of range")
+        readings[name] = number
+    if not readings:
+        raise ValueError(f"{text!r} names no reading: e.g. compressor=3000,blower=200")
+    return PowerStep(after, readings)
+
+
+class PowerProfile:
+    """Holds the energy monitor's readings at given values, changing them on a schedule, so a
+    test knows the exact integral. The total (1152) is always compressor + blower + aux + pump."""
+
+    def __init__(self, abc: SimulatedAbc, steps: list[PowerStep]) -> None:
+        self.abc = abc
+        self.steps = sorted(steps, key=lambda s: s.after_s)
+        self.current = -1
+
+    def step(self, t: float) -> PowerStep | None:
+        """Apply the readings due at ``t`` seconds; the step applied now, or None (no change)."""
+        due = max((i for i, s in enumerate(self.steps) if s.after_s <= t), default=-1)
+        if due <= self.current:
+            return None
+        for index in range(self.current + 1, due + 1):  # later steps override earlier ones
+            for name, value in self.steps[index].readings.items():
+                self._set(POWER_REGISTERS[name][0], value)
+        self.current = due
+        total = sum(self._get(address) for address, part in POWER_REGISTERS.values() if part)
+        self._set(1152, total)
+        return self.steps[due]
+
+    def _get(self, address: int) -> int:
+        high, low = self.abc.get(address), self.abc.get(address + 1)
+        return 0 if high is None or low is None else (high << 16) | low
+
+    def _set(self, address: int, value: int) -> None:
+        self.abc.set(address, value >> 16)
+        self.abc.set(address + 1, value & 0xFFFF)
