@@ -12,6 +12,7 @@ scanned, and the tree is published; nothing is wiped before there is something t
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -30,6 +31,7 @@ from aurora.query import plan_chunks
 from aurora.transport import redact
 from paho.mqtt.enums import MQTTProtocolVersion
 
+from . import homie
 from .health import HEALTH_EVERY_S, PollStats, health_document
 from .metering import EnergyRecorder, max_gap_for
 from .poller import PollReport, TierSchedule, WordCache, read_words
@@ -46,6 +48,7 @@ MQTT_ACK_STALE_S = 90.0
 STATUS_LOG_EVERY_S = 3600.0
 WATCHDOG_MIN_S = 5.0  # never reset the line more often than this, whatever the intervals
 _MAX_LOGGED_PAYLOAD = 64
+WRITE_RESULT = "$write-result"  # each /set command's outcome (docs/writes.md)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +248,7 @@ class Bridge:
 
     def _tree_topics(self) -> set[str]:
         """Topics of this run's tree, published or not (a value not read yet is not stale)."""
-        topics = {f"{self.root}/$state", f"{self.root}/$health"}
+        topics = {f"{self.root}/$state", f"{self.root}/$health", f"{self.root}/{homie.STATS_UPTIME}"}
         for suffix, _ in self.unit.description():
             topics.add(f"{self.root}/{suffix}")
             if suffix.endswith("/$datatype"):
@@ -263,7 +266,9 @@ class Bridge:
         if cfg.homie:
             pub.retain_many((f"{self.root}/{suffix}", payload) for suffix, payload in unit.description())
         if cfg.home_assistant:
-            pub.retain_many(unit.hass_discovery(homie_root=cfg.homie_root, prefix=cfg.ha_prefix))
+            # Only the gem's topics still retained are migrated: none after the first start
+            discovery = unit.hass_discovery(homie_root=cfg.homie_root, prefix=cfg.ha_prefix, existing=earlier)
+            pub.retain_many(discovery)
         good = self._poll(list(self.tiers), time.monotonic())
         keep = pub.owned() | self._tree_topics()
         stale = sorted(t for t in earlier if t not in keep and "/$modbus" not in t)
@@ -309,10 +314,21 @@ class Bridge:
                 self.passthrough.handle,
                 lambda topic: any(mqtt.topic_matches_sub(f, topic) for f in filters),
             )
-        # One filter per settable property, not <root>/+/+/set: that would overlap the pass-through's
+        # One filter per node, not <root>/+/+/set: that would overlap the pass-through's
         # $modbus/+/set, and under MQTT 5 mosquitto delivers one copy per matching subscription.
-        set_topics = {f"{self.root}/{path}/set" for path in self.unit.settable()}
-        pub.route(sorted(set_topics), self._on_set, set_topics.__contains__)
+        # Per node, a command to a read-only or unknown property of it is answered (refused) too.
+        nodes = {node.id for node in self.unit.nodes}
+
+        def is_set(topic: str) -> bool:
+            parts = topic[len(self.root) + 1 :].split("/")
+            return (
+                topic.startswith(self.root + "/")
+                and len(parts) == 3
+                and parts[0] in nodes
+                and parts[2] == "set"
+            )
+
+        pub.route(sorted(f"{self.root}/{node}/+/set" for node in nodes), self._on_set, is_set)
 
     def _absorb_raw_write(self, words: Mapping[int, int]) -> None:
         """Worker thread: a $modbus write changed registers. Publish what that changes now, and
@@ -419,7 +435,13 @@ class Bridge:
     # ------------------------------------------------------------ writes
 
     def _on_set(self, msg: mqtt.MQTTMessage) -> None:
-        """paho thread: validate, queue the write at WRITE priority, return (never blocks)."""
+        """paho thread: validate, queue the write at WRITE priority, return (never blocks).
+
+        Every command ends in one outcome on ``$write-result`` (docs/writes.md): ``applied`` with
+        the value read back, ``refused`` with the reason (nothing written), or ``failed`` when the
+        unit did not answer. A refused or failed command also republishes the property's current
+        value, so a client that showed the new value at once (Home Assistant) snaps back.
+        """
         node_prop = msg.topic[len(self.root) + 1 : -len("/set")]
         if msg.retain:
             # A retained command would be replayed on every restart: refuse it (and it was cleared).
@@ -428,62 +450,117 @@ class Bridge:
         try:
             payload = msg.payload.decode("utf-8").strip()
         except UnicodeDecodeError:
-            self.stats.writes_refused += 1
-            log.warning("set_refused", property=node_prop, reason="payload is not UTF-8 text")
+            self._refuse(node_prop, repr(msg.payload[:_MAX_LOGGED_PAYLOAD]), "the payload is not UTF-8 text")
             return
-        setter = self.unit.setter(node_prop)
+        spec = self.unit.spec(node_prop)
+        setter = None if spec is None else spec.setter
         if setter is None:
-            self.stats.writes_refused += 1
-            log.warning(
-                "set_refused", property=node_prop, value=_shown(payload), reason="not a settable property"
-            )
+            why = "no such property" if spec is None else "a read-only property"
+            self._refuse(node_prop, payload, why)
             return
         try:
             writes = list(setter.writes(payload, self.cache.words()))
         except UsageError as err:
-            self.stats.writes_refused += 1
-            log.warning("set_refused", property=node_prop, value=_shown(payload), reason=str(err))
+            self._refuse(node_prop, payload, str(err))
             return
-        except Exception:
-            self.stats.writes_refused += 1
-            log.exception("set_refused", property=node_prop, value=_shown(payload))
+        except Exception as err:
+            log.exception("set_failed_to_encode", property=node_prop, value=_shown(payload))
+            self._refuse(node_prop, payload, f"internal error: {type(err).__name__}")
             return
         if not writes:
             log.info("set_unchanged", property=node_prop, value=_shown(payload))
+            self._outcome(node_prop, payload, "applied", value=self._republish_property(node_prop))
             return
         if not self.worker.line_up:
             # Queued, it would run whenever the line comes back, maybe hours later: refuse it now.
-            self.stats.writes_failed += 1
-            log.warning("set_failed", property=node_prop, value=_shown(payload), error="the line is down")
+            self._failed(node_prop, payload, "no answer from the heat pump: the line is down")
             return
         readback = sorted(setter.readback())
         log.info("set_requested", property=node_prop, value=_shown(payload), writes=writes)
 
-        def job(bus: Bus) -> dict[int, int]:
+        def job(bus: Bus) -> tuple[dict[int, int], list[str]]:
             for address, word in writes:
                 bus.write_register(address, word)
             words: dict[int, int] = {}
+            lost: list[str] = []
             for chunk in plan_chunks(readback):
                 try:
                     words.update(zip(chunk.addresses, chunk.read(bus), strict=True))
                 except (ExceptionReply, FrameError, BusError) as err:
                     log.warning("readback_failed", registers=str(chunk), error=str(err))
-            return words
+                    lost.append(str(err))
+            return words, lost
 
         def done(future: Any) -> None:  # runs on the worker thread; publish only queues
             try:
-                words = future.result()
+                words, lost = future.result()
             except Exception as err:
-                self.stats.writes_failed += 1
                 self.stats.last_error = f"write failed: {err}"
-                log.error("set_failed", property=node_prop, value=_shown(payload), error=str(err))
+                self._failed(node_prop, payload, f"no answer from the heat pump: {err}")
                 return
             self.stats.writes += 1
             self.cache.update(words)
-            sent = self.publish_values()
-            log.info("set_done", property=node_prop, value=_shown(payload), published=sent)
+            self.publish_values()
+            value = self._republish_property(node_prop)  # even unchanged: the command concluded
+            written = [[address, word] for address, word in writes]
+            if lost:
+                reason = f"written, but the read-back did not answer: {lost[0]}"
+                self._outcome(node_prop, payload, "unconfirmed", value=value, written=written, reason=reason)
+            else:
+                self._outcome(node_prop, payload, "applied", value=value, written=written)
+            log.info("set_done", property=node_prop, value=_shown(payload), published=value)
 
         self.worker.submit(job, Priority.WRITE).add_done_callback(done)
+
+    def _refuse(self, node_prop: str, payload: str, reason: str) -> None:
+        """A command that is not written: logged with the reason, answered, the value republished."""
+        self.stats.writes_refused += 1
+        log.warning("set_refused", property=node_prop, value=_shown(payload), reason=reason)
+        value = self._republish_property(node_prop)
+        self._outcome(node_prop, payload, "refused", value=value, reason=reason)
+
+    def _failed(self, node_prop: str, payload: str, reason: str) -> None:
+        self.stats.writes_failed += 1
+        log.error("set_failed", property=node_prop, value=_shown(payload), error=reason)
+        value = self._republish_property(node_prop)
+        self._outcome(node_prop, payload, "failed", value=value, reason=reason)
+
+    def _republish_property(self, node_prop: str) -> str | None:
+        """Publish a property's current value again (retained, even unchanged); the value or None."""
+        spec = self.unit.spec(node_prop)
+        if spec is None or not spec.retained or self.publisher is None:
+            return None
+        try:
+            payload: str | None = spec.payload(self.cache.words())
+        except Exception:  # a decoder choking on a word must not stop the answer
+            log.exception("values_failed", property=node_prop)
+            return None
+        if payload is not None:
+            self.publisher.retain(f"{self.root}/{node_prop}", payload, force=True)
+        return payload
+
+    def _outcome(
+        self,
+        node_prop: str,
+        payload: str,
+        result: str,
+        *,
+        value: str | None = None,
+        reason: str | None = None,
+        written: list[list[int]] | None = None,
+    ) -> None:
+        """One ``$write-result`` message (QoS 1, not retained) for one command."""
+        if self.publisher is None:
+            return
+        document: dict[str, Any] = {"property": node_prop, "payload": _shown(payload), "result": result}
+        if value is not None:
+            document["value"] = value
+        if reason is not None:
+            document["reason"] = reason
+        if written is not None:
+            document["written"] = written
+        text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+        self.publisher.publish(f"{self.root}/{WRITE_RESULT}", text, qos=1)
 
     # ------------------------------------------------------------ line state, watchdog, health
 
@@ -606,6 +683,9 @@ class Bridge:
             return
         self._last_health = now
         pub.retain(f"{self.root}/$health", self.health(), force=True)
+        if self.config.homie:  # the legacy-stats extension announced in $extensions
+            uptime = round(time.monotonic() - self.stats.started_mono)
+            pub.retain(f"{self.root}/{homie.STATS_UPTIME}", str(uptime), force=True)
 
     def _shutdown(self) -> None:
         sd_notify("STOPPING=1")

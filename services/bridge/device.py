@@ -7,7 +7,7 @@ Pure code: the runtime passes a ``read(ranges)`` callable and publishes what the
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import structlog
 from aurora import registers as regs
@@ -15,8 +15,8 @@ from aurora.errors import AuroraError, ExceptionReply
 
 from . import hass, homie
 from .components import Components
-from .properties import build_nodes as _build_nodes
-from .properties import register_tiers
+from .health import HEALTH_EVERY_S
+from .properties import build_nodes, register_tiers
 from .spec import NodeSpec, PropertySpec, Setter, Tier, Words
 
 __all__ = ["DETECTION_RANGES", "Components", "Setter", "Tier", "Unit", "detect", "device_id_for"]
@@ -130,7 +130,9 @@ def detect(
             log.warning("zone_count_implausible", zones=zones, using=0)
             zones = 0
     components = components_from(words, zones)
-    unit = Unit.build(components, name=device_name)
+    presence = dict(words)
+    presence.update(_read_presence(read, build_nodes(components)))
+    unit = Unit.build(components, name=device_name, presence=presence)
     log.info(
         "unit_detected",
         device_id=unit.device_id,
@@ -139,6 +141,50 @@ def detect(
         nodes=[n.id for n in unit.nodes],
     )
     return unit
+
+
+def _read_presence(
+    read: Callable[[Sequence[tuple[int, int]]], Mapping[int, int]], nodes: Sequence[NodeSpec]
+) -> dict[int, int]:
+    """The words that decide which optional sensors the unit has (one read, or range by range if
+    the board refuses it; a refused range decides nothing, and its sensors stay)."""
+    wanted = {a for node in nodes for spec in node.properties if spec.present for a in spec.registers}
+    addresses = sorted(wanted)
+    ranges: list[tuple[int, int]] = []
+    for address in addresses:
+        if ranges and ranges[-1][0] + ranges[-1][1] == address:
+            ranges[-1] = (ranges[-1][0], ranges[-1][1] + 1)
+        else:
+            ranges.append((address, 1))
+    if not ranges:
+        return {}
+    try:
+        return dict(read(ranges))
+    except ExceptionReply as err:
+        log.warning("presence_read_refused", error=str(err), fallback="one range at a time")
+    words: dict[int, int] = {}
+    for item in ranges:
+        try:
+            words.update(read([item]))
+        except ExceptionReply:
+            continue
+    return words
+
+
+def _fitted(nodes: Sequence[NodeSpec], words: Words) -> tuple[tuple[NodeSpec, ...], list[str]]:
+    """The nodes without the sensors that ``words`` show the unit does not have, and their paths."""
+    kept: list[NodeSpec] = []
+    absent: list[str] = []
+    for node in nodes:
+        props = []
+        for spec in node.properties:
+            known = all(a in words for a in spec.registers)
+            if spec.present is not None and known and not spec.present(words):
+                absent.append(spec.path)
+            else:
+                props.append(spec)
+        kept.append(replace(node, properties=tuple(props)))
+    return tuple(kept), absent
 
 
 @dataclass
@@ -154,9 +200,16 @@ class Unit:
     _description: list[tuple[str, str]] | None = field(default=None, repr=False)
 
     @classmethod
-    def build(cls, components: Components, *, name: str = "WaterFurnace") -> Unit:
-        """The Unit for detected components."""
-        nodes = _build_nodes(components)
+    def build(
+        cls, components: Components, *, name: str = "WaterFurnace", presence: Words | None = None
+    ) -> Unit:
+        """The Unit for detected components; with ``presence`` (words read at start-up), without
+        the sensors the unit does not have."""
+        nodes = build_nodes(components)
+        if presence is not None:
+            nodes, absent = _fitted(nodes, presence)
+            if absent:
+                log.info("sensors_absent", count=len(absent), properties=absent[:10])
         unit = cls(device_id=device_id_for(components.serial), name=name, components=components, nodes=nodes)
         unit._tiers = register_tiers(nodes)
         unit._by_path = {spec.path: spec for node in nodes for spec in node.properties}
@@ -179,7 +232,9 @@ class Unit:
         """(topic suffix under ``homie/<device_id>/``, payload) of every Homie attribute, in
         publishing order; ``$state`` is not included."""
         if self._description is None:  # the tree never changes after detection
-            self._description = homie.description(self.device_id, self.name, self.nodes)
+            self._description = homie.description(
+                self.device_id, self.name, self.nodes, stats_interval_s=HEALTH_EVERY_S
+            )
         return list(self._description)
 
     def values(self, words: Mapping[int, int]) -> dict[str, str]:

@@ -23,6 +23,11 @@ if TYPE_CHECKING:
 ORIGIN_NAME = "aurora-suite bridge"
 MANUFACTURER = "WaterFurnace"
 AVAILABILITY_TEMPLATE = "{{ 'online' if value == 'ready' else 'offline' }}"
+# Commands HA renders: an integer as digits (HA sends 50.0, or 49.99999 after a conversion),
+# a temperature with two decimals (21 °C is 69.80000000000001 °F). The bridge rounds either to
+# the register's step (aurora.registers.WriteRule.nearest), so the templates only tidy the text.
+INTEGER_TEMPLATE = "{{ value | float | round(0) | int }}"
+NUMBER_TEMPLATE = "{{ value | float | round(2) }}"
 # The four topics the gem emptied on every start (aurora-bridge §7.5)
 _GEM_LEGACY = (
     ("switch", "dhw_enabled", "dhw"),
@@ -68,6 +73,22 @@ def _number(text: float) -> int | float:
     return int(text) if float(text).is_integer() else text
 
 
+def _step(spec: PropertySpec) -> int | float:
+    """The step of a settable number: its register's resolution in the map (1 for integers)."""
+    rule = spec.setter.rule if spec.setter is not None else None
+    if rule is None:
+        return 1 if spec.datatype == "integer" else 0.1
+    return _number(round(rule.resolution, 6))
+
+
+def _target_limits(*specs: PropertySpec | None) -> tuple[int | float, int | float]:
+    """One range for HA's one min_temp/max_temp: from the lowest low to the highest high of the
+    targets (heating 40..90, cooling 54..99 °F give 40..99). The bridge refuses a target outside
+    its own range, and republishes the current value so HA shows it at once."""
+    ranges = [_range(s) for s in specs if s is not None]
+    return _number(min(low for low, _ in ranges)), _number(max(high for _, high in ranges))
+
+
 def _property_component(unit: Unit, spec: PropertySpec, base: str) -> dict[str, Any]:
     hint = spec.hass
     assert hint is not None
@@ -103,11 +124,9 @@ def _property_component(unit: Unit, spec: PropertySpec, base: str) -> dict[str, 
             c["device_class"] = hint.device_class
     elif hint.platform == "number":
         low, high = _range(spec)
-        c.update(
-            min=_number(low), max=_number(high), step=1 if spec.datatype == "integer" else 0.1, mode="box"
-        )
-        if spec.datatype == "integer":
-            c["command_template"] = "{{ value | int }}"  # Homie integers have no decimal point
+        c.update(min=_number(low), max=_number(high), step=_step(spec), mode="box")
+        # Homie integers have no decimal point
+        c["command_template"] = INTEGER_TEMPLATE if spec.datatype == "integer" else NUMBER_TEMPLATE
         if unit_of_measurement:
             c["unit_of_measurement"] = unit_of_measurement
         if hint.device_class:
@@ -128,7 +147,11 @@ def _climate(unit: Unit, node_id: str, base: str) -> dict[str, Any] | None:
     single = unit.components.awl_thermostat and not unit.components.awl_iz2
     node_name = next(n.name for n in unit.nodes if n.id == node_id)
     c = _common(unit, "climate", node_id, None if single else node_name)
-    whole = not single  # IZ2 zones hold whole degrees
+    heating = spec(f"{node_id}/heating-target-temperature")
+    cooling = spec(f"{node_id}/cooling-target-temperature")
+    assert heating is not None and cooling is not None, node_id
+    step = max(_step(heating), _step(cooling))  # 1 °F for IZ2 zones, 0.1 °F for the thermostat
+    low, high = _target_limits(heating, cooling)
     c.update(
         {
             "current_temperature_topic": f"{t}/ambient-temperature",
@@ -146,13 +169,15 @@ def _climate(unit: Unit, node_id: str, base: str) -> dict[str, Any] | None:
             "fan_mode_command_topic": f"{t}/target-fan-mode/set",
             "temperature_low_state_topic": f"{t}/heating-target-temperature",
             "temperature_low_command_topic": f"{t}/heating-target-temperature/set",
+            "temperature_low_command_template": NUMBER_TEMPLATE,
             "temperature_high_state_topic": f"{t}/cooling-target-temperature",
             "temperature_high_command_topic": f"{t}/cooling-target-temperature/set",
+            "temperature_high_command_template": NUMBER_TEMPLATE,
             "temperature_unit": "F",
-            "precision": 1.0 if whole else 0.1,
-            "temp_step": 1 if whole else 0.5,
-            "min_temp": 40,
-            "max_temp": 99,
+            "precision": 1.0 if step >= 1 else 0.1,
+            "temp_step": 1 if step >= 1 else 0.5,
+            "min_temp": low,
+            "max_temp": high,
         }
     )
     if "eheat" in (mode.format or "").split(","):
@@ -172,6 +197,9 @@ def _climate(unit: Unit, node_id: str, base: str) -> dict[str, Any] | None:
 
 def _water_heater(unit: Unit, base: str) -> dict[str, Any]:
     t = f"{base}/dhw"
+    set_point = unit.spec("dhw/set-point")
+    assert set_point is not None
+    low, high = _target_limits(set_point)
     c = _common(unit, "water_heater", "dhw", "Domestic Hot Water Generator")
     c.update(
         {
@@ -184,10 +212,11 @@ def _water_heater(unit: Unit, base: str) -> dict[str, Any]:
             "mode_command_template": "{{ 'false' if value == 'off' else 'true' }}",
             "temperature_state_topic": f"{t}/set-point",
             "temperature_command_topic": f"{t}/set-point/set",
+            "temperature_command_template": NUMBER_TEMPLATE,
             # aurora-bridge §13 U3: HA reads min_temp/max_temp; the gem sent min/max
-            "min_temp": 100,
-            "max_temp": 140,
-            "precision": 0.1,
+            "min_temp": low,
+            "max_temp": high,
+            "precision": _step(set_point),
             "temperature_unit": "F",
         }
     )
@@ -217,7 +246,7 @@ def _humidifier(unit: Unit, base: str, kind: str) -> dict[str, Any] | None:
             % ("humidifying" if kind == "humidifier" else "drying"),
             "target_humidity_state_topic": f"{t}/{stem}ication-target",
             "target_humidity_command_topic": f"{t}/{stem}ication-target/set",
-            "target_humidity_command_template": "{{ value | int }}",
+            "target_humidity_command_template": INTEGER_TEMPLATE,
             "min_humidity": int(low),
             "max_humidity": int(high),
         }

@@ -5,8 +5,10 @@ homie-spec's Device/Node/Property model (mqtt-homie-libs §2), its deviations co
   and accepts any ID);
 * ``$state`` is left to the runtime: homie-spec emits ``init`` and ``ready`` around the
   description, but ``ready`` belongs after the values (§2.3);
-* ``$homie`` comes first and ``$extensions`` is always published (required by Homie 4.0; empty
-  when none), which neither homie-spec nor the original did (aurora-bridge §13 U5);
+* ``$homie`` comes first and ``$extensions`` is always published (required by Homie 4.0), which
+  neither homie-spec nor the original did (aurora-bridge §13 U5). An empty retained payload would
+  delete the topic, so the bridge implements one extension, ``org.homie.legacy-stats``
+  (``$stats/interval`` here, ``$stats/uptime`` with the health document);
 * ``$retained`` and ``$settable`` are sent only when they differ from the defaults, as the
   original did.
 """
@@ -35,6 +37,10 @@ _DATATYPES = {
     "string": Datatype.STRING,
 }
 _DEVICE_ORDER = ("$homie", "$name", "$extensions", "$implementation", "$nodes")
+# Homie 4 extension id:version:[homie versions]; its attributes are $stats/interval and $stats/uptime
+EXTENSIONS = "org.homie.legacy-stats:0.1.1:[4.x]"
+STATS_INTERVAL = "$stats/interval"
+STATS_UPTIME = "$stats/uptime"
 
 
 def is_homie_id(text: str) -> bool:
@@ -89,14 +95,17 @@ def _suffix(message: Message, device_prefix: str) -> str:
     return full[len(device_prefix) + 1 :].rstrip("/")
 
 
-def description(device_id: str, name: str, nodes: Sequence[NodeSpec]) -> list[tuple[str, str]]:
+def description(
+    device_id: str, name: str, nodes: Sequence[NodeSpec], *, stats_interval_s: float = 5.0
+) -> list[tuple[str, str]]:
     """(suffix under ``homie/<device_id>/``, payload) for every device, node and property
-    attribute, in publishing order; no ``$state`` (the runtime owns it)."""
+    attribute, in publishing order; no ``$state`` (the runtime owns it), nor ``$stats/uptime``
+    (it changes: the runtime publishes it every ``stats_interval_s``)."""
     if not is_homie_id(device_id):
         raise ValueError(f"device id {device_id!r} is not a Homie ID")
     device = _device(device_id, name, nodes)
     prefix = f"{device.prefix}/{device.id}"
-    head: dict[str, str] = {"$extensions": ""}
+    head: dict[str, str] = {"$extensions": EXTENSIONS}
     rest: list[tuple[str, str]] = []
     for message in device.messages():
         suffix = _suffix(message, prefix)
@@ -107,7 +116,8 @@ def description(device_id: str, name: str, nodes: Sequence[NodeSpec]) -> list[tu
         else:
             rest.append((suffix, message.payload))
     head["$homie"] = HOMIE_VERSION
-    return [(key, head[key]) for key in _DEVICE_ORDER if key in head] + rest
+    stats = [(STATS_INTERVAL, str(max(1, round(stats_interval_s))))]
+    return [(key, head[key]) for key in _DEVICE_ORDER if key in head] + stats + rest
 
 
 def values(nodes: Iterable[NodeSpec], words: Mapping[int, int]) -> dict[str, str]:

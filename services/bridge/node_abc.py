@@ -3,10 +3,12 @@ totals users computed by hand (aurora-bridge §6.3)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .components import Components
 from .derived import cop, water_delta_t
-from .shapes import int_setting, power_sensor, raw_integer, temperature_sensor
-from .spec import TEMPERATURE, Hass, NodeSpec, PropertySpec, Tier, builder
+from .shapes import int_setting, power_sensor, raw_integer, temperature_difference, temperature_sensor
+from .spec import TEMPERATURE, TEMPERATURE_DELTA, Hass, NodeSpec, PropertySpec, Tier, builder
 from .values import ABC_MODES, ValueFn, bit, current_mode
 
 _ON_OFF = Hass(platform="binary_sensor")
@@ -53,22 +55,24 @@ def _properties(c: Components) -> list[PropertySpec]:
     props += [
         p(id_, name, "boolean", (25,), value, Tier.FAST, hass=_PROBLEM)
         for id_, name, value in (
-            ("locked-out", "Is the heat pump currently locked out?", bit(25, 0x8000)),
+            ("locked-out", "Locked Out", bit(25, 0x8000)),
             (
                 "derated",
-                "Is the compressor currently running at a derated level?",
+                "Compressor Derated",
                 lambda w: 41 <= w[25] & 0x7FFF <= 46,
             ),
             (
                 "safe-mode",
-                "Is the heat pump currently in safe mode?",
+                "Safe Mode",
                 lambda w: w[25] & 0x7FFF in (47, 48, 49, 72, 74),
             ),
         )
     ]
-    # §13 R12: the original hid this property when it read 0.0 at start-up
+    # aurora-bridge §6.3: absent when it reads 0.0 at start-up, as the original decided
     props.append(
-        temperature_sensor(p, "entering-air-temperature", "Entering Air Temperature", air, Tier.FAST)
+        temperature_sensor(
+            p, "entering-air-temperature", "Entering Air Temperature", air, Tier.FAST, zero_is_absent=True
+        )
     )
     if c.axb:
         props += [
@@ -100,7 +104,13 @@ def _properties(c: Components) -> list[PropertySpec]:
     if c.awl_communicating:
         props.append(
             temperature_sensor(
-                p, "outdoor-temperature", "Outdoor Temperature", 742, Tier.MEDIUM, hass=TEMPERATURE
+                p,
+                "outdoor-temperature",
+                "Outdoor Temperature",
+                742,
+                Tier.MEDIUM,
+                hass=TEMPERATURE,
+                zero_is_absent=True,
             )
         )
     props += [
@@ -110,7 +120,6 @@ def _properties(c: Components) -> list[PropertySpec]:
             "line-voltage-setting",
             "Line Voltage Setting",
             112,
-            (90, 635),
             tier=Tier.SLOW,
             unit="V",
             hass=Hass(platform="number", device_class="voltage", category="config", enabled=False, legacy=""),
@@ -134,15 +143,14 @@ def _properties(c: Components) -> list[PropertySpec]:
     # Derived values users computed by hand (issue 3)
     if c.axb:
         props.append(
-            p(
+            temperature_difference(
+                p,
                 "water-delta-t",
                 "Water Temperature Difference",
-                "float",
                 (1110, 1111),
                 water_delta_t,
-                Tier.FAST,
-                unit="°F",
-                hass=Hass(platform="sensor", state_class="measurement", unit="°F", legacy=""),
+                tier=Tier.FAST,
+                hass=replace(TEMPERATURE_DELTA, category=None, legacy=""),
             )
         )
     if c.energy_monitoring:

@@ -39,7 +39,7 @@ def _properties(c: Components) -> list[PropertySpec]:
         props.append(power_sensor(p, 1148))
     if c.blower == "ecm":
         props += [
-            int_setting(p, prop, name, address, (1, 12), hass=_PRESET)
+            int_setting(p, prop, name, address, hass=_PRESET)
             for prop, name, address in (
                 ("blower-only-speed", "Blower Only Preset Speed", 340),
                 ("aux-heat-speed", "Aux Heat Preset Speed", 347),

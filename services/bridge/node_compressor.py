@@ -4,11 +4,10 @@ compressor (aurora-bridge §6.3); a VS drive reports much more."""
 from __future__ import annotations
 
 from .components import Components
-from .shapes import power_sensor, raw_integer, temperature_sensor
+from .shapes import power_sensor, raw_integer, temperature_difference, temperature_sensor
 from .spec import (
     MEASURE,
     MEASURE_DIAG,
-    TEMPERATURE_DIAG,
     Builder,
     Hass,
     NodeSpec,
@@ -115,16 +114,16 @@ def _vs_drive(p: Builder, c: Components) -> list[PropertySpec]:
         sensor(
             "saturated-evaporator-discharge-temperature", "Saturated Evaporator Discharge Temperature", 3905
         ),
-        sensor("superheat-temperature", "SuperHeat Temperature", 3906),
-        p(
+        temperature_difference(
+            p, "superheat-temperature", "SuperHeat Temperature", (3906,), temperature(3906), tier=Tier.MEDIUM
+        ),
+        temperature_difference(
+            p,
             "subcool-temperature",
             "SubCool Temperature",
-            "float",
             (30, 1135, 1136),
             lambda w: temperature(1136 if w[30] & RV else 1135)(w),
-            Tier.MEDIUM,
-            unit="°F",
-            hass=TEMPERATURE_DIAG,
+            tier=Tier.MEDIUM,
         ),
         percent("eev-open-percentage", "Electronic Expansion Valve Open Percentage", 3808),
     ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .setters import float_setter, parse_bool
+from .setters import number_setter, parse_bool, range_format, rule_of
 from .shapes import temperature_sensor
 from .spec import RUNNING, NodeSpec, Setter, Tier, builder
 from .values import bit, decoded
@@ -29,9 +29,9 @@ def dhw_node() -> NodeSpec:
             (401,),
             decoded(401),
             Tier.MEDIUM,
-            fmt="100:140",
+            fmt=range_format(rule_of(401)),
             unit="°F",
-            setter=float_setter(401, 100, 140, 0.1, reads=(401,)),
+            setter=number_setter(401, reads=(401,)),
         ),
         temperature_sensor(p, "water-temperature", "Water Temperature", 1114, Tier.FAST, hass=None),
     )

@@ -8,6 +8,7 @@ from aurora import registers as regs
 from .setters import parse_enum
 from .spec import Hass, NodeSpec, Setter, Tier, builder
 
+_NO_COUNTER = 0xFFFF
 _COUNTER = Hass(platform="sensor", state_class="total_increasing", category="diagnostic")
 
 
@@ -46,9 +47,11 @@ def faults_node() -> NodeSpec:
                 regs.FAULT_NAMES.get(n, f"E{n}"),
                 "integer",
                 (address,),
-                lambda w, a=address: None if w[a] == 0xFFFF else w[a],
+                lambda w, a=address: None if w[a] == _NO_COUNTER else w[a],
                 Tier.SLOW,
                 hass=_COUNTER,
+                # aurora-bridge §4.3: 0xFFFF at start-up is a fault this unit does not count
+                present=lambda w, a=address: w[a] != _NO_COUNTER,
             )
         )
     return NodeSpec(id="faults", name="Fault History", type="ABC", properties=tuple(props))

@@ -7,7 +7,7 @@ from __future__ import annotations
 from aurora import registers as regs
 
 from .components import Components
-from .setters import need, parse_enum, parse_int
+from .setters import field_rule, need, parse_enum, parse_number, range_format
 from .shapes import raw_integer
 from .spec import Hass, NodeSpec, PropertySpec, Setter, Tier, Value, Words, builder
 from .values import ACCESSORY, bit, current_mode
@@ -48,15 +48,19 @@ def humidistat_node(c: Components) -> NodeSpec:
             setter=Setter(parse_enum(("auto", "manual")), encode, frozenset({mode_r})),
         )
 
-    def target(id_: str, name: str, high: bool, low: int, top: int) -> PropertySpec:
+    hum_rule, dehum_rule = field_rule(targets_w, 0xFF00), field_rule(targets_w, 0x00FF)
+
+    def target(id_: str, name: str, high: bool) -> PropertySpec:
         """The humidification (high byte) or dehumidification (low byte) target."""
+        rule = hum_rule if high else dehum_rule
 
         def encode(value: Value, words: Words) -> list[tuple[int, int]]:
             word = need(words, targets_r, "the other humidity target")
             hum, dehum = word >> 8, word & 0xFF
             hum, dehum = (int(value), dehum) if high else (hum, int(value))
             # the other half keeps its value, clamped into its own range so the word is valid
-            hum, dehum = min(max(hum, 15), 50), min(max(dehum, 35), 65)
+            hum = min(max(hum, int(hum_rule.low)), int(hum_rule.high))
+            dehum = min(max(dehum, int(dehum_rule.low)), int(dehum_rule.high))
             return [(targets_w, regs.encode_humidistat_targets(hum, dehum))]
 
         return p(
@@ -66,9 +70,9 @@ def humidistat_node(c: Components) -> NodeSpec:
             (targets_r,),
             (lambda w: w[targets_r] >> 8) if high else (lambda w: w[targets_r] & 0xFF),
             Tier.MEDIUM,
-            fmt=f"{low}:{top}",
+            fmt=range_format(rule),
             unit="%",
-            setter=Setter(parse_int(low, top), encode, frozenset({targets_r})),
+            setter=Setter(parse_number(rule, integer=True), encode, frozenset({targets_r}), rule=rule),
         )
 
     props: list[PropertySpec] = []
@@ -79,7 +83,7 @@ def humidistat_node(c: Components) -> NodeSpec:
         if c.awl_communicating:
             props += [
                 mode("humidifier-mode", "Humidifier Mode", _HUMIDIFY),
-                target("humidification-target", "Humidification Target Relative Humidity", True, 15, 50),
+                target("humidification-target", "Humidification Target Relative Humidity", True),
             ]
     if c.dehumidifier or c.vs_drive:
         if c.dehumidifier:
@@ -99,7 +103,7 @@ def humidistat_node(c: Components) -> NodeSpec:
         if c.awl_communicating:
             props += [
                 mode("dehumidifier-mode", "Dehumidifier Mode", _DEHUMIDIFY),
-                target("dehumidification-target", "Dehumidification Target Relative Humidity", False, 35, 65),
+                target("dehumidification-target", "Dehumidification Target Relative Humidity", False),
             ]
     if c.awl_communicating:
         props.append(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from aurora.errors import UsageError
 
 from .components import Components
-from .setters import int_setter, parse_bool
+from .setters import number_setter, parse_bool
 from .shapes import int_setting, power_sensor, raw_integer
 from .spec import RUNNING, Builder, Hass, NodeSpec, PropertySpec, Setter, Tier, Value, Words, builder
 from .values import bit, decoded
@@ -80,8 +80,8 @@ def _vs_pump(p: Builder, c: Components) -> list[PropertySpec]:
     ]
     # §13 C9: 1..100 in $format as in the setter (0 passed Homie, then failed)
     props += [
-        int_setting(p, "minimum-speed", "Actual Minimum Speed", 321, (1, 100), unit="%", hass=_PERCENT),
-        int_setting(p, "maximum-speed", "Actual Maximum Speed", 322, (1, 100), unit="%", hass=_PERCENT),
+        int_setting(p, "minimum-speed", "Actual Minimum Speed", 321, unit="%", hass=_PERCENT),
+        int_setting(p, "maximum-speed", "Actual Maximum Speed", 322, unit="%", hass=_PERCENT),
     ]
     if c.awl_axb:
         # Writing a speed goes to 323, the manual-speed register: it also switches to manual
@@ -95,7 +95,7 @@ def _vs_pump(p: Builder, c: Components) -> list[PropertySpec]:
                 Tier.FAST,
                 fmt="1:100",
                 unit="%",
-                setter=int_setter(323, 1, 100, reads=(323, 325)),
+                setter=number_setter(323, reads=(323, 325), integer=True),
                 hass=Hass(platform="number", category="diagnostic", unit="%"),
             )
         )

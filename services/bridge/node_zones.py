@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from aurora import registers as regs
 
 from .components import Components
-from .setters import enum_setter, float_setter, parse_enum
+from .setters import enum_options, enum_setter, number_setter, parse_enum, range_format, rule_of, step_options
 from .shapes import temperature_sensor
 from .spec import (
     MEASURE_DIAG,
@@ -27,12 +27,12 @@ from .spec import (
 )
 from .values import G_INPUT, O_INPUT, Y1, Y2, ValueFn, bit, decoded
 
-HEATING_MODES = {"off": 0, "auto": 1, "cool": 2, "heat": 3, "eheat": 4}
-FAN_MODES = {"auto": 0, "continuous": 1, "intermittent": 2}
+HEATING_MODES = enum_options(12606)  # off, auto, cool, heat, eheat
+FAN_MODES = enum_options(12621)  # auto, continuous, intermittent
 CALLS = ("standby", "unknown1", "h1", "h2", "h3", "c1", "c2", "unknown7")
 ZONE_CALLS = ("standby", "h1", "h2", "h3", "c1", "c2")
-FAN_ON_MINUTES = tuple(str(m) for m in range(0, 30, 5))  # setter 0..25 (§6.4; Homie said 0..20, §13 C9)
-FAN_OFF_MINUTES = tuple(str(m) for m in range(5, 45, 5))  # decodes as 5..40; 0 never reads back (C9)
+FAN_ON_MINUTES = step_options(12622)  # 0..25 (§6.4; Homie said 0..20, §13 C9)
+FAN_OFF_MINUTES = step_options(12623, exclude=(0,))  # decodes as 5..40; 0 never reads back (C9)
 
 _FAN_MINUTES = Hass(platform="select", category="config")
 _ZONE_SETTING = Hass(platform="sensor", device_class="enum", category="diagnostic")
@@ -160,7 +160,8 @@ def _settings(
     # writes: mode, heating, cooling, fan mode, fan on, fan off registers (§9.3)
     mode_w, heat_w, cool_w, fan_w, on_w, off_w = writes
     modes = {k: v for k, v in HEATING_MODES.items() if k != "eheat" or zone == 1}
-    step = 1.0 if iz2 else 0.1  # IZ2 stores whole degrees in its configuration words
+    # Ranges and steps from the write registers' rules: the IZ2 stores whole degrees (step 10
+    # tenths), the thermostat tenths
 
     def fan(key: str) -> ValueFn:
         return lambda w: str(regs.zone_configuration1(w[config1])[key])
@@ -180,11 +181,8 @@ def _settings(
         )
 
     # §13 C7: float, as published (68.0), not integer
-    def target(
-        id_: str, name: str, read: tuple[tuple[int, ...], ValueFn], write: int, limits: tuple[int, int]
-    ) -> PropertySpec:
+    def target(id_: str, name: str, read: tuple[tuple[int, ...], ValueFn], write: int) -> PropertySpec:
         registers, value = read
-        low, high = limits
         return p(
             id_,
             name,
@@ -192,9 +190,9 @@ def _settings(
             registers,
             value,
             Tier.MEDIUM,
-            fmt=f"{low}:{high}",
+            fmt=range_format(rule_of(write)),
             unit="°F",
-            setter=float_setter(write, low, high, step, reads=registers),
+            setter=number_setter(write, reads=registers),
         )
 
     return [
@@ -225,8 +223,14 @@ def _settings(
         p("current-fan-mode", "Current Fan Status", "boolean", *fan_running, Tier.FAST, hass=RUNNING),
         *configuration,
         temperature_sensor(
-            p, "ambient-temperature", "Ambient Temperature", ambient, Tier.FAST, hass=TEMPERATURE
+            p,
+            "ambient-temperature",
+            "Ambient Temperature",
+            ambient,
+            Tier.FAST,
+            hass=TEMPERATURE,
+            optional=False,
         ),
-        target("heating-target-temperature", "Heating Target Temperature", heating, heat_w, (40, 90)),
-        target("cooling-target-temperature", "Cooling Target Temperature", cooling, cool_w, (54, 99)),
+        target("heating-target-temperature", "Heating Target Temperature", heating, heat_w),
+        target("cooling-target-temperature", "Cooling Target Temperature", cooling, cool_w),
     ]

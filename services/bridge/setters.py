@@ -1,48 +1,60 @@
 """Payload parsers and register encoders for the description table's setters: a bad payload
-raises UsageError before anything is written."""
+raises UsageError before anything is written.
+
+Ranges, steps and enum options come from the register map's write rules
+(``aurora/data/registers.json``): a number is rounded to the register's step by
+:meth:`aurora.registers.WriteRule.nearest`, the one rounding rule of every write.
+"""
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
+from aurora import registers as regs
 from aurora.errors import UsageError
 
 from .spec import Setter, Value, Words
 
-_INT = re.compile(r"[+-]?\d+")
-_FLOAT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+# Homie 4 numbers: optional sign, digits with an optional fraction, optional exponent (1e2, 7.0E1)
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 
-def parse_int(low: int, high: int, step: int = 1) -> Callable[[str], Value]:
-    """An integer in low..high, a multiple of ``step`` counted from ``low``."""
+def rule_of(address: int) -> regs.WriteRule:
+    """The register map's write rule of a register the bridge writes (a bug if it has none)."""
+    rule = regs.writable(address)
+    if rule is None:
+        raise ValueError(f"register {address} has no write rule in the register map")
+    return rule
+
+
+def field_rule(address: int, mask: int) -> regs.WriteRule:
+    """A packed part of a register's word (the humidity targets' high and low byte) as a rule of
+    its own, with the range the map gives that part."""
+    for part in rule_of(address).fields:
+        if part.mask == mask:
+            return regs.WriteRule(low=part.low, high=part.high)
+    raise ValueError(f"register {address} has no field with mask 0x{mask:04x} in the register map")
+
+
+def range_format(rule: regs.WriteRule) -> str:
+    """The Homie ``$format`` ``low:high`` of a rule's range, in the register's unit."""
+    return f"{rule.low:g}:{rule.high:g}"
+
+
+def parse_number(rule: regs.WriteRule, *, integer: bool = False) -> Callable[[str], Value]:
+    """Any finite number: rounded to the rule's step, refused outside its range. The value is
+    what the register will store (an ``int`` for integer properties)."""
 
     def parse(payload: str) -> Value:
-        if not _INT.fullmatch(payload):
-            raise UsageError(f"{payload!r} is not an integer")
-        value = int(payload)
-        if not low <= value <= high:
-            raise UsageError(f"{value} is outside {low}..{high}")
-        if (value - low) % step:
-            raise UsageError(f"{value} is not a multiple of {step}")
-        return value
-
-    return parse
-
-
-def parse_float(low: float, high: float, step: float) -> Callable[[str], Value]:
-    """A finite number in low..high, a multiple of ``step``, rounded to it."""
-
-    def parse(payload: str) -> Value:
-        if not _FLOAT.fullmatch(payload):
+        if not _NUMBER.fullmatch(payload):
             raise UsageError(f"{payload!r} is not a number")
-        value = float(payload)
-        if not math.isfinite(value) or not low <= value <= high:
-            raise UsageError(f"{payload} is outside {low:g}..{high:g}")
-        if abs(round(value / step) * step - value) > 1e-6:
-            raise UsageError(f"{payload} is not a multiple of {step:g}")
-        return round(value / step) * step
+        value = float(payload)  # 1e400 is inf: nearest() refuses it
+        try:
+            stored: float = rule.value_of(rule.nearest(value))
+        except regs.WriteRefused:
+            raise UsageError(f"{payload} is outside {rule.low:g}..{rule.high:g}") from None
+        return round(stored) if integer else stored
 
     return parse
 
@@ -65,27 +77,40 @@ def parse_bool(payload: str) -> Value:
     return payload == "true"
 
 
-def _write_scaled(address: int, scale: int = 1) -> Callable[[Value, Words], list[tuple[int, int]]]:
-    return lambda value, words: [(address, round(float(value) * scale))]
+def number_setter(address: int, *, reads: Sequence[int], integer: bool = False) -> Setter:
+    """Writes a number to ``address`` as its write rule stores it (scaled, rounded to its step)."""
+    rule = rule_of(address)
+    return Setter(
+        parse_number(rule, integer=integer),
+        lambda value, words: [(address, rule.nearest(float(value)))],
+        frozenset(reads),
+        rule=rule,
+    )
 
 
-def _write_enum(address: int, table: Mapping[str, int]) -> Callable[[Value, Words], list[tuple[int, int]]]:
-    return lambda value, words: [(address, table[str(value)])]
+def enum_options(address: int, *, exclude: Collection[str] = ()) -> dict[str, int]:
+    """Option name → raw word, from the register's write rule and its enum in the map."""
+    rule = rule_of(address)
+    if rule.enum is None:
+        raise ValueError(f"register {address} has no enum in the register map")
+    return {name: raw for raw, name in regs.ENUMS[rule.enum].items() if name not in exclude}
 
 
-def int_setter(address: int, low: int, high: int, *, reads: Sequence[int], step: int = 1) -> Setter:
-    """Writes the integer as it is."""
-    return Setter(parse_int(low, high, step), _write_scaled(address), frozenset(reads))
-
-
-def float_setter(address: int, low: float, high: float, step: float, *, reads: Sequence[int]) -> Setter:
-    """Writes the number in tenths."""
-    return Setter(parse_float(low, high, step), _write_scaled(address, 10), frozenset(reads))
+def step_options(address: int, *, exclude: Collection[int] = ()) -> tuple[str, ...]:
+    """Every value of an integer rule's range in its steps (fan minutes 0, 5 … 25), as text."""
+    rule = rule_of(address)
+    values = range(int(rule.low), int(rule.high) + 1, rule.step)
+    return tuple(str(v) for v in values if v not in exclude)
 
 
 def enum_setter(address: int, table: Mapping[str, int], *, reads: Sequence[int]) -> Setter:
-    """Writes the raw word ``table`` gives the option."""
-    return Setter(parse_enum(list(table)), _write_enum(address, table), frozenset(reads))
+    """Writes the raw word ``table`` gives the option (checked against the map on writing)."""
+    return Setter(
+        parse_enum(list(table)),
+        lambda value, words: [(address, table[str(value)])],
+        frozenset(reads),
+        rule=rule_of(address),
+    )
 
 
 def need(words: Words, address: int, what: str) -> int:

@@ -48,6 +48,16 @@ TEMPERATURE = Hass(platform="sensor", device_class="temperature", state_class="m
 TEMPERATURE_DIAG = Hass(
     platform="sensor", device_class="temperature", state_class="measurement", category="diagnostic", unit="°F"
 )
+# A difference of two temperatures (superheat, subcool, water ΔT): HA converts it by the factor
+# only (7 °F is 3.9 °C, not -13.9 °C); its Homie $unit says so too (DELTA_F)
+TEMPERATURE_DELTA = Hass(
+    platform="sensor",
+    device_class="temperature_delta",
+    state_class="measurement",
+    category="diagnostic",
+    unit="°F",
+)
+DELTA_F = "Δ°F"
 MEASURE = Hass(platform="sensor", state_class="measurement")
 MEASURE_DIAG = Hass(platform="sensor", state_class="measurement", category="diagnostic")
 RUNNING = Hass(platform="binary_sensor", device_class="running")
@@ -60,6 +70,7 @@ class Setter:
     parse: Callable[[str], Value]
     encode: Callable[[Value, Words], list[tuple[int, int]]]
     reads: frozenset[int]
+    rule: regs.WriteRule | None = None  # the map's rule of a number or enum written as it is
 
     def writes(self, payload: str, words: Words) -> list[tuple[int, int]]:
         """(register, raw) writes in order; UsageError with a clear message on a bad payload.
@@ -93,6 +104,9 @@ class PropertySpec:
     retained: bool = True
     setter: Setter | None = None
     hass: Hass | None = None
+    # Whether the unit has this sensor, from words read at start-up (None: always). A sensor
+    # that reads "not installed" then gets no property and no HA entity (aurora-bridge §4.3).
+    present: Callable[[Words], bool] | None = None
 
     @property
     def path(self) -> str:
@@ -133,7 +147,7 @@ Builder = Callable[..., PropertySpec]  # what builder() returns
 
 
 def builder(node: str) -> Builder:
-    """``p(id, name, datatype, registers, value, tier, *, fmt, unit, retained, setter, hass)``:
+    """``p(id, name, datatype, registers, value, tier, *, fmt, unit, retained, setter, hass, present)``:
     a PropertySpec of ``node``, written positionally so that the table reads as one."""
 
     def make(  # noqa: PLR0917 - the table reads best positionally
@@ -149,6 +163,7 @@ def builder(node: str) -> Builder:
         retained: bool = True,
         setter: Setter | None = None,
         hass: Hass | None = None,
+        present: Callable[[Words], bool] | None = None,
     ) -> PropertySpec:
         return PropertySpec(
             node=node,
@@ -163,6 +178,7 @@ def builder(node: str) -> Builder:
             retained=retained,
             setter=setter,
             hass=hass,
+            present=present,
         )
 
     return make

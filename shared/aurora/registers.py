@@ -8,6 +8,7 @@ words, so :func:`decode` takes every word read, and a missing neighbour decodes 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -378,18 +379,47 @@ class WriteRule:
                 return reason
         return None
 
-    def to_raw(self, value: float) -> int:
-        """The raw word for a value in the register's unit (rounded to the nearest raw step).
+    @property
+    def limits(self) -> tuple[float, float]:
+        """The allowed range in the register's unit (e.g. 40.0..90.0 °F)."""
+        return self.low, self.high
 
-        Raises WriteRefused when the value is not allowed.
+    @property
+    def resolution(self) -> float:
+        """The step between values the register stores, in its unit (0.1 for tenths, 1 for a
+        set point stored as whole degrees, 5 for minutes in fives)."""
+        return self.step / self.scale
+
+    def nearest(self, value: float) -> int:
+        """The raw word of the stored value nearest to ``value``: rounded half up to the
+        register's step, then checked against the range. The one rounding rule for every write
+        that carries a number (a ``/set`` payload, Home Assistant's °C→°F conversion such as
+        69.80000000000001, the web UI).
+
+        Raises WriteRefused for a number that is not finite, or whose rounded value is outside
+        the range.
         """
-        scaled = round(value * self.scale)
-        if not self.low * self.scale <= scaled <= self.high * self.scale:
-            raise WriteRefused(f"{value} is outside {self.describe()}")
+        if not math.isfinite(value):
+            raise WriteRefused(f"{value} is not a finite number")
+        low = self.low * self.scale
+        # A billionth of a step absorbs binary noise (71.99999999 → 72, 0.15×10 → 1.5 → 2)
+        steps = math.floor((value * self.scale - low) / self.step + 0.5 + 1e-9)
+        scaled = low + steps * self.step
+        if not low <= scaled <= self.high * self.scale:
+            raise WriteRefused(f"{value:g} is outside {self.describe()}")
         raw = scaled & 0xFFFF  # two's complement for signed registers
         if reason := self.problem(raw):
             raise WriteRefused(reason)
         return raw
+
+    def to_raw(self, value: float) -> int:
+        """The raw word for a value in the register's unit, rounded to the nearest step
+        (:meth:`nearest`). Raises WriteRefused when the value is not allowed."""
+        return self.nearest(value)
+
+    def value_of(self, raw: int) -> float:
+        """The value in the register's unit that a raw word of this rule means."""
+        return (int16(raw) if self.signed else raw) / self.scale
 
 
 # ---------------------------------------------------------------------------------------------

@@ -109,17 +109,22 @@ def test_a_real_abcstd_scan_is_a_single_stage_unit_with_axb_psc_blower_and_open_
 def test_detection_is_one_read_of_at_most_100_registers_without_iz2(
     dumps: dict[str, dict[int, int]],
 ) -> None:
-    """The original needed one FC 65 plus a FC 3 per component flag (§3.1)."""
+    """The original needed one FC 65 plus a FC 3 per component flag (§3.1); then one more read
+    of the optional sensors' words, which decide what the unit has."""
     reader = Reader(dumps["seed"])
     detect(reader)
-    assert [list(DETECTION_RANGES)] == reader.calls
+    assert 2 == len(reader.calls)
+    assert list(DETECTION_RANGES) == reader.calls[0]
     assert sum(n for _, n in DETECTION_RANGES) <= 100
+    presence = {a for start, count in reader.calls[1] for a in range(start, start + count)}
+    assert set(range(601, 700)) | {20, 740, 742} <= presence
 
 
 def test_the_zone_count_is_read_only_for_intellizone_2(dumps: dict[str, dict[int, int]]) -> None:
     reader = Reader(dumps["demo"])
     detect(reader)
-    assert [list(DETECTION_RANGES), [(483, 1)]] == reader.calls
+    assert [list(DETECTION_RANGES), [(483, 1)]] == reader.calls[:2]
+    assert 3 == len(reader.calls)  # and the optional sensors
 
 
 def test_a_refused_detection_read_falls_back_to_one_range_at_a_time(dumps: dict[str, dict[int, int]]) -> None:
@@ -128,7 +133,7 @@ def test_a_refused_detection_read_falls_back_to_one_range_at_a_time(dumps: dict[
     reader = Reader(words, refuse=[1114])
     unit = detect(reader)
     assert "dhw" not in [n.id for n in unit.nodes]
-    assert len(DETECTION_RANGES) + 1 == len(reader.calls)
+    assert len(DETECTION_RANGES) + 2 == len(reader.calls)  # + the optional sensors' read
 
 
 def test_a_refused_range_is_read_one_register_at_a_time(dumps: dict[str, dict[int, int]]) -> None:
@@ -274,23 +279,24 @@ def test_a_set_value_ends_in_the_simulated_board_and_reads_back(
 
 GARBAGE = [
     ("seed", "abc/line-voltage-setting", ["89", "636", "abc", "", "2.5", "0x100", "9" * 400, "240\x00"]),
-    ("seed", "blower/blower-only-speed", ["0", "13", "1e3", "-1", "5.0"]),
+    ("seed", "blower/blower-only-speed", ["0", "13", "1e3", "-1"]),
     ("seed", "pump/speed", ["0", "101", "fast"]),
     ("seed", "pump/minimum-speed", ["0", "-5"]),
     ("seed", "pump/manual-control", ["yes", "True", "1", "on"]),
     ("seed", "dhw/enabled", ["on", "TRUE", ""]),
-    ("seed", "dhw/set-point", ["99.9", "140.1", "nan", "inf", "120.55", "1,5", "1e400", "--1"]),
+    ("seed", "dhw/set-point", ["99.9", "140.1", "nan", "inf", "1,5", "1e400", "--1", "1e3", "0x64"]),
     ("seed", "humidistat/dehumidifier-mode", ["AUTO", "off", ""]),
-    ("seed", "humidistat/dehumidification-target", ["34", "66", "50.5"]),
+    ("seed", "humidistat/dehumidification-target", ["34", "66"]),
     ("seed", "faults/clear-history", ["CLEAR", "reset", "true"]),
     ("seed", "zone1/target-mode", ["emergency", "HEAT", "heat_cool", "4"]),
     ("seed", "zone1/target-fan-mode", ["on", "circulate"]),
     ("seed", "zone1/fan-intermittent-on", ["30", "7", "-5"]),
     ("seed", "zone1/fan-intermittent-off", ["0", "45", "12"]),
-    ("seed", "zone1/heating-target-temperature", ["39", "91", "70.05", "seventy"]),
-    ("seed", "zone1/cooling-target-temperature", ["53", "100"]),
+    ("seed", "zone1/heating-target-temperature", ["39", "91", "90.2", "seventy", "-inf"]),
+    ("seed", "zone1/cooling-target-temperature", ["53", "100", "53.9"]),
     ("demo", "zone2/target-mode", ["eheat"]),  # emergency heat is zone 1's alone
-    ("demo", "zone2/heating-target-temperature", ["70.5"]),  # IZ2 zones hold whole degrees
+    ("demo", "zone2/heating-target-temperature", ["39.4", "90.5", "91"]),  # out once rounded to 1 °F
+    ("demo", "zone2/cooling-target-temperature", ["53.4", "99.5"]),
     ("demo", "humidistat/humidification-target", ["14", "51"]),
 ]
 
@@ -311,6 +317,72 @@ def test_garbage_on_set_is_refused_with_a_clear_error_and_nothing_written(
             board.respond(rtu.write_single(address, raw))
     assert str(refused.value)
     assert [] == board.writes
+
+
+# What Home Assistant sends (°F, and °C converted to °F by HA: 21 °C → 69.80000000000001) and
+# what a person types: (unit, property, payload, raw word written, payload published after it)
+ROUNDED = [
+    ("seed", "zone1/heating-target-temperature", "69.80000000000001", 698, "69.8"),
+    ("seed", "zone1/heating-target-temperature", "71.99999", 720, "72.0"),
+    ("seed", "zone1/heating-target-temperature", "70.05", 701, "70.1"),  # half up
+    ("seed", "zone1/heating-target-temperature", "90.04", 900, "90.0"),
+    ("seed", "zone1/cooling-target-temperature", "1e2", None, None),  # 100 °F: out of range
+    ("seed", "zone1/cooling-target-temperature", "7.07e1", 707, "70.7"),
+    ("seed", "zone1/cooling-target-temperature", "70.7", 707, "70.7"),  # 21.5 °C
+    ("seed", "dhw/set-point", "1e2", 1000, "100.0"),
+    ("seed", "dhw/set-point", "122.18000000000001", 1222, "122.2"),  # 50.1 °C
+    ("seed", "dhw/set-point", "120.55", 1206, "120.6"),
+    ("seed", "dhw/set-point", "139.99999", 1400, "140.0"),
+    ("demo", "zone2/heating-target-temperature", "69.80000000000001", 700, "70.0"),
+    ("demo", "zone2/heating-target-temperature", "70.5", 710, "71.0"),  # half up: 21.4 °C
+    ("demo", "zone2/heating-target-temperature", "71.99999", 720, "72.0"),
+    ("demo", "zone3/cooling-target-temperature", "70.7", 710, "71.0"),
+    ("demo", "zone3/cooling-target-temperature", "99.4", 990, "99.0"),
+]
+
+
+@pytest.mark.parametrize("case", ROUNDED, ids=[f"{u}:{p}={x}" for u, p, x, *_ in ROUNDED])
+def test_a_number_is_rounded_to_the_registers_step_then_checked_against_its_range(
+    units: dict[str, Unit], dumps: dict[str, dict[int, int]], case: tuple[Any, ...]
+) -> None:
+    """Issue 14: any finite number in range is rounded to what the unit stores, written, read
+    back and published as that; outside the range it is refused with the range named."""
+    name, path, payload, raw, published = case
+    unit = units[name]
+    setter = unit.setter(path)
+    assert setter is not None
+    board = SimulatedAbc({**dict.fromkeys(WRITE_ONLY, 0), **dumps[name]})
+    if raw is None:
+        with pytest.raises(UsageError, match=r"outside \d+\.\.\d+"):
+            setter.writes(payload, board.snapshot())
+        return
+    writes = setter.writes(payload, board.snapshot())
+    assert [raw] == [word for _, word in writes]
+    for address, word in writes:
+        board.respond(rtu.write_single(address, word))
+    assert published == unit.values(board.snapshot())[path]
+
+
+def test_ranges_steps_and_options_come_from_the_register_map(units: dict[str, Unit]) -> None:
+    """One rule: each number setter carries its write register's rule, whose range is the $format."""
+    from aurora import registers as regs
+
+    for name in ("seed", "demo"):
+        unit = units[name]
+        for path in unit.settable():
+            spec = unit.spec(path)
+            assert spec is not None and spec.setter is not None
+            rule = spec.setter.rule
+            if spec.datatype in ("integer", "float"):
+                assert rule is not None, path
+                assert spec.format == f"{rule.low:g}:{rule.high:g}", path
+    iz2, thermostat = (
+        units["demo"].setter("zone1/heating-target-temperature"),
+        units["seed"].setter("zone1/heating-target-temperature"),
+    )
+    assert iz2 is not None and thermostat is not None and iz2.rule and thermostat.rule
+    assert (1.0, 0.1) == (iz2.rule.resolution, thermostat.rule.resolution)
+    assert regs.writable(21203) is iz2.rule
 
 
 def test_a_read_modify_write_is_refused_until_the_register_was_read(units: dict[str, Unit]) -> None:

@@ -62,6 +62,16 @@ HASS_DIFFERENCES: dict[tuple[str, str], tuple[Any, Any, str]] = {
     ("abc_derated", "device_class"): (None, "problem", "shown as a problem in HA"),
     ("abc_safe-mode", "device_class"): (None, "problem", "shown as a problem in HA"),
     ("faults_clear-history", "entity_category"): (None, "config", "a maintenance action, not a control"),
+    ("compressor_superheat-temperature", "device_class"): (
+        "temperature",
+        "temperature_delta",
+        "a difference: 7 °F is 3.9 °C, not -13.9 °C (issue 14)",
+    ),
+    ("compressor_subcool-temperature", "device_class"): (
+        "temperature",
+        "temperature_delta",
+        "a difference: 7 °F is 3.9 °C, not -13.9 °C (issue 14)",
+    ),
     ("zone1_fan-intermittent-on", "options"): (
         ["0", "5", "10", "15", "20"],
         ["0", "5", "10", "15", "20", "25"],
@@ -100,6 +110,7 @@ PLATFORMS = {
 SENSOR_UNITS: dict[str | None, set[str | None]] = {
     None: {None, "BTU/h", "%", "°F"},
     "temperature": {"°F", "°C", "K"},
+    "temperature_delta": {"°F", "°C", "K"},
     "power": {"W", "kW", "BTU/h"},
     "energy": {"Wh", "kWh", "MWh"},
     "pressure": {"psi", "Pa", "kPa", "bar"},
@@ -255,13 +266,52 @@ def test_entity_classes_units_and_ranges_match_the_original_except_the_listed_di
     assert {k: (o, m) for k, (o, m, _why) in HASS_DIFFERENCES.items()} == differences
 
 
+# Issue 14: names a user would write, not questions (the unique ids stay, so history is kept)
+NAME_CHANGES = {
+    "abc_locked-out": ("Heat Pump Is the heat pump currently locked out?", "Heat Pump Locked Out"),
+    "abc_derated": (
+        "Heat Pump Is the compressor currently running at a derated level?",
+        "Heat Pump Compressor Derated",
+    ),
+    "abc_safe-mode": ("Heat Pump Is the heat pump currently in safe mode?", "Heat Pump Safe Mode"),
+}
+
+
 def test_entities_keep_the_original_names_and_classes(units: dict[str, Unit]) -> None:
     cmps = document(units["seed"])["cmps"]
+    renamed = {}
     for key, (platform, config) in original_entities().items():
-        if platform in ("sensor", "binary_sensor", "number", "select", "switch", "button"):
-            assert config["name"] == cmps[key]["name"], key
-        if platform == "sensor" and "dev_cla" in config:
+        named = platform in ("sensor", "binary_sensor", "number", "select", "switch", "button")
+        if named and config["name"] != cmps[key]["name"]:
+            renamed[key] = (config["name"], cmps[key]["name"])
+        if platform == "sensor" and "dev_cla" in config and (key, "device_class") not in HASS_DIFFERENCES:
             assert config["dev_cla"] == cmps[key]["device_class"], key
+    assert NAME_CHANGES == renamed
+    for name in (cmp.get("name") or "" for cmp in cmps.values()):
+        assert not name.endswith("?"), name
+
+
+@pytest.mark.parametrize("name", ["seed", "demo", "jfcliche"])
+def test_every_temperature_difference_is_a_temperature_delta(units: dict[str, Unit], name: str) -> None:
+    """Issue 14: superheat, subcool and water ΔT convert by the factor only, in HA as in Homie."""
+    unit = units[name]
+    cmps = document(unit)["cmps"]
+    differences = {
+        spec.path
+        for spec in unit.properties()
+        if re.search(r"superheat|subcool|delta|difference", f"{spec.id} {spec.name}", re.IGNORECASE)
+    }
+    assert differences, name
+    for spec in unit.properties():
+        key = f"{spec.node}_{spec.id}"
+        if spec.path in differences:
+            assert "Δ°F" == spec.unit, spec.path
+            assert ("temperature_delta", "°F") == (
+                cmps[key]["device_class"],
+                cmps[key]["unit_of_measurement"],
+            ), key
+        elif key in cmps:
+            assert cmps[key].get("device_class") != "temperature_delta", key
 
 
 def test_a_single_thermostat_is_one_climate_entity_named_after_the_device(units: dict[str, Unit]) -> None:
@@ -270,6 +320,7 @@ def test_a_single_thermostat_is_one_climate_entity_named_after_the_device(units:
     assert ["off", "heat_cool", "cool", "heat"] == climate["modes"]
     assert ["emergency_heat"] == climate["preset_modes"]  # HA has no eheat mode (§13 U3)
     assert (40, 99, "F") == (climate["min_temp"], climate["max_temp"], climate["temperature_unit"])
+    assert (0.1, 0.5) == (climate["precision"], climate["temp_step"])  # the thermostat stores tenths
     assert climate["temperature_low_command_topic"].endswith("zone1/heating-target-temperature/set")
     assert climate["temperature_high_command_topic"].endswith("zone1/cooling-target-temperature/set")
 

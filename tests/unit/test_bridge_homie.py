@@ -28,7 +28,29 @@ ROOT = "homie/aurora-2109123456/"
 # topic suffix → (the original's payload, ours, why); None = not published
 DELIBERATE_DIFFERENCES: dict[str, tuple[str | None, str | None, str]] = {
     "$state": ("ready", None, "the runtime publishes $state (init → ready / alert), not the description"),
-    "$extensions": (None, "", "required by Homie 4.0, missing in the original (aurora-bridge §13 U5)"),
+    "$extensions": (
+        None,
+        "org.homie.legacy-stats:0.1.1:[4.x]",
+        "required by Homie 4.0, missing in the original (§13 U5); an empty retained message would delete it",
+    ),
+    "$stats/interval": (None, "5", "the legacy-stats extension: $stats/uptime every 5 s"),
+    "abc/locked-out/$name": (
+        "Is the heat pump currently locked out?",
+        "Locked Out",
+        "a name, not a question",
+    ),
+    "abc/derated/$name": (
+        "Is the compressor currently running at a derated level?",
+        "Compressor Derated",
+        "a name, not a question (issue 14)",
+    ),
+    "abc/safe-mode/$name": (
+        "Is the heat pump currently in safe mode?",
+        "Safe Mode",
+        "a name, not a question",
+    ),
+    "compressor/superheat-temperature/$unit": ("°F", "Δ°F", "a difference: converted by the factor only"),
+    "compressor/subcool-temperature/$unit": ("°F", "Δ°F", "a difference: converted by the factor only"),
     "$implementation": (None, "aurora-suite", "homie-spec's optional implementation attribute"),
     "$nodes": (
         "abc,compressor,aux-heat,blower,pump,dhw,humidistat,faults,zone1",
@@ -48,7 +70,7 @@ DELIBERATE_DIFFERENCES: dict[str, tuple[str | None, str | None, str]] = {
     "abc/water-delta-t": (None, "7.3", "new: entering − leaving water, 38.5 − 31.2 °F"),
     "abc/water-delta-t/$name": (None, "Water Temperature Difference", "new property"),
     "abc/water-delta-t/$datatype": (None, "float", "new property"),
-    "abc/water-delta-t/$unit": (None, "°F", "new property"),
+    "abc/water-delta-t/$unit": (None, "Δ°F", "new property, a difference of two temperatures"),
     "abc/cop": (None, "3.5", "new: (18000 BTU/h ÷ 3.412 + 2150 W) ÷ 2150 W"),
     "abc/cop/$name": (None, "Coefficient of Performance", "new property"),
     "abc/cop/$datatype": (None, "float", "new property"),
@@ -99,6 +121,11 @@ def seed_words() -> dict[int, int]:
 @pytest.fixture(scope="module")
 def seed(seed_words: dict[int, int]) -> Unit:
     return detect(reader(seed_words))
+
+
+@pytest.fixture(scope="module")
+def jfcliche() -> Unit:
+    return detect(reader(load_dump(JFCLICHE)))
 
 
 def published(unit: Unit, words: Mapping[int, int]) -> dict[str, str]:
@@ -280,12 +307,30 @@ def test_iz2_set_points_decode_the_packed_configuration_words() -> None:
     assert "75.0" == values["zone2/cooling-target-temperature"]
 
 
-def test_sensors_reading_zero_at_start_are_still_part_of_the_tree(seed_words: dict[int, int]) -> None:
-    """aurora-bridge §13 R12: the original hid entering-air and outdoor temperature for good when
-    they read 0.0 at start-up."""
-    unit = detect(reader({**seed_words, 740: 0, 742: 0}))
-    properties = dict(unit.description())["abc/$properties"].split(",")
-    assert {"entering-air-temperature", "outdoor-temperature"} <= set(properties)
+def test_sensors_the_unit_does_not_have_are_left_out_as_the_original_decided(
+    seed_words: dict[int, int],
+) -> None:
+    """Issue 14: entering air and outdoor temperature reading 0.0 at start-up, a sensor reading
+    "not present" (0xD8F1) and fault counters reading 0xFFFF are sensors the unit lacks: no
+    property (aurora-bridge §6.3-6.4). Once in the tree, a property stays for the whole run."""
+    unit = detect(reader({**seed_words, 740: 0, 742: 0, 20: 0xD8F1, 601: 0xFFFF, 602: 0}))
+    description = dict(unit.description())
+    properties = set(description["abc/$properties"].split(","))
+    assert {"entering-air-temperature", "outdoor-temperature", "air-coil-temperature"}.isdisjoint(properties)
+    assert {"entering-water-temperature", "leaving-air-temperature"} <= properties
+    faults = description["faults/$properties"].split(",")
+    assert "e1" not in faults and "e2" in faults
+    assert "abc/entering-air-temperature" not in unit.values({**seed_words, 740: 700})
+    fitted = detect(reader(seed_words))
+    assert "71.3" == fitted.values({**seed_words, 740: 713})["abc/entering-air-temperature"]
+    assert "0.0" == fitted.values({**seed_words, 740: 0})["abc/entering-air-temperature"]
+
+
+def test_the_real_scans_absent_sensors_get_no_property(jfcliche: Unit) -> None:
+    """tests/data/jfcliche-flat.yml: 81 fault counters read 0xFFFF, entering air (740) reads 0.0."""
+    paths = {spec.path for spec in jfcliche.properties()}
+    assert "abc/entering-air-temperature" not in paths
+    assert 18 == sum(path.startswith("faults/e") for path in paths)
 
 
 def test_the_clear_history_button_is_not_retained_and_has_no_value(

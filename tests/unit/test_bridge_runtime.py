@@ -162,10 +162,28 @@ class FakeSetter:
         return frozenset({401})
 
 
+class FakeSpec:
+    """A property as the bridge's write path sees it: its setter and its current payload."""
+
+    retained = True
+
+    def __init__(self, path: str, setter: FakeSetter | None) -> None:
+        self.path, self.setter = path, setter
+
+    def payload(self, words: Mapping[int, int]) -> str | None:
+        return FakeUnit().values(words).get(self.path)
+
+
 class FakeUnit:
     device_id = "aurora-42"
     name = "Test"
     explode = False
+    nodes = ()
+
+    def spec(self, node_prop: str) -> FakeSpec | None:
+        if node_prop not in ("dhw/set-point", "abc/temperature"):
+            return None
+        return FakeSpec(node_prop, self.setter(node_prop))
 
     def registers(self, tier: str) -> frozenset[int]:
         return {"F": frozenset({745, 746}), "M": frozenset({401}), "S": frozenset({2})}[tier]
@@ -204,6 +222,7 @@ class FakePublisher:
         self.thread_alive = True
         self.restarts = 0
         self.kicks = 0
+        self.messages: list[tuple[str, str]] = []  # everything sent, retained or not, in order
 
     def paho_thread_alive(self) -> bool:
         return self.thread_alive
@@ -214,7 +233,17 @@ class FakePublisher:
     def kick(self) -> None:
         self.kicks += 1
 
+    def publish(self, topic: str, payload: str, *, qos: int = 1, retain: bool = False) -> None:
+        self.messages.append((topic, payload))
+
+    def outcomes(self) -> list[dict[str, Any]]:
+        """The $write-result documents sent, in order."""
+        import json
+
+        return [json.loads(p) for t, p in self.messages if t == "homie/aurora-42/$write-result"]
+
     def retain(self, topic: str, payload: str, *, force: bool = False) -> bool:
+        self.messages.append((topic, payload))
         if not force and self.sent.get(topic) == payload:
             return False
         self.sent[topic] = payload
@@ -306,11 +335,38 @@ def test_a_valid_set_writes_the_register_reads_it_back_and_publishes_it() -> Non
             return pub.sent.get("homie/aurora-42/dhw/set-point") == "125.5"  # type: ignore[union-attr]
 
         deadline = time.monotonic() + 5
-        while not published() and time.monotonic() < deadline:
+        while not pub.outcomes() and time.monotonic() < deadline:  # type: ignore[union-attr]
             time.sleep(0.01)
         assert 1255 == bus.registers[401]
         assert published()
         assert 1 == bridge.stats.writes
+        assert [
+            {
+                "property": "dhw/set-point",
+                "payload": "125.5",
+                "result": "applied",
+                "value": "125.5",
+                "written": [[401, 1255]],
+            }
+        ] == pub.outcomes()  # type: ignore[union-attr]
+    finally:
+        bridge.worker.stop()
+
+
+def test_setting_the_current_value_concludes_and_republishes_it() -> None:
+    """Issue 14: a write that changes nothing still ends in an outcome and the value, at once."""
+    bus = DumpBus({2: 1, 745: 680, 746: 700, 401: 1200})
+    bridge = _bridge(bus)
+    try:
+        bridge._poll(["medium"], time.monotonic())
+        pub = bridge.publisher
+        before = len(pub.messages)  # type: ignore[union-attr]
+        bridge._on_set(_message("homie/aurora-42/dhw/set-point/set", b"120"))
+        deadline = time.monotonic() + 5
+        while not pub.outcomes() and time.monotonic() < deadline:  # type: ignore[union-attr]
+            time.sleep(0.01)
+        assert "applied" == pub.outcomes()[0]["result"]  # type: ignore[union-attr]
+        assert ("homie/aurora-42/dhw/set-point", "120") in pub.messages[before:]  # type: ignore[union-attr]
     finally:
         bridge.worker.stop()
 
@@ -332,10 +388,21 @@ def test_a_bad_set_writes_nothing(topic: str, payload: bytes, retain: bool) -> N
     try:
         bridge._poll(["medium"], time.monotonic())  # the line is up: only validation can refuse
         assert bridge.worker.line_up
+        pub = bridge.publisher
+        before = len(pub.messages)  # type: ignore[union-attr]
         bridge._on_set(_message(topic, payload, retain))
         bridge.worker.submit(lambda b: None, Priority.POLL).result(timeout=5)  # the queue is drained
         assert [] == [c for c in bus.calls if c[0] == "write"]
         assert 1200 == bus.registers[401]
+        if retain:
+            assert [] == pub.outcomes()  # type: ignore[union-attr]  # a replayed command is not answered
+            return
+        (outcome,) = pub.outcomes()  # type: ignore[union-attr]
+        assert "refused" == outcome["result"] and outcome["reason"]
+        if topic.endswith("dhw/set-point/set"):
+            # the current value again, so a client that showed the new one snaps back at once
+            assert ("homie/aurora-42/dhw/set-point", "120") in pub.messages[before:]  # type: ignore[union-attr]
+            assert "120" == outcome["value"]
     finally:
         bridge.worker.stop()
 
@@ -403,6 +470,9 @@ def test_a_write_while_the_line_is_down_is_refused_instead_of_queued_for_later()
         assert not bridge.worker.line_up
         bridge._on_set(_message("homie/aurora-42/dhw/set-point/set", b"125"))
         assert 1 == bridge.stats.writes_failed
+        (outcome,) = bridge.publisher.outcomes()  # type: ignore[union-attr]
+        assert "failed" == outcome["result"]
+        assert "no answer from the heat pump" in outcome["reason"]
         bridge._poll(["medium"], time.monotonic())
         assert [] == [c for c in bus.calls if c[0] == "write"]
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -439,18 +440,43 @@ def test_adding_or_removing_components_needs_the_dangerous_flag() -> None:
 
 
 def test_a_write_rule_turns_values_into_raw_words() -> None:
-    """Set points are written ×10, negatives as two's complement (§9.3)."""
+    """Set points are written ×10, negatives as two's complement (§9.3); a value is rounded half
+    up to the register's step, then checked against the range."""
     dhw, airflow, fan_on = writable(401), writable(346), writable(12622)
     assert dhw is not None and airflow is not None and fan_on is not None
     assert (1255, 0xFFF6) == (dhw.to_raw(125.5), airflow.to_raw(-10))
+    assert (1222, 1400, 1000) == (dhw.nearest(122.18000000000001), dhw.nearest(140.04), dhw.nearest(1e2))
+    assert (5, 10, 25) == (fan_on.nearest(7), fan_on.nearest(7.5), fan_on.nearest(26))
     with pytest.raises(WriteRefused, match=re.escape("141 is outside 100..140")):
         dhw.to_raw(141)
-    with pytest.raises(WriteRefused, match="in steps of 5"):
-        fan_on.to_raw(7)
+    with pytest.raises(WriteRefused, match=re.escape("outside 0..25")):
+        fan_on.nearest(28)
+    for bad in (math.nan, math.inf, -math.inf):
+        with pytest.raises(WriteRefused, match="not a finite number"):
+            dhw.nearest(bad)
+    assert (0.1, 5.0, 125.5, -10.0) == (
+        dhw.resolution,
+        fan_on.resolution,
+        dhw.value_of(1255),
+        airflow.value_of(0xFFF6),
+    )
 
 
-def test_every_zone_has_the_thermostats_write_rules() -> None:
-    """§6.6: zone z's write registers are 21202 + 9(z-1) .. +5 with the thermostat's encodings."""
+def test_every_zone_has_the_thermostats_write_rules_but_whole_degree_set_points() -> None:
+    """§6.6: zone z's write registers are 21202 + 9(z-1) .. +5 with the thermostat's encodings,
+    except that a zone stores its set points in whole °F (its configuration words hold no tenths)."""
     thermostat = [writable(a) for a in (12606, 12619, 12620, 12621, 12622, 12623)]
     for zone in range(6):
-        assert thermostat == [writable(21202 + 9 * zone + k) for k in range(6)]
+        rules = [writable(21202 + 9 * zone + k) for k in range(6)]
+        assert [thermostat[k] for k in (0, 3, 4, 5)] == [rules[k] for k in (0, 3, 4, 5)]
+        for k in (1, 2):
+            rule, same = rules[k], thermostat[k]
+            assert rule is not None and same is not None
+            assert (same.low, same.high, same.scale, 1, 10) == (
+                rule.low,
+                rule.high,
+                rule.scale,
+                same.step,
+                rule.step,
+            )
+            assert (720, 730) == (rule.nearest(71.99999), rule.nearest(72.5))
