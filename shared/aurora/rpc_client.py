@@ -133,7 +133,7 @@ class MqttBus:
     ) -> MqttBus:
         """Log in, find the device (the only ``aurora-*`` one when the URL names none), subscribe
         to the reply topic and ping the bridge. BusError when the broker or the bridge cannot be
-        reached, UsageError when the device cannot be chosen."""
+        reached or no device is there, UsageError when several are and the URL names none."""
         root, device = resolve_path(settings.path)
         # The ACL confines client "fetch-…" to …/request/fetch-… and …/response/fetch-….
         cid = client_id(client_prefix or settings.username or "aurora")
@@ -226,7 +226,8 @@ class MqttBus:
             return devices[0]
         where = f"{self.settings.url.split('://', 1)[0]}://{self.settings.host}:{self.settings.port}"
         if not devices:
-            raise UsageError(
+            # Not the user's typo: the bridge is not running (or not allowed to be seen): exit 1.
+            raise BusError(
                 f"no aurora-* device under {self.root}/ on {where} (is the bridge running, and may "
                 f"{self.settings.username} read {states_filter}?)"
             )

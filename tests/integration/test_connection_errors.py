@@ -119,6 +119,15 @@ def test_a_host_name_the_certificate_lacks_is_not_blamed_on_the_ca(broker: Broke
     assert "--mqtt-ca-file" not in line
 
 
+def test_no_bridge_on_the_broker_is_a_connection_error_that_says_where_it_looked(broker: Broker) -> None:
+    env = {"MQTT_PASSWORD_FILE": str(broker.password_file("fetch")), "MQTT_CA_FILE": str(broker.ca_file)}
+    code, stderr, _ = fetch(f"mqtts://fetch@{HOST}:{broker.tls_port}/", **env)
+    assert 1 == code
+    assert f"no aurora-* device under homie/ on mqtts://{HOST}:{broker.tls_port} (is the bridge running" in (
+        one_line(stderr)
+    )
+
+
 def test_a_dead_broker_is_named_with_its_address_and_the_reason() -> None:
     port = free_port()
     code, stderr, took = fetch(f"mqtts://fetch@{HOST}:{port}/", MQTT_PASSWORD="x")
