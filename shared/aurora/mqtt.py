@@ -205,8 +205,13 @@ def connect_failure(settings: MqttSettings, err: BaseException) -> BusError:
     """The error for an exception from connecting (TCP or the TLS handshake)."""
     if isinstance(err, ssl.SSLCertVerificationError):
         return BusError(f"{settings.url}: TLS: {_certificate_advice(settings, err)}")
-    if isinstance(err, ssl.SSLError):
-        return BusError(f"{settings.url}: TLS handshake with {_where(settings)} failed: {err.reason or err}")
+    if settings.tls and isinstance(err, ssl.SSLError | ConnectionResetError):
+        # A plain listener resets (or answers garbage to) a TLS ClientHello.
+        reason = err.reason if isinstance(err, ssl.SSLError) else "connection reset"
+        return BusError(
+            f"{settings.url}: the TLS handshake with {_where(settings)} failed ({reason or err}): if that "
+            "port is a plain MQTT listener, use mqtt://"
+        )
     if isinstance(err, ConnectionRefusedError):
         return BusError(
             f"{settings.url}: cannot reach the broker at {_where(settings)}: connection refused "

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from aurora.setup.certs import create_ca
 
-from tests.support.broker import Broker
-from tests.support.processes import HOST, free_port
+from tests.support.broker import MOSQUITTO, Broker
+from tests.support.processes import HOST, free_port, running, wait_for_port
 
 pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent
@@ -56,6 +56,21 @@ def test_mqtt_to_the_tls_port_fails_fast_and_says_to_use_mqtts(broker: Broker) -
     line = one_line(stderr)
     assert 1 == code
     assert f"expects TLS; use mqtts:// (mqtts://fetch@{HOST}:{broker.tls_port}/)" in line
+    assert took < FAST_S
+
+
+def test_mqtts_to_a_plain_listener_says_to_use_mqtt(tmp_path: Path) -> None:
+    """The other way round: a plain (non-TLS) mosquitto listener, reached with mqtts://."""
+    port = free_port()
+    conf = tmp_path / "plain.conf"
+    conf.write_text(f"listener {port} {HOST}\nallow_anonymous true\n", encoding="utf-8")
+    with running([MOSQUITTO, "-c", str(conf)], log=tmp_path / "plain.log"):
+        wait_for_port(HOST, port, 15)
+        code, stderr, took = fetch(f"mqtts://fetch@{HOST}:{port}/", MQTT_PASSWORD="x")
+    line = one_line(stderr)
+    assert 1 == code
+    assert f"the TLS handshake with {HOST}:{port} failed" in line
+    assert line.endswith("if that port is a plain MQTT listener, use mqtt://")
     assert took < FAST_S
 
 
