@@ -438,6 +438,23 @@ def test_fetch_through_mqtt_prints_exactly_what_the_direct_path_prints(stack: St
     assert "Heating Set Point (745): 68.0°F" in through.stdout
 
 
+def test_fetch_through_the_broker_names_a_register_the_unit_lacks(stack: Stack) -> None:
+    """The same one line as on a direct line: the register, and the option that skips it."""
+    done = subprocess.run(
+        [str(BIN / "aurora_fetch"), stack.broker.url("fetch", BASE), "745-747,5000"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **stack.env("fetch")},
+    )
+    assert 1 == done.returncode
+    expected = (
+        "aurora_fetch: register 5000 is not on this unit (illegal data address); "
+        "--ignore-missing-registers skips it\n"
+    )
+    assert expected == done.stderr
+
+
 def test_fetch_finds_the_only_device_when_the_url_names_none(stack: Stack) -> None:
     for path in ("", "homie"):
         done = subprocess.run(
