@@ -24,6 +24,7 @@ BENCHMARKS = {
     "fetch": ["-m", "tests.perf.bench_fetch"],
     "bridge": ["-m", "tests.perf.bench_bridge"],
     "passthrough": ["-m", "tests.perf.bench_passthrough"],
+    "vports": ["-m", "tests.perf.bench_vports"],
 }
 WIRE_RATIO_GOAL = 1.15
 # Why a goal can be missed for reasons outside the suite; printed only when it is missed.
@@ -109,6 +110,46 @@ def checks(results: dict[str, Any]) -> list[tuple[str, float | None, str, bool |
     add("broker path adds, median (ms)", _get(rpc, "single_client.added_ms.median"), "<", 3)
     waited = _get(rpc, "under_load_while_polling.most_poll_transactions_waited")
     add("poll transactions a client request waited for, at most (20 clients)", waited, "≤", 1)
+    vports = results.get("vports", {})
+    add(
+        "virtual port (RTU) adds over ser2net, median (ms)",
+        _get(vports, "single_client.added_ms.rtu_median"),
+        "<",
+        2,
+    )
+    add(
+        "virtual port (Modbus/TCP) adds over ser2net, median (ms)",
+        _get(vports, "single_client.added_ms.modbus_tcp_median"),
+        "<",
+        2,
+    )
+    load = _get(vports, "twenty_clients_while_polling")
+    if isinstance(load, dict):
+        busy = load.get("line_busy_fraction")
+        rows.append(
+            (
+                "20 virtual-port clients while polling: line busy fraction",
+                busy,
+                "≥ 0.5",
+                None if busy is None else busy >= 0.5,
+            )
+        )
+        add("20 virtual-port clients while polling: failed requests", load.get("errors"), "≤", 0)
+        add(
+            "20 virtual-port clients: poll transactions a request waited for, at most",
+            load.get("most_poll_transactions_waited"),
+            "≤",
+            1,
+        )
+        polled = load.get("poll_cycles_during")
+        rows.append(
+            (
+                "20 virtual-port clients: the bridge's poll cycles meanwhile",
+                polled,
+                "> 0",
+                None if polled is None else polled > 0,
+            )
+        )
     return rows
 
 
