@@ -246,3 +246,24 @@ def test_the_command_line_rows_are_how_fetch_behaves(
     assert 0 == code and "Heating Set Point (745): 68.0°F" in out.splitlines()
     code, _, err = _fetch(capsys, str(tmp_path / "none.yml"), "745")
     assert 1 == code and 1 == len(err.splitlines()) and "Traceback" not in err
+
+
+@pytest.mark.parametrize("query", ["known", "all"])
+def test_the_whole_text_output_of_a_real_scan_is_the_originals_line_for_line(
+    capsys: pytest.CaptureFixture[str], query: str
+) -> None:
+    """`aurora_fetch SCAN QUERY` stdout as a whole: the original's lines in address order, one
+    newline each, continuation words skipped; listed registers and composites as we print them."""
+    code, out, _ = _fetch(capsys, str(JFCLICHE_FLAT), query)
+    assert 0 == code
+    words = {
+        a: v for a, v in yaml.safe_load(JFCLICHE_FLAT.read_text(encoding="utf-8")).items() if v is not None
+    }
+    wanted = sorted(registers.KNOWN_ADDRESSES & set(words)) if query == "known" else sorted(words)
+    expected = []
+    for address in wanted:
+        mine = address in LISTED or _composite(address)
+        line = render_line(address, words) if mine else original_line(address, words)
+        if line is not None:
+            expected.append(line)
+    assert "\n".join(expected) + "\n" == out
