@@ -8,19 +8,36 @@ import sys
 from collections.abc import Sequence
 from contextlib import closing
 
-import structlog
-from aurora import __version__
 from aurora.errors import AuroraError, MissingRegisters, UsageError
-from aurora.logs import configure_logging
-from aurora.mqtt import add_mqtt_arguments
+from aurora.logs import configure_logging, configure_logging_on_first_use, get_logger
+from aurora.mqtt_args import add_mqtt_arguments
 from aurora.query import Chunk, ProgressLog, QueryResult, describe_addresses, parse_query, read_query
 from aurora.render import render_lines, render_yaml
 from aurora.transport import DEFAULT_LATENCY_S, open_bus, redact
 
-log = structlog.get_logger("aurora.fetch")
+# Only what the port needs is imported (issue 15): no structlog until something logs, no paho
+# unless the port is mqtt(s)://, no importlib.metadata unless --version.
+log = get_logger("aurora.fetch")
 
 EXIT_OK, EXIT_DEVICE, EXIT_USAGE = 0, 1, 2
 PROGRESS_MIN_CHUNKS = 3  # a bar for queries that take a noticeable time
+
+
+class _Version(argparse.Action):
+    """``--version``, reading the version only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **_: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="show the version")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from aurora import __version__
+
+        print(__version__)
+        parser.exit()
+
+
+def _is_mqtt(port: str) -> bool:
+    return port.lower().startswith(("mqtt://", "mqtts://"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="time allowed beyond the line time of each reply (default %(default)s); through mqtt(s):// "
         "the wait for each reply from the bridge, at least 10 s [AURORA_FETCH_TIMEOUT]",
     )
-    p.add_argument("-v", "--version", action="version", version=__version__)
+    p.add_argument("-v", "--version", action=_Version)
     add_mqtt_arguments(p)
     return p
 
@@ -88,10 +105,10 @@ class _ProgressBar:
 def fetch(args: argparse.Namespace) -> QueryResult:
     """Open the port, run the query, close the port."""
     query = parse_query(args.query)
-    from aurora.mqtt import MqttSettings
-
     mqtt_settings = None
-    if args.port.lower().startswith(("mqtt://", "mqtts://")):
+    if _is_mqtt(args.port):
+        from aurora.mqtt import MqttSettings  # paho: only this path needs it
+
         mqtt_settings = MqttSettings.from_url(
             args.port, password_file=args.mqtt_password_file, ca_file=args.mqtt_ca_file
         )
@@ -127,7 +144,11 @@ def _warn_failed(result: QueryResult, port: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``aurora_fetch``."""
     args = build_parser().parse_args(argv)
-    configure_logging(debug=args.debug_modbus, fmt="console" if sys.stderr.isatty() else None)
+    options = {"debug": args.debug_modbus, "fmt": "console" if sys.stderr.isatty() else None}
+    if args.debug_modbus or _is_mqtt(args.port):
+        configure_logging(**options)  # logs anyway, and paho logs through the standard library
+    else:
+        configure_logging_on_first_use(**options)
     try:
         result = fetch(args)
     except UsageError as err:

@@ -7,11 +7,23 @@ Modules: ``rtu`` (frames), ``registers`` and ``render`` (the register map and ho
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("aurora-suite")
-except PackageNotFoundError:  # running from a checkout that was never installed
-    __version__ = "0+unknown"
+from typing import Any
 
 __all__ = ["__version__"]
+
+__version__: str  # set by __getattr__ on first use
+
+
+def __getattr__(name: str) -> Any:
+    # The version is read on first use: importlib.metadata costs more to import than the whole
+    # of what ``aurora_fetch tcp://…`` needs (issue 15), and only --version and the logs need it.
+    if name != "__version__":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    global __version__
+    try:
+        __version__ = version("aurora-suite")
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        __version__ = "0+unknown"
+    return __version__

@@ -7,7 +7,6 @@ in the URL still works but is never logged (``redact``).
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import hmac
 import logging
@@ -24,6 +23,7 @@ import structlog
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from .errors import BusError, UsageError
+from .mqtt_args import add_mqtt_arguments  # re-exported: where the tools used to find it
 from .transport import redact
 
 __all__ = [
@@ -106,23 +106,6 @@ class MqttSettings:
             path=unquote(parts.path).lstrip("/"),
             url=redact(url),
         )
-
-
-def add_mqtt_arguments(parser: argparse.ArgumentParser) -> None:
-    """The MQTT options every tool shares."""
-    group = parser.add_argument_group("MQTT")
-    group.add_argument(
-        "--mqtt-password-file",
-        metavar="FILE",
-        default=None,
-        help="file holding the MQTT password [MQTT_PASSWORD_FILE]; or set MQTT_PASSWORD",
-    )
-    group.add_argument(
-        "--mqtt-ca-file",
-        metavar="FILE",
-        default=None,
-        help="CA certificate for mqtts:// when the broker's is not publicly trusted [MQTT_CA_FILE]",
-    )
 
 
 def client_id(prefix: str) -> str:

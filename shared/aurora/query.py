@@ -13,8 +13,6 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-import structlog
-
 from . import registers, rtu
 from .bus import Bus
 from .errors import (
@@ -26,8 +24,9 @@ from .errors import (
     MissingRegisters,
     UsageError,
 )
+from .logs import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)  # structlog only once something logs (issue 15)
 
 MAX_PAIRS = 63  # an RTU frame of 256 bytes holds 63 (start, count) pairs
 _RANGE = re.compile(r"^(\d+|0x[0-9a-f]+)\s*(?:\.\.|-)\s*(\d+|0x[0-9a-f]+)$", re.IGNORECASE)

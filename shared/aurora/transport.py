@@ -12,6 +12,7 @@ import contextlib
 import os
 import re
 import socket
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,8 +20,6 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import serial
-import structlog
-from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from . import rtu, urlhandler
 from .bus import Bus, BusStats
@@ -33,12 +32,16 @@ from .errors import (
     IllegalFunction,
     UsageError,
 )
-from .urlhandler import protocol_rfc2217, protocol_tcp
+from .logs import get_logger
+from .urlhandler import protocol_tcp
 
 if TYPE_CHECKING:
-    from .mqtt import MqttSettings
+    from tenacity import RetryCallState
 
-log = structlog.get_logger(__name__)
+    from .mqtt import MqttSettings
+    from .urlhandler import protocol_rfc2217
+
+log = get_logger(__name__)  # structlog only once something logs (issue 15)
 
 # First in pyserial's search list: tcp:// is ours alone, and rfc2217:// must find the hardened
 # client before pyserial's own.
@@ -221,21 +224,40 @@ class SerialBus:
 
     def transact(self, request: rtu.Request) -> rtu.Reply:
         """Run one read transaction, retrying timeouts and garbled replies only."""
+        for busy in range(BUSY_RETRIES + 1):
+            self._silent_attempts = 0
+            try:
+                return self._with_retries(request)
+            except PortBusy:
+                if self._reopen is None or busy == BUSY_RETRIES:
+                    raise
+                self._reconnect()
+        raise AssertionError("unreachable")
+
+    def _with_retries(self, request: rtu.Request) -> rtu.Reply:
+        try:
+            return self._attempt(request)
+        except (BusTimeout, FrameError) as err:
+            first: BaseException | None = err
+        # Only a failed attempt needs tenacity, which imports asyncio: a one-shot aurora_fetch on a
+        # healthy line starts without either (issue 15). tenacity replays the failed attempt as its
+        # first, so the count, the stop rule and the statistics are those of a plain Retrying.
+        from tenacity import Retrying, retry_if_exception_type
+
+        def attempt() -> rtu.Reply:
+            nonlocal first
+            if first is not None:
+                failed, first = first, None
+                raise failed
+            return self._attempt(request)
+
         retrying = Retrying(
             retry=retry_if_exception_type((BusTimeout, FrameError)),
             stop=self._stop_retrying,
             before_sleep=self._count_retry,
             reraise=True,
         )
-        for busy in range(BUSY_RETRIES + 1):
-            self._silent_attempts = 0
-            try:
-                return retrying(self._attempt, request)
-            except PortBusy:
-                if self._reopen is None or busy == BUSY_RETRIES:
-                    raise
-                self._reconnect()
-        raise AssertionError("unreachable")
+        return retrying(attempt)
 
     def _reconnect(self) -> None:
         # ser2net frees a device some 0.1-0.3 s after a client leaves (measured with 4.3.11): a
@@ -497,7 +519,11 @@ def _open_rfc2217(url: str, pyserial_url: str, settings: dict[str, object]) -> p
 
 
 def _is_network(port: object) -> bool:
-    return isinstance(port, protocol_tcp.Serial | protocol_rfc2217.Serial)
+    if isinstance(port, protocol_tcp.Serial):
+        return True
+    # pyserial imports our RFC 2217 handler when a URL needs it: not imported, not one of its ports.
+    rfc2217 = sys.modules.get(f"{urlhandler.__name__}.protocol_rfc2217")
+    return rfc2217 is not None and isinstance(port, rfc2217.Serial)
 
 
 def _pending_bytes(port: object) -> bytes:

@@ -1,0 +1,101 @@
+"""``aurora_fetch`` imports only what its port needs (issue 15's startup goal), checked on a real
+run against the sim: a ``tcp://`` or pty fetch never imports paho, asyncio, structlog, tenacity,
+ssl or importlib.metadata, and still logs (through structlog) when something goes wrong.
+The timings themselves are in the bench (tests/perf/bench_startup.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.sim import Sim
+
+pytestmark = pytest.mark.integration
+
+UNIT = "---\n745: 680\n746: 730\n747: 712\n"
+# What a serial or tcp:// fetch must not cost: each of these takes longer to import than the
+# whole of the fetch itself needs.
+NOT_NEEDED = ("paho", "asyncio", "structlog", "tenacity", "ssl", "importlib.metadata", "yaml", "aurora.mqtt")
+
+# Runs aurora_fetch's main in this interpreter and reports which modules it imported.
+PROBE = """
+import json, sys
+from aurora.fetch.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exit:
+    code = exit.code
+sys.stdout.flush()
+sys.stderr.write("\\nMODULES " + json.dumps(sorted(sys.modules)) + "\\n")
+raise SystemExit(code)
+"""
+
+
+def _fetch_modules(*args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    done = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=60)
+    head, _, modules = done.stderr.rpartition("\nMODULES ")
+    done.stderr = head
+    return done, set(json.loads(modules))
+
+
+def _loaded(modules: set[str], name: str) -> bool:
+    return any(m == name or m.startswith(name + ".") for m in modules)
+
+
+@pytest.fixture
+def unit_dump(tmp_path: Path) -> Path:
+    path = tmp_path / "unit.yml"
+    path.write_text(UNIT, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("transport", ["tcp", "pty"])
+def test_a_fetch_on_a_line_imports_nothing_it_does_not_need(
+    tmp_path: Path, unit_dump: Path, transport: str
+) -> None:
+    """Three registers over TCP or a pty: the output is right and the import set is lean."""
+    args = ["--tcp", "127.0.0.1:0"] if transport == "tcp" else []
+    with Sim.start(tmp_path, str(unit_dump), *args) as sim:
+        done, modules = _fetch_modules(sim.url, "745-747")
+    assert 0 == done.returncode, done.stderr
+    assert "Heating Set Point (745): 68.0°F" == done.stdout.splitlines()[0]
+    assert "" == done.stderr.strip()
+    assert [] == [name for name in NOT_NEEDED if _loaded(modules, name)]
+    assert not _loaded(modules, "aurora.urlhandler.protocol_rfc2217")  # only rfc2217:// needs it
+
+
+def test_a_warning_still_goes_through_the_log_format(tmp_path: Path, unit_dump: Path) -> None:
+    """Logging is set up when something first logs: a missing register is one structured line."""
+    with Sim.start(tmp_path, str(unit_dump), "--tcp", "127.0.0.1:0") as sim:
+        done, modules = _fetch_modules(sim.url, "745,9999", "--ignore-missing-registers")
+    assert 0 == done.returncode, done.stderr
+    assert ["Heating Set Point (745): 68.0°F"] == done.stdout.splitlines()
+    logged = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    assert [("warning", "aurora.fetch")] == [(e["level"], e["logger"]) for e in logged]
+    assert _loaded(modules, "structlog")
+
+
+def test_a_retried_transaction_still_retries(tmp_path: Path, unit_dump: Path) -> None:
+    """The retry path (tenacity, imported when an attempt fails) still works: a unit that does
+    not answer is tried ``attempts`` times and reported as a timeout, exit 1."""
+    with Sim.start(tmp_path, str(unit_dump), "--tcp", "127.0.0.1:0", "--drop", "1") as sim:
+        done, modules = _fetch_modules(sim.url, "745", "--timeout", "0.05")
+    assert 1 == done.returncode, done.stderr
+    assert done.stderr.endswith(" within 0.06 s\n") and "aurora_fetch: no reply from tcp://" in done.stderr
+    retries = [json.loads(line) for line in done.stderr.splitlines() if '"bus_retry"' in line]
+    # Each transaction gets 3 attempts (2 retries logged), exactly as before tenacity became lazy.
+    attempts = [r["attempt"] for r in retries]
+    assert attempts and [1, 2] * (len(attempts) // 2) == attempts
+    assert _loaded(modules, "tenacity")
+
+
+def test_version_is_read_only_when_asked() -> None:
+    """--version prints the installed version (and is the only path needing importlib.metadata)."""
+    done, modules = _fetch_modules("--version")
+    assert 0 == done.returncode
+    assert done.stdout.strip() and done.stdout.strip()[0].isdigit()
+    assert _loaded(modules, "importlib.metadata")
