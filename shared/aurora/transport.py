@@ -9,6 +9,7 @@ A YAML register dump is a simulated unit; ``mqtt(s)://`` goes through the bridge
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import socket
@@ -427,7 +428,7 @@ def _pyserial_url(url: str) -> tuple[str, dict[str, object]]:
     return url, settings
 
 
-def _open_error(url: str, err: Exception) -> BusError:
+def _open_error(url: str, err: Exception) -> BusError | UsageError:
     text = str(err)
     shown = redact(url)
     if "Connection refused" in text or isinstance(err.__cause__, ConnectionRefusedError):
@@ -439,7 +440,26 @@ def _open_error(url: str, err: Exception) -> BusError:
     unresolved = err if isinstance(err, socket.gaierror) else err.__cause__
     if isinstance(unresolved, socket.gaierror):
         return BusError(f"Cannot resolve host name - {shown} ({unresolved.strerror or text})")
-    if "No such file" in text or "could not open port" in text.lower():
+    if "protocol" in text and "not known" in text:
+        return UsageError(
+            f"{shown}: not a port; give a serial device (/dev/ttyUSB0), tcp://HOST:PORT/, "
+            "rfc2217://HOST:PORT/, a YAML dump file or mqtts://USER@BROKER/"
+        )
+    cause = err.__cause__ if isinstance(err.__cause__, OSError) else err
+    errno_ = cause.errno if isinstance(cause, OSError) else None
+    if errno_ == errno.ENOENT or "No such file" in text:
+        if Path(url).suffix.lower() in (".yml", ".yaml"):
+            return UsageError(f"{shown}: no such dump file")
+        return BusError(
+            f"Cannot open {shown}: no such device (is the adapter plugged in? ls /dev/serial/by-id/)"
+        )
+    if errno_ == errno.EACCES or "Permission denied" in text:
+        return BusError(f"Cannot open {shown}: permission denied (is this user in the dialout group?)")
+    if errno_ == errno.EISDIR or "Is a directory" in text:
+        return BusError(f"Cannot open {shown}: a directory, not a serial device or dump file")
+    if "Inappropriate ioctl" in text:
+        return BusError(f"Cannot open {shown}: not a serial device (it takes no serial settings)")
+    if "could not open port" in text.lower():
         return BusError(f"Cannot open {shown}: {text}")
     return BusError(f"{shown}: {text}")
 

@@ -110,7 +110,33 @@ def test_device_errors_exit_1_with_the_users_document_wording(tmp_path: Path) ->
     assert (1, expected) == (refused.returncode, refused.stderr)
     missing = fetch("/dev/ttyNOSUCH", "745")
     assert 1 == missing.returncode
-    assert "/dev/ttyNOSUCH" in missing.stderr and "Traceback" not in missing.stderr
+    assert "aurora_fetch: Cannot open /dev/ttyNOSUCH: no such device (is the adapter plugged in?" in (
+        missing.stderr
+    )
+    assert 1 == len(missing.stderr.splitlines())
+
+
+@pytest.mark.parametrize(
+    ("port", "code", "message"),
+    [
+        ("/dev/null", 1, "Cannot open /dev/null: not a serial device"),
+        ("{tmp}", 1, "Cannot open {tmp}: a directory, not a serial device or dump file"),
+        ("{tmp}/myunit.yml", 2, "{tmp}/myunit.yml: no such dump file"),
+        (
+            "http://127.0.0.1:1/",
+            2,
+            "http://127.0.0.1:1/: not a port; give a serial device (/dev/ttyUSB0), tcp://",
+        ),
+    ],
+)
+def test_a_port_that_is_no_port_is_named_in_one_line(
+    tmp_path: Path, port: str, code: int, message: str
+) -> None:
+    """Not pyserial's "[Errno 2] could not open port …: [Errno 2] …" or "(25, 'Inappropriate ioctl')"."""
+    done = fetch(port.format(tmp=tmp_path), "745")
+    assert code == done.returncode
+    assert done.stderr.startswith("aurora_fetch: " + message.format(tmp=tmp_path)), done.stderr
+    assert 1 == len(done.stderr.splitlines())
 
 
 def test_an_absent_register_fails_an_explicit_query_unless_told_to_skip_it(unit_dump: Path) -> None:
