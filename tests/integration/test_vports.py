@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import socket
 import struct
 import subprocess
@@ -42,6 +43,8 @@ HOST = "127.0.0.1"
 REGS = demo_registers()
 ROOT = f"homie/{DEVICE}"
 HEALTH = f"{ROOT}/$health"
+REPO = Path(__file__).resolve().parents[2]
+MC_CLIENT = REPO / "tests" / "hass" / "modbus_connection_client.py"
 TIMEOUT_S = 10.0
 
 
@@ -201,6 +204,38 @@ def test_aurora_fetch_valid_through_the_virtual_port(stack: Stack) -> None:
     assert {a: v for a, v in values.items() if a in REGS} == {a: REGS[a] for a in values if a in REGS}
 
 
+@pytest.mark.parametrize("framer", ["socket", "rtu"], ids=["modbus-tcp", "rtu-over-tcp"])
+def test_modbus_connection_library_reads_and_is_refused(stack: Stack, framer: str) -> None:
+    """home-assistant-libs/modbus-connection (Python >= 3.12, so run by .venv-ha): concurrent reads
+    on one shared connection get the sim's values; a write to a read-only register gets exception 1."""
+    python = REPO / ".venv-ha" / "bin" / "python"
+    usable = (
+        python.exists()
+        and subprocess.run(
+            [str(python), "-c", "import modbus_connection.pymodbus"], capture_output=True
+        ).returncode
+        == 0
+    )
+    if not usable:
+        reason = ".venv-ha lacks modbus-connection: run `make hass-venv` (part of `make test`)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    port = stack.tcp_port if framer == "socket" else stack.rtu_port
+    blocks = [(745, 3), (88, 4), (1105, 20), (2, 1)]
+    done = subprocess.run(
+        [str(python), str(MC_CLIENT), HOST, str(port), framer, *(f"{a}:{n}" for a, n in blocks)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["reads"] == [[REGS[a] for a in range(start, start + n)] for start, n in blocks]
+    assert result["refused_write"] == 1
+    assert (745, 700) not in stack.written()
+
+
 # ---------------------------------------------------------------- many clients
 
 
@@ -226,18 +261,24 @@ def test_several_clients_at_once_get_their_own_replies(stack: Stack) -> None:
         finally:
             client.close()
 
+    fetch_s: list[float] = []
+
     def fetches() -> list[subprocess.CompletedProcess[str]]:
-        with contextlib.ExitStack():
-            procs = [
-                subprocess.Popen(
-                    [str(BIN / "aurora_fetch"), f"tcp://{HOST}:{stack.rtu_port}/", "valid", "--yaml"],
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                )
-                for _ in range(2)
-            ]
-            return [subprocess.CompletedProcess(p.args, p.wait(180), *p.communicate()) for p in procs]
+        t0 = time.monotonic()
+        procs = [
+            subprocess.Popen(
+                [str(BIN / "aurora_fetch"), f"tcp://{HOST}:{stack.rtu_port}/", "valid", "--yaml"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        done = [subprocess.CompletedProcess(p.args, 0, *p.communicate(timeout=180)) for p in procs]
+        for d, p in zip(done, procs, strict=True):
+            d.returncode = p.returncode
+        fetch_s.append(time.monotonic() - t0)
+        return done
 
     results: list[subprocess.CompletedProcess[str]] = []
     thread = threading.Thread(target=lambda: results.extend(fetches()))
@@ -253,6 +294,9 @@ def test_several_clients_at_once_get_their_own_replies(stack: Stack) -> None:
     asyncio.run(clients())
     thread.join(200)
     assert not errors
+    # Each request waits for the others' one transaction each, never for a whole `valid` (32
+    # transactions) of a fetch running at the same time.
+    assert fetch_s and max(latencies) < fetch_s[0] / 4, (max(latencies), fetch_s)
     for done in results:
         assert done.returncode == 0, done.stderr
         values = yaml.safe_load(done.stdout)
