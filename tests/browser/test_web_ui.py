@@ -115,7 +115,7 @@ def test_a_wrong_password_is_refused(stack: Stack, page: object) -> None:
 def test_the_dashboard_shows_values_as_the_sim_changes_them(stack: Stack, page: object) -> None:
     """Power drifts every second in the demo sim; the page must show the new value without reload."""
     expect = playwright_api.expect
-    log_in(page, stack)
+    log_in(page, stack, path="/ui/#dashboard")  # the full list ("All values")
     expect(page.locator("#live-status")).to_have_text("live")  # type: ignore[attr-defined]
     watts = cell(page, "compressor/watts")
     expect(watts).not_to_have_text("–")
@@ -375,7 +375,7 @@ def test_a_wrong_mqtt_password_ends_web_aid_tool_with_one_clear_line(stack: Stac
 def test_temperatures_can_be_shown_and_set_in_celsius(stack: Stack, page: object) -> None:
     """The AWL's units setting, per browser: the page converts; the heat pump still gets whole °F."""
     expect = playwright_api.expect
-    log_in(page, stack)
+    log_in(page, stack, path="/ui/#dashboard")
     entering = cell(page, "abc/entering-water-temperature", "#summary")
     expect(entering).to_have_text(re.compile(r"°F$"))
     page.click("#units")  # type: ignore[attr-defined]

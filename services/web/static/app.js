@@ -109,6 +109,7 @@ function indexTree(tree) {
   if (!tree.link) setStatus("broker offline: values may be old", "offline");
   else if (tree.state === "ready") setStatus("live", "live");
   else setStatus(tree.state ? `heat pump ${tree.state}` : "waiting for the bridge", "connecting");
+  document.dispatchEvent(new CustomEvent("aurora:tree", { detail: tree }));
 }
 
 function valueCell(key, tag = "dd", cls = "") {
@@ -160,17 +161,7 @@ function applyValue({ node, prop, value, t }) {
     markFault(cell, key, value);
     if (changed) { cell.classList.remove("flash"); void cell.offsetWidth; cell.classList.add("flash"); }
   }
-  const series = state.series.get(key);
-  const n = Number(value);
-  if (series && Number.isFinite(n)) {
-    series.points.push([t, n]);
-    while (series.points[0][0] < t - HISTORY_S) series.points.shift(); // a tab left open for days
-    scheduleRedraw();
-  }
-  else if (!series && Number.isFinite(n) && ["°F", "W"].includes(item.unit)) {
-    state.series.set(key, { name: item.name, node, unit: item.unit, points: [[t, n]] });
-    scheduleRedraw();
-  }
+  document.dispatchEvent(new CustomEvent("aurora:value", { detail: { key, item, value, t } }));
   const wanted = state.pendingSet.get(key);
   if (wanted !== undefined && (wanted === value || Number(wanted) === Number(value))) {
     state.pendingSet.delete(key);
@@ -196,98 +187,8 @@ function connectEvents() {
   source.onerror = () => setStatus("reconnecting…", "offline");
 }
 
-// ------------------------------------------------------------------ trends (SVG, own code)
-
-const HISTORY_S = 6 * 3600; // what the longest chart range shows
-const COLORS = ["#0a6ebd", "#d9480f", "#2b8a3e", "#862e9c", "#e67700", "#0b7285", "#c2255c", "#5c940d", "#364fc7", "#a61e4d"];
-const DEFAULT_TEMPERATURES = /^(abc\/(entering|leaving)-(water|air)-temperature|abc\/outdoor-temperature|dhw\/water-temperature|zone\d\/ambient-temperature)$/;
-
-async function loadHistory() {
-  try {
-    const data = await api("/api/history?units=" + encodeURIComponent("°F,W"));
-    for (const [key, series] of Object.entries(data.series)) {
-      state.series.set(key, series);
-      if (series.unit === "°F" && !DEFAULT_TEMPERATURES.test(key)) state.hidden.add(key);
-    }
-    drawCharts();
-  } catch (err) { console.warn("history", err); }
-}
-
-function scheduleRedraw() {
-  if (state.redrawTimer || $("#trends").hidden) return;
-  state.redrawTimer = setTimeout(() => { state.redrawTimer = null; drawCharts(); }, 1000);
-}
-
-function drawCharts() {
-  const span = Number($("#trend-range").value) * 1000;
-  const now = Date.now();
-  $("#temperature-title").textContent = `Temperatures (${temperatureUnit()})`;
-  drawChart("temperature", "°F", now - span, now);
-  drawChart("power", "W", now - span, now);
-}
-
-function svg(tag, attrs = {}) {
-  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  return node;
-}
-
-function drawChart(id, unit, from, to) {
-  const box = $(`#chart-${id}`);
-  const legend = $(`#legend-${id}`);
-  const width = Math.max(box.clientWidth || 600, 280), height = 240, left = 44, right = 8, top = 10, bottom = 24;
-  const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": `${id} chart` });
-  const entries = [...state.series.entries()].filter(([, s]) => s.unit === unit).sort(([a], [b]) => a.localeCompare(b));
-  legend.replaceChildren();
-  let lo = Infinity, hi = -Infinity;
-  const visible = [];
-  entries.forEach(([key, series], i) => {
-    const color = COLORS[i % COLORS.length];
-    const off = state.hidden.has(key);
-    const button = el("button", { type: "button", class: off ? "off" : "", "aria-pressed": String(!off) },
-      el("span", { class: "swatch" }), `${nodeName(series.node)}: ${series.name}`);
-    button.querySelector(".swatch").style.background = color;
-    button.addEventListener("click", () => { off ? state.hidden.delete(key) : state.hidden.add(key); drawCharts(); });
-    legend.append(el("li", {}, button));
-    if (off) return;
-    const convert = unit === "°F" ? shownTemperature : (v) => v;
-    const points = series.points.filter(([t]) => t * 1000 >= from).map(([t, v]) => [t, convert(v)]);
-    if (!points.length) return;
-    for (const [, v] of points) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
-    visible.push([points, color]);
-  });
-  if (!visible.length) {
-    root.append(svg("text", { x: width / 2, y: height / 2, "text-anchor": "middle", class: "empty" }));
-    root.lastChild.textContent = "No values yet";
-    box.replaceChildren(root);
-    return;
-  }
-  if (hi - lo < 1) { lo -= 0.5; hi += 0.5; }
-  const pad = (hi - lo) * 0.08; lo -= pad; hi += pad;
-  const x = (t) => left + ((t * 1000 - from) / (to - from)) * (width - left - right);
-  const y = (v) => top + (1 - (v - lo) / (hi - lo)) * (height - top - bottom);
-  for (let i = 0; i <= 4; i++) {
-    const v = lo + ((hi - lo) * i) / 4, yy = y(v);
-    root.append(svg("line", { x1: left, x2: width - right, y1: yy, y2: yy, class: "axis" }));
-    const label = svg("text", { x: left - 4, y: yy + 4, "text-anchor": "end" });
-    label.textContent = Math.abs(hi - lo) > 20 ? v.toFixed(0) : v.toFixed(1);
-    root.append(label);
-  }
-  const step = (to - from) <= 3600e3 ? 900e3 : 3600e3;
-  for (let t = Math.ceil(from / step) * step; t <= to; t += step) {
-    const xx = x(t / 1000);
-    root.append(svg("line", { x1: xx, x2: xx, y1: top, y2: height - bottom, class: "axis" }));
-    const label = svg("text", { x: xx, y: height - 6, "text-anchor": "middle" });
-    label.textContent = new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-    root.append(label);
-  }
-  for (const [points, color] of visible) {
-    const path = points.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`);
-    if (path.length === 1) path.push(`${(width - right).toFixed(1)},${y(points[0][1]).toFixed(1)}`);
-    root.append(svg("polyline", { points: path.join(" "), class: "line", stroke: color }));
-  }
-  box.replaceChildren(root);
-}
+// Trends (trends.js) and the home page (home.js) follow the tree and values through the
+// aurora:tree and aurora:value events.
 
 // ------------------------------------------------------------------ register browser
 
@@ -472,7 +373,7 @@ async function start() {
   $("#trend-range").addEventListener("change", drawCharts);
   window.addEventListener("resize", scheduleRedraw);
   window.addEventListener("hashchange", () => showTab(location.hash.slice(1)));
-  showTab(location.hash.slice(1) || (session.mode === "mqtt" ? "dashboard" : "registers"));
+  showTab(location.hash.slice(1) || (session.mode === "mqtt" ? "home" : "registers"));
 }
 
 start().catch((err) => setStatus(err.message, "offline"));
