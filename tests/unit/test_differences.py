@@ -244,7 +244,9 @@ def test_the_command_line_rows_are_how_fetch_behaves(
     assert "valid,745" in CLI_ROWS["`valid,745` or `all,745`"][0]
     code, out, _ = _fetch(capsys, str(dump), "known,745", "--ignore-missing-registers")
     assert 0 == code and "Heating Set Point (745): 68.0°F" in out.splitlines()
-    code, _, err = _fetch(capsys, str(tmp_path / "none.yml"), "745")
+    code, _, err = _fetch(capsys, str(tmp_path / "none.yml"), "745")  # a typo in the dump's name
+    assert (2, f"aurora_fetch: {tmp_path / 'none.yml'}: no such dump file\n") == (code, err)
+    code, _, err = _fetch(capsys, "/dev/ttyNOSUCH", "745")  # a device or connection error
     assert 1 == code and 1 == len(err.splitlines()) and "Traceback" not in err
 
 
