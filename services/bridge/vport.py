@@ -187,6 +187,10 @@ class VirtualPorts:
                 server.close()
             for conn in list(self._conns):
                 conn.abort()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:  # connections waiting for the worker: their jobs finish unseen
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             for server in self._servers:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(server.wait_closed(), 1.0)

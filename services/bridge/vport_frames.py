@@ -39,6 +39,7 @@ WRITES = (rtu.FunctionCode.WRITE_SINGLE, rtu.FunctionCode.WRITE_MULTIPLE, rtu.Fu
 # that a tool probing with them (FC 4 for input registers, say) gets exception 1, as from a board.
 _FIXED_OTHER = {1: 8, 2: 8, 4: 8, 5: 8, 7: 4, 8: 8, 11: 4, 12: 4, 17: 4}
 _COUNTED_OTHER = {15: 6, 23: 10}  # byte count at this offset; frame = offset + 1 + count + 2
+_VARIABLE = (rtu.FunctionCode.READ_RANGES, rtu.FunctionCode.READ_REGISTERS, rtu.FunctionCode.WRITE_REGISTERS)
 _PLAUSIBLE = frozenset({c.value for c in rtu.FunctionCode} | set(_FIXED_OTHER) | set(_COUNTED_OTHER))
 
 
@@ -64,6 +65,8 @@ def take_rtu(buf: bytes | bytearray) -> RtuFrame | None:
         return RtuFrame(used=_next_plausible(buf))
     if function in _FIXED_OTHER or function in _COUNTED_OTHER:
         return _take_other(buf, function)
+    if function in _VARIABLE:
+        return _take_variable(buf)
     try:
         found = rtu.split_request(bytes(buf[: rtu.MAX_FRAME]))
     except FrameError:
@@ -72,6 +75,38 @@ def take_rtu(buf: bytes | bytearray) -> RtuFrame | None:
         return None
     request, used = found
     return RtuFrame(used=used, request=request)
+
+
+def _take_variable(buf: bytes | bytearray) -> RtuFrame | None:
+    """FC 65/66/67 carry no length: the shortest prefix with a valid CRC and layout, as
+    ``rtu.split_request`` finds it, but with one running CRC over the buffer instead of one CRC per
+    candidate end: a client dribbling bytes after ``01 41`` costs O(n) a time, not O(n²)."""
+    crc = 0xFFFF
+    limit = min(len(buf), rtu.MAX_FRAME)
+    for i in range(limit - 1):
+        # crc covers buf[:i]; a frame ending at i + 2 has an even length of at least 6.
+        if i >= 4 and i % 2 == 0 and crc == buf[i] | (buf[i + 1] << 8):
+            try:
+                return RtuFrame(used=i + 2, request=rtu.decode_request(bytes(buf[: i + 2])))
+            except FrameError:
+                pass
+        crc = (crc >> 8) ^ _CRC_TABLE[(crc ^ buf[i]) & 0xFF]
+    if len(buf) >= rtu.MAX_FRAME:
+        return RtuFrame(used=1)  # no request within a frame's length: this start was garbage
+    return None
+
+
+def _crc_table() -> tuple[int, ...]:
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+        table.append(crc)
+    return tuple(table)
+
+
+_CRC_TABLE = _crc_table()  # CRC-16/MODBUS a byte at a time (the same polynomial as rtu.crc16)
 
 
 def _next_plausible(buf: bytes | bytearray) -> int:

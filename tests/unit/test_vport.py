@@ -8,18 +8,23 @@ a refused or garbled request must never be among them.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import socket
 import struct
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
 from aurora import registers, rtu
 from aurora.bridge import vport
 from aurora.bridge import vport_frames as vf
+from aurora.bridge.cli import config_from_args, parse_args
+from aurora.bridge.poller import read_words
 from aurora.bridge.vport import VirtualPorts, VportConfig, parse_listen
 from aurora.bridge.worker import BusWorker
-from aurora.errors import BusError
+from aurora.dump import DumpBus
+from aurora.errors import BusError, FrameError
 from aurora.sim.cli import demo_registers
 from aurora.simulator import SimulatedAbc
 from aurora.transport import SerialBus
@@ -197,7 +202,8 @@ def test_garbage_partial_and_wrong_slave_get_no_reply(ports: VirtualPorts, board
         assert silent(sock, rtu.read_holding(745, 1, slave=7).encode())
         assert silent(sock, read.encode()[:-1] + b"\x00")  # bad CRC
         assert silent(sock, read.encode()[:5])  # partial: dropped after the gap
-        time.sleep(0.6)  # past FRAME_GAP_S: the partial frame is gone, as on a real line
+        # The partial frame is dropped after FRAME_GAP_S of silence, as on a real line.
+        wait_for(lambda: ports.counters["garbage_bytes"] >= 5 + 8, 5, "the partial frame dropped")
         assert ask(sock, read.encode(), 7) == rtu.encode_reply(read, [REGS[745]])
         assert len(board.frames) == sent + 1
 
@@ -358,3 +364,138 @@ def test_fuzz_both_ports(
 def fast_gap(monkeypatch: pytest.MonkeyPatch) -> None:
     """Partial frames dropped after 20 ms, not 0.5 s, so that a fuzz example ends quickly."""
     monkeypatch.setattr(vport, "FRAME_GAP_S", 0.02)
+
+
+@given(data=st.binary(min_size=0, max_size=300), cut=st.integers(0, 300))
+def test_take_rtu_finds_what_split_request_finds(data: bytes, cut: int) -> None:
+    """The running-CRC scan for FC 65/66/67 agrees with the suite's own rtu.split_request."""
+    for buf in (data, bytes((1, 65)) + data, rtu.read_ranges([(745, 2), (88, 4)]).encode()[:cut] + data):
+        if len(buf) < 2 or buf[1] not in (65, 66, 67):
+            continue
+        try:
+            expected = rtu.split_request(buf[: rtu.MAX_FRAME])
+        except FrameError:
+            expected = "garbage"  # type: ignore[assignment]
+        got = vf.take_rtu(buf)
+        if expected is None:
+            assert got is None
+        elif expected == "garbage":
+            assert got == vf.RtuFrame(used=1)
+        else:
+            request, used = expected
+            assert got == vf.RtuFrame(used=used, request=request)
+
+
+def test_dribbled_variable_frame_costs_little() -> None:
+    """Re-scanning a 255-byte FC 65 prefix that never gets a valid CRC stays cheap."""
+    buf = bytearray(b"\x01\x41")
+    t0 = time.perf_counter()
+    for i in range(253):
+        buf.append(i & 0xFF)
+        vf.take_rtu(buf)
+    assert time.perf_counter() - t0 < 1.0
+
+
+# ---------------------------------------------------------------- command line, fairness, start-up
+
+URL = "mqtt://bridge@broker/"
+
+
+def test_vport_options_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not config_from_args(parse_args(["/dev/ttyUSB0", URL])).vports.enabled  # off by default
+    monkeypatch.setenv("AURORA_VPORT_MODBUS_TCP", "0.0.0.0:5020")
+    monkeypatch.setenv("AURORA_VPORT_READ_ONLY", "true")
+    config = config_from_args(
+        parse_args(["/dev/ttyUSB0", URL, "--vport-rtu", "2000", "--vport-max-clients", "4"])
+    )
+    assert config.vports == VportConfig(
+        rtu=("127.0.0.1", 2000), modbus_tcp=("0.0.0.0", 5020), read_only=True, max_clients=4
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--vport-rtu", "99999"], "port of 1..65535"),
+        (["--vport-modbus-tcp", "host:"], "port of 1..65535"),
+        (["--vport-max-clients", "0"], "number of clients"),
+        (["--vport-idle-timeout", "1"], "at least 5 s"),
+    ],
+)
+def test_bad_vport_options_are_usage_errors(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["/dev/ttyUSB0", URL, *argv])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+class SlowBus(DumpBus):
+    """Every transaction takes SLOW_S and is recorded: (register count, monotonic start)."""
+
+    def __init__(self) -> None:
+        super().__init__(dict(REGS))
+        self.calls: list[int] = []
+
+    def _values(self, function: int, addresses: Sequence[int]) -> list[int]:
+        self.calls.append(len(addresses))
+        time.sleep(SLOW_S)
+        return super()._values(function, addresses)
+
+
+SLOW_S = 0.03
+
+
+def test_back_to_back_clients_take_turns_with_polling() -> None:
+    """Two clients reading as fast as they can do not shut the poller out: its chunks alternate
+    with their reads, and an idle client's request waits for about one transaction."""
+    bus = SlowBus()
+    worker = BusWorker(lambda: bus)
+    worker.start()
+    worker.submit(lambda b: None).result(5)
+    ports = VirtualPorts(VportConfig(rtu=(HOST, 0), modbus_tcp=(HOST, 0)), worker)
+    ports.start()
+    stop = threading.Event()
+
+    def hammer(kind: str) -> None:
+        with connect(ports, kind) as sock:
+            while not stop.is_set():
+                if kind == "rtu":
+                    ask(sock, rtu.read_holding(745, 1).encode(), 7)
+                else:
+                    ask(sock, mbap(1, 1, b"\x03\x02\xe9\x00\x01"), 11)
+
+    threads = [threading.Thread(target=hammer, args=(k,)) for k in ("rtu", "modbus_tcp")]
+    try:
+        for thread in threads:
+            thread.start()
+        wait_for(lambda: len(bus.calls) > 10, 10, "the clients reading")
+        polled = read_words(worker, sorted(REGS)[:600])  # six 100-register chunks
+        assert len(polled.words) == 600
+        chunk_at = [i for i, n in enumerate(bus.calls) if n == 100]
+        assert len(chunk_at) == 6
+        # Between two poll chunks the two clients get one read each, not the whole time.
+        assert max(b - a for a, b in itertools.pairwise(chunk_at)) <= 3
+        with connect(ports, "rtu") as sock:  # a new, quiet client: one transaction in flight, then its own
+            t0 = time.monotonic()
+            assert ask(sock, rtu.read_holding(746, 1).encode(), 7) == rtu.encode_reply(
+                rtu.read_holding(746, 1), [REGS[746]]
+            )
+            assert time.monotonic() - t0 < 5 * SLOW_S
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(5)
+        ports.stop()
+        worker.stop()
+
+
+def test_a_port_in_use_is_an_error_at_start(board: Board) -> None:
+    with serve(board) as first:
+        taken = first.addresses["rtu"]
+        worker = BusWorker(lambda: SerialBus(board.line, "fake"))  # type: ignore[arg-type]
+        second = VirtualPorts(VportConfig(rtu=taken), worker)
+        with pytest.raises(OSError):
+            second.start()
