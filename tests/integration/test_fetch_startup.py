@@ -1,17 +1,22 @@
 """``aurora_fetch`` imports only what its port needs (issue 15's startup goal), checked on a real
 run against the sim: a ``tcp://`` or pty fetch never imports paho, asyncio, structlog, tenacity,
-ssl or importlib.metadata, and still logs (through structlog) when something goes wrong.
+ssl or importlib.metadata, and still logs (through structlog) when something goes wrong; an
+RFC 2217 port opens in milliseconds, not pyserial's 0.45 s.
 The timings themselves are in the bench (tests/perf/bench_startup.py)."""
 
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from tests.support.processes import wait_for
+from tests.support.ser2net import Ser2net
 from tests.support.sim import Sim
 
 pytestmark = pytest.mark.integration
@@ -99,3 +104,26 @@ def test_version_is_read_only_when_asked() -> None:
     assert 0 == done.returncode
     assert done.stdout.strip() and done.stdout.strip()[0].isdigit()
     assert _loaded(modules, "importlib.metadata")
+
+
+def test_an_rfc2217_port_opens_in_milliseconds(tmp_path: Path, unit_dump: Path) -> None:
+    """pyserial's open polls 50 ms per answer and sleeps 0.1 s per modem line; with delayed
+    acknowledgements ser2net's answers took 40 ms more each: 0.45 s per open. Now the answers
+    set the pace (a few ms on loopback); the bound leaves room for a loaded machine."""
+    from aurora.query import parse_query, read_query
+    from aurora.transport import open_bus
+
+    opens = []
+    with Sim.start(tmp_path, str(unit_dump)) as sim, Ser2net.start(tmp_path, device=sim.url) as s2n:
+        for _ in range(7):
+            started = time.monotonic()
+            # ser2net frees the device a moment after the previous client left: wait for it.
+            wait_for(lambda t=started: time.monotonic() - t >= 0.1, 1, "ser2net to free the device")
+            t0 = time.perf_counter()
+            bus = open_bus(s2n.rfc2217_url)
+            opens.append(time.perf_counter() - t0)
+            try:
+                assert {745: 680, 746: 730, 747: 712} == read_query(bus, parse_query("745-747")).values
+            finally:
+                bus.close()
+    assert statistics.median(opens) < 0.15, [round(o * 1000) for o in opens]
