@@ -25,6 +25,7 @@ BENCHMARKS = {
     "bridge": ["-m", "tests.perf.bench_bridge"],
     "passthrough": ["-m", "tests.perf.bench_passthrough"],
     "vports": ["-m", "tests.perf.bench_vports"],
+    "startup": ["-m", "tests.perf.bench_startup"],
 }
 WIRE_RATIO_GOAL = 1.15
 # Why a goal can be missed for reasons outside the suite; printed only when it is missed.
@@ -150,6 +151,17 @@ def checks(results: dict[str, Any]) -> list[tuple[str, float | None, str, bool |
                 None if polled is None else polled > 0,
             )
         )
+    startup = results.get("startup", {})
+    add("import of aurora.fetch.cli, median (ms)", _get(startup, "import_fetch_cli.median_ms"), "<", 25)
+    for path in ("pty", "tcp", "ser2net-rfc2217", "broker"):
+        goal = _get(startup, f"{path}.goal_ms")
+        if goal is not None:
+            add(
+                f"aurora_fetch process over {path}, p50 (ms; bare start + line + budget)",
+                _get(startup, f"{path}.p50_ms"),
+                "≤",
+                goal,
+            )
     return rows
 
 
