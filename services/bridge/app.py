@@ -265,12 +265,14 @@ class Bridge:
         pub.set_state("init")
         if cfg.homie:
             pub.retain_many((f"{self.root}/{suffix}", payload) for suffix, payload in unit.description())
+        migrated: set[str] = set()
         if cfg.home_assistant:
             # Only the gem's topics still retained are migrated: none after the first start
             discovery = unit.hass_discovery(homie_root=cfg.homie_root, prefix=cfg.ha_prefix, existing=earlier)
             pub.retain_many(discovery)
+            migrated = {topic for topic, _ in discovery}  # cleared by the migration already
         good = self._poll(list(self.tiers), time.monotonic())
-        keep = pub.owned() | self._tree_topics()
+        keep = pub.owned() | self._tree_topics() | migrated
         stale = sorted(t for t in earlier if t not in keep and "/$modbus" not in t)
         for topic in stale:
             pub.retain(topic, "")
@@ -397,7 +399,7 @@ class Bridge:
         if not report.words:
             self._poll_failed("no register answered")
             return False
-        self.cache.update(report.words)
+        self.cache.update(report.words, at=started)  # a write's read-back since then wins
         if self.energy is not None:
             self.energy.feed(report.words)  # this poll's own words: a cached value is no sample
         self.stats.good_cycles += 1
@@ -494,6 +496,9 @@ class Bridge:
         def done(future: Any) -> None:  # runs on the worker thread; publish only queues
             try:
                 words, lost = future.result()
+            except ExceptionReply as err:  # an answer: the board would not take it
+                self._refuse(node_prop, payload, f"the heat pump refused it: {err}")
+                return
             except Exception as err:
                 self.stats.last_error = f"write failed: {err}"
                 self._failed(node_prop, payload, f"no answer from the heat pump: {err}")

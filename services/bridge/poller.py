@@ -51,11 +51,15 @@ class WordCache:
         self._lock = threading.Lock()
 
     def update(self, words: Mapping[int, int], at: float | None = None) -> None:
-        """Store words read at ``at`` (now by default)."""
+        """Store words read at ``at`` (now by default), unless a newer reading of the same word is
+        already stored: a poll that started before a write must not put back the old value when
+        it finishes after the write's read-back."""
         stamp = time.monotonic() if at is None else at
         with self._lock:
             for address, word in words.items():
-                self._words[address] = (word, stamp)
+                known = self._words.get(address)
+                if known is None or known[1] <= stamp:
+                    self._words[address] = (word, stamp)
 
     def lookup(self, address: int) -> tuple[int, float] | None:
         """(raw word, monotonic time it was read), or None when never read."""
