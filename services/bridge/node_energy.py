@@ -25,7 +25,8 @@ def energy_node(c: Components) -> NodeSpec:
     """The ``energy`` node of this unit (only with an energy monitor)."""
     p = builder("energy")
     props: list[PropertySpec] = [
-        p(ch.id, ch.name, "float", (), _from_meter, Tier.FAST, unit="kWh", hass=ENERGY)
+        # the registers are listed so that the fast poll reads them, whatever other nodes need
+        p(ch.id, ch.name, "float", ch.registers, _from_meter, Tier.FAST, unit="kWh", hass=ENERGY)
         for ch in channels_for(pump=c.pump is not None)
     ]
     props += [

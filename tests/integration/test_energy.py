@@ -166,3 +166,33 @@ def test_a_line_outage_adds_nothing(tmp_path: Path, broker: RestartableBroker) -
     assert after[1] - before[1] < kwh(TOTAL_W, 3.0)
     counted = end[1] - start[1]
     assert counted == pytest.approx(kwh(TOTAL_W, end[0] - start[0] - gap_s), rel=0.01)
+
+
+def test_the_counters_follow_a_power_schedule(tmp_path: Path, broker: RestartableBroker) -> None:
+    """The sim changes its power 15 s after its start: the counter's slope is each step's power."""
+    readings = Readings()
+    readings.watch(broker)
+    watts = Collector(broker.client("homeassistant"), f"homie/{DEMO_ID}/abc/watts")
+    schedule = ("--power", "compressor=20000,blower=0,aux=0,pump=0", "--power", "15@compressor=50000")
+    args = bridge_args(tmp_path / "e.json", 3)
+
+    def stepped() -> float | None:
+        live = [m for m in watts.received(f"homie/{DEMO_ID}/abc/watts") if m.payload == b"50000"]
+        return live[0].timestamp if live else None
+
+    with (
+        Sim.start(tmp_path, "--tcp", "127.0.0.1:0", *schedule) as sim,
+        Bridge.start(tmp_path, broker, sim.url, *args),
+    ):
+        first = readings.after(time.monotonic())
+        step = wait_for(stepped, DEADLINE_S, "abc/watts 50000 after the scheduled step")
+        readings.update()
+        before = [r for r in readings.series["electrical-total"] if r[0] < step - 0.5]
+        after = readings.after(step + 1.5)
+        wait_s(SEGMENT_S)
+        end = readings.last()
+    assert before[-1][0] - first[0] >= 5, "too little time before the step to measure"
+    slope_before = (before[-1][1] - first[1]) / (before[-1][0] - first[0]) * 3_600_000
+    slope_after = (end[1] - after[1]) / (end[0] - after[0]) * 3_600_000
+    assert slope_before == pytest.approx(20_000, rel=0.02)  # a shorter stretch: 1 Wh is 0.6 % of it
+    assert slope_after == pytest.approx(50_000, rel=0.01)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from aurora.bridge import energy
-from aurora.bridge.device import Unit, detect
+from aurora.bridge.device import Tier, Unit, detect
 from aurora.bridge.energy import EnergyMeter, channels_for, load_state, powers, save_state
 from aurora.bridge.hass import device_payload
 from aurora.bridge.metering import EnergyRecorder
@@ -142,6 +142,22 @@ def test_words_without_the_fast_registers_are_not_a_sample() -> None:
     assert 0 == m.samples
     assert m.add_words(words(outputs=0x09, total=3000, compressor=2000), mono=0.0, wall=NOON)
     assert 1 == m.samples
+
+
+def test_a_register_the_unit_does_not_answer_stops_only_its_own_counter() -> None:
+    m = meter()
+    w = words(outputs=0x09, total=3600, compressor=2000)
+    del w[1164], w[1165]  # a pump reading the unit refused
+    for i in range(3):
+        assert m.add_words(w, mono=i * 5.0, wall=NOON + i * 5.0)
+    assert m.totals[TOTAL] == pytest.approx(3600 * 10 / 3.6e6)
+    assert 0.0 == m.totals["electrical-pump"]
+
+
+def test_the_fast_poll_reads_every_register_the_counters_need() -> None:
+    unit = detect_seed()
+    fast = unit.registers(Tier.FAST)
+    assert {1146, 1147, 1148, 1149, 1150, 1151, 1152, 1153, 1154, 1155, 1156, 1157, 1164, 1165, 30} <= fast
 
 
 # ------------------------------------------------------------------------------- days and COP
