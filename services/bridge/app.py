@@ -24,8 +24,10 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import structlog
+from aurora import status
 from aurora.bus import Bus
 from aurora.errors import AuroraError, BusError, BusTimeout, ExceptionReply, FrameError, UsageError
+from aurora.logs import Repeats
 from aurora.mqtt import MqttSettings, bridge_client_id, make_client
 from aurora.query import plan_chunks
 from aurora.transport import redact
@@ -73,6 +75,7 @@ class BridgeConfig:
     vports: VportConfig = field(default_factory=VportConfig)  # virtual ports: off unless configured
     energy_state: str | None = None  # the energy counters' file ({device}: the id); None: broker only
     energy_max_gap_s: float | None = None  # None: a few fast intervals (metering.max_gap_for)
+    status_file: str | None = None  # for the container healthcheck; None: aurora.status.default_path()
 
 
 def sd_notify(message: str) -> bool:
@@ -145,6 +148,11 @@ class Bridge:
         self.energy: EnergyRecorder | None = None
         self._exit_code = 0
         self._last_status = time.monotonic()
+        # An outage logs what is wrong once, then a summary a minute (issue 18), not a line a poll.
+        self._detect_failures = Repeats("detect_failed")
+        self._poll_failures = Repeats("poll_failed")
+        self._status_path = Path(config.status_file) if config.status_file else status.default_path()
+        self._told_systemd = ""
 
     # ------------------------------------------------------------ the whole life
 
@@ -180,17 +188,24 @@ class Bridge:
         while not self._stop.is_set():
             try:
                 unit = self._detect_fn(self._detect_read, device_name=self.config.device_name)
-            except UsageError:
+            except UsageError as err:
                 if self.worker.stats.reconnects == 0:
                     raise  # the port itself is wrong: the user has to fix the command line
-                log.exception("detect_failed")
+                why = str(err)
+                self._detect_failures.failed(why, port=redact(self.config.port), retry_in_s=backoff)
             except AuroraError as err:
-                log.warning("detect_failed", error=str(err), retry_in_s=backoff)
-            except Exception:  # bad data must not end the process (R1)
-                log.exception("detect_failed", retry_in_s=backoff)
+                why = str(err)
+                self._detect_failures.failed(why, port=redact(self.config.port), retry_in_s=backoff)
+            except Exception as err:  # bad data must not end the process (R1)
+                if not self._detect_failures.failing:
+                    log.exception("detect_failed_unexpectedly")  # a bug: its traceback, once
+                why = f"{type(err).__name__}: {err}"
+                self._detect_failures.failed(why, port=redact(self.config.port), retry_in_s=backoff)
             else:
+                self._detect_failures.recovered("detect_recovered")
                 return unit  # device.detect logged what it found
-            self.stats.last_error = "unit not answering at start-up"
+            self.stats.last_error = f"unit not answering at start-up: {why}"
+            self._write_status("init")
             self._stop.wait(backoff)
             backoff = min(backoff * 2, DETECT_MAX_BACKOFF_S)
         return None
@@ -340,8 +355,10 @@ class Bridge:
         self.schedule.force_all()
 
     def _on_reconnect(self) -> None:
-        """paho thread, after the republish: poll everything soon so values are fresh."""
+        """paho thread, after the republish: poll everything soon so values are fresh, and say
+        how the bridge is now ($health is not republished from the cache: it would be stale)."""
         self.schedule.force_all()
+        self._publish_health(force=True)
 
     # ------------------------------------------------------------ polling
 
@@ -376,7 +393,8 @@ class Bridge:
         except BusError as err:
             self._poll_failed(str(err))
         except Exception as err:  # bad data, a bug in a decoder: log, count, carry on (R1)
-            log.exception("poll_failed")
+            if not self._poll_failures.failing:
+                log.exception("poll_failed_unexpectedly")  # a bug: its traceback, once per outage
             self._poll_failed(f"{type(err).__name__}: {err}")
         else:
             good = self._poll_done(report, len(tiers) == len(self.tiers), started)
@@ -388,7 +406,7 @@ class Bridge:
             return
         self.stats.failed_cycles += 1
         self.stats.last_error = why
-        log.warning("poll_failed", error=why)
+        self._poll_failures.failed(why, port=redact(self.config.port))
         if self.publisher is not None and self.ready.is_set():
             self.publisher.set_state("alert")
 
@@ -407,10 +425,13 @@ class Bridge:
         self.stats.last_good_mono = time.monotonic()
         if full:
             self.stats.last_cycle_s = time.monotonic() - started
+        self._poll_failures.recovered("poll_recovered")
         if report.failed:
             self.stats.last_error = (
                 f"{len(report.failed)} registers failed: {next(iter(report.failed.values()))}"
             )
+        else:
+            self.stats.last_error = None  # $health tells what is wrong now, not what once was
         self.publish_values()
         if self.publisher is not None and self.ready.is_set():
             self.publisher.set_state("ready")
@@ -681,16 +702,28 @@ class Bridge:
 
     def _publish_health(self, force: bool = False) -> None:
         pub = self.publisher
+        self._write_status(pub.state if pub is not None else "init")
         if pub is None or not self.root:
             return
+        if not pub.connected:
+            return  # queued, it would reach the broker after the outage, stale: skip it
         now = time.monotonic()
         if not force and now - self._last_health < HEALTH_EVERY_S * 0.9:
             return
         self._last_health = now
-        pub.retain(f"{self.root}/$health", self.health(), force=True)
+        pub.retain(f"{self.root}/$health", self.health(), force=True, cache=False)
         if self.config.homie:  # the legacy-stats extension announced in $extensions
             uptime = round(time.monotonic() - self.stats.started_mono)
             pub.retain(f"{self.root}/{homie.STATS_UPTIME}", str(uptime), force=True)
+
+    def _write_status(self, state: str) -> None:
+        """The status file the container healthcheck reads, and systemd's STATUS= line."""
+        error = self.stats.last_error if state != "ready" else None
+        status.write_status(self._status_path, state, error)
+        told = f"STATUS={state}" + (f": {error}" if error else "")
+        if told != self._told_systemd:
+            self._told_systemd = told
+            sd_notify(told)
 
     def _shutdown(self) -> None:
         sd_notify("STOPPING=1")

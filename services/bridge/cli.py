@@ -269,6 +269,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=_env("LOG_FORMAT") or "auto",
         help="auto: JSON lines unless stderr is a terminal [AURORA_LOG_FORMAT]",
     )
+    p.add_argument(
+        "--status-file",
+        metavar="FILE",
+        default=_env("STATUS_FILE"),
+        help="where the bridge keeps its state for the container healthcheck "
+        "(default aurora-bridge.status in the temporary directory) [AURORA_STATUS_FILE]",
+    )
     p.add_argument("-v", "--version", action="version", version=f"aurora_mqtt_bridge {__version__}")
     add_mqtt_arguments(p)
     _add_vport_arguments(p)
@@ -326,6 +333,7 @@ def config_from_args(args: argparse.Namespace) -> BridgeConfig:
         ),
         energy_state=None if args.energy_state in ("", "-") else args.energy_state,
         energy_max_gap_s=args.energy_max_gap,
+        status_file=args.status_file,
     )
 
 

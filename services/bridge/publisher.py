@@ -9,7 +9,9 @@ persistence) gets them back on reconnect, and an unchanged value is never sent t
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -17,8 +19,10 @@ from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 import structlog
+from aurora.logs import Repeats
 from aurora.mqtt import MqttSettings, make_client, shown_client_id
 from paho.mqtt.enums import MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -29,6 +33,43 @@ KEEPALIVE_S = 30
 SCAN_QUIET_S = 0.3  # retained messages arrive right after SUBACK; this long without one ends the scan
 SCAN_MAX_S = 3.0
 REFUSED_LOG_EVERY_S = 60.0
+# The broker keeps the bridge's session (its subscriptions and the QoS 1 messages for it) this
+# long after a disconnect, so a /set sent while the bridge reconnects (a broker restart, a network
+# outage) is delivered and applied once when it is back (issue 11 #8). A new run starts clean: a
+# /set sent while no bridge was running is not applied at start-up.
+SESSION_EXPIRY_S = 600
+
+
+class _QuietPaho(logging.Filter):
+    """paho logs "Client is not connected. Socket: None)" at ERROR for every failed reconnect,
+    without the broker's address or the reason; the publisher reports those itself, once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Client is not connected")
+
+
+_PAHO_LOG = logging.getLogger("paho.bridge")
+_PAHO_LOG.addFilter(_QuietPaho())
+
+
+def connect_failure(err: BaseException | None, where: str) -> str:
+    """One line saying why the broker at ``where`` could not be reached, and what to check."""
+    if err is None:
+        return f"cannot connect to {where}"
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return (
+            f"{where}: TLS certificate not accepted ({err.verify_message}); "
+            "check MQTT_CA_FILE and the host name"
+        )
+    if isinstance(err, ssl.SSLError):
+        return f"{where}: TLS failed ({err.reason or err}); is this port TLS (mqtts://) or plain (mqtt://)?"
+    if isinstance(err, ConnectionRefusedError):
+        return f"{where}: connection refused (is the broker running and listening on that port?)"
+    if isinstance(err, socket.gaierror):
+        return f"{where}: cannot resolve the host name ({err.strerror or err})"
+    if isinstance(err, TimeoutError | socket.timeout):
+        return f"{where}: no answer (timed out; a firewall, or the wrong host?)"
+    return f"{where}: {err.strerror if isinstance(err, OSError) and err.strerror else err}"
 
 
 def _set_nodelay(client: mqtt.Client) -> None:
@@ -68,6 +109,27 @@ class Publisher:
         self.state_topic = state_topic
         self.counters = MqttCounters()
         self.client = client_factory(settings, client_id, protocol=protocol)
+        self.protocol = protocol
+        if protocol != MQTTProtocolVersion.MQTTv5:
+            # MQTT 3.1.1 has no session expiry: a persistent session, the broker's to expire.
+            self.client._clean_session = False
+        self.client.enable_logger(_PAHO_LOG)
+        self._where = f"broker {settings.host}:{settings.port}"
+        self._connect_error: BaseException | None = None
+        self._connect_failures = Repeats("mqtt_connect_failed")
+        self._refusals = Repeats("mqtt_refused")
+        paho_reconnect = self.client.reconnect
+
+        def reconnect() -> mqtt.MQTTErrorCode:
+            # paho's on_connect_fail is told nothing; keep the reason for it.
+            try:
+                return paho_reconnect()
+            except OSError as err:
+                self._connect_error = err
+                raise
+
+        self.client.reconnect = reconnect  # type: ignore[method-assign]
+        self.client.on_connect_fail = self._on_connect_fail
         # Homie §"Device lifecycle": the broker announces `lost` when we vanish (retained, QoS 1).
         self.client.will_set(state_topic, "lost", qos=1, retain=True)
         self.client.max_queued_messages_set(20000)  # bounded: a long outage must not eat the Pi's RAM
@@ -95,8 +157,23 @@ class Publisher:
     def start(self) -> None:
         """Connect in the background; paho retries forever with backoff (never raises here)."""
         log.info("mqtt_connecting", broker=self.settings.url, client_id=shown_client_id(self.client_id))
-        self.client.connect_async(self.settings.host, self.settings.port, keepalive=KEEPALIVE_S)
+        self._connect_async()
         self.client.loop_start()
+
+    def _connect_async(self) -> None:
+        if self.protocol == MQTTProtocolVersion.MQTTv5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = SESSION_EXPIRY_S
+            self.client.connect_async(
+                self.settings.host,
+                self.settings.port,
+                keepalive=KEEPALIVE_S,
+                # a clean session for each run, kept across its reconnects
+                clean_start=mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+                properties=props,
+            )
+        else:
+            self.client.connect_async(self.settings.host, self.settings.port, keepalive=KEEPALIVE_S)
 
     def wait_connected(self, timeout_s: float | None = None) -> bool:
         """Whether the session is up (waits up to ``timeout_s``)."""
@@ -132,7 +209,7 @@ class Publisher:
         """Start paho's network thread again after it died (the watchdog's cure)."""
         log.warning("mqtt_loop_restart")
         self.client.loop_stop()
-        self.client.connect_async(self.settings.host, self.settings.port, keepalive=KEEPALIVE_S)
+        self._connect_async()
         self.client.loop_start()
 
     def kick(self) -> None:
@@ -158,15 +235,18 @@ class Publisher:
         self.counters.published += 1
         self.client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
 
-    def retain(self, topic: str, payload: str, *, force: bool = False) -> bool:
+    def retain(self, topic: str, payload: str, *, force: bool = False, cache: bool = True) -> bool:
         """Publish ``payload`` retained at QoS 1 when it differs from what this run last sent.
 
         An empty payload deletes the topic at the broker and forgets it. Returns whether it was sent.
+        ``cache`` False: not republished after a reconnect (a document that would be stale by then).
         """
         with self._lock:
             if not force and self._retained.get(topic) == payload and payload:
                 return False
-            if payload:
+            if not cache:
+                self._retained.pop(topic, None)
+            elif payload:
                 self._retained[topic] = payload
             else:
                 self._retained.pop(topic, None)
@@ -243,13 +323,21 @@ class Publisher:
         properties: Properties | None,
     ) -> None:
         if getattr(reason_code, "is_failure", False):
-            log.error("mqtt_refused", broker=self.settings.url, reason=str(reason_code))
+            self._refusals.failed(
+                f"{self._where} refused the login as {self.settings.username}: {reason_code}",
+                broker=self.settings.url,
+                hint="check the user name, MQTT_PASSWORD_FILE and the broker's password file",
+            )
             return
+        self._refusals.recovered("mqtt_login_accepted", broker=self.settings.url)
+        self._connect_failures.recovered("mqtt_reachable", broker=self.settings.url)
         self.counters.connects += 1
         _set_nodelay(client)
         first = self._first_connect
         self._first_connect = False
-        log.info("mqtt_connected", broker=self.settings.url, first=first)
+        log.info(
+            "mqtt_connected", broker=self.settings.url, first=first, session_present=flags.session_present
+        )
         with self._lock:
             if self._filters:
                 client.subscribe([(f, 1) for f in self._filters])
@@ -266,6 +354,10 @@ class Publisher:
         self._connected.set()
         if not first and self.on_reconnect is not None:
             self.on_reconnect()
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
+        err, self._connect_error = self._connect_error, None
+        self._connect_failures.failed(connect_failure(err, self._where), broker=self.settings.url)
 
     def _on_disconnect(
         self,

@@ -2,7 +2,13 @@
 
 Jobs are single transactions (or a few), so a write or an interactive request waits for at most
 the transaction in flight. Interactive jobs go before poll jobs; identical reads queued or in
-flight at the same time share one transaction. A lost line is reopened with backoff.
+flight at the same time share one transaction.
+
+A lost line is reopened with backoff whatever the failure looks like: an open that fails, and an
+open that succeeds but whose first transaction loses the line again (ser2net listening while it
+cannot open its device, a peer that accepts and hangs up) count alike, so an outage costs at most
+one attempt every ``max_backoff_s`` after the first few, and a log line a minute
+(``aurora.logs.Repeats``). The line counts as up only once the unit has answered.
 """
 
 from __future__ import annotations
@@ -19,9 +25,8 @@ from typing import Any, TypeVar
 
 import structlog
 from aurora.bus import Bus, BusStats
-from aurora.errors import BusError, BusTimeout
-from tenacity import Retrying, retry_if_exception_type, stop_any, wait_exponential_jitter
-from tenacity.stop import stop_base
+from aurora.errors import BusError, BusTimeout, ExceptionReply, FrameError
+from aurora.logs import Repeats
 
 log = structlog.get_logger(__name__)
 
@@ -45,12 +50,15 @@ class _Job:
     expires_at: float | None = field(compare=False, default=None)
 
 
-class _StopWhenSet(stop_base):
-    def __init__(self, event: threading.Event) -> None:
-        self.event = event
+FIRST_BACKOFF_S = 0.25  # then doubled per failed attempt, up to max_backoff_s
+MAX_BACKOFF_S = 2.0  # an outage costs one attempt in this long; the line is back this soon after
 
-    def __call__(self, retry_state: object) -> bool:
-        return self.event.is_set()
+
+def reopen_delay(failures: int, max_backoff_s: float = MAX_BACKOFF_S) -> float:
+    """Seconds to wait before the next open after ``failures`` failed attempts in a row."""
+    if failures <= 0:
+        return 0.0
+    return float(min(max_backoff_s, FIRST_BACKOFF_S * 2 ** min(failures - 1, 16)))
 
 
 class BusWorker:
@@ -61,7 +69,7 @@ class BusWorker:
         opener: Callable[[], Bus],
         *,
         on_line_state: Callable[[bool, str | None], None] | None = None,
-        max_backoff_s: float = 30.0,
+        max_backoff_s: float = MAX_BACKOFF_S,
     ) -> None:
         self._opener = opener
         self._on_line_state = on_line_state or (lambda up, why: None)
@@ -83,6 +91,10 @@ class BusWorker:
         self.polls_finished = 0
         self.last_success: float | None = None  # monotonic time of the last job that got its answers
         self.most_polls_waited = 0
+        self._failures = 0  # failed attempts in a row: opens, and opens whose line failed at once
+        self._next_open = 0.0  # monotonic time before which the line is not opened again
+        self._answered = False  # the unit answered since the line was last opened
+        self._repeats = Repeats("bus_reopen_failed")
 
     def start(self) -> None:
         """Start the worker thread."""
@@ -134,32 +146,39 @@ class BusWorker:
     # ------------------------------------------------------------ the worker thread
 
     def _open(self) -> Bus:
-        retrying = Retrying(
-            retry=retry_if_exception_type(BusError),
-            wait=wait_exponential_jitter(multiplier=0.5, max=self._max_backoff_s),
-            stop=stop_any(_StopWhenSet(self._stop)),
-            sleep=self._sleep,
-            before_sleep=lambda state: log.warning(
-                "bus_reopen_failed",
-                attempt=state.attempt_number,
-                error=str(state.outcome.exception() if state.outcome else None),
-            ),
-            reraise=True,
-        )
-        bus = retrying(self._opener)
-        bus.stats = self.stats  # one set of counters for the bridge's life, across reconnects
-        self.stats.reconnects += 1
-        return bus
+        """Open the line, waiting out the backoff first; only stop() ends the attempts."""
+        while True:
+            self._stop.wait(max(0.0, self._next_open - time.monotonic()))
+            if self._stop.is_set():
+                raise BusError("the bridge is stopping")
+            try:
+                bus = self._opener()
+            except BusError as err:
+                self._attempt_failed(str(err))
+                continue
+            bus.stats = self.stats  # one set of counters for the bridge's life, across reconnects
+            self.stats.reconnects += 1
+            self._answered = False
+            return bus
 
-    def _sleep(self, seconds: float) -> None:
-        """Back off between reopen attempts; stop() ends the wait at once (STYLE §11)."""
-        self._stop.wait(seconds)
+    def _attempt_failed(self, why: str) -> None:
+        self._failures += 1
+        delay = reopen_delay(self._failures, self._max_backoff_s)
+        self._next_open = time.monotonic() + delay
+        self._repeats.failed(why, retry_in_s=delay)
+
+    def _answered_now(self) -> None:
+        self.last_success = time.monotonic()  # the unit answered, whoever asked
+        self._answered = True
+        self._failures = 0
+        self._line(True, None)
 
     def _line(self, up: bool, why: str | None) -> None:
         if up != self.line_up:
             self.line_up = up
             if up:
-                log.info("bus_up")
+                if not self._repeats.recovered("bus_up"):
+                    log.info("bus_up")
             else:
                 log.warning("bus_down", reason=why)
             try:
@@ -188,11 +207,14 @@ class BusWorker:
             try:
                 if self._bus is None:
                     self._bus = self._open()
-                    self._line(True, None)
                 self.busy_since = time.monotonic()
                 result = job.run(self._bus)
-                self.last_success = time.monotonic()  # the unit answered, whoever asked
+                if self._bus is not None:  # a reset job drops the line: no answer in that
+                    self._answered_now()
                 job.result.set_result(result)
+            except (ExceptionReply, FrameError) as err:
+                self._answered_now()  # a refusal or a garbled reply: the unit is there
+                job.result.set_exception(err)
             except BusError as err:
                 if not isinstance(err, BusTimeout):
                     self._drop_bus(str(err))
@@ -253,12 +275,15 @@ class BusWorker:
 
     def mark_line_up(self) -> None:
         """A job got an answer."""
-        self._line(True, None)
+        self._answered_now()
 
     def _drop_bus(self, why: str) -> None:
         if self._bus is not None:
             self._bus.close()
             self._bus = None
+            if not self._answered:
+                # Opened, then lost before the unit said a word: as good as a failed open.
+                self._attempt_failed(why)
         self._line(False, why)
 
     def _forget(self, job: _Job) -> None:

@@ -2,10 +2,14 @@
 
     python -m aurora.setup.healthcheck listening 2000     the simulator accepts connections
     python -m aurora.setup.healthcheck connected 8883     the bridge holds a connection to the broker
+                                                          and, by its status file, reads the unit
     python -m aurora.setup.healthcheck http http://127.0.0.1:4567/   the web tool answers HTTP
 
 ``listening`` and ``connected`` read the kernel's socket tables instead of connecting, so they
-never take the simulator's only client slot or wake a service. Exit status 0 means healthy.
+never take the simulator's only client slot or wake a service. ``connected`` also reads the
+bridge's status file (``$AURORA_STATUS_FILE``, by default ``/tmp/aurora-bridge.status``) when
+there is one: a bridge whose line is down or whose unit does not answer is unhealthy too, although
+its broker connection is fine. Exit status 0 means healthy.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import urllib.request
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple
+
+from aurora import status
 
 LISTEN = 0x0A
 ESTABLISHED = 0x01
@@ -86,6 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             ok = is_connected_to(read_tables(), port)
             problem = None if ok else f"no connection to port {port}"
+            doc = status.read_status(status.default_path())
+            if problem is None and doc is not None:
+                problem = status.problem(doc)
     if problem:
         print(problem)
         return 1

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+import time
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 if TYPE_CHECKING:
@@ -126,3 +128,78 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else logging.INFO)
+
+
+class Repeats:
+    """A failure that repeats is logged once, then summarised: a long outage must not fill a disk.
+
+    The first failure of a run is logged at WARNING with everything the caller passes (what,
+    where, why); later ones are counted and summarised at most every ``every_s`` seconds
+    (``<event>_still_failing``: attempts in that window, the latest reason), and a changed
+    reason is logged once when it first appears. ``recovered`` ends the run with one INFO line.
+    Thread-safe.
+    """
+
+    def __init__(self, event: str, *, every_s: float = 60.0, logger: Any = None) -> None:
+        self.event = event
+        self.every_s = every_s
+        if logger is None:
+            import structlog  # only when something is watched for repeats (see the module's note)
+
+            logger = structlog.get_logger("aurora")
+        self._log = logger
+        self._lock = threading.Lock()
+        self._since: float | None = None  # monotonic time of the run's first failure
+        self._window_start = 0.0
+        self._window_count = 0
+        self._total = 0
+        self._reason: str | None = None
+        self._reasons_logged: set[str] = set()
+
+    @property
+    def failing(self) -> bool:
+        """Whether a run of failures is going on."""
+        return self._since is not None
+
+    @property
+    def attempts(self) -> int:
+        """Failures in the current run."""
+        return self._total
+
+    def failed(self, reason: str, **fields: Any) -> None:
+        """Count one failure; log it if it is the first of a run, a new reason, or a summary is due."""
+        now = time.monotonic()
+        with self._lock:
+            self._total += 1
+            self._reason = reason
+            if self._since is None:
+                self._since = self._window_start = now
+                self._window_count = 0
+                self._reasons_logged = {reason}
+                self._log.warning(self.event, error=reason, **fields)
+                return
+            self._window_count += 1
+            if reason not in self._reasons_logged and len(self._reasons_logged) < 8:
+                self._reasons_logged.add(reason)
+                self._log.warning(self.event, error=reason, changed=True, **fields)
+            elif now - self._window_start >= self.every_s:
+                self._log.warning(
+                    f"{self.event}_still_failing",
+                    attempts=self._window_count,
+                    in_last_s=round(now - self._window_start),
+                    failing_for_s=round(now - self._since),
+                    error=reason,
+                    **fields,
+                )
+                self._window_start = now
+                self._window_count = 0
+
+    def recovered(self, event: str, **fields: Any) -> bool:
+        """End a run of failures with one INFO ``event``; False (nothing logged) when none was going on."""
+        with self._lock:
+            if self._since is None:
+                return False
+            failing_for = time.monotonic() - self._since
+            attempts, self._total, self._since = self._total, 0, None
+            self._log.info(event, failed_attempts=attempts, failing_for_s=round(failing_for, 1), **fields)
+            return True

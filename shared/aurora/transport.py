@@ -65,6 +65,16 @@ _SER2NET_BUSY = b"already in use"  # "Port already in use", "Port's device alrea
 _SER2NET_OPEN_FAIL = b"Device open failure"
 
 
+try:
+    import termios
+
+    # tcflush on a tty whose other end is gone (a pty whose simulator died, an unplugged adapter
+    # behind some drivers) raises termios.error, which is no OSError: it must count as a lost line.
+    LINE_ERRORS: tuple[type[Exception], ...] = (serial.SerialException, OSError, termios.error)
+except ImportError:  # not POSIX
+    LINE_ERRORS = (serial.SerialException, OSError)
+
+
 def _describe_attempt(state: RetryCallState) -> None:
     err = state.outcome.exception() if state.outcome else None
     log.warning("bus_retry", attempt=state.attempt_number, error=str(err))
@@ -158,7 +168,7 @@ class SerialBus:
             self.stats.exception_replies += 1
             self.stats.bus_time_s += time.monotonic() - started
             raise
-        except (serial.SerialException, OSError) as err:
+        except LINE_ERRORS as err:
             self.stats.bus_time_s += time.monotonic() - started
             # The server may have said why before it hung up (infra.md §2.2 pitfalls 1 and 5).
             text = bytes(buf) + _pending_bytes(self._port)
@@ -190,7 +200,7 @@ class SerialBus:
         try:
             while len(stale) < _STALE_LIMIT and (waiting := self._port.in_waiting):
                 stale += self._port.read(min(waiting, _STALE_LIMIT))
-        except (serial.SerialException, OSError):
+        except LINE_ERRORS:
             _raise_for_ser2net_text(self.name, bytes(stale) + _pending_bytes(self._port))
             raise
         if stale:
@@ -597,6 +607,8 @@ def _raise_for_ser2net_text(name: str, text: bytes) -> None:
 
 def _lost_error(name: str, err: Exception) -> BusError:
     text = str(err)
+    if not isinstance(err, OSError) and len(err.args) == 2 and isinstance(err.args[1], str):
+        text = f"the device is gone: {err.args[1]}"  # termios.error(errno, text)
     if "closed by the server" in text or "reader thread died" in text or "disconnected" in text:
         return BusError(
             f"{name}: connection closed by the server (another client may have taken the port over: "

@@ -35,6 +35,7 @@ class Bridge:
     device_id: str
     broker: Broker
     argv: list[str]
+    status_file: Path
 
     @classmethod
     @contextlib.contextmanager
@@ -65,17 +66,19 @@ class Bridge:
             *poll,
             *extra_args,
         ]
+        log = tmp_path / f"{name}.log"
+        status_file = tmp_path / f"{name}.status"  # its own, not the machine's shared default
         full_env = {
             "MQTT_PASSWORD_FILE": str(broker.password_file(user)),
             "AURORA_LOG_FORMAT": "json",
             "AURORA_ENERGY_STATE": str(tmp_path / "energy-{device}.json"),  # not the user's home
+            "AURORA_STATUS_FILE": str(status_file),
             **(env or {}),
         }
-        log = tmp_path / f"{name}.log"
         state_topic = f"homie/{device_id}/$state"
         state = None if ready_deadline_s is None else Collector(broker.client("homeassistant"), state_topic)
         with running(argv, env=full_env, log=log) as process:
-            bridge = cls(process, log, device_id, broker, argv)
+            bridge = cls(process, log, device_id, broker, argv, status_file)
             if state is not None and ready_deadline_s is not None:
 
                 def ready() -> bool:
