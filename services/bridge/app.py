@@ -721,7 +721,7 @@ class Bridge:
         error = self.stats.last_error if state != "ready" else None
         status.write_status(self._status_path, state, error)
         told = f"STATUS={state}" + (f": {error}" if error else "")
-        if told != self._told_systemd:
+        if told != self._told_systemd and self.ready.is_set():  # READY=1 comes first
             self._told_systemd = told
             sd_notify(told)
 

@@ -165,6 +165,10 @@ class PassThrough:
         """Stop the preparation thread (requests still queued there are answered first)."""
         self._prep.shutdown(wait=True, cancel_futures=False)
 
+    def flush(self, timeout_s: float = 5.0) -> None:
+        """Wait until what was handed to the preparation thread so far has been prepared."""
+        self._prep.submit(lambda: None).result(timeout_s)
+
     def inflight(self) -> dict[str, int]:
         """Slots held per client (for tests and the health document)."""
         with self._lock:

@@ -35,8 +35,8 @@ SCAN_MAX_S = 3.0
 REFUSED_LOG_EVERY_S = 60.0
 # The broker keeps the bridge's session (its subscriptions and the QoS 1 messages for it) this
 # long after a disconnect, so a /set sent while the bridge reconnects (a broker restart, a network
-# outage) is delivered and applied once when it is back (issue 11 #8). A new run starts clean: a
-# /set sent while no bridge was running is not applied at start-up.
+# outage) is delivered and applied once when it is back (issue 11 #8). A /set sent while no bridge
+# was running is not applied at start-up (see _connect_async).
 SESSION_EXPIRY_S = 600
 
 
@@ -168,8 +168,10 @@ class Publisher:
                 self.settings.host,
                 self.settings.port,
                 keepalive=KEEPALIVE_S,
-                # a clean session for each run, kept across its reconnects
-                clean_start=mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+                # Never a clean start: mosquitto persists (across its own restarts) only sessions
+                # begun without one. What an earlier run's session held arrives before any route
+                # exists and is dropped (_on_message), so a new run never applies an old /set.
+                clean_start=False,
                 properties=props,
             )
         else:

@@ -302,6 +302,7 @@ def test_identical_reads_in_flight_share_one_transaction(rig: Rig) -> None:
     rig.hold()
     for n in range(5):
         rig.pt.handle(message(f"{BASE}/request/fetch-{n}", {"id": n, "op": "read", "ranges": [[745, 3]]}))
+    rig.pt.flush()  # all five queued behind the held transaction
     rig.release()
     replies = [rig.sent.wait(f"{BASE}/response/fetch-{n}")[0].json() for n in range(5)]
     assert [r["values"] for r in replies] == [replies[0]["values"]] * 5

@@ -150,7 +150,7 @@ def test_a_stopping_worker_answers_every_queued_request_and_leaks_no_slot(rig: R
     rig.hold()
     for i in range(10):
         rig.pt.handle(message(f"{BASE}/request/fetch-1", {"id": i, "op": "query", "query": "745-747"}))
-    time.sleep(0.1)  # let the preparation thread queue them behind the held transaction
+    rig.pt.flush()  # all of them queued behind the held transaction
     threading.Thread(target=rig.worker.stop, daemon=True).start()
     rig.release()
     got = settle(rig, "fetch-1", 10)
