@@ -471,7 +471,7 @@ class Bridge:
             log.warning("set_ignored_retained", property=node_prop)
             return
         try:
-            payload = msg.payload.decode("utf-8").strip()
+            payload = msg.payload.decode("utf-8")
         except UnicodeDecodeError:
             self._refuse(node_prop, repr(msg.payload[:_MAX_LOGGED_PAYLOAD]), "the payload is not UTF-8 text")
             return
@@ -480,6 +480,10 @@ class Bridge:
         if setter is None:
             why = "no such property" if spec is None else "a read-only property"
             self._refuse(node_prop, payload, why)
+            return
+        wrong = homie.set_payload_error(spec.datatype, payload)
+        if wrong is not None:  # checked before any parsing: a 5,000-digit number costs nothing
+            self._refuse(node_prop, payload, wrong)
             return
         try:
             writes = list(setter.writes(payload, self.cache.words()))

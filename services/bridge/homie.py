@@ -43,6 +43,31 @@ STATS_INTERVAL = "$stats/interval"
 STATS_UPTIME = "$stats/uptime"
 
 
+MAX_SET_PAYLOAD = 64  # longer than any value a property takes: refused before it is parsed
+# Homie 4.0 payload grammar (its "Payload" section): ASCII digits only, a leading "-" and no "+",
+# no surrounding whitespace; a float has digits on both sides of its ".".
+_SET_GRAMMAR: Mapping[str, re.Pattern[str]] = {
+    "integer": re.compile(r"-?[0-9]+"),
+    "float": re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?"),
+    "boolean": re.compile(r"true|false"),
+}
+
+
+def set_payload_error(datatype: str, payload: str) -> str | None:
+    """Why ``payload`` is not a Homie 4.0 ``datatype`` value, or None when it is one.
+
+    Only the grammar: ranges, steps and enum options are the setter's to check.
+    """
+    if len(payload) > MAX_SET_PAYLOAD:
+        return f"a payload of {len(payload)} characters is longer than any {datatype} value"
+    if payload != payload.strip():
+        return "surrounding whitespace is not part of a Homie value"
+    grammar = _SET_GRAMMAR.get(datatype)
+    if grammar is not None and not grammar.fullmatch(payload):
+        return f"{payload!r} is not a Homie {datatype} (ASCII digits, e.g. 72 or 72.5)"
+    return None
+
+
 def is_homie_id(text: str) -> bool:
     """Homie 4 topic ID: lower-case letters, digits and inner hyphens."""
     return _ID.fullmatch(text) is not None

@@ -157,6 +157,8 @@ def test_systemd_is_told_ready_after_the_tree_and_fed_its_watchdog(
             with running([*argv, *FAST_POLL], env=env, log=tmp_path / "bridge.log"):
                 assert b"READY=1" == listener.recv(100)
                 wait_state(watch, "ready")
+                # then how it is (systemctl status shows the line), and the heartbeat
+                assert b"STATUS=ready" == listener.recv(100)
                 assert b"WATCHDOG=1" == listener.recv(100)
     finally:
         shutil.rmtree(short, ignore_errors=True)

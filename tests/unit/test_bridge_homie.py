@@ -344,3 +344,31 @@ def test_the_clear_history_button_is_not_retained_and_has_no_value(
 def test_components_from_refuses_words_without_identity() -> None:
     with pytest.raises(AuroraError):
         components_from({2: 308})
+
+
+@pytest.mark.parametrize(
+    ("datatype", "payload", "ok"),
+    [
+        ("integer", "72", True),
+        ("integer", "-5", True),
+        ("integer", "+5", False),
+        ("integer", "٧١", False),
+        ("integer", "72.0", False),
+        ("integer", " 72", False),
+        ("float", "72.5", True),
+        ("float", "72", True),
+        ("float", "-0.5e+2", True),
+        ("float", "75.", False),
+        ("float", ".5", False),
+        ("float", "7 5", False),
+        ("float", "72.5\n", False),
+        ("float", "nan", False),
+        ("float", "1" * 65, False),
+        ("boolean", "true", True),
+        ("boolean", "True", False),
+        ("enum", "auto", True),
+        ("enum", "auto ", False),
+    ],
+)
+def test_set_payloads_follow_the_homie_grammar_exactly(datatype: str, payload: str, ok: bool) -> None:
+    assert (homie.set_payload_error(datatype, payload) is None) == ok

@@ -166,6 +166,7 @@ class FakeSpec:
     """A property as the bridge's write path sees it: its setter and its current payload."""
 
     retained = True
+    datatype = "float"
 
     def __init__(self, path: str, setter: FakeSetter | None) -> None:
         self.path, self.setter = path, setter
@@ -379,8 +380,27 @@ def test_setting_the_current_value_concludes_and_republishes_it() -> None:
         ("homie/aurora-42/dhw/set-point/set", b"\xff\xfe", False),
         ("homie/aurora-42/dhw/set-point/set", b"120", True),
         ("homie/aurora-42/abc/temperature/set", b"70", False),
+        # Homie's grammar, before the setter (whose float() takes all of these: issue 11 #9)
+        ("homie/aurora-42/dhw/set-point/set", "١٢٥".encode(), False),
+        ("homie/aurora-42/dhw/set-point/set", b" 125", False),
+        ("homie/aurora-42/dhw/set-point/set", b"125\n", False),
+        ("homie/aurora-42/dhw/set-point/set", b"125.", False),
+        ("homie/aurora-42/dhw/set-point/set", b"+125", False),
+        ("homie/aurora-42/dhw/set-point/set", b"1" * 5000, False),
     ],
-    ids=["not-a-number", "out-of-range", "not-utf8", "retained-command", "not-settable"],
+    ids=[
+        "not-a-number",
+        "out-of-range",
+        "not-utf8",
+        "retained-command",
+        "not-settable",
+        "unicode-digits",
+        "leading-space",
+        "trailing-newline",
+        "trailing-dot",
+        "plus-sign",
+        "5000-digits",
+    ],
 )
 def test_a_bad_set_writes_nothing(topic: str, payload: bytes, retain: bool) -> None:
     bus = SlowBus({2: 1, 745: 680, 746: 700, 401: 1200})
