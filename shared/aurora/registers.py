@@ -11,7 +11,7 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, TypeAlias
 
@@ -524,7 +524,9 @@ _DECODERS: Final[Mapping[str, Callable[[Register, Words], Value | None]]] = {
 
 
 def _load() -> dict[str, Any]:
-    text = resources.files(__package__ or "aurora").joinpath("data/registers.json").read_text("utf-8")
+    # Beside this file (wheel and checkout alike); importlib.resources would cost a fetch more
+    # import time (zipfile, tempfile, shutil) than reading the map itself (issue 15).
+    text = (Path(__file__).parent / "data" / "registers.json").read_text("utf-8")
     data: dict[str, Any] = json.loads(text)
     return data
 
