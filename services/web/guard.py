@@ -30,6 +30,7 @@ from typing import Any, Final
 
 import structlog
 from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 log = structlog.get_logger("aurora.web")
 
@@ -72,16 +73,29 @@ class Summary:
 
 class _QuietServerLog(logging.Filter):
     """aiohttp logs each malformed request at ERROR with a traceback: a client could fill the disk.
-    One WARNING line (no traceback) per period instead: it is the client's mistake, not ours."""
+    A malformed request is the client's mistake: one WARNING line (no traceback) per period. A
+    failure of our own (a handler raised) keeps its traceback, but also at most once per period."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
-        self.summary = Summary("bad_request")
+        self.summary = Summary("bad_request", clock=clock)
+        self.clock = clock
+        self._internal_at: float | None = None
+        self._internal_dropped = 0
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        self.summary.note(message=record.getMessage(), error=str(exc) if exc else None)
-        return False
+        if exc is None or isinstance(exc, HttpProcessingError):
+            self.summary.note(message=record.getMessage(), error=str(exc) if exc else None)
+            return False
+        now = self.clock()
+        if self._internal_at is not None and now - self._internal_at < SUMMARY_S:
+            self._internal_dropped += 1
+            return False
+        if self._internal_dropped:
+            record.msg = f"{record.msg} ({self._internal_dropped} more since the last one not logged)"
+        self._internal_at, self._internal_dropped = now, 0
+        return True
 
 
 def quiet_aiohttp_logs() -> None:

@@ -126,3 +126,39 @@ def test_a_repeated_warning_is_logged_once_per_period(capsys: pytest.CaptureFixt
     lines = [line for line in (captured.out + captured.err).splitlines() if "flood" in line]
     assert 2 == len(lines)  # console or JSON, whichever the session configured
     assert "not_logged" not in lines[0] and re.search(r'not_logged"?[=:] ?999', lines[1])
+
+
+def test_aiohttp_errors_are_bounded_and_ours_keep_their_traceback() -> None:
+    """A malformed request is the client's mistake (no traceback, summarised); a handler's own
+    failure passes with its traceback, at most once per period."""
+    import logging
+    import sys
+
+    from aiohttp.http_exceptions import BadStatusLine
+    from aurora.web.guard import _QuietServerLog
+
+    now = [0.0]
+    quiet = _QuietServerLog(clock=lambda: now[0])
+
+    def record(exc: BaseException) -> logging.LogRecord:
+        try:
+            raise exc
+        except BaseException:
+            info = sys.exc_info()
+        return logging.LogRecord(
+            "aiohttp.server",
+            logging.ERROR,
+            __file__,
+            1,
+            "Error handling request from %s",
+            ("127.0.0.1",),
+            info,
+        )
+
+    assert not any(quiet.filter(record(BadStatusLine("GARBAGE"))) for _ in range(100))
+    assert 100 == quiet.summary.total
+    assert [True, False, False] == [quiet.filter(record(ValueError("bug"))) for _ in range(3)]
+    now[0] = 61.0
+    passed = record(ValueError("bug"))
+    assert quiet.filter(passed)
+    assert "2 more since the last one" in passed.getMessage() and passed.exc_info is not None
