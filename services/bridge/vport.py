@@ -46,6 +46,7 @@ MAX_IN = 2048  # bytes buffered from one client; reading pauses beyond (TCP push
 MAX_OUT = 65536  # replies a client does not read: past this it is disconnected
 LOG_BURST = 20  # warnings per LOG_WINDOW_S about what clients send; more are only counted
 LOG_WINDOW_S = 60.0
+LOG_WRITES = 60  # write lines per LOG_WINDOW_S
 STOP_S = 5.0
 
 
@@ -92,24 +93,34 @@ class VportConfig:
 
 
 class _Throttled:
-    """Warnings about client input, at most LOG_BURST per window: a flood cannot fill the log."""
+    """Log lines caused by clients, at most ``burst`` per LOG_WINDOW_S: a client connecting, writing
+    or sending garbage in a loop cannot fill the log (the rest are counted, then summed up)."""
 
-    def __init__(self) -> None:
+    def __init__(self, burst: int = LOG_BURST) -> None:
+        self._burst = burst
         self._window = 0.0
         self._count = 0
         self.suppressed = 0
 
-    def warning(self, event: str, **fields: Any) -> None:
+    def _allowed(self) -> bool:
         now = time.monotonic()
         if now - self._window > LOG_WINDOW_S:
             if self.suppressed:
-                log.warning("vport_warnings_suppressed", count=self.suppressed)
+                log.warning("vport_log_lines_suppressed", count=self.suppressed, window_s=LOG_WINDOW_S)
             self._window, self._count, self.suppressed = now, 0, 0
         self._count += 1
-        if self._count <= LOG_BURST:
+        if self._count <= self._burst:
+            return True
+        self.suppressed += 1
+        return False
+
+    def warning(self, event: str, **fields: Any) -> None:
+        if self._allowed():
             log.warning(event, **fields)
-        else:
-            self.suppressed += 1
+
+    def info(self, event: str, **fields: Any) -> None:
+        if self._allowed():
+            log.info(event, **fields)
 
 
 class VirtualPorts:
@@ -131,7 +142,9 @@ class VirtualPorts:
         self._conns: set[_Conn] = set()
         self._interactive = 0  # jobs queued ahead of polling right now (at most one)
         self.addresses: dict[str, tuple[str, int]] = {}  # "rtu"/"modbus_tcp" -> where it listens
-        self.log = _Throttled()
+        self.log = _Throttled()  # what clients get wrong
+        self.events = _Throttled()  # connections coming and going
+        self.writes_log = _Throttled(LOG_WRITES)  # writes made: worth seeing, bounded all the same
         self.counters: dict[str, int] = {
             "clients": 0,  # connected now
             "connections": 0,
@@ -218,14 +231,14 @@ class VirtualPorts:
         self._conns.add(conn)
         self.counters["connections"] += 1
         self.counters["clients"] = len(self._conns)
-        log.info("vport_client", kind=conn.kind, peer=conn.peer, clients=len(self._conns))
+        self.events.info("vport_client", kind=conn.kind, peer=conn.peer, clients=len(self._conns))
         return True
 
     def left(self, conn: _Conn) -> None:
         if conn in self._conns:
             self._conns.discard(conn)
             self.counters["clients"] = len(self._conns)
-            log.info("vport_client_left", kind=conn.kind, peer=conn.peer, requests=conn.requests)
+            self.events.info("vport_client_left", kind=conn.kind, peer=conn.peer, requests=conn.requests)
 
     # ------------------------------------------------------------ one request (loop thread)
 
@@ -286,7 +299,9 @@ class VirtualPorts:
     def _submit(self, conn: _Conn, request: rtu.Request, interactive: bool) -> Future[list[int]]:
         f = request.function
         if f in vf.WRITES:
-            log.info("vport_write", peer=conn.peer, function=f, writes=[list(w) for w in request.writes])
+            self.writes_log.info(
+                "vport_write", peer=conn.peer, function=f, writes=[list(w) for w in request.writes]
+            )
             return self._worker.submit(self._write_job(request), Priority.WRITE)
         priority = Priority.INTERACTIVE if interactive else Priority.POLL
         if f == rtu.FunctionCode.READ_HOLDING:
@@ -437,7 +452,9 @@ class _Conn(asyncio.Protocol):
             return True
         if not self._closed:
             self.ports.counters["idle_closed"] += 1
-            log.info("vport_idle_closed", peer=self.peer, idle_s=self.ports.config.idle_timeout_s)
+            self.ports.events.info(
+                "vport_idle_closed", peer=self.peer, idle_s=self.ports.config.idle_timeout_s
+            )
         return False
 
     async def _serve_rtu(self) -> None:

@@ -499,3 +499,16 @@ def test_a_port_in_use_is_an_error_at_start(board: Board) -> None:
         second = VirtualPorts(VportConfig(rtu=taken), worker)
         with pytest.raises(OSError):
             second.start()
+
+
+def test_client_caused_log_lines_are_bounded(board: Board, capsys: pytest.CaptureFixture[str]) -> None:
+    """A client connecting and writing garbage in a loop: a bounded number of log lines."""
+    with serve(board) as ports:
+        refused = rtu.write_single(745, 1)
+        for _ in range(3 * vport.LOG_BURST):
+            with connect(ports, "rtu") as sock:
+                assert ask(sock, refused.encode(), 5) == rtu.encode_exception(refused, 1)
+        wait_for(lambda: ports.counters["connections"] == 3 * vport.LOG_BURST, 5, "all connections")
+    out = capsys.readouterr().out
+    assert out.count("vport_write_refused") == vport.LOG_BURST
+    assert out.count("vport_client ") + out.count("vport_client_left") <= vport.LOG_BURST
