@@ -512,3 +512,31 @@ def test_client_caused_log_lines_are_bounded(board: Board, capsys: pytest.Captur
     out = capsys.readouterr().out
     assert out.count("vport_write_refused") == vport.LOG_BURST
     assert out.count("vport_client ") + out.count("vport_client_left") <= vport.LOG_BURST
+
+
+def test_identical_reads_share_one_transaction() -> None:
+    """Two clients asking the same while the line is busy: one transaction answers both."""
+    bus = SlowBus()
+    worker = BusWorker(lambda: bus)
+    worker.start()
+    worker.submit(lambda b: None).result(5)
+    ports = VirtualPorts(VportConfig(rtu=(HOST, 0), modbus_tcp=(HOST, 0)), worker)
+    ports.start()
+    release = threading.Event()
+    try:
+        busy = worker.submit(lambda b: release.wait(5))  # the line is busy with something long
+        with connect(ports, "rtu") as a, connect(ports, "modbus_tcp") as b:
+            a.sendall(rtu.read_holding(88, 4).encode())
+            b.sendall(mbap(9, 1, b"\x03\x00\x58\x00\x04"))
+            wait_for(lambda: ports.counters["requests"] == 2, 5, "both requests queued")
+            release.set()
+            busy.result(5)
+            values = [REGS[a] for a in range(88, 92)]
+            assert ask(a, b"", 13) == rtu.encode_reply(rtu.read_holding(88, 4), values)
+            assert ask(b, b"", 17) == struct.pack(">HHHBBB4H", 9, 0, 11, 1, 3, 8, *values)
+        assert bus.calls == [4]  # one read of four registers
+        assert worker.coalesced >= 1
+    finally:
+        release.set()
+        ports.stop()
+        worker.stop()
