@@ -321,13 +321,17 @@ class VirtualPorts:
         def job(bus: Bus) -> list[int]:
             applied: dict[int, int] = {}
             try:
+                # One FC 16 or FC 67, as the client sent it, where the bus has them (SerialBus);
+                # otherwise confirmed FC 6 writes in this one job, nothing else between them.
                 block = getattr(bus, "write_block", None)
+                listed = getattr(bus, "write_list", None)
                 if request.function == rtu.FunctionCode.WRITE_MULTIPLE and block is not None:
-                    block(writes[0][0], [v for _, v in writes])  # one FC 16, as the client sent it
+                    block(writes[0][0], [v for _, v in writes])
+                    applied.update(writes)
+                elif request.function == rtu.FunctionCode.WRITE_REGISTERS and listed is not None:
+                    listed(list(writes))
                     applied.update(writes)
                 else:
-                    # FC 67 (and FC 16 on a bus without write_block) as confirmed FC 6 writes, one
-                    # job: nothing else gets onto the line between them.
                     for address, value in writes:
                         bus.write_register(address, value)
                         applied[address] = value

@@ -361,7 +361,24 @@ class SerialBus:
         """FC 16 for consecutive registers, confirmed the same way."""
         self._confirmed_write(rtu.write_multiple(start, values, self.slave), start, list(values))
 
-    def _confirmed_write(self, request: rtu.Request, start: int, values: list[int]) -> None:
+    def write_list(self, pairs: Sequence[tuple[int, int]]) -> None:
+        """FC 67 (WaterFurnace): discontiguous (address, value) pairs in one transaction, confirmed
+        the same way (read back with FC 66)."""
+        addresses = [a for a, _ in pairs]
+        self._confirmed_write(
+            rtu.write_registers(pairs, self.slave),
+            addresses[0],
+            [v for _, v in pairs],
+            readback=lambda: self.read_registers(addresses),
+        )
+
+    def _confirmed_write(
+        self,
+        request: rtu.Request,
+        start: int,
+        values: list[int],
+        readback: Callable[[], list[int]] | None = None,
+    ) -> None:
         # Never repeat a write blindly (STYLE §11): after a lost reply, read back; resend only
         # when the registers show the write did not arrive.
         for attempt in range(1, self.attempts + 1):
@@ -372,7 +389,7 @@ class SerialBus:
                 self.stats.retries += 1
                 log.warning("write_unconfirmed", address=start, attempt=attempt, error=str(err))
                 try:
-                    now = self.read_holding(start, len(values))
+                    now = readback() if readback is not None else self.read_holding(start, len(values))
                 except ExceptionReply:
                     raise err from None
                 if now == values:

@@ -91,6 +91,16 @@ def test_a_write_whose_reply_is_lost_is_confirmed_by_reading_back() -> None:
     assert abc.writes == [(340, 5)]
 
 
+def test_a_write_list_is_one_fc67_and_a_lost_reply_is_confirmed_with_fc66() -> None:
+    """FC 67 (the virtual ports forward it): one transaction; its lost reply is settled by reading
+    the listed registers back, not by writing again."""
+    abc = SimulatedAbc(REGS)
+    bus, line = bus_on(sim_script(abc, lose={1}))
+    bus.write_list([(340, 4), (745, 700)])
+    assert [f[1] for f in line.written] == [rtu.FunctionCode.WRITE_REGISTERS, rtu.FunctionCode.READ_REGISTERS]
+    assert abc.writes == [(340, 4), (745, 700)]
+
+
 def test_a_write_that_did_not_arrive_is_sent_again_after_the_read_back_says_so() -> None:
     """The request itself was lost: the read-back shows the old value, so the write is repeated."""
     abc = SimulatedAbc(REGS)

@@ -279,6 +279,12 @@ def test_allowed_writes_reach_the_board(ports: VirtualPorts, board: Board) -> No
         listed = rtu.write_registers([(340, 7), (341, 3)])
         assert ask(sock, listed.encode(), 4) == rtu.encode_reply(listed)
     assert board.abc.writes == [(340, 5), (340, 4), (341, 6), (340, 7), (341, 3)]
+    # Each as one transaction of the client's own function, byte for byte.
+    assert [f for f in board.frames if f[1] in (6, 16, 67)] == [
+        single.encode(),
+        block.encode(),
+        listed.encode(),
+    ]
 
 
 def test_requests_refused_while_the_line_is_down() -> None:
