@@ -68,7 +68,8 @@ def test_no_password_is_given_in_the_environment() -> None:
 
 def test_each_service_mounts_only_its_own_secrets_read_only() -> None:
     mounts = {name: service.get("volumes", []) for name, service in SERVICES.items()}
-    assert ["bridge-secrets:/etc/aurora/bridge:ro"] == mounts["bridge"]
+    # and the energy counters' state, its own writable volume
+    assert ["bridge-secrets:/etc/aurora/bridge:ro", "bridge-state:/var/lib/aurora"] == mounts["bridge"]
     assert ["web-secrets:/etc/aurora/web:ro"] == mounts["web"]
     assert ["fetch-secrets:/etc/aurora/fetch:ro"] == mounts["fetch"]
     assert [] == mounts["sim"]
