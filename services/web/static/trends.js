@@ -239,11 +239,16 @@ function energyDays() {
   });
 }
 
-// kWh used and delivered today and over the last seven days (today included).
+// kWh used and delivered today and over the last seven days (today included). Days are the
+// bridge's (its time zone, maybe UTC in a container): "today" is the bridge's newest day when it
+// is within a day of this browser's date.
 function energyTotals(now = new Date()) {
   const days = energyDays();
-  const today = localDay(now);
-  const weekStart = localDay(new Date(now.getFullYear(), now.getMonth(), now.getDate() - 6));
+  const newest = days.length ? days[days.length - 1].day : null;
+  const near = newest && Math.abs(new Date(`${newest}T12:00:00`) - now) < 36 * 3600e3;
+  const today = near ? newest : localDay(now);
+  const [y, m, d] = today.split("-").map(Number);
+  const weekStart = localDay(new Date(y, m - 1, d - 6));
   const pick = (filter) => days.filter(filter).reduce((a, d) => ({ electrical: a.electrical + d.electrical, thermal: a.thermal + d.thermal }), { electrical: 0, thermal: 0 });
   return { today: pick((d) => d.day === today), week: pick((d) => d.day >= weekStart && d.day <= today), known: days.length > 0 };
 }
