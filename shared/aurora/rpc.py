@@ -56,8 +56,8 @@ MAX_ID_CHARS: Final = 128
 MAX_WRITES: Final = 32  # one request's writes run as one bus job; keep it short for the poller
 MAX_GETREGS_BYTES: Final = 4096
 # A reply larger than this is refused (code "too_large") rather than built: a query reply holds its
-# values, its failures grouped in ranges and, with decode, every printable register; ``all`` with
-# decode is some 400 kB, so this only stops something pathological from pinning memory.
+# values, its failures grouped in ranges and, with decode, every printable register; ``valid`` with
+# decode is some 220 kB on the demo unit, so this only stops something pathological.
 MAX_REPLY_BYTES: Final = 1 << 20
 MAX_TOPIC_BYTES: Final = 65535  # MQTT's limit for a topic name
 _CLIENT_ID: Final = re.compile(r"^[^/+#\x00]+$")

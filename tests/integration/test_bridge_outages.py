@@ -317,3 +317,55 @@ def test_a_set_sent_while_no_bridge_runs_is_not_applied_by_the_next_run(
             assert (401, 1270) not in write_log(writes)
             connected = [e for e in log_events(second) if e.get("event") == "mqtt_connected"]
             assert connected and connected[0].get("session_present"), "the old session was kept"
+
+
+FLOOD_QUERY = ("0-65535," * 511).rstrip(",")  # 4 KB, the worst case the parser used to take 0.9 s for
+FLOOD = 300
+
+
+def set_latency(ha: Collector, writes: Path, value: int) -> float:
+    """Seconds from the broker's PUBACK of a /set to its write in the sim's write log (0.1 s steps)."""
+    before = len(write_log(writes))
+    publish(ha.client, f"homie/{DEMO_ID}/dhw/set-point/set", str(value))
+    sent = time.monotonic()
+    wait_for(lambda: (401, value * 10) in write_log(writes)[before:], 20, f"the write of {value}")
+    return time.monotonic() - sent
+
+
+def test_a_flood_of_worst_case_queries_from_one_client_does_not_delay_anothers_set(
+    tmp_path: Path, broker: Broker
+) -> None:
+    """Issue 11 #5: 10 such queries delayed a /set by 9 s; 80 made the broker drop the bridge."""
+    writes = tmp_path / "writes.log"
+    with (
+        Sim.start(tmp_path, "--tcp", "127.0.0.1:0", "--no-drift", "--write-log", str(writes)) as sim,
+        Bridge.start(tmp_path, broker, sim.url) as bridge,
+    ):
+        ha = observer(broker)
+        wait_state(ha, "ready")
+        quiet = max(set_latency(ha, writes, v) for v in (121, 122, 123))
+        flooder = broker.client("fetch")
+        me = flooder._client_id.decode()
+        replies = Collector(flooder, f"homie/{DEMO_ID}/$modbus/response/{me}")
+        for i in range(FLOOD):
+            # skip_missing: each admitted query then reads all 65,536 registers, chunk by chunk
+            body = json.dumps({"id": i, "op": "query", "query": FLOOD_QUERY, "skip_missing": True})
+            flooder.publish(f"homie/{DEMO_ID}/$modbus/request/{me}", body, qos=1)
+        wait_for(lambda: len(replies.messages) >= 50, 30, "the flood being answered (busy)")
+        flooded = [set_latency(ha, writes, v) for v in (124, 125, 126)]
+        print(f"/set latency: quiet {quiet:.2f} s, under the flood {max(flooded):.2f} s")  # shown with -s
+        # One transaction in flight (~0.12 s at 19200 baud) plus the write log's 0.1 s steps.
+        assert max(flooded) <= quiet + 0.5, (quiet, flooded)
+        codes = {
+            json.loads(m.payload)["error"]["code"] for m in replies.messages if b'"ok":false' in m.payload
+        }
+        assert codes <= {"busy", "illegal_address"}, codes  # the demo unit lacks register 0
+        ping = Collector(broker.client("web"))
+        web_id = ping.client._client_id.decode()
+        ping.subscribe(f"homie/{DEMO_ID}/$modbus/response/{web_id}")
+        publish(
+            ping.client, f"homie/{DEMO_ID}/$modbus/request/{web_id}", json.dumps({"id": "p", "op": "ping"})
+        )
+        assert json.loads(ping.wait_for(f"homie/{DEMO_ID}/$modbus/response/{web_id}", 10).payload)["ok"]
+        assert bridge.process.poll() is None
+        assert not any(e.get("event") == "mqtt_disconnected" for e in log_events(bridge))

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import structlog
-from aurora.logs import configure_logging
+from aurora.logs import Repeats, configure_logging
 
 
 def test_a_late_log_line_goes_to_the_current_stderr_not_a_closed_one(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -24,3 +24,40 @@ def test_a_late_log_line_goes_to_the_current_stderr_not_a_closed_one(monkeypatch
     logging.getLogger("paho").warning("from paho")
     lines = [json.loads(line) for line in now.getvalue().splitlines()]
     assert ["late_event", "from paho"] == [line["event"] for line in lines]
+
+
+class Recorded:
+    """A logger that keeps (level, event, fields)."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str, dict[str, object]]] = []
+
+    def warning(self, event: str, **fields: object) -> None:
+        self.lines.append(("warning", event, fields))
+
+    def info(self, event: str, **fields: object) -> None:
+        self.lines.append(("info", event, fields))
+
+
+def test_repeated_failures_are_logged_once_then_summarised_then_recovered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr("aurora.logs.time.monotonic", lambda: clock[0])
+    out = Recorded()
+    repeats = Repeats("bus_reopen_failed", every_s=60.0, logger=out)
+    assert not repeats.recovered("bus_up")  # nothing was failing: nothing logged
+    for _ in range(700):  # the old storm: 700 attempts a second, here over 70 s
+        repeats.failed("Connection refused - tcp://pi:2000/", port="tcp://pi:2000/")
+        clock[0] += 0.1
+    assert [("warning", "bus_reopen_failed")] == [(lv, ev) for lv, ev, _ in out.lines[:1]]
+    assert "Connection refused - tcp://pi:2000/" == out.lines[0][2]["error"]
+    summaries = [f for _, ev, f in out.lines if ev == "bus_reopen_failed_still_failing"]
+    assert 1 == len(summaries) and 599 <= int(str(summaries[0]["attempts"])) <= 601
+    assert 60 == summaries[0]["in_last_s"]
+    repeats.failed("tcp://pi:2000/: connection closed by the server")  # a new reason: told once
+    repeats.failed("tcp://pi:2000/: connection closed by the server")
+    assert 1 == sum(1 for _, _, f in out.lines if f.get("changed"))
+    assert repeats.recovered("bus_up")
+    assert ("info", "bus_up") == out.lines[-1][:2] and 702 == out.lines[-1][2]["failed_attempts"]
+    assert len(out.lines) == 4

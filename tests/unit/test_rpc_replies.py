@@ -210,3 +210,17 @@ def test_an_all_query_reply_groups_its_failures_and_stays_small(rig: Rig) -> Non
     assert 0x10000 == len(answer.values) + len(answer.failed)
     assert answer.values and all(REGS[a] == w for a, w in answer.values.items())
     assert len(body["failed"]) < 1000  # ranges, not one entry per missing register
+
+
+def test_an_all_query_costs_a_bounded_amount_of_memory(rig: Rig) -> None:
+    """Issue 11 #9: a 7.6 MB reply and RSS 44 → 83 MB for good; now ranges and a size cap."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        rig.pt.handle(message(f"{BASE}/request/web-1", {"id": "a", "op": "query", "query": "all", "decode": True}))
+        rig.sent.wait(f"{BASE}/response/web-1")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 40 * 2**20, f"{peak / 2**20:.1f} MB"

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 from aurora.setup.healthcheck import LISTEN, Socket, is_connected_to, is_listening, parse_table
+from aurora.status import STALE_S, problem, read_status, write_status
 
 # /proc/net/tcp of a bridge container: a listener on 0.0.0.0:4567 (0x11D7), a connection from
 # 172.18.0.5:41000 (0xA028) to the broker on 8883 (0x22B3), and one in TIME_WAIT (06) to 8883.
@@ -42,3 +46,27 @@ def test_connected_means_an_established_connection_to_that_remote_port() -> None
 def test_an_empty_or_headless_table_has_no_sockets() -> None:
     assert [] == parse_table("")
     assert [] == parse_table(TCP.splitlines()[0])
+
+
+def test_the_bridges_status_file_makes_connected_tell_a_working_bridge_from_a_connected_one(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "bridge.status"
+    write_status(path, "ready", None)
+    doc = read_status(path)
+    assert doc is not None and problem(doc) is None
+    write_status(path, "alert", "tcp://pi:2000/: ser2net cannot open its serial device")
+    doc = read_status(path)
+    assert doc is not None
+    assert "alert: tcp://pi:2000/: ser2net cannot open its serial device" in str(problem(doc))
+    write_status(path, "ready", None)
+    doc = read_status(path)
+    assert doc is not None
+    assert "s old" in str(problem(doc, now=time.time() + STALE_S + 1))  # a stuck main loop
+    assert read_status(tmp_path / "none") is None
+    path.write_text("{")
+    assert read_status(path) is None
+
+
+def test_write_status_never_raises_on_a_filesystem_it_cannot_write(tmp_path: Path) -> None:
+    write_status(tmp_path / "missing-dir" / "bridge.status", "ready", None)  # no exception
