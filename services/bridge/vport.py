@@ -449,6 +449,15 @@ class _Conn(asyncio.Protocol):
             if self.transport is not None and not self._closed:
                 self.transport.close()
 
+    def _idle_for(self, since: float) -> bool:
+        """True (and the connection closed) when no complete request came for the idle timeout:
+        bytes dribbled in without ever making a request do not keep a client's place."""
+        if time.monotonic() - since <= self.ports.config.idle_timeout_s:
+            return False
+        self.ports.counters["idle_closed"] += 1
+        self.ports.events.info("vport_idle_closed", peer=self.peer, idle_s=self.ports.config.idle_timeout_s)
+        return True
+
     async def _idle(self, since: float) -> bool:
         """Wait for bytes up to the idle deadline; False (and the connection closed) at the deadline."""
         left = since + self.ports.config.idle_timeout_s - time.monotonic()
@@ -465,6 +474,8 @@ class _Conn(asyncio.Protocol):
         ports = self.ports
         last_request = time.monotonic()
         while not self._closed:
+            if self._idle_for(last_request):
+                return
             frame = vf.take_rtu(self.buf)
             if frame is None:
                 if not self.buf:
@@ -475,9 +486,6 @@ class _Conn(asyncio.Protocol):
                 if not await self._more(FRAME_GAP_S) and not self._closed:
                     ports.counters["garbage_bytes"] += len(self.buf)
                     self.consume(len(self.buf))
-                    if time.monotonic() - last_request > ports.config.idle_timeout_s:
-                        ports.counters["idle_closed"] += 1
-                        return
                 continue
             if frame.request is None and frame.unknown is None:
                 ports.counters["garbage_bytes"] += frame.used
@@ -528,6 +536,8 @@ class _Conn(asyncio.Protocol):
         ports = self.ports
         last_request = time.monotonic()
         while not self._closed:
+            if self._idle_for(last_request):
+                return
             try:
                 frame = vf.take_mbap(self.buf)
             except vf.MbapError as err:

@@ -546,3 +546,21 @@ def test_identical_reads_share_one_transaction() -> None:
         release.set()
         ports.stop()
         worker.stop()
+
+
+def test_dribbling_bytes_does_not_keep_a_connection(board: Board) -> None:
+    """Garbage a byte at a time, never a request: closed at the idle timeout all the same."""
+    with serve(board, idle_timeout_s=1.0) as ports, connect(ports, "rtu") as sock:
+        sock.settimeout(0.2)
+        end = time.monotonic() + 10
+        closed = False
+        while not closed and time.monotonic() < end:
+            try:
+                sock.sendall(b"\x01")  # 01 01 01...: always the start of a frame, never one
+                closed = sock.recv(1) == b""
+            except TimeoutError:
+                continue
+            except OSError:
+                closed = True
+        assert closed
+        assert ports.counters["idle_closed"] == 1
