@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import threading
 import time
 from collections.abc import Callable, Hashable, Mapping
@@ -44,6 +45,7 @@ FRAME_GAP_S = 0.5  # a partial RTU frame this old is dropped, as a board drops o
 IDLE_GAP_S = 0.25  # a connection quiet this long goes ahead of polling with its next request
 MAX_IN = 2048  # bytes buffered from one client; reading pauses beyond (TCP pushes back)
 MAX_OUT = 65536  # replies a client does not read: past this it is disconnected
+SEND_BUFFER = 16384  # the kernel's send buffer per client
 LOG_BURST = 20  # warnings per LOG_WINDOW_S about what clients send; more are only counted
 LOG_WINDOW_S = 60.0
 LOG_WRITES = 60  # write lines per LOG_WINDOW_S
@@ -391,6 +393,12 @@ class _Conn(asyncio.Protocol):
             transport.abort()
             self._closed = True
             return
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # Replies are small: a small kernel buffer finds a client that does not read them
+            # after kilobytes, not megabytes (MAX_OUT counts what piles up beyond it).
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         self._task = asyncio.get_running_loop().create_task(self._serve())
 
     def data_received(self, data: bytes) -> None:

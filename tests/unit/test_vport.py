@@ -564,3 +564,30 @@ def test_dribbling_bytes_does_not_keep_a_connection(board: Board) -> None:
                 closed = True
         assert closed
         assert ports.counters["idle_closed"] == 1
+
+
+def test_a_client_that_does_not_read_its_replies_is_dropped(
+    board: Board, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requests sent, replies never read: the bridge drops that client once its replies pile up,
+    and serves another meanwhile."""
+    monkeypatch.setattr(vport, "MAX_OUT", 4096)
+    with serve(board) as ports, connect(ports, "modbus_tcp") as good:
+        greedy = socket.socket()
+        greedy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        greedy.connect(ports.addresses["modbus_tcp"])
+        greedy.settimeout(0.5)
+        request = mbap(1, 1, b"\x03\x00\x00\x00\x64")  # 100 registers: a 209-byte reply
+        dropped = False
+        end = time.monotonic() + 30
+        while not dropped and time.monotonic() < end:
+            try:
+                greedy.sendall(request * 10)
+            except TimeoutError:
+                pass  # the bridge stopped reading: it is working through what it has
+            except OSError:
+                dropped = True
+            dropped = dropped or ports.counters["clients"] == 1
+        greedy.close()
+        assert dropped
+        assert ask(good, mbap(2, 1, b"\x03\x02\xe9\x00\x01"), 11)[-2:] == REGS[745].to_bytes(2, "big")
