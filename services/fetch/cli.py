@@ -145,8 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``aurora_fetch``."""
     args = build_parser().parse_args(argv)
     options = {"debug": args.debug_modbus, "fmt": "console" if sys.stderr.isatty() else None}
-    if args.debug_modbus or _is_mqtt(args.port):
-        configure_logging(**options)  # logs anyway, and paho logs through the standard library
+    if args.debug_modbus:
+        configure_logging(**options)  # it logs every frame anyway
     else:
         configure_logging_on_first_use(**options)
     try:

@@ -70,10 +70,25 @@ def get_logger(name: str) -> Any:
 
 
 def configure_logging_on_first_use(**options: Any) -> None:
-    """``configure_logging(**options)`` when something first logs through ``get_logger``, so a run
-    that logs nothing never imports structlog. For tools that log only when something goes wrong."""
+    """``configure_logging(**options)`` when something first logs, through ``get_logger`` or the
+    standard library (paho, pyserial), so a run that logs nothing never imports structlog. For
+    tools that log only when something goes wrong."""
+    import logging
+
     global _pending
     _pending = options
+
+    class _FirstRecord(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            root = logging.getLogger()
+            root.removeHandler(self)
+            _configure_pending()
+            if record.levelno >= root.getEffectiveLevel():
+                root.handle(record)  # now through the real handler
+
+    root = logging.getLogger()
+    root.handlers[:] = [_FirstRecord()]
+    root.setLevel(logging.DEBUG if options.get("debug") else logging.INFO)
 
 
 def _configure_pending() -> None:

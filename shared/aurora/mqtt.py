@@ -19,10 +19,10 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
-import structlog
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from .errors import BusError, UsageError
+from .logs import get_logger
 from .mqtt_args import add_mqtt_arguments  # re-exported: where the tools used to find it
 from .transport import redact
 
@@ -39,7 +39,7 @@ __all__ = [
     "shown_client_id",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)  # structlog only once something logs (issue 15)
 
 PASSWORD_FILE_VARS = ("MQTT_PASSWORD_FILE", "AURORA_MQTT_PASSWORD_FILE")
 PASSWORD_VARS = ("MQTT_PASSWORD", "AURORA_MQTT_PASSWORD")

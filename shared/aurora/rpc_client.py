@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
-import structlog
 from paho.mqtt.enums import MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -27,6 +26,7 @@ from paho.mqtt.properties import Properties
 from . import rpc
 from .bus import BusStats
 from .errors import BusError, BusTimeout, FrameError, UsageError
+from .logs import get_logger
 from .mqtt import (
     MqttSettings,
     client_id,
@@ -39,7 +39,7 @@ from .query import parse_query, plan_chunks, with_continuations
 
 __all__ = ["DEFAULT_TIMEOUT_S", "MqttBus", "resolve_path"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)  # structlog only once something logs (issue 15)
 
 DEFAULT_TIMEOUT_S = 10.0  # a reply waits behind a few transactions of ≤2 s each (bus retries included)
 PER_CHUNK_S = 0.3  # a query chunk: ~0.12 s of line time, and a poll read may go between two

@@ -7,6 +7,7 @@ The timings themselves are in the bench (tests/perf/bench_startup.py)."""
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import Broker
+from tests.support.bridge import DEMO_ID, Bridge
 from tests.support.processes import wait_for
 from tests.support.ser2net import Ser2net
 from tests.support.sim import Sim
@@ -40,8 +43,16 @@ raise SystemExit(code)
 """
 
 
-def _fetch_modules(*args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
-    done = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=60)
+def _fetch_modules(
+    *args: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
     head, _, modules = done.stderr.rpartition("\nMODULES ")
     done.stderr = head
     return done, set(json.loads(modules))
@@ -71,6 +82,24 @@ def test_a_fetch_on_a_line_imports_nothing_it_does_not_need(
     assert "" == done.stderr.strip()
     assert [] == [name for name in NOT_NEEDED if _loaded(modules, name)]
     assert not _loaded(modules, "aurora.urlhandler.protocol_rfc2217")  # only rfc2217:// needs it
+
+
+def test_a_fetch_through_the_broker_needs_paho_but_not_structlog_or_asyncio(tmp_path: Path) -> None:
+    """Through the bridge: paho and ssl, of course; structlog, asyncio and tenacity still not."""
+    quiet = ["--fast-interval", "3600", "--medium-interval", "3600", "--slow-interval", "3600"]
+    with (
+        Broker.start(tmp_path) as broker,
+        Sim.start(tmp_path, "--tcp", "127.0.0.1:0", "--no-drift") as sim,
+        Bridge.start(tmp_path, broker, sim.url, poll=quiet),
+    ):
+        env = {"MQTT_PASSWORD_FILE": str(broker.password_file("fetch")), "MQTT_CA_FILE": str(broker.ca_file)}
+        done, modules = _fetch_modules(broker.url("fetch", f"homie/{DEMO_ID}/$modbus"), "745", env=env)
+    assert 0 == done.returncode, done.stderr
+    assert ["Heating Set Point (745): 68.0°F"] == done.stdout.splitlines()
+    assert _loaded(modules, "paho") and _loaded(modules, "ssl")
+    assert [] == [
+        m for m in ("structlog", "asyncio", "tenacity", "importlib.metadata") if _loaded(modules, m)
+    ]
 
 
 def test_a_warning_still_goes_through_the_log_format(tmp_path: Path, unit_dump: Path) -> None:
