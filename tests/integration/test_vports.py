@@ -207,23 +207,58 @@ def test_aurora_fetch_valid_through_the_virtual_port(stack: Stack) -> None:
     assert {a: v for a, v in values.items() if a in REGS} == {a: REGS[a] for a in values if a in REGS}
 
 
+def ha_venv(module: str) -> Path:
+    """.venv-ha's Python, able to import ``module``; its absence fails under CI (where `make test`
+    builds it) and skips elsewhere."""
+    python = REPO / ".venv-ha" / "bin" / "python"
+    usable = (
+        python.exists()
+        and subprocess.run([str(python), "-c", f"import {module}"], capture_output=True).returncode == 0
+    )
+    if not usable:
+        reason = f".venv-ha cannot import {module}: run `make hass-venv` (part of `make test`)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return python
+
+
+@pytest.mark.parametrize("kind", ["tcp", "rtuovertcp"])
+def test_home_assistants_modbus_integration_with_the_documented_config(
+    stack: Stack, kind: str, tmp_path: Path
+) -> None:
+    """docs/network-serial.md's configuration.yaml passes HA's own schema, and HA's ModbusHub reads
+    the sensor through the bridge; its write to a read-only register is refused and never made."""
+    python = ha_venv("homeassistant.components.modbus.modbus")
+    docs = (REPO / "docs" / "network-serial.md").read_text()
+    block = docs[docs.index("```yaml\nmodbus:") + len("```yaml\n") :]
+    block = block[: block.index("```")]
+    port = stack.tcp_port if kind == "tcp" else stack.rtu_port
+    config = block.replace("bridge-host", HOST).replace("port: 5020", f"port: {port}")
+    config = config.replace("type: tcp ", f"type: {kind} ")
+    assert f"type: {kind} " in config and f"port: {port}" in config
+    (tmp_path / "configuration.yaml").write_text(config)
+    done = subprocess.run(
+        [
+            str(python),
+            str(REPO / "tests" / "hass" / "ha_modbus_client.py"),
+            str(tmp_path / "configuration.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result == {"sensors": {"Heating set point": [REGS[745]]}, "refused_write": None}
+    assert (745, 700) not in stack.written()
+
+
 @pytest.mark.parametrize("framer", ["socket", "rtu"], ids=["modbus-tcp", "rtu-over-tcp"])
 def test_modbus_connection_library_reads_and_is_refused(stack: Stack, framer: str) -> None:
     """home-assistant-libs/modbus-connection (Python >= 3.12, so run by .venv-ha): concurrent reads
     on one shared connection get the sim's values; a write to a read-only register gets exception 1."""
-    python = REPO / ".venv-ha" / "bin" / "python"
-    usable = (
-        python.exists()
-        and subprocess.run(
-            [str(python), "-c", "import modbus_connection.pymodbus"], capture_output=True
-        ).returncode
-        == 0
-    )
-    if not usable:
-        reason = ".venv-ha lacks modbus-connection: run `make hass-venv` (part of `make test`)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+    python = ha_venv("modbus_connection.pymodbus")
     port = stack.tcp_port if framer == "socket" else stack.rtu_port
     blocks = [(745, 3), (88, 4), (1105, 20), (2, 1)]
     done = subprocess.run(
