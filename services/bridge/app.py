@@ -697,6 +697,12 @@ class Bridge:
                 "longest_wait_s": self.worker.longest_wait_s,
                 "coalesced": self.worker.coalesced,
                 "most_polls_waited": self.worker.most_polls_waited,
+                "most_transactions_waited": self.worker.most_transactions_waited,
+                # the longest wait of any write, interactive, bulk and poll job (the bench flags them)
+                **{f"longest_wait_{k}_s": v for k, v in self.worker.longest_waits_s.items()},
+                "merged_transactions": self.worker.merged_transactions,
+                "merged_jobs": self.worker.merged_jobs,
+                "merge_fallbacks": self.worker.merge_fallbacks,
                 "pending": self.worker.pending(),
                 "line_up": int(self.worker.line_up),
             },

@@ -54,6 +54,7 @@ class Submitter(Protocol):
         *,
         key: Hashable | None = ...,
         expires_s: float | None = ...,
+        reads: tuple[tuple[int, int], ...] | None = ...,
     ) -> Future[T]: ...
 
 
@@ -385,7 +386,9 @@ class PassThrough:
                 return
             self._finish(reply, payload)
 
-        self._worker.submit(run, Priority.INTERACTIVE, key=key).add_done_callback(done)
+        # FC 65/66 reads may share a transaction with other clients' (each gets exactly its words).
+        reads = None if function == "holding" else items
+        self._worker.submit(run, Priority.INTERACTIVE, key=key, reads=reads).add_done_callback(done)
 
     # ------------------------------------------------------------ queries (JSON and the original's)
 
@@ -454,13 +457,15 @@ class PassThrough:
             else:
                 finished(run, None)
                 return
-            # The first job goes ahead of polling; later ones queue with the poller's, first come
-            # first served: each next job is queued from the previous one's callback, before the
-            # worker picks again, so at INTERACTIVE they would shut the poller out until the end
-            # (a `valid` query is 42 reads, `all` some 650: aurora-bridge §13 K2).
-            priority = Priority.INTERACTIVE if run.jobs == 0 else Priority.POLL
+            # The first job is interactive; later ones take BULK's turn (the worker's classes take
+            # turns): each next job is queued from the previous one's callback, before the worker
+            # picks again, so at INTERACTIVE a long query would take every interactive turn until
+            # its end (a `valid` query is 42 reads, `all` some 650: aurora-bridge §13 K2).
+            priority = Priority.INTERACTIVE if run.jobs == 0 else Priority.BULK
             run.jobs += 1
-            future = self._worker.submit(self._chunk_job(run, chunk), priority, key=("read", chunk.items))
+            future = self._worker.submit(
+                self._chunk_job(run, chunk), priority, key=("read", chunk.items), reads=chunk.items
+            )
             if not future.done():
                 future.add_done_callback(lambda f, c=chunk, i=is_item: self._resumed(run, c, i, f, finished))
                 return
@@ -674,7 +679,8 @@ class PassThrough:
                 return
             self._publish(f"{self._getregs}/response", rpc.getregs_reply(request_id, values), qos=1)
 
-        self._worker.submit(run, Priority.INTERACTIVE, key=("read", items)).add_done_callback(done)
+        future = self._worker.submit(run, Priority.INTERACTIVE, key=("read", items), reads=items)
+        future.add_done_callback(done)
 
     def _on_legacy_set(self, msg: mqtt.MQTTMessage, level: str) -> None:
         """``$modbus/N/set`` ← ``3`` or ``0x5555``: write, read back, publish ``$modbus/N``."""

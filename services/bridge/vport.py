@@ -58,7 +58,12 @@ class Submitter(Protocol):
     line_up: bool
 
     def submit(
-        self, run: Callable[[Bus], T], priority: Priority = ..., *, key: Hashable | None = ...
+        self,
+        run: Callable[[Bus], T],
+        priority: Priority = ...,
+        *,
+        key: Hashable | None = ...,
+        reads: tuple[tuple[int, int], ...] | None = ...,
     ) -> Future[T]: ...
 
 
@@ -305,7 +310,7 @@ class VirtualPorts:
                 "vport_write", peer=conn.peer, function=f, writes=[list(w) for w in request.writes]
             )
             return self._worker.submit(self._write_job(request), Priority.WRITE)
-        priority = Priority.INTERACTIVE if interactive else Priority.POLL
+        priority = Priority.INTERACTIVE if interactive else Priority.BULK
         if f == rtu.FunctionCode.READ_HOLDING:
             ((start, count),) = request.ranges
 
@@ -315,7 +320,8 @@ class VirtualPorts:
             # The keys the poller and the $modbus pass-through use: identical reads share one transaction.
             return self._worker.submit(holding, priority, key=("holding", request.ranges))
         chunk = Chunk(request.ranges)
-        return self._worker.submit(chunk.read, priority, key=("read", request.ranges))
+        # Distinct reads of several clients may share one transaction (each gets exactly its words).
+        return self._worker.submit(chunk.read, priority, key=("read", request.ranges), reads=request.ranges)
 
     def _write_job(self, request: rtu.Request) -> Callable[[Bus], list[int]]:
         writes = request.writes
