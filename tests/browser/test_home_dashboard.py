@@ -121,7 +121,13 @@ def test_the_home_page_answers_what_how_well_and_how_much(stack: Stack, page: ob
     page.set_viewport_size(DESKTOP)  # type: ignore[attr-defined]
 
     page.click('.more a[href="#dashboard"]')  # type: ignore[attr-defined]  # the full list, one click away
-    expect(page.locator('#nodes [data-node="energy"]')).to_have_count(1)  # type: ignore[attr-defined]
+    energy = page.locator('#nodes [data-node="energy"]')  # type: ignore[attr-defined]
+    expect(energy.locator('[data-key="energy/electrical-total"]')).to_have_text(
+        re.compile(r"^\d+\.\d\d kWh$")
+    )
+    expect(energy.locator('[data-key="energy/history"]')).to_have_count(0)  # JSON: drawn as bars, not listed
+    width = page.evaluate("document.documentElement.scrollWidth")  # type: ignore[attr-defined]
+    assert width <= DESKTOP["width"], "the full list is wider than the window"
 
     page.goto(stack.url + "/ui/#trends")  # type: ignore[attr-defined]
     for chart in ("temperature", "power", "loop"):

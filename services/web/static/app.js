@@ -77,7 +77,8 @@ function formatValue(prop, value = prop && prop.value, shown = false) {
   const unit = prop.unit ? (prop.unit.startsWith("°") || prop.unit === "%" ? prop.unit : " " + prop.unit) : "";
   if (prop.datatype === "float" || prop.datatype === "integer") {
     const n = Number(value);
-    if (Number.isFinite(n)) return (prop.datatype === "float" ? n.toFixed(1) : String(n)) + unit;
+    const decimals = prop.unit === "kWh" ? 2 : 1; // energy counters count Wh: 0.0 kWh would hide them
+    if (Number.isFinite(n)) return (prop.datatype === "float" ? n.toFixed(decimals) : String(n)) + unit;
   }
   return value + unit;
 }
@@ -143,6 +144,7 @@ function renderDashboard() {
     const list = el("dl", { class: "props" });
     for (const prop of node.properties) {
       if (node.id === "faults" && prop.id !== "current") continue; // counters: the Faults page
+      if (node.id === "energy" && prop.id === "history") continue; // JSON: the energy bars on Trends
       list.append(el("dt", { text: prop.name }), valueCell(`${node.id}/${prop.id}`));
     }
     if (!list.children.length) continue;
