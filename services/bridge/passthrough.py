@@ -25,7 +25,15 @@ import paho.mqtt.client as mqtt
 import structlog
 from aurora import registers, rpc
 from aurora.bus import Bus
-from aurora.errors import AuroraError, BusError, BusTimeout, ExceptionReply, FrameError, UsageError
+from aurora.errors import (
+    AuroraError,
+    BusError,
+    BusTimeout,
+    ExceptionReply,
+    FrameError,
+    UsageError,
+    WriteRefused,
+)
 from aurora.query import Chunk, parse_query, plan_chunks, with_continuations
 from aurora.render import render_line
 from paho.mqtt.packettypes import PacketTypes
@@ -91,6 +99,7 @@ class _Reply:
     started: float = field(default_factory=time.monotonic)
     sent: bool = False
     slot: bool = False  # holds one of its client's in-flight slots, released by the reply
+    writable: bool = False  # came on a write topic, which the broker lets only writers publish on
 
 
 @dataclass(slots=True)
@@ -134,7 +143,7 @@ class PassThrough:
         self._on_written = on_written or (lambda words: None)
         self._max_per_client = max_inflight_per_client
         self._max_inflight = max_inflight
-        self._request_prefix = f"{self.base}/{rpc.REQUEST}/"
+        self._request_prefixes = tuple(f"{self.base}/{kind}/" for kind in rpc.REQUEST_KINDS)
         self._response_prefix = f"{self.base}/{rpc.RESPONSE}/"
         self._getregs = f"{self.base}/{rpc.GETREGS}"
         self._lock = threading.Lock()
@@ -159,7 +168,7 @@ class PassThrough:
             self.base,
             self._getregs,
             f"{self.base}/+/set",
-            f"{self._request_prefix}+",
+            *(f"{prefix}+/+" for prefix in self._request_prefixes),
         ]
 
     def close(self) -> None:
@@ -183,14 +192,14 @@ class PassThrough:
                 # A retained request would be replayed on every reconnect of the bridge (a retained
                 # write, again and again): only live requests count.
                 log.warning("modbus_retained_ignored", topic=topic)
-            elif topic.startswith(self._request_prefix):
-                self._on_request(msg, topic[len(self._request_prefix) :])
+            elif topic.startswith(self._request_prefixes):
+                self._on_request(msg, topic)
             elif topic == self.base:
                 self._offload(lambda: self._on_legacy_query(msg), None)
             elif topic == self._getregs:
                 self._on_getregs(msg)
             elif topic.startswith(self._response_prefix):
-                pass  # our own reply to a client whose id is "set" (it matches $modbus/+/set)
+                pass  # a reply (the bridge's own, or admin's): never a request
             elif topic.startswith(f"{self.base}/") and topic.endswith("/set"):
                 self._on_legacy_set(msg, topic[len(self.base) + 1 : -len("/set")])
         except Exception:  # a bug here must never reach paho's thread (mqtt-homie-libs §3.3)
@@ -198,16 +207,19 @@ class PassThrough:
 
     # ------------------------------------------------------------ JSON requests
 
-    def _on_request(self, msg: mqtt.MQTTMessage, client: str) -> None:
+    def _on_request(self, msg: mqtt.MQTTMessage, topic: str) -> None:
         """paho's thread: the size and the client's slots only; the rest on the preparation thread."""
-        if not rpc.valid_client_id(client, self.base):
-            log.warning("modbus_request_unanswerable", client=client[:_MAX_LOGGED])
+        where = rpc.parse_request_topic(self.base, topic)
+        if where is None:
+            log.warning("modbus_request_unanswerable", topic=topic[:_MAX_LOGGED])
             return
+        client = where.client
         self.counters["requests"] += 1
-        reply_topic = rpc.response_topic(self.base, client)
+        reply_topic = rpc.response_topic(self.base, where.user, where.client_id)
         props = getattr(msg, "properties", None)
         correlation = getattr(props, "CorrelationData", None) if props is not None else None
         reply = _Reply(reply_topic, client, None, self._reply_properties(props, correlation))
+        reply.writable = where.writable
         payload = bytes(msg.payload)
         if len(payload) > rpc.MAX_PAYLOAD_BYTES:
             self._fail(
@@ -261,6 +273,19 @@ class PassThrough:
             return
         if isinstance(request, rpc.PingRequest):
             self._send(reply, rpc.ok_reply(request.id, device=self.root.rsplit("/", 1)[-1]))
+            return
+        if isinstance(request, rpc.WriteRequest) and not reply.writable:
+            # The broker lets every RPC account publish on its request topic, and only writers on
+            # the write topic: a write that came here is one the broker would have refused there.
+            self.counters["refused_writes"] += 1
+            log.warning("modbus_write_on_read_topic", client=client[:_MAX_LOGGED])
+            self._fail(
+                reply,
+                WriteRefused(
+                    f"writes go to {self.base}/{rpc.WRITE}/<user>/<client-id>, which only accounts "
+                    "allowed to write registers may use; settings go through the properties' /set topics"
+                ),
+            )
             return
         if isinstance(request, rpc.WriteRequest):
             try:

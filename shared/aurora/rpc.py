@@ -1,9 +1,13 @@
 """The ``$modbus`` JSON request/response protocol as pure code: topics, request parsing, replies.
 
-A client with id ``C`` publishes a JSON object to ``<root>/<dev>/$modbus/request/C`` and gets exactly
-one JSON reply on ``<root>/<dev>/$modbus/response/C`` (mosquitto confines both with ``%c``
-patterns). No paho here: the bridge (``aurora.bridge.passthrough``) and the client
-(``aurora.rpc_client``) share these functions. The original's three text topics are here too.
+A client with id ``C`` of account ``U`` publishes a JSON object to
+``<root>/<dev>/$modbus/request/U/C`` (reads, queries, pings) or ``<root>/<dev>/$modbus/write/U/C``
+(anything, raw writes included) and gets exactly one JSON reply on
+``<root>/<dev>/$modbus/response/U/C``. mosquitto confines every account to its own request and
+response topics with ``%u/%c`` patterns and grants the write topics to ``admin`` only, so who may
+write registers is the broker's decision; the bridge refuses a write on a request topic too. No
+paho here: the bridge (``aurora.bridge.passthrough``) and the client (``aurora.rpc_client``)
+share these functions. The original's three text topics are here too.
 
 Requests (``id`` is echoed, a string of at most 128 characters or an integer; MQTT 5 clients may
 rely on CorrelationData instead)::
@@ -46,8 +50,10 @@ from .render import render_line
 # ------------------------------------------------------------------------------------------ topics
 
 MODBUS: Final = "$modbus"
-REQUEST: Final = "request"
+REQUEST: Final = "request"  # reads, queries and pings: every RPC account
+WRITE: Final = "write"  # every op, raw writes included: the accounts the ACL lets write (admin)
 RESPONSE: Final = "response"
+REQUEST_KINDS: Final = (REQUEST, WRITE)
 GETREGS: Final = "getregs"
 
 MAX_PAYLOAD_BYTES: Final = 16384  # a query of every keyword and a few hundred ranges fits easily
@@ -68,26 +74,71 @@ def modbus_base(device_root: str) -> str:
     return f"{device_root}/{MODBUS}"
 
 
-def request_topic(base: str, client_id: str) -> str:
-    """Where client ``client_id`` sends its requests (``base`` ends in ``$modbus``)."""
-    return f"{base}/{REQUEST}/{client_id}"
+def request_topic(base: str, user: str, client_id: str) -> str:
+    """Where client ``client_id`` of account ``user`` sends reads, queries and pings (``base`` ends
+    in ``$modbus``); a write sent here is refused."""
+    return f"{base}/{REQUEST}/{user}/{client_id}"
 
 
-def response_topic(base: str, client_id: str) -> str:
-    """Where client ``client_id`` gets its replies; the only topic the bridge answers it on."""
-    return f"{base}/{RESPONSE}/{client_id}"
+def write_topic(base: str, user: str, client_id: str) -> str:
+    """Where a client sends raw writes (and anything else); the ACL grants it to ``admin`` only."""
+    return f"{base}/{WRITE}/{user}/{client_id}"
 
 
-def valid_client_id(client_id: str, base: str = "") -> bool:
+def response_topic(base: str, user: str, client_id: str) -> str:
+    """Where client ``client_id`` of ``user`` gets its replies; the only topic the bridge answers it on."""
+    return f"{base}/{RESPONSE}/{user}/{client_id}"
+
+
+def topic_user(username: str | None) -> str:
+    """The account level of a client's topics: its user name (mosquitto's ``%u``), or
+    ``anonymous`` on a broker without logins (where no ACL tells anyone apart anyway)."""
+    return username or "anonymous"
+
+
+def valid_client_id(client_id: str, base: str = "", user: str = "anonymous") -> bool:
     """Whether the id can be one topic level (no ``/``, no wildcard, not empty) of a reply topic
     under ``base`` that MQTT can carry (any length the broker let the client connect with)."""
-    if not _CLIENT_ID.match(client_id):
+    if not _CLIENT_ID.match(client_id) or not _CLIENT_ID.match(user):
         return False
     try:
-        size = len(response_topic(base, client_id).encode("utf-8"))
+        size = len(response_topic(base, user, client_id).encode("utf-8"))
     except UnicodeEncodeError:
         return False
     return size <= MAX_TOPIC_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class RequestTopic:
+    """A JSON request's topic, taken apart: what it may carry, and whom to answer."""
+
+    kind: str  # REQUEST or WRITE
+    user: str
+    client_id: str
+
+    @property
+    def writable(self) -> bool:
+        """Whether raw writes may arrive here (the broker let only writers publish on it)."""
+        return self.kind == WRITE
+
+    @property
+    def client(self) -> str:
+        """``user/client-id``: one requester, for in-flight limits and logs."""
+        return f"{self.user}/{self.client_id}"
+
+
+def parse_request_topic(base: str, topic: str) -> RequestTopic | None:
+    """``<base>/request/<user>/<client-id>`` or ``<base>/write/…`` → its parts; None for any other
+    topic, or one whose reply topic could not be published."""
+    if not topic.startswith(f"{base}/"):
+        return None
+    parts = topic[len(base) + 1 :].split("/")
+    if len(parts) != 3 or parts[0] not in REQUEST_KINDS:
+        return None
+    kind, user, client_id = parts
+    if not valid_client_id(client_id, base, user):
+        return None
+    return RequestTopic(kind, user, client_id)
 
 
 # ------------------------------------------------------------------------------------------ errors

@@ -25,7 +25,7 @@ from paho.mqtt.properties import Properties
 
 from . import rpc
 from .bus import BusStats
-from .errors import BusError, BusTimeout, FrameError, UsageError
+from .errors import AuroraError, BusError, BusTimeout, FrameError, UsageError, WriteRefused
 from .logs import get_logger
 from .mqtt import (
     MqttSettings,
@@ -105,12 +105,15 @@ class MqttBus:
         self.base = ""
         self.reply_topic = ""
         self.request_topic = ""
+        self.write_topic = ""
         self._cond = threading.Condition()
         self._connack: list[Any] = []
         self._early_close: list[Any] = []  # a disconnect before the first CONNACK
         self._subacks: dict[int, list[Any]] = {}
         self._pending: dict[str, _Slot] = {}
-        self._mids: dict[int, str] = {}  # PUBACK mid -> request id, to fail a refused request at once
+        self._mids: dict[
+            int, tuple[str, str]
+        ] = {}  # PUBACK mid -> (request id, topic): fail a refusal at once
         self._early_refusals: dict[int, str] = {}
         self._states: dict[str, str] | None = None  # discovery: device -> $state
         self._closed = False
@@ -135,7 +138,8 @@ class MqttBus:
         to the reply topic and ping the bridge. BusError when the broker or the bridge cannot be
         reached or no device is there, UsageError when several are and the URL names none."""
         root, device = resolve_path(settings.path)
-        # The ACL confines client "fetch-…" to …/request/fetch-… and …/response/fetch-….
+        # The ACL confines client "fetch-…" of user fetch to …/request/fetch/fetch-… and
+        # …/response/fetch/fetch-… (mosquitto/README.md); only writers may use …/write/….
         cid = client_id(client_prefix or settings.username or "aurora")
         bus = cls(
             make_client(settings, cid, protocol=protocol),
@@ -181,8 +185,10 @@ class MqttBus:
             log.warning("not_an_aurora_device", device=device)
         self.device = device
         self.base = rpc.modbus_base(f"{self.root}/{device}")
-        self.reply_topic = rpc.response_topic(self.base, self.client_id)
-        self.request_topic = rpc.request_topic(self.base, self.client_id)
+        user = rpc.topic_user(self.settings.username)
+        self.reply_topic = rpc.response_topic(self.base, user, self.client_id)
+        self.request_topic = rpc.request_topic(self.base, user, self.client_id)
+        self.write_topic = rpc.write_topic(self.base, user, self.client_id)
         self._subscribe(self.reply_topic, 1, deadline)
         try:
             self.request({"op": "ping"}, timeout_s=max(_left(deadline), 0.5))
@@ -277,19 +283,25 @@ class MqttBus:
     ) -> None:
         refused = getattr(reason, "is_failure", False)
         with self._cond:
-            rid = self._mids.pop(mid, None)
-            if rid is None:
+            sent = self._mids.pop(mid, None)
+            if sent is None:
                 if refused:
                     self._early_refusals[mid] = str(reason)
                 return
+            rid, topic = sent
             slot = self._pending.get(rid) if refused else None
         if slot is not None:
-            slot.settle(error=self._refused(str(reason)))
+            slot.settle(error=self._refused(str(reason), topic))
 
-    def _refused(self, reason: str) -> BusError:
+    def _refused(self, reason: str, topic: str) -> AuroraError:
+        if topic == self.write_topic:
+            return WriteRefused(
+                f"the broker refused the write on {topic}: {reason} (user {self.settings.username} may "
+                "not write registers through the broker; settings go through the properties' /set topics)"
+            )
         return BusError(
-            f"the broker refused the request on {self.request_topic}: {reason} (the ACL allows client "
-            f"ids of the form <user>-… on their own request topic only)"
+            f"the broker refused the request on {topic}: {reason} (the ACL lets each user publish "
+            f"only on …/request/<user>/<its own client id>)"
         )
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
@@ -329,7 +341,9 @@ class MqttBus:
     def request(self, body: Mapping[str, Any], *, timeout_s: float | None = None) -> rpc.Reply:
         """Send one request (``id`` is added) and wait for its reply; raises the reply's error.
 
-        BusTimeout when no reply comes within ``timeout_s`` (default: the bus's timeout).
+        Writes go to the write topic, everything else to the request topic. BusTimeout when no
+        reply comes within ``timeout_s`` (default: the bus's timeout); WriteRefused when the
+        broker refuses a write (the account may not write registers).
         """
         if self._closed:
             raise BusError("the MQTT bus is closed")
@@ -350,14 +364,15 @@ class MqttBus:
         mid: int | None = None
         try:
             # Never hold our lock across publish: paho calls on_publish under its own lock.
-            info = self._client.publish(self.request_topic, payload, qos=1, properties=properties)
+            topic = self.write_topic if body.get("op") == "write" else self.request_topic
+            info = self._client.publish(topic, payload, qos=1, properties=properties)
             mid = info.mid
             with self._cond:
                 early = self._early_refusals.pop(mid, None)
                 if early is None:
-                    self._mids[mid] = rid
+                    self._mids[mid] = (rid, topic)
             if early is not None:
-                slot.settle(error=self._refused(early))
+                slot.settle(error=self._refused(early, topic))
             if not slot.event.wait(wait_s):
                 self.stats.timeouts += 1
                 raise BusTimeout(
@@ -367,7 +382,7 @@ class MqttBus:
         finally:
             with self._cond:
                 self._pending.pop(rid, None)
-                if mid is not None and self._mids.get(mid) == rid:
+                if mid is not None and self._mids.get(mid, ("",))[0] == rid:
                     del self._mids[mid]  # no PUBACK came (a lost connection)
         elapsed = time.monotonic() - started
         self.stats.transactions += 1

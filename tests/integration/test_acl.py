@@ -28,6 +28,7 @@ pytestmark = pytest.mark.integration
 USERS = ("bridge", "fetch", "web", "homeassistant", "admin", "healthcheck")
 STATE_READERS = {"bridge", "fetch", "web", "homeassistant", "admin"}
 RPC_USERS = {"bridge", "fetch", "web", "admin"}
+WRITERS = {"bridge", "admin"}  # raw register writes, by any topic
 SYS_MARKER = "$SYS/broker/version"  # retained by mosquitto itself
 
 
@@ -79,7 +80,7 @@ class Scene:
 
 
 @pytest.fixture
-def scene_for(acl_broker: Broker) -> Callable[[str], Scene]:
+def scene_for(acl_broker: Broker) -> Iterator[Callable[[str], Scene]]:
     def make(user: str) -> Scene:
         device = f"aurora-{uuid.uuid4().hex[:8]}"
         bridge = acl_broker.client("bridge")
@@ -89,11 +90,19 @@ def scene_for(acl_broker: Broker) -> Callable[[str], Scene]:
         client = acl_broker.client(user, client_id)
         return Scene(acl_broker, user, device, bridge, observer, client, client_id)
 
-    return make
+    yield make
+    # Three connections per scene and a few hundred scenes: left open they exhaust the test
+    # process's file descriptors and the broker stops answering CONNECTs in time.
+    acl_broker.close_clients()
 
 
-def _other_id() -> str:
-    return f"fetch-{uuid.uuid4().hex[:12]}"
+def _other_id(user: str = "fetch") -> str:
+    return f"{user}-{uuid.uuid4().hex[:12]}"
+
+
+def _other_user(user: str) -> str:
+    """Another RPC account than ``user``."""
+    return "web" if user == "fetch" else "fetch"
 
 
 # (what, who may, how it is checked)
@@ -138,19 +147,47 @@ CASES: dict[str, tuple[set[str], Callable[[Scene], bool]]] = {
     ),
     "send a request on its own request topic": (
         RPC_USERS,
-        lambda s: s.delivered_from_user(f"{s.root}/$modbus/request/{s.client_id}"),
+        lambda s: s.delivered_from_user(f"{s.root}/$modbus/request/{s.user}/{s.client_id}"),
     ),
     "read its own responses": (
         RPC_USERS,
-        lambda s: s.delivered_to_user(f"{s.root}/$modbus/response/{s.client_id}", f"{s.root}/$modbus/#"),
+        lambda s: s.delivered_to_user(
+            f"{s.root}/$modbus/response/{s.user}/{s.client_id}", f"{s.root}/$modbus/#"
+        ),
     ),
-    "send a request as another client": (
+    "send on its own write topic (raw writes)": (
+        WRITERS,
+        lambda s: s.delivered_from_user(f"{s.root}/$modbus/write/{s.user}/{s.client_id}"),
+    ),
+    "send on another client's write topic": (
+        WRITERS,
+        lambda s: s.delivered_from_user(f"{s.root}/$modbus/write/admin/{_other_id('admin')}"),
+    ),
+    "send a request as another client of its user": (
         {"bridge", "admin"},
-        lambda s: s.delivered_from_user(f"{s.root}/$modbus/request/{_other_id()}"),
+        lambda s: s.delivered_from_user(f"{s.root}/$modbus/request/{s.user}/{_other_id(s.user)}"),
+    ),
+    "send a request as another user under its own client id": (
+        {"bridge", "admin"},
+        lambda s: s.delivered_from_user(f"{s.root}/$modbus/request/{_other_user(s.user)}/{s.client_id}"),
+    ),
+    "send on the request topic layout without a user level": (
+        {"bridge", "admin"},
+        lambda s: s.delivered_from_user(f"{s.root}/$modbus/request/{s.client_id}"),
     ),
     "read another client's responses": (
         {"bridge", "admin"},
-        lambda s: s.delivered_to_user(f"{s.root}/$modbus/response/{_other_id()}", "homie/#"),
+        lambda s: s.delivered_to_user(f"{s.root}/$modbus/response/fetch/{_other_id()}", "homie/#"),
+    ),
+    "read another user's responses under its own client id": (
+        {"bridge", "admin"},
+        lambda s: s.delivered_to_user(
+            f"{s.root}/$modbus/response/{_other_user(s.user)}/{s.client_id}", "homie/#"
+        ),
+    ),
+    "write a property /set-like topic under $modbus": (
+        {"bridge", "admin"},
+        lambda s: s.delivered_from_user(f"{s.root}/$modbus/write/set"),
     ),
     "write Home Assistant discovery": (
         {"bridge"},
@@ -195,7 +232,7 @@ def test_a_client_id_with_a_wildcard_gets_no_rpc_rights(acl_broker: Broker) -> N
     for user in ("fetch", "web"):
         for wildcard_id in ("#", "+"):
             seen = Collector(acl_broker.client(user, wildcard_id), "homie/#")
-            publish(bridge, f"homie/{device}/$modbus/response/{_other_id()}", "secret")
+            publish(bridge, f"homie/{device}/$modbus/response/{user}/{_other_id(user)}", "secret")
             token = uuid.uuid4().hex.encode()
             publish(bridge, f"homie/{device}/$state", token, retain=True)
             seen.barrier(f"homie/{device}/$state", payload=token)

@@ -346,11 +346,11 @@ def test_a_flood_of_worst_case_queries_from_one_client_does_not_delay_anothers_s
         quiet = max(set_latency(ha, writes, v) for v in (121, 122, 123))
         flooder = broker.client("fetch")
         me = flooder._client_id.decode()
-        replies = Collector(flooder, f"homie/{DEMO_ID}/$modbus/response/{me}")
+        replies = Collector(flooder, f"homie/{DEMO_ID}/$modbus/response/fetch/{me}")
         for i in range(FLOOD):
             # skip_missing: each admitted query then reads all 65,536 registers, chunk by chunk
             body = json.dumps({"id": i, "op": "query", "query": FLOOD_QUERY, "skip_missing": True})
-            flooder.publish(f"homie/{DEMO_ID}/$modbus/request/{me}", body, qos=1)
+            flooder.publish(f"homie/{DEMO_ID}/$modbus/request/fetch/{me}", body, qos=1)
         wait_for(lambda: len(replies.messages) >= 50, 30, "the flood being answered (busy)")
         flooded = [set_latency(ha, writes, v) for v in (124, 125, 126)]
         print(f"/set latency: quiet {quiet:.2f} s, under the flood {max(flooded):.2f} s")  # shown with -s
@@ -362,10 +362,12 @@ def test_a_flood_of_worst_case_queries_from_one_client_does_not_delay_anothers_s
         assert codes <= {"busy", "illegal_address"}, codes  # the demo unit lacks register 0
         ping = Collector(broker.client("web"))
         web_id = ping.client._client_id.decode()
-        ping.subscribe(f"homie/{DEMO_ID}/$modbus/response/{web_id}")
+        ping.subscribe(f"homie/{DEMO_ID}/$modbus/response/web/{web_id}")
         publish(
-            ping.client, f"homie/{DEMO_ID}/$modbus/request/{web_id}", json.dumps({"id": "p", "op": "ping"})
+            ping.client,
+            f"homie/{DEMO_ID}/$modbus/request/web/{web_id}",
+            json.dumps({"id": "p", "op": "ping"}),
         )
-        assert json.loads(ping.wait_for(f"homie/{DEMO_ID}/$modbus/response/{web_id}", 10).payload)["ok"]
+        assert json.loads(ping.wait_for(f"homie/{DEMO_ID}/$modbus/response/web/{web_id}", 10).payload)["ok"]
         assert bridge.process.poll() is None
         assert not any(e.get("event") == "mqtt_disconnected" for e in log_events(bridge))

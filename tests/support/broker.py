@@ -2,9 +2,9 @@
 
     with Broker.start(tmp_path) as broker:
         fetch = broker.client("fetch")                         # connected, TLS, paho 2.x
-        replies = Collector(fetch, "homie/+/$modbus/response/" + fetch_id)
+        replies = Collector(fetch, "homie/+/$modbus/response/fetch/" + fetch_id)
         ...
-        replies.wait_for("homie/aurora-1/$modbus/response/" + fetch_id, deadline_s=5)
+        replies.wait_for("homie/aurora-1/$modbus/response/fetch/" + fetch_id, deadline_s=5)
 
 The setup directory lives in its own directory under /tmp, not in ``tmp_path``: mosquitto, started
 as root, reads its files as user ``mosquitto`` and cannot pass pytest's 0700 base directory.

@@ -277,14 +277,36 @@ def test_a_set_topic_names_a_decimal_register() -> None:
 # ------------------------------------------------------------------ topics and URL paths
 
 
-def test_topics_put_the_client_id_last_for_mosquittos_percent_c() -> None:
+def test_topics_put_the_user_then_the_client_id_last_for_mosquittos_percent_u_and_c() -> None:
     base = rpc.modbus_base("homie/aurora-1")
-    assert "homie/aurora-1/$modbus/request/fetch-ab" == rpc.request_topic(base, "fetch-ab")
-    assert "homie/aurora-1/$modbus/response/fetch-ab" == rpc.response_topic(base, "fetch-ab")
+    assert "homie/aurora-1/$modbus/request/fetch/fetch-ab" == rpc.request_topic(base, "fetch", "fetch-ab")
+    assert "homie/aurora-1/$modbus/write/admin/admin-ab" == rpc.write_topic(base, "admin", "admin-ab")
+    assert "homie/aurora-1/$modbus/response/fetch/fetch-ab" == rpc.response_topic(base, "fetch", "fetch-ab")
+    assert "anonymous" == rpc.topic_user(None) and "web" == rpc.topic_user("web")
     assert rpc.valid_client_id("fetch-ab")
     # Any id the broker let a client connect with is answered, however long (issue 11: > 128).
     assert rpc.valid_client_id("x" * 129, base) and rpc.valid_client_id("x" * 60000, base)
     assert not any(rpc.valid_client_id(c, base) for c in ("", "a/b", "a+", "a#", "x" * 65535, "\ud800"))
+
+
+def test_request_topics_name_their_kind_user_and_client() -> None:
+    base = "homie/aurora-1/$modbus"
+    read = rpc.parse_request_topic(base, f"{base}/request/fetch/fetch-ab")
+    assert read == rpc.RequestTopic("request", "fetch", "fetch-ab")
+    assert read is not None and not read.writable and "fetch/fetch-ab" == read.client
+    write = rpc.parse_request_topic(base, f"{base}/write/admin/admin-1")
+    assert write is not None and write.writable
+    for topic in (
+        f"{base}/request/fetch-ab",  # the layout before the user level
+        f"{base}/request/fetch/a/b",
+        f"{base}/request//x",
+        f"{base}/request/fetch/",
+        f"{base}/response/fetch/fetch-ab",
+        f"{base}/writes/admin/a",
+        "homie/aurora-2/$modbus/request/fetch/x",
+        f"{base}/request/fe+ch/x",
+    ):
+        assert rpc.parse_request_topic(base, topic) is None, topic
 
 
 @pytest.mark.parametrize(

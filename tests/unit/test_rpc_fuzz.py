@@ -55,7 +55,7 @@ def timed(fn: Any, *args: Any) -> float:
 def test_every_seed_is_refused_or_served_cheaply_and_answered_once(rig: Rig, seed: dict[str, Any]) -> None:
     payload = bytes.fromhex(seed["hex"])
     topic = {
-        "request": f"{BASE}/request/fuzz-1",
+        "request": f"{BASE}/request/fuzz/fuzz-1",
         "getregs": f"{BASE}/getregs",
         "legacy": BASE,
         "set": f"{BASE}/340/set",
@@ -72,7 +72,7 @@ def test_every_seed_is_refused_or_served_cheaply_and_answered_once(rig: Rig, see
     assert time.perf_counter() - started < PARSE_BUDGET_S  # paho's thread is handed back at once
     rig.pt.flush(WAIT_S)
     if seed["topic"] == "request":
-        (reply,) = rig.sent.wait(f"{BASE}/response/fuzz-1")
+        (reply,) = rig.sent.wait(f"{BASE}/response/fuzz/fuzz-1")
         body = json.loads(reply.payload)
         assert isinstance(body["ok"], bool)
         deadline = time.monotonic() + WAIT_S

@@ -12,6 +12,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from aurora import rpc
 from aurora.bridge.passthrough import PassThrough
 from aurora.bridge.worker import BusWorker, Priority
 from aurora.dump import DumpBus
@@ -157,18 +158,23 @@ def message(
     return msg
 
 
-def ask(rig: Rig, client: str, body: dict[str, Any] | bytes, **kw: Any) -> Sent:
-    """Send one JSON request and wait for its one reply."""
-    before = len(rig.sent.on(f"{BASE}/response/{client}"))
-    rig.pt.handle(message(f"{BASE}/request/{client}", body, **kw))
-    return rig.sent.wait(f"{BASE}/response/{client}", before + 1)[before]
+def ask(rig: Rig, client: str, body: dict[str, Any] | bytes, *, kind: str | None = None, **kw: Any) -> Sent:
+    """Send one JSON request and wait for its one reply. ``client`` is ``<user>-<n>``; a write goes
+    to its write topic (as the broker lets only writers do), anything else to its request topic."""
+    user = client.split("-", 1)[0]
+    if kind is None:
+        kind = rpc.WRITE if isinstance(body, dict) and body.get("op") == "write" else rpc.REQUEST
+    before = len(rig.sent.on(f"{BASE}/response/{user}/{client}"))
+    rig.pt.handle(message(f"{BASE}/{kind}/{user}/{client}", body, **kw))
+    return rig.sent.wait(f"{BASE}/response/{user}/{client}", before + 1)[before]
 
 
 # ------------------------------------------------------------------ subscriptions
 
 
 def test_the_bridge_subscribes_to_the_three_original_topics_and_the_request_topics(rig: Rig) -> None:
-    assert [BASE, f"{BASE}/getregs", f"{BASE}/+/set", f"{BASE}/request/+"] == rig.pt.subscriptions()
+    expected = [BASE, f"{BASE}/getregs", f"{BASE}/+/set", f"{BASE}/request/+/+", f"{BASE}/write/+/+"]
+    assert expected == rig.pt.subscriptions()
 
 
 # ------------------------------------------------------------------ JSON requests
@@ -197,7 +203,7 @@ def test_an_mqtt5_reply_carries_the_correlation_data(rig: Rig) -> None:
 
 
 def test_a_response_topic_of_the_clients_own_is_honoured(rig: Rig) -> None:
-    own = f"{BASE}/response/fetch-1"
+    own = f"{BASE}/response/fetch/fetch-1"
     reply = ask(rig, "fetch-1", {"id": "a", "op": "ping"}, v5=True, correlation=b"c", response_topic=own)
     assert {"id": "a", "ok": True, "device": "aurora-2611000042"} == reply.json()
 
@@ -301,10 +307,12 @@ def test_allow_raw_writes_lets_any_word_through() -> None:
 def test_identical_reads_in_flight_share_one_transaction(rig: Rig) -> None:
     rig.hold()
     for n in range(5):
-        rig.pt.handle(message(f"{BASE}/request/fetch-{n}", {"id": n, "op": "read", "ranges": [[745, 3]]}))
+        rig.pt.handle(
+            message(f"{BASE}/request/fetch/fetch-{n}", {"id": n, "op": "read", "ranges": [[745, 3]]})
+        )
     rig.pt.flush()  # all five queued behind the held transaction
     rig.release()
-    replies = [rig.sent.wait(f"{BASE}/response/fetch-{n}")[0].json() for n in range(5)]
+    replies = [rig.sent.wait(f"{BASE}/response/fetch/fetch-{n}")[0].json() for n in range(5)]
     assert [r["values"] for r in replies] == [replies[0]["values"]] * 5
     assert 1 == rig.bus.calls.count(("fc65", (745, 746, 747)))
 
@@ -312,7 +320,7 @@ def test_identical_reads_in_flight_share_one_transaction(rig: Rig) -> None:
 def test_a_long_query_lets_the_poller_in_between_its_chunks(rig: Rig) -> None:
     """K2: the original held the bus for a whole `valid` query; here a poll waits one chunk."""
     rig.hold()
-    rig.pt.handle(message(f"{BASE}/request/web-1", {"id": "v", "op": "query", "query": "0-400"}))
+    rig.pt.handle(message(f"{BASE}/request/web/web-1", {"id": "v", "op": "query", "query": "0-400"}))
     rig.release()
     # Let the query's first chunk start, then queue a poll read the way the poller does.
     time_limit = time.monotonic() + WAIT_S
@@ -321,7 +329,7 @@ def test_a_long_query_lets_the_poller_in_between_its_chunks(rig: Rig) -> None:
         time.sleep(0.001)
     poll = rig.worker.submit(lambda bus: bus.read_registers([2]), Priority.POLL)
     poll.result(WAIT_S)
-    rig.sent.wait(f"{BASE}/response/web-1")
+    rig.sent.wait(f"{BASE}/response/web/web-1")
     order = [c for c in rig.bus.calls if c in (("fc66", (2,)),) or (c[0] == "fc65" and len(c[1]) >= 2)]
     assert ("fc66", (2,)) in order[:3], order  # within a chunk or two, not after all five
 
@@ -330,14 +338,43 @@ def test_too_many_requests_of_one_client_get_busy() -> None:
     for small in make_rig(max_inflight_per_client=2):
         small.hold()
         for n in range(3):
-            small.pt.handle(message(f"{BASE}/request/fetch-1", {"id": n, "op": "read", "registers": [745]}))
-        busy = small.sent.wait(f"{BASE}/response/fetch-1")[0].json()
+            small.pt.handle(
+                message(f"{BASE}/request/fetch/fetch-1", {"id": n, "op": "read", "registers": [745]})
+            )
+        busy = small.sent.wait(f"{BASE}/response/fetch/fetch-1")[0].json()
         assert (2, "busy") == (busy["id"], busy["error"]["code"])
-        small.pt.handle(message(f"{BASE}/request/fetch-2", {"id": "other", "op": "ping"}))
-        assert small.sent.wait(f"{BASE}/response/fetch-2")[0].json()["ok"]
+        small.pt.handle(message(f"{BASE}/request/fetch/fetch-2", {"id": "other", "op": "ping"}))
+        assert small.sent.wait(f"{BASE}/response/fetch/fetch-2")[0].json()["ok"]
         small.release()
-        replies = small.sent.wait(f"{BASE}/response/fetch-1", 3)
+        replies = small.sent.wait(f"{BASE}/response/fetch/fetch-1", 3)
         assert [True, True] == [r.json()["ok"] for r in replies[1:]]
+
+
+def test_a_write_on_a_request_topic_is_refused_and_nothing_is_written(rig: Rig) -> None:
+    """The broker lets every RPC account publish on its request topic; only writers reach the
+    write topic. A write on a request topic is refused by the bridge too (defence in depth)."""
+    for user in ("fetch", "web", "admin"):
+        body = ask(
+            rig, f"{user}-1", {"id": user, "op": "write", "writes": [[340, 3]]}, kind=rpc.REQUEST
+        ).json()
+        assert {"id": user, "ok": False} == {k: body[k] for k in ("id", "ok")}
+        assert "write_refused" == body["error"]["code"]
+        assert "/$modbus/write/" in body["error"]["message"]
+    assert [] == [c for c in rig.bus.calls if c[0] == "write"]
+    assert {} == rig.pt.inflight()
+    # The same write on the write topic is applied, and every other op works there too.
+    assert ask(rig, "admin-1", {"id": "w", "op": "write", "writes": [[340, 3]]}).json()["ok"]
+    assert [("write", (340, 3))] == [c for c in rig.bus.calls if c[0] == "write"]
+    assert ask(rig, "admin-1", {"id": "p", "op": "ping"}, kind=rpc.WRITE).json()["ok"]
+    reply = ask(rig, "admin-1", {"id": "r", "op": "read", "registers": [745]}, kind=rpc.WRITE).json()
+    assert [REGS[745]] == reply["values"]
+
+
+def test_replies_go_to_the_user_and_client_of_the_request_topic(rig: Rig) -> None:
+    rig.pt.handle(message(f"{BASE}/request/web/fetch-9", {"id": "x", "op": "ping"}))
+    (reply,) = rig.sent.wait(f"{BASE}/response/web/fetch-9")
+    assert reply.json()["ok"]
+    assert [] == rig.sent.on(f"{BASE}/response/fetch/fetch-9")
 
 
 def test_a_lost_line_is_answered_at_once(rig: Rig) -> None:
@@ -349,18 +386,22 @@ def test_a_lost_line_is_answered_at_once(rig: Rig) -> None:
 def test_retained_requests_are_ignored(rig: Rig) -> None:
     """A retained request would run again at every reconnect of the bridge."""
     rig.pt.handle(
-        message(f"{BASE}/request/fetch-1", {"id": 1, "op": "write", "writes": [[340, 3]]}, retain=True)
+        message(f"{BASE}/write/admin/admin-1", {"id": 1, "op": "write", "writes": [[340, 3]]}, retain=True)
     )
     rig.pt.handle(message(f"{BASE}/340/set", "3", retain=True))
     ask(rig, "fetch-1", {"id": 2, "op": "ping"})
     assert [] == [c for c in rig.bus.calls if c[0] == "write"]
-    assert [2] == [s.json()["id"] for s in rig.sent.on(f"{BASE}/response/fetch-1")]
+    assert [2] == [s.json()["id"] for s in rig.sent.on(f"{BASE}/response/fetch/fetch-1")]
 
 
 def test_garbage_topics_and_payloads_never_raise(rig: Rig) -> None:
     for topic, payload in [
         (f"{BASE}/request/", b"{}"),
-        (f"{BASE}/request/a/b", b"{}"),
+        (f"{BASE}/request/a", b"{}"),
+        (f"{BASE}/request/a/b/c", b"{}"),
+        (f"{BASE}/write/a", b'{"op": "write", "writes": [[340, 3]]}'),
+        (f"{BASE}/request//b", b"{}"),
+        (f"{BASE}/response/fetch/set", b"{}"),
         (f"{BASE}/getregs/set", b"x:745"),
         (f"{BASE}/response/set", b"{}"),
         (f"{BASE}/abc/set", b"3"),
@@ -469,15 +510,17 @@ class BrokenWorker:
 def test_a_bug_behind_the_request_still_gets_one_internal_error_reply() -> None:
     sent = Recorder()
     pt = PassThrough(worker=BrokenWorker(), publish=sent, root=ROOT)
-    pt.handle(message(f"{BASE}/request/fetch-1", {"id": "b", "op": "read", "registers": [745]}))
-    (reply,) = sent.wait(f"{BASE}/response/fetch-1")
+    pt.handle(message(f"{BASE}/request/fetch/fetch-1", {"id": "b", "op": "read", "registers": [745]}))
+    (reply,) = sent.wait(f"{BASE}/response/fetch/fetch-1")
     assert {
         "id": "b",
         "ok": False,
         "error": {"code": "internal", "message": "internal error"},
     } == reply.json()
-    pt.handle(message(f"{BASE}/request/fetch-1", {"id": "c", "op": "ping"}))  # and nothing stays in flight
-    assert 2 == len(sent.wait(f"{BASE}/response/fetch-1", 2))
+    pt.handle(
+        message(f"{BASE}/request/fetch/fetch-1", {"id": "c", "op": "ping"})
+    )  # and nothing stays in flight
+    assert 2 == len(sent.wait(f"{BASE}/response/fetch/fetch-1", 2))
     assert {} == pt.inflight()
 
 
@@ -498,8 +541,8 @@ def test_a_silent_unit_ends_a_keyword_query_with_a_timeout_after_two_silent_read
         worker.submit(lambda b: None).result(WAIT_S)
         sent = Recorder()
         pt = PassThrough(worker=worker, publish=sent, root=ROOT)
-        pt.handle(message(f"{BASE}/request/web-1", {"id": "v", "op": "query", "query": "valid"}))
-        (reply,) = sent.wait(f"{BASE}/response/web-1")
+        pt.handle(message(f"{BASE}/request/web/web-1", {"id": "v", "op": "query", "query": "valid"}))
+        (reply,) = sent.wait(f"{BASE}/response/web/web-1")
         assert ("v", "timeout") == (reply.json()["id"], reply.json()["error"]["code"])
         assert bus.stats.transactions <= 3  # the first chunk, then its first two items at most
     finally:

@@ -25,12 +25,12 @@ def rig() -> Iterator[Rig]:
 
 
 def replies(rig: Rig, client: str) -> list[Any]:
-    return [s.json() for s in rig.sent.on(f"{BASE}/response/{client}")]
+    return [s.json() for s in rig.sent.on(f"{BASE}/response/{client.partition('-')[0]}/{client}")]
 
 
 def settle(rig: Rig, client: str, count: int) -> list[Any]:
     """Wait for ``count`` replies to ``client``, then for every slot to be given back."""
-    rig.sent.wait(f"{BASE}/response/{client}", count)
+    rig.sent.wait(f"{BASE}/response/{client.partition('-')[0]}/{client}", count)
     deadline = time.monotonic() + WAIT_S
     while rig.pt.inflight() and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -65,7 +65,10 @@ PATHS: list[tuple[str, bytes, str | None]] = [
 def test_every_request_gets_one_reply_and_gives_its_slot_back(
     rig: Rig, payload: bytes, code: str | None
 ) -> None:
-    rig.pt.handle(message(f"{BASE}/request/fetch-1", payload))
+    # Writes arrive on the write topic (only writers may publish there; test_rpc_passthrough has
+    # a write on a request topic).
+    kind = rpc.WRITE if b'"op": "write"' in payload else rpc.REQUEST
+    rig.pt.handle(message(f"{BASE}/{kind}/fetch/fetch-1", payload))
     (reply,) = settle(rig, "fetch-1", 1)
     assert (code is None) == reply["ok"], reply
     if code is not None:
@@ -77,7 +80,7 @@ def test_every_request_gets_one_reply_and_gives_its_slot_back(
 
 def test_a_reply_goes_out_and_the_slot_comes_back_when_the_line_is_down(rig: Rig) -> None:
     rig.worker.line_up = False
-    rig.pt.handle(message(f"{BASE}/request/fetch-1", {"id": 1, "op": "read", "registers": [745]}))
+    rig.pt.handle(message(f"{BASE}/request/fetch/fetch-1", {"id": 1, "op": "read", "registers": [745]}))
     (reply,) = settle(rig, "fetch-1", 1)
     assert "bus_down" == reply["error"]["code"]
     assert {} == rig.pt.inflight()
@@ -94,7 +97,7 @@ def test_a_reply_the_broker_client_refuses_to_queue_still_gives_the_slot_back() 
         worker.submit(lambda b: None).result(WAIT_S)
         pt = PassThrough(worker=worker, publish=refusing, root=ROOT)
         for i in range(MAX_INFLIGHT_PER_CLIENT * 2):
-            pt.handle(message(f"{BASE}/request/fetch-1", {"id": i, "op": "read", "registers": [745]}))
+            pt.handle(message(f"{BASE}/request/fetch/fetch-1", {"id": i, "op": "read", "registers": [745]}))
         deadline = time.monotonic() + WAIT_S
         while (
             pt.inflight() or pt.counters["replies"] < 2 * MAX_INFLIGHT_PER_CLIENT
@@ -134,8 +137,9 @@ def test_a_transaction_that_fails_still_answers_and_gives_the_slot_back(body: di
         worker.submit(lambda b: None).result(WAIT_S)  # the line is up until the first transaction
         sent = Recorder()
         pt = PassThrough(worker=worker, publish=sent, root=ROOT)
-        pt.handle(message(f"{BASE}/request/web-1", {"id": "f", **body}))
-        (reply,) = sent.wait(f"{BASE}/response/web-1")
+        kind = rpc.WRITE if body["op"] == "write" else rpc.REQUEST  # writes: admin's write topic
+        pt.handle(message(f"{BASE}/{kind}/admin/admin-1", {"id": "f", **body}))
+        (reply,) = sent.wait(f"{BASE}/response/admin/admin-1")
         assert not reply.json()["ok"]
         assert reply.json()["error"]["code"] in ("bus_down", "timeout")
         deadline = time.monotonic() + WAIT_S
@@ -149,7 +153,7 @@ def test_a_transaction_that_fails_still_answers_and_gives_the_slot_back(body: di
 def test_a_stopping_worker_answers_every_queued_request_and_leaks_no_slot(rig: Rig) -> None:
     rig.hold()
     for i in range(10):
-        rig.pt.handle(message(f"{BASE}/request/fetch-1", {"id": i, "op": "query", "query": "745-747"}))
+        rig.pt.handle(message(f"{BASE}/request/fetch/fetch-1", {"id": i, "op": "query", "query": "745-747"}))
     rig.pt.flush()  # all of them queued behind the held transaction
     threading.Thread(target=rig.worker.stop, daemon=True).start()
     rig.release()
@@ -161,18 +165,18 @@ def test_a_stopping_worker_answers_every_queued_request_and_leaks_no_slot(rig: R
 def test_300_surrogate_ids_leave_other_clients_answered(rig: Rig) -> None:
     """Issue 11 #2: 256 of these used to make the bridge answer busy to everyone until restarted."""
     for _ in range(300):
-        rig.pt.handle(message(f"{BASE}/request/fetch-evil", SURROGATE))
+        rig.pt.handle(message(f"{BASE}/request/fetch/fetch-evil", SURROGATE))
     got = settle(rig, "fetch-evil", 300)
     assert all(r["error"]["code"] in ("bad_request", "busy") for r in got)
     assert {} == rig.pt.inflight()
-    rig.pt.handle(message(f"{BASE}/request/web-1", {"id": "w", "op": "read", "registers": [745]}))
+    rig.pt.handle(message(f"{BASE}/request/web/web-1", {"id": "w", "op": "read", "registers": [745]}))
     (reply,) = settle(rig, "web-1", 1)
     assert {"id": "w", "ok": True, "values": [REGS[745]]} == reply
 
 
 def test_a_client_id_over_128_characters_is_answered(rig: Rig) -> None:
     client = "fetch-" + "k" * 300
-    rig.pt.handle(message(f"{BASE}/request/{client}", {"id": 7, "op": "ping"}))
+    rig.pt.handle(message(f"{BASE}/request/{client.partition('-')[0]}/{client}", {"id": 7, "op": "ping"}))
     (reply,) = settle(rig, client, 1)
     assert reply["ok"] and 7 == reply["id"]
 
@@ -182,15 +186,15 @@ def test_busy_is_per_client_and_echoes_the_id(rig: Rig) -> None:
     try:
         for i in range(MAX_INFLIGHT_PER_CLIENT + 3):
             rig.pt.handle(
-                message(f"{BASE}/request/fetch-greedy", {"id": i, "op": "read", "registers": [745]})
+                message(f"{BASE}/request/fetch/fetch-greedy", {"id": i, "op": "read", "registers": [745]})
             )
-        busy = rig.sent.wait(f"{BASE}/response/fetch-greedy", 3)
+        busy = rig.sent.wait(f"{BASE}/response/fetch/fetch-greedy", 3)
         assert [MAX_INFLIGHT_PER_CLIENT, MAX_INFLIGHT_PER_CLIENT + 1, MAX_INFLIGHT_PER_CLIENT + 2] == [
             b.json()["id"] for b in busy
         ]
         assert {"busy"} == {b.json()["error"]["code"] for b in busy}
-        rig.pt.handle(message(f"{BASE}/request/web-1", {"id": "w", "op": "ping"}))
-        (ping,) = rig.sent.wait(f"{BASE}/response/web-1")
+        rig.pt.handle(message(f"{BASE}/request/web/web-1", {"id": "w", "op": "ping"}))
+        (ping,) = rig.sent.wait(f"{BASE}/response/web/web-1")
         assert ping.json()["ok"]
     finally:
         rig.release()
@@ -200,9 +204,9 @@ def test_busy_is_per_client_and_echoes_the_id(rig: Rig) -> None:
 
 def test_an_all_query_reply_groups_its_failures_and_stays_small(rig: Rig) -> None:
     rig.pt.handle(
-        message(f"{BASE}/request/web-1", {"id": "a", "op": "query", "query": "all", "decode": True})
+        message(f"{BASE}/request/web/web-1", {"id": "a", "op": "query", "query": "all", "decode": True})
     )
-    reply = rig.sent.wait(f"{BASE}/response/web-1")[0]
+    reply = rig.sent.wait(f"{BASE}/response/web/web-1")[0]
     assert len(reply.payload) < rpc.MAX_REPLY_BYTES
     body = reply.json()
     assert body["ok"]
@@ -218,8 +222,10 @@ def test_an_all_query_costs_a_bounded_amount_of_memory(rig: Rig) -> None:
 
     tracemalloc.start()
     try:
-        rig.pt.handle(message(f"{BASE}/request/web-1", {"id": "a", "op": "query", "query": "all", "decode": True}))
-        rig.sent.wait(f"{BASE}/response/web-1")
+        rig.pt.handle(
+            message(f"{BASE}/request/web/web-1", {"id": "a", "op": "query", "query": "all", "decode": True})
+        )
+        rig.sent.wait(f"{BASE}/response/web/web-1")
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

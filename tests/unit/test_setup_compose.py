@@ -107,7 +107,10 @@ def test_the_acl_has_a_section_for_every_account_setup_creates() -> None:
     users = re.findall(r"^user (\S+)$", acl, flags=re.MULTILINE)
     assert sorted(MQTT_ACCOUNTS) == sorted(users)
     patterns = re.findall(r"^pattern (\S+) (\S+)$", acl, flags=re.MULTILINE)
-    assert [("write", "homie/+/$modbus/request/%c"), ("read", "homie/+/$modbus/response/%c")] == patterns
+    assert [
+        ("write", "homie/+/$modbus/request/%u/%c"),
+        ("read", "homie/+/$modbus/response/%u/%c"),
+    ] == patterns
 
 
 def test_the_image_is_non_root_with_a_configurable_slim_base() -> None:

@@ -49,7 +49,7 @@ def test_other_devices_set_commands_and_modbus_topics_are_ignored() -> None:
     mirror = _tree()
     assert mirror.handle("homie/aurora-2/abc/watts", "1", 0) is None
     assert mirror.handle(f"{ROOT}/zone1/target-mode/set", "heat", 0) is None
-    assert mirror.handle(f"{ROOT}/$modbus/response/web-1", "{}", 0) is None
+    assert mirror.handle(f"{ROOT}/$modbus/response/web/web-1", "{}", 0) is None
 
 
 def test_the_snapshot_keeps_the_published_order_and_names_unnamed_properties() -> None:
