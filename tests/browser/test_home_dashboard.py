@@ -6,6 +6,8 @@ bridge and web_aid_tool as the README starts them. Screenshots go to artifacts/w
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,6 +48,12 @@ class Stack:
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
+    with running_stack(tmp_path) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def running_stack(tmp_path: Path) -> Iterator[Stack]:
     with contextlib.ExitStack() as stack:
         broker = stack.enter_context(RestartableBroker.started(tmp_path))
         sim = stack.enter_context(Sim.start(tmp_path, "--tcp", "127.0.0.1:0", "--power", POWER))
@@ -178,3 +186,42 @@ def test_energy_history_survives_a_restart_of_the_web_tool(stack: Stack, page: o
     wait_for(lambda: kwh(page, "energy-today") >= before, LIVE_S, "today's energy as before the restart")
     page.goto(stack.url + "/ui/#trends")  # type: ignore[attr-defined]
     expect(page.locator("#chart-energy rect.bar.electrical")).to_have_count(1)  # type: ignore[attr-defined]
+
+
+def test_a_week_of_counted_days_shows_as_bars_and_weekly_totals(tmp_path: Path) -> None:
+    """A bridge that has counted for a week already (its state file, as it leaves it): six days
+    of 10 kWh used and 35 kWh delivered, then today."""
+    expect = playwright_api.expect
+    today = dt.date.today()
+    days = {
+        (today - dt.timedelta(days=6 - i)).isoformat(): {
+            "electrical-total": 10.0 * i,
+            "thermal-heating": 35.0 * i,
+        }
+        for i in range(7)
+    }
+    state = {
+        "version": 1,
+        "totals": {"electrical-total": 60.0, "thermal-heating": 210.0},
+        "days": days,
+        "last": None,
+    }
+    (tmp_path / "energy-aurora-2611000042.json").write_text(json.dumps(state))  # where Bridge.start keeps it
+    with running_stack(tmp_path) as stack, playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_context(viewport=DESKTOP).new_page()
+        log_in(page, stack)
+        wait_for(lambda: kwh(page, "energy-today") > 0, LIVE_S, "today's energy on the page")
+        week = kwh(page, "energy-week")
+        assert 60.0 <= week < 61.0  # shown to 0.1 kWh above 10 kWh
+        assert 210.0 <= kwh(page, "heat-week") < 215.0
+        expect(page.locator('[data-tile="cop-running"] .tile-value')).to_have_text(re.compile(r"^3\.[5-6]$"))
+        page.goto(stack.url + "/ui/#trends")
+        bars = page.locator("#chart-energy rect.bar.electrical")
+        expect(bars).to_have_count(7)
+        heights = page.eval_on_selector_all(
+            "#chart-energy rect.bar.electrical", "rs => rs.map(r => +r.getAttribute('height'))"
+        )
+        assert len(set(heights[:6])) == 1 and heights[6] < heights[0]  # six full days, today just begun
+        shot(page, "trends-week-desktop")
+        browser.close()
