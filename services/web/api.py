@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import structlog
@@ -25,6 +26,9 @@ MAX_BROWSER_REGISTERS: Final = 4000  # "valid" (3065) fits; "all" would hold the
 KEEPALIVE_S: Final = 15.0  # an SSE comment line this often keeps proxies and phones from hanging up
 SNAPSHOT_DEBOUNCE_S: Final = 0.25  # a burst of attribute messages (bridge start) → one snapshot
 SET_ACK_S: Final = 5.0
+# The bridge answers each command after the write and its read-back (tens of ms), or after the
+# bus timeout when the unit is silent (about 2 s); past this, the page says nobody answered.
+SET_ANSWER_S: Final = 15.0
 CLEAR_FAULT_HISTORY: Final = (47, 0x5555)  # aurora-bridge §6.4 faults/clear-history
 
 
@@ -34,6 +38,27 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 def _json_error(err: AuroraError) -> web.Response:
     return _json({"error": str(err)}, status=error_status(err))
+
+
+def _read_error(state: WebState, err: AuroraError) -> web.Response:
+    """A failed read through the bridge, with its cause when the bridge has told it: a silent
+    heat pump (``$state`` alert: ``since`` is its last good poll) or a bridge that is gone."""
+    mirror = state.mirror
+    body: dict[str, Any] = {"error": str(err)}
+    if mirror is not None and mirror.state in ("alert", "lost", "disconnected"):
+        since = mirror.health.get("last_good_poll")
+        if mirror.state == "alert":
+            body["cause"] = "no answer from the heat pump"
+        else:
+            body["cause"] = "the bridge is offline"
+            since = since or (_iso(mirror.state_since) if mirror.state_since else None)
+        body["since"] = since
+        body["error"] = f"{body['cause']} ({err})"
+    return _json(body, status=error_status(err))
+
+
+def _iso(wall: float) -> str:
+    return datetime.fromtimestamp(wall, UTC).isoformat(timespec="seconds")
 
 
 async def api_session(request: web.Request) -> web.Response:
@@ -110,7 +135,12 @@ async def api_events(request: web.Request) -> web.StreamResponse:
                         return response
                 await send("snapshot", mirror.snapshot())
             else:
-                await send("values", [data for _, data in batch])
+                values = [data for kind, data in batch if kind == "value"]
+                if values:
+                    await send("values", values)
+                healths = [data for kind, data in batch if kind == "health"]
+                if healths:
+                    await send("health", healths[-1])  # the bridge's last poll, for the stale banner
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
@@ -130,8 +160,10 @@ async def api_registers(request: web.Request) -> web.Response:
                 f"{MAX_BROWSER_REGISTERS} at once (valid and known fit)"
             )
         result = await state.gate.run(lambda bus: read_browser(bus, query))
-    except AuroraError as err:
+    except UsageError as err:
         return _json_error(err)
+    except AuroraError as err:
+        return _read_error(state, err)
     rows = []
     for address, raw in result.values.items():
         line = render_line(address, result.values)
@@ -157,7 +189,7 @@ async def api_faults(request: web.Request) -> web.Response:
     try:
         result = await state.gate.run(read_faults)
     except AuroraError as err:
-        return _json_error(err)
+        return _read_error(state, err)
     words = result.values
     history = []
     for address, raw in words.items():
@@ -205,8 +237,9 @@ def _fault(code: int, *, locked: bool = False) -> dict[str, Any]:
 
 
 async def api_set(request: web.Request) -> web.Response:
-    """Change a settable Homie property: checked here, published to its ``/set`` topic, where the
-    bridge checks it again and writes the register; the new value arrives as a normal update."""
+    """Change a settable Homie property: checked here, published to its ``/set`` topic, and
+    answered with the bridge's outcome (docs/writes.md) within SET_ANSWER_S: 200 ``applied`` with
+    the value read back, 422 ``refused`` with the reason, 504 ``failed`` or ``no-answer``."""
     state = state_of(request)
     check_write(request, token=request.headers.get(CSRF_HEADER))
     mirror = _needs_mirror(state)
@@ -216,16 +249,43 @@ async def api_set(request: web.Request) -> web.Response:
         return _json({"error": 'send JSON: {"node": …, "prop": …, "value": …}'}, status=400)
     if not isinstance(body, dict) or not {"node", "prop", "value"} <= body.keys():
         return _json({"error": 'send JSON: {"node": …, "prop": …, "value": …}'}, status=400)
+    node, prop = str(body["node"]), str(body["prop"])
+    path = f"{node}/{prop}"
     try:
-        payload = mirror.check_set(str(body["node"]), str(body["prop"]), body["value"])
+        payload = mirror.check_set(node, prop, body["value"])
         if state.feed is None:  # only while starting: the server listens once the feed is up
             raise BusError("not connected to the broker yet")
-        topic = mirror.set_topic(str(body["node"]), str(body["prop"]))
-        future = state.feed.publish(topic, payload)
-        await asyncio.wait_for(asyncio.wrap_future(future), SET_ACK_S)
-    except TimeoutError:
-        return _json({"error": "the broker did not acknowledge the command"}, status=504)
+        if mirror.state in ("lost", "disconnected"):
+            raise BusError(f"the bridge is offline ($state {mirror.state}): nothing would write it")
     except AuroraError as err:
         return _json_error(err)
-    log.info("set", node=body["node"], prop=body["prop"], value=payload)
-    return _json({"status": "sent", "node": body["node"], "prop": body["prop"], "value": payload}, status=202)
+    answer = state.writes.expect(path, payload)
+    started = time.monotonic()
+    try:
+        future = state.feed.publish(mirror.set_topic(node, prop), payload)
+        await asyncio.wait_for(asyncio.wrap_future(future), SET_ACK_S)
+        log.info("set", node=node, prop=prop, value=payload)
+        outcome = await asyncio.wait_for(answer, SET_ANSWER_S - (time.monotonic() - started))
+    except TimeoutError:
+        return _json(
+            {
+                "status": "no-answer",
+                "node": node,
+                "prop": prop,
+                "value": payload,
+                "error": f"no answer from the bridge within {SET_ANSWER_S:g} s",
+            },
+            status=504,
+        )
+    except AuroraError as err:
+        return _json_error(err)
+    finally:
+        state.writes.forget(path, payload, answer)
+    result = str(outcome.get("result"))
+    reply = {"status": result, "node": node, "prop": prop, "sent": payload, "value": outcome.get("value")}
+    if result in ("applied", "unconfirmed"):
+        if outcome.get("reason"):
+            reply["warning"] = outcome["reason"]
+        return _json(reply)
+    reply["error"] = str(outcome.get("reason") or result)
+    return _json(reply, status=422 if result == "refused" else 504)

@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -245,7 +246,7 @@ async def serve(args: argparse.Namespace, password: str) -> int:
 
         def link(up: bool) -> None:
             if mirror.link != up:
-                mirror.link = up
+                mirror.set_link(up, time.time())
                 state.hub.publish(("meta", None))  # a fresh snapshot tells every page
 
         feed = HomieFeed(

@@ -60,6 +60,38 @@ class Hub:
                 queue.put_nowait(None)
 
 
+class WriteWaiters:
+    """Settings-page commands waiting for the bridge's ``$write-result`` answer (event loop only).
+
+    Keyed by property and payload, as the bridge echoes them: two pages sending the same command
+    at once both get the one answer, which is the truth for both.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: dict[tuple[str, str], list[asyncio.Future[dict[str, Any]]]] = {}
+
+    def expect(self, node_prop: str, payload: str) -> asyncio.Future[dict[str, Any]]:
+        """A future for the next answer to ``payload`` on ``node_prop``; register before sending."""
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault((node_prop, payload), []).append(future)
+        return future
+
+    def forget(self, node_prop: str, payload: str, future: asyncio.Future[dict[str, Any]]) -> None:
+        """Stop waiting (the page gave up, or the answer came)."""
+        waiting = self._waiting.get((node_prop, payload), [])
+        with contextlib.suppress(ValueError):
+            waiting.remove(future)
+        if not waiting:
+            self._waiting.pop((node_prop, payload), None)
+
+    def deliver(self, answer: dict[str, Any]) -> None:
+        """An answer from the bridge: resolve whoever waits for it."""
+        key = (str(answer.get("property")), str(answer.get("payload")))
+        for future in self._waiting.pop(key, []):
+            if not future.done():
+                future.set_result(answer)
+
+
 @dataclass(slots=True)
 class WebState:
     """What the handlers share."""
@@ -70,6 +102,7 @@ class WebState:
     mirror: HomieMirror | None = None  # MQTT mode only: the live dashboard
     feed: HomieFeed | None = None
     hub: Hub = field(default_factory=Hub)
+    writes: WriteWaiters = field(default_factory=WriteWaiters)
     serial: str | None = None
 
     @property
@@ -146,5 +179,9 @@ def apply_homie(state: WebState, topic: str, payload: str) -> None:
     change = state.mirror.handle(topic, payload, time.time())
     if state.mirror.state != before:
         log.info("device_state", device=state.mirror.device, state=state.mirror.state)
-    if change is not None:
+    if change is None:
+        return
+    if change[0] == "outcome":
+        state.writes.deliver(change[1])  # answers go to the request that waits, not to the pages
+    else:
         state.hub.publish(change)

@@ -6,6 +6,7 @@ are also kept as a short history for the trend charts (in memory: history starts
 
 from __future__ import annotations
 
+import json
 import math
 from collections import deque
 from collections.abc import Iterable
@@ -44,6 +45,7 @@ class Prop:
             "unit": self.unit,
             "settable": self.settable,
             "value": self.value,
+            "t": round(self.changed, 3) if self.changed else None,  # when it last arrived
         }
 
 
@@ -57,7 +59,14 @@ class Node:
     properties: list[str] = field(default_factory=list)
 
 
-Change = tuple[Literal["value"], dict[str, Any]] | tuple[Literal["meta"], None]
+Change = (
+    tuple[Literal["value"], dict[str, Any]]
+    | tuple[Literal["meta"], None]
+    | tuple[Literal["health"], dict[str, Any]]
+    | tuple[Literal["outcome"], dict[str, Any]]
+)
+WRITE_RESULT: Final = "$write-result"  # the bridge's answer to each /set command (docs/writes.md)
+_HEALTH_KEYS: Final = ("state", "last_good_poll", "last_error", "published_at")
 
 
 def _humanise(identifier: str) -> str:
@@ -86,8 +95,11 @@ class HomieMirror:
     history_s: float = HISTORY_S
     sample_s: float = SAMPLE_S
     state: str = ""
+    state_since: float = 0.0  # when $state last changed (time.time() here), 0 before the first
+    health: dict[str, Any] = field(default_factory=dict)  # the bridge's last $health, in short
     name: str = ""
     link: bool = True  # whether our broker connection is up; False: every value may be stale
+    link_since: float = 0.0  # when the link last went up or down
     node_order: list[str] = field(default_factory=list)
     nodes: dict[str, Node] = field(default_factory=dict)
     props: dict[tuple[str, str], Prop] = field(default_factory=dict)
@@ -114,7 +126,7 @@ class HomieMirror:
             return None
         parts = topic[len(self.prefix) :].split("/")
         if parts[0].startswith("$"):
-            return self._device_attr(parts, payload)
+            return self._device_attr(parts, payload, now)
         if len(parts) == 2 and parts[1].startswith("$"):
             return self._node_attr(parts[0], parts[1], payload)
         if len(parts) == 2:
@@ -123,10 +135,14 @@ class HomieMirror:
             return self._prop_attr(parts[0], parts[1], parts[2], payload)
         return None  # /set commands, $modbus, anything deeper
 
-    def _device_attr(self, parts: list[str], payload: str) -> Change | None:
+    def _device_attr(self, parts: list[str], payload: str, now: float) -> Change | None:
         if len(parts) != 1:
             return None
+        if parts[0] in ("$health", WRITE_RESULT):
+            return self._document(parts[0], payload)
         if parts[0] == "$state":
+            if payload != self.state:
+                self.state_since = now
             self.state = payload
         elif parts[0] == "$name":
             self.name = payload
@@ -135,6 +151,25 @@ class HomieMirror:
         else:
             return None
         return ("meta", None)
+
+    def _document(self, attr: str, payload: str) -> Change | None:
+        """``$health`` (kept, in short) or a ``$write-result`` answer; None when not JSON."""
+        try:
+            doc = json.loads(payload)
+        except ValueError:
+            return None
+        if not isinstance(doc, dict):
+            return None
+        if attr == WRITE_RESULT:
+            return ("outcome", doc)
+        self.health = {k: doc.get(k) for k in _HEALTH_KEYS}
+        return ("health", dict(self.health))
+
+    def set_link(self, up: bool, now: float) -> None:
+        """Our broker connection came (``up``) or went."""
+        if up != self.link:
+            self.link_since = now
+        self.link = up
 
     def _node_attr(self, node: str, attr: str, payload: str) -> Change | None:
         item = self._node(node)
@@ -211,7 +246,10 @@ class HomieMirror:
             "device": self.device,
             "name": self.name,
             "state": self.state,
+            "state_since": round(self.state_since, 3) if self.state_since else None,
             "link": self.link,
+            "link_since": round(self.link_since, 3) if self.link_since else None,
+            "health": dict(self.health),
             "nodes": nodes,
         }
 

@@ -18,7 +18,7 @@ import pytest
 from tests.support import Broker, free_port, wait_for
 from tests.support.bridge import READY_S, Bridge
 from tests.support.sim import Sim, write_log
-from tests.support.web import CHROMIUM, CHROMIUM_ARGS, mqtt_env, web_tool
+from tests.support.web import mqtt_env, web_tool
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -56,25 +56,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         web_log = tmp / "web.log"
         stack.enter_context(web_tool([broker.url("web")], port=port, env=mqtt_env(broker), log=web_log))
         yield Stack(broker, f"http://127.0.0.1:{port}", broker.password("web-ui"), writes, web_log)
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[object]:
-    """One headless Debian chromium for the module; never a downloaded browser."""
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(chromium: object) -> Iterator[object]:
-    """A fresh desktop-sized tab with its own cookies."""
-    context = chromium.new_context(viewport=DESKTOP)  # type: ignore[attr-defined]
-    tab = context.new_page()
-    tab.set_default_timeout(15_000)
-    yield tab
-    context.close()
 
 
 def log_in(page: object, stack: Stack, password: str | None = None, path: str = "/ui/") -> None:
@@ -170,13 +151,16 @@ def test_a_set_point_change_is_confirmed_first_and_ends_in_the_sims_registers(
     wait_for(lambda: (21203, target * 10) in writes(stack)[count:], 15, f"21203 = {target * 10} in the sim")
     assert [(21203, target * 10)] == writes(stack)[count:]  # nothing else was written
     expect(current).to_have_text(shown, timeout=LIVE_S * 1000)
-    expect(form.locator(".result")).to_have_text("Done: the heat pump reports the new value.")
+    expect(form.locator(".result")).to_have_text(
+        re.compile(rf"^Done: the heat pump now reports {target}\.0°F\.$")
+    )
     page.set_viewport_size(DESKTOP)  # type: ignore[attr-defined]
     shot(page, "settings-desktop")
 
 
 def test_a_setting_outside_its_range_is_refused_and_nothing_is_written(stack: Stack, page: object) -> None:
-    """The server checks $format before publishing; the user sees why."""
+    """The page checks $format before it asks (and the server again before publishing); the user
+    sees why."""
     expect = playwright_api.expect
     log_in(page, stack, path="/ui/#settings")
     form = page.locator('form.setting[data-setting="zone1/heating-target-temperature"]')  # type: ignore[attr-defined]
@@ -184,8 +168,8 @@ def test_a_setting_outside_its_range_is_refused_and_nothing_is_written(stack: St
     count = len(writes(stack))
     form.locator("input").evaluate("(el) => { el.removeAttribute('max'); el.value = '150'; }")
     form.locator("button").click()
-    page.click("#confirm-ok")  # type: ignore[attr-defined]
-    expect(form.locator(".result")).to_contain_text("outside 40..90")
+    expect(form.locator(".result")).to_have_text("Not sent: 150°F is outside 40.0..90.0°F.")
+    expect(page.locator("#confirm")).to_be_hidden()  # type: ignore[attr-defined]  # nothing to confirm
     assert [] == writes(stack)[count:]
 
 
