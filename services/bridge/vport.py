@@ -6,11 +6,12 @@ back-pressure without a thread per client, so a slow or hostile client only ever
 connection. Requests are parsed and checked (vport_frames) on the loop, run on the bus worker as
 one job each, and the worker's done-callback hands the result back with call_soon_threadsafe.
 
-Fairness: each connection has at most one job on the worker. A connection that was idle goes
-ahead of polling (as a $modbus request does: it waits for at most the transaction in flight),
-one such connection at a time; a connection sending back to back queues with the poller's jobs,
-first come first served, so twenty busy clients and the poller take turns and Homie values keep
-updating. Identical reads in flight share one transaction (the worker's keys, as the poller's).
+Fairness: each connection has at most one job on the worker. A quiet connection's request goes
+in the worker's INTERACTIVE class (a write: WRITE, as a /set), one such job at a time; a
+connection sending back to back, reads or writes, goes in BULK, which takes turns with the other
+classes and the poller one transaction each (worker.py), so twenty busy clients and the poller
+share the line and Homie values keep updating. Identical reads in flight share one transaction,
+and the worker may merge distinct reads into one; each client still gets its own reply.
 """
 
 from __future__ import annotations
@@ -275,11 +276,9 @@ class VirtualPorts:
                 self.counters["refused_writes"] += 1
             self.counters["unanswered"] += 1
             return None, vf.GATEWAY_NO_RESPONSE
-        interactive = (
-            request.function in vf.READS
-            and self._interactive == 0
-            and time.monotonic() - conn.last_done >= IDLE_GAP_S
-        )
+        # Ahead of polling only for a client that was quiet, and one such job at a time: a client
+        # reading or writing back to back takes turns with the poller instead (module docstring).
+        interactive = self._interactive == 0 and time.monotonic() - conn.last_done >= IDLE_GAP_S
         future = self._submit(conn, request, interactive)
         if interactive:
             self._interactive += 1
@@ -309,7 +308,11 @@ class VirtualPorts:
             self.writes_log.info(
                 "vport_write", peer=conn.peer, function=f, writes=[list(w) for w in request.writes]
             )
-            return self._worker.submit(self._write_job(request), Priority.WRITE)
+            # A quiet client's write goes first, as a /set does; back to back, writes take turns
+            # with the poller like a long query's reads (three such writers starved it otherwise).
+            return self._worker.submit(
+                self._write_job(request), Priority.WRITE if interactive else Priority.BULK
+            )
         priority = Priority.INTERACTIVE if interactive else Priority.BULK
         if f == rtu.FunctionCode.READ_HOLDING:
             ((start, count),) = request.ranges

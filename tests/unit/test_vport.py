@@ -81,7 +81,7 @@ def ports(board: Board) -> Iterator[VirtualPorts]:
 
 
 def connect(ports: VirtualPorts, kind: str) -> socket.socket:
-    return socket.create_connection(ports.addresses[kind], timeout=5)
+    return socket.create_connection(ports.addresses["rtu" if kind == "writer" else kind], timeout=5)
 
 
 def ask(sock: socket.socket, frame: bytes, expect: int, deadline_s: float = 5.0) -> bytes:
@@ -450,13 +450,19 @@ class SlowBus(DumpBus):
         time.sleep(SLOW_S)
         return super()._values(function, addresses)
 
+    def write_register(self, address: int, value: int) -> None:
+        self.calls.append(0)  # a write
+        time.sleep(SLOW_S)
+        super().write_register(address, value)
+
 
 SLOW_S = 0.03
 
 
 def test_back_to_back_clients_take_turns_with_polling() -> None:
-    """Two clients reading as fast as they can do not shut the poller out: its chunks alternate
-    with their reads, and an idle client's request waits for about one transaction."""
+    """Two clients reading and three writing as fast as they can do not shut the poller out: its
+    chunks alternate with their requests, and an idle client's request waits for about one
+    transaction."""
     bus = SlowBus()
     worker = BusWorker(lambda: bus)
     worker.start()
@@ -470,10 +476,13 @@ def test_back_to_back_clients_take_turns_with_polling() -> None:
             while not stop.is_set():
                 if kind == "rtu":
                     ask(sock, rtu.read_holding(745, 1).encode(), 7)
-                else:
+                elif kind == "modbus_tcp":
                     ask(sock, mbap(1, 1, b"\x03\x02\xe9\x00\x01"), 11)
+                else:
+                    ask(sock, rtu.write_single(340, 5).encode(), 8)
 
-    threads = [threading.Thread(target=hammer, args=(k,)) for k in ("rtu", "modbus_tcp")]
+    kinds = ("rtu", "modbus_tcp", "writer", "writer", "writer")
+    threads = [threading.Thread(target=hammer, args=(k,)) for k in kinds]
     try:
         for thread in threads:
             thread.start()
@@ -482,8 +491,9 @@ def test_back_to_back_clients_take_turns_with_polling() -> None:
         assert len(polled.words) == 600
         chunk_at = [i for i, n in enumerate(bus.calls) if n == 100]
         assert len(chunk_at) == 6
-        # Between two poll chunks the two clients get one read each, not the whole time.
-        assert max(b - a for a, b in itertools.pairwise(chunk_at)) <= 3
+        # Between two poll chunks the five clients get one request each, not the whole time.
+        assert max(b - a for a, b in itertools.pairwise(chunk_at)) <= 6
+        assert 0 in bus.calls  # the writer did write
         with connect(ports, "rtu") as sock:  # a new, quiet client: one transaction in flight, then its own
             t0 = time.monotonic()
             assert ask(sock, rtu.read_holding(746, 1).encode(), 7) == rtu.encode_reply(
