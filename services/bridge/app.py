@@ -17,7 +17,8 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from aurora.transport import redact
 from paho.mqtt.enums import MQTTProtocolVersion
 
 from . import homie
+from .effects import WriteEffects
 from .health import HEALTH_EVERY_S, PollStats, health_document
 from .metering import EnergyRecorder, max_gap_for
 from .poller import PollReport, TierSchedule, WordCache, read_words
@@ -142,6 +144,11 @@ class Bridge:
         self._last_health = 0.0
         self._last_reset = time.monotonic()
         self._republish = False
+        self._wake = threading.Event()  # the poll loop has a re-read to do
+        self._reread: set[int] = set()  # registers a raw write affected, read by the poll loop
+        self._reread_lock = threading.Lock()
+        self._effects: WriteEffects | None = None
+        self._tier_read: dict[str, float] = {}  # monotonic time of each tier's last good read
         self._values_lock = threading.Lock()
         self.passthrough: Any = None
         self.vports: VirtualPorts | None = None
@@ -170,12 +177,17 @@ class Bridge:
         if self.unit is None:  # stopped while the unit was not answering
             self.worker.stop()
             return 0
+        properties = getattr(self.unit, "properties", None)  # a test's stand-in may have none
+        self._effects = WriteEffects(properties()) if properties is not None else None
+        # The first poll reads while MQTT connects and the broker's retained topics are scanned:
+        # the two used to run one after the other (issue 15: start to ready).
+        first = self._start_first_poll()
         try:
             if not self._start_vports():
                 return 2
             self._start_mqtt()
             if not stop.is_set():
-                self._publish_tree()
+                self._publish_tree(first)
                 self._poll_thread = self._start_poller()
                 self._watch()
         finally:
@@ -270,8 +282,26 @@ class Bridge:
                 topics.add(f"{self.root}/{suffix.removesuffix('/$datatype')}")
         return topics
 
-    def _publish_tree(self) -> None:
-        """Homie start-up order: $state init, description, values, /set subscriptions, ready."""
+    def _start_first_poll(self) -> tuple[Future[PollReport], float]:
+        """Read every tier on a thread of its own; ``_publish_tree`` publishes what it read."""
+        future: Future[PollReport] = Future()
+        started = time.monotonic()
+        addresses = self._addresses(list(self.tiers))
+
+        def read() -> None:
+            try:
+                future.set_result(read_words(self.worker, addresses, missing=self.missing, stop=self._stop))
+            except BaseException as err:  # _poll takes it as a failed read
+                future.set_exception(err)
+
+        threading.Thread(target=read, name="first-poll", daemon=True).start()
+        return future, started
+
+    def _publish_tree(self, first: tuple[Future[PollReport], float] | None = None) -> None:
+        """Homie start-up order: $state init, description, values, /set subscriptions, ready.
+
+        ``first``: the first poll, already reading (its values are published only here, after
+        the description)."""
         pub, unit, cfg = self.publisher, self.unit, self.config
         assert pub is not None
         scan = [f"{self.root}/#", f"{cfg.ha_prefix}/+/{unit.device_id}/#"]
@@ -286,7 +316,10 @@ class Bridge:
             discovery = unit.hass_discovery(homie_root=cfg.homie_root, prefix=cfg.ha_prefix, existing=earlier)
             pub.retain_many(discovery)
             migrated = {topic for topic, _ in discovery}  # cleared by the migration already
-        good = self._poll(list(self.tiers), time.monotonic())
+        if first is None:
+            good = self._poll(list(self.tiers), time.monotonic())
+        else:
+            good = self._poll(list(self.tiers), first[1], pending=first[0])
         keep = pub.owned() | self._tree_topics() | migrated
         stale = sorted(t for t in earlier if t not in keep and "/$modbus" not in t)
         for topic in stale:
@@ -349,10 +382,34 @@ class Bridge:
 
     def _absorb_raw_write(self, words: Mapping[int, int]) -> None:
         """Worker thread: a $modbus write changed registers. Publish what that changes now, and
-        poll everything soon, since a write-only register shows up elsewhere (12619 → 745)."""
+        have the poll loop read again what the write affects (a write-only register shows up
+        elsewhere: 12619 → 745); the rest of the poll schedule stays as it is (issue 15)."""
         self.cache.update(words)
         self.publish_values()
-        self.schedule.force_all()
+        wanted = self._effects.reread(words) if self._effects is not None else []
+        if not wanted:
+            return
+        with self._reread_lock:
+            self._reread.update(wanted)
+        self._wake.set()
+
+    def _take_reread(self) -> list[int]:
+        with self._reread_lock:
+            wanted, self._reread = sorted(self._reread), set()
+        return wanted
+
+    def _do_reread(self, addresses: Iterable[int]) -> None:
+        """Poll thread: read what a raw write affected, and publish it."""
+        started = time.monotonic()
+        try:
+            report = read_words(self.worker, addresses, missing=self.missing, stop=self._stop)
+        except AuroraError as err:
+            log.warning("reread_failed", error=str(err))
+            return
+        self.stats.rereads += 1
+        self.stats.transactions += report.transactions
+        self.cache.update(report.words, at=started)
+        self.publish_values()
 
     def _on_reconnect(self) -> None:
         """paho thread, after the republish: poll everything soon so values are fresh, and say
@@ -372,24 +429,37 @@ class Bridge:
             try:
                 now = time.monotonic()
                 self._heartbeat = now
+                reread = self._take_reread()
+                if reread:
+                    self._do_reread(reread)
+                    continue
                 tiers = self.schedule.due(now)
                 if not tiers:
-                    self._stop.wait(min(self.schedule.sleep_s(now), 1.0))
+                    self._wake.wait(min(self.schedule.sleep_s(now), 1.0))
+                    self._wake.clear()
                     continue
                 self._poll(tiers, now)
             except Exception:  # _poll never raises; this guards the loop itself (R1)
                 log.exception("poll_loop_failed")
                 self._stop.wait(1.0)
 
-    def _poll(self, tiers: list[str], started: float) -> bool:
-        """One read of ``tiers``; publishes changed values. Never raises; True when anything answered."""
-        self.stats.cycles += 1
+    def _addresses(self, tiers: Iterable[str]) -> set[int]:
         addresses: set[int] = set()
         for name in tiers:
             addresses |= set(self.unit.registers(self.tiers[name]))
+        return addresses
+
+    def _poll(self, tiers: list[str], started: float, pending: Future[PollReport] | None = None) -> bool:
+        """One read of ``tiers`` (or the one ``pending`` is making); publishes changed values.
+        Never raises; True when anything answered."""
+        self.stats.cycles += 1
         good = False
         try:
-            report = read_words(self.worker, addresses, missing=self.missing, stop=self._stop)
+            if pending is not None:
+                report = pending.result()
+            else:
+                addresses = self._addresses(tiers)
+                report = read_words(self.worker, addresses, missing=self.missing, stop=self._stop)
         except BusError as err:
             self._poll_failed(str(err))
         except Exception as err:  # bad data, a bug in a decoder: log, count, carry on (R1)
@@ -399,6 +469,13 @@ class Bridge:
         else:
             good = self._poll_done(report, len(tiers) == len(self.tiers), started)
         self.schedule.done(tiers, started)
+        if good:
+            now = time.monotonic()
+            for name in tiers:
+                last = self._tier_read.get(name)
+                if last is not None:
+                    self.stats.longest_gap_s[name] = max(self.stats.longest_gap_s.get(name, 0.0), now - last)
+                self._tier_read[name] = now
         return good
 
     def _poll_failed(self, why: str) -> None:
@@ -738,6 +815,7 @@ class Bridge:
     def _shutdown(self) -> None:
         sd_notify("STOPPING=1")
         self._stop.set()
+        self._wake.set()
         if self._poll_thread is not None:
             self._poll_thread.join(5)
         if self.vports is not None:

@@ -37,6 +37,10 @@ class PollStats:
     writes_refused: int = 0
     writes_failed: int = 0
     watchdog_resets: int = 0
+    # Per tier, the longest time between two good reads: a value is never older than this (the
+    # goal: within twice the tier's interval, however busy the line is; issue 15).
+    longest_gap_s: dict[str, float] = field(default_factory=dict)
+    rereads: int = 0  # reads of what a raw write affects, instead of polling every tier again
     started_mono: float = field(default_factory=time.monotonic)
     started_wall: float = field(default_factory=time.time)
 
@@ -74,6 +78,8 @@ def health_document(
             "writes_refused": poll.writes_refused,
             "writes_failed": poll.writes_failed,
             "watchdog_resets": poll.watchdog_resets,
+            "rereads": poll.rereads,
+            "longest_gap_s": {tier: round(gap, 3) for tier, gap in sorted(poll.longest_gap_s.items())},
         },
         "mqtt": mqtt,
         "worker": {k: round(v, 4) if isinstance(v, float) else v for k, v in worker.items()},

@@ -10,15 +10,21 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
 import pytest
+from aurora.bridge.app import Bridge, BridgeConfig
+from aurora.bridge.effects import WriteEffects
 from aurora.bridge.poller import read_words
 from aurora.bridge.worker import BusWorker, Priority
 from aurora.bus import Bus
 from aurora.dump import DumpBus
 from aurora.errors import IllegalAddress
+from aurora.mqtt import MqttSettings
 from aurora.query import Chunk
+
+from tests.support import wait_for
 
 TRANSACTION_S = 0.004
 
@@ -165,3 +171,94 @@ def test_a_flood_of_requests_never_stops_polling_and_a_write_waits_for_one_trans
     assert max(gaps) <= 4 and sum(gaps) <= 1.5 * len(gaps), gaps
     assert worker.most_transactions_waited <= 1
     assert worker.merged_transactions > 0
+
+
+# ---------------------------------------------------------------- the bridge's schedule
+
+
+def _runtime_bridge(bus: Bus, tmp: Path) -> Any:
+    from tests.unit.test_bridge_runtime import FakePublisher, FakeUnit
+
+    config = BridgeConfig(
+        port="unused",
+        mqtt=MqttSettings(host="127.0.0.1", port=1, tls=False),
+        status_file=str(tmp / "status"),
+        home_assistant=False,
+    )
+    bridge = Bridge(
+        config,
+        opener=lambda: bus,
+        detect=lambda read, device_name: FakeUnit(),
+        tiers={"fast": "F", "medium": "M", "slow": "S"},
+    )
+    bridge.unit = FakeUnit()
+    bridge.root = "homie/aurora-42"
+    bridge.publisher = FakePublisher()  # type: ignore[assignment]
+    bridge.worker.start()
+    return bridge
+
+
+def test_the_first_poll_reads_while_the_retained_topics_are_scanned(tmp_path: Path) -> None:
+    """Start to ready: the scan's quiet wait and the first poll overlap (issue 15); the values
+    are published only after the description, as Homie wants."""
+    bus = LineBus({2: 1, 745: 680, 746: 700, 401: 1200})
+    bridge = _runtime_bridge(bus, tmp_path)
+    pub = bridge.publisher
+    during: list[int] = []
+
+    def scan(filters: list[str], stop: Any = None) -> dict[str, bytes]:
+        # The scan waits for quiet on the broker; meanwhile the poll reads (it used to start
+        # only once the scan had returned: then this wait never ends).
+        wait_for(lambda: len(bus.calls) >= 1, 10, "a poll read during the scan")
+        during.append(len(bus.calls))
+        return {}
+
+    pub.scan_retained = scan
+    plain = pub.retain
+    pub.retain = lambda topic, payload, force=False, **_: plain(topic, payload, force=force)
+    pub.owned = set
+    pub.route = lambda *a: None
+    try:
+        first = bridge._start_first_poll()
+        bridge._publish_tree(first)
+    finally:
+        bridge._stop.set()
+        bridge.worker.stop()
+    assert during and during[0] >= 1
+    topics = [t for t, _ in pub.messages]
+    assert topics.index("homie/aurora-42/abc/temperature") > topics.index("homie/aurora-42/$homie")
+    assert pub.state == "ready"
+    assert bridge.stats.good_cycles == 1
+
+
+def test_a_raw_write_rereads_only_what_it_affects_and_leaves_the_schedule(tmp_path: Path) -> None:
+    """12619 (the heating set point, write-only) shows at 745: a raw write of it re-reads 745,
+    not every tier (it used to make all three due at once)."""
+    from aurora.bridge.components import Components
+    from aurora.bridge.device import Unit
+
+    bus = LineBus({2: 1, 745: 680, 746: 700, 401: 1200, 12619: 0})
+    bridge = _runtime_bridge(bus, tmp_path)
+    real = Unit.build(Components(serial="1", thermostat=True, thermostat_version=3.0))
+    bridge._effects = WriteEffects(real.properties())
+    try:
+        assert bridge._poll(["fast", "medium", "slow"], time.monotonic())
+        for tier in ("fast", "medium", "slow"):
+            bridge.schedule.done([tier], time.monotonic())
+        due = dict(bridge.schedule.next_due)
+        bridge._poll_thread = bridge._start_poller()
+        bus.calls.clear()
+        bus.registers[745] = 690  # what the unit shows once 12619 was written
+        bridge._absorb_raw_write({12619: 690})
+        wait_for(lambda: bridge.stats.rereads == 1, 10, "the re-read")
+        assert bridge.cache.lookup(745)[0] == 690
+        assert bus.calls == [(745,)]
+        assert bridge.schedule.next_due == due
+        assert bridge.stats.cycles == 1
+        bridge._absorb_raw_write({745: 1})  # a register that shows only itself: nothing to read
+        time.sleep(0.2)
+        assert bus.calls == [(745,)]
+    finally:
+        bridge._stop.set()
+        bridge._wake.set()
+        bridge.worker.stop()
