@@ -116,7 +116,9 @@ class Bridge:
     ) -> None:
         self.config = config
         if opener is None:
-            from aurora.transport import open_bus
+            from aurora.transport import open_bus, preload_retries
+
+            preload_retries()
 
             def opener() -> Bus:
                 return open_bus(config.port, latency_s=config.latency_s, debug=config.debug_modbus)

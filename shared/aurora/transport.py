@@ -418,6 +418,15 @@ def _merge_consecutive(ranges: Sequence[tuple[int, int]]) -> list[tuple[int, int
 # ---------------------------------------------------------------- opening a port
 
 
+def preload_retries() -> None:
+    """Import the retry machinery now, for a long-running owner of the line (the bridge).
+
+    A one-shot tool imports tenacity (and asyncio with it) only when an attempt fails; a service
+    should not pay those tens of milliseconds in the middle of its first retry.
+    """
+    import tenacity  # noqa: F401
+
+
 def redact(url: str) -> str:
     """The URL with any password replaced by ``***``, for logs and messages."""
     parts = urlsplit(url)

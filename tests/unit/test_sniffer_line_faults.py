@@ -12,7 +12,7 @@ import time
 import pytest
 from aurora.errors import BusTimeout
 from aurora.simulator import SimulatedAbc
-from aurora.transport import PortBusy, SerialBus, _raise_for_ser2net_text, _read_size
+from aurora.transport import PortBusy, SerialBus, _raise_for_ser2net_text, _read_size, preload_retries
 
 from .fakeline import FakeLine
 
@@ -45,6 +45,7 @@ def scripted(*faults: str) -> tuple[SerialBus, FakeLine]:
 
 def test_a_garbled_reply_is_retried_as_soon_as_the_line_falls_quiet() -> None:
     """A flipped bit fails the CRC; the retry starts ~0.1 s later, not after the allowance."""
+    preload_retries()  # as the bridge does: the first retry of a fresh process pays no import
     bus, _ = scripted("garbled")
     started = time.monotonic()
     assert [680, 730, 712] == bus.read_holding(745, 3)
