@@ -112,3 +112,56 @@ def test_a_setting_is_checked_against_datatype_and_format_before_it_is_sent() ->
     ]:
         with pytest.raises(UsageError, match=reason):
             mirror.check_set(node, prop, value)
+
+
+def test_the_bridges_health_and_state_changes_say_since_when_the_values_are_old() -> None:
+    """Issue 14: the stale banner's facts: $state's last change (here) and the last good poll
+    ($health, the bridge's clock); $health is a small change of its own, not a new snapshot."""
+    mirror = _tree()
+    health = '{"state": "alert", "last_good_poll": "2026-12-01T10:42:00+00:00", "uptime_s": 9, "bus": {}}'
+    assert (
+        "health",
+        {
+            "state": "alert",
+            "last_good_poll": "2026-12-01T10:42:00+00:00",
+            "last_error": None,
+            "published_at": None,
+        },
+    ) == mirror.handle(f"{ROOT}/$health", health, 5.0)
+    assert ("meta", None) == mirror.handle(f"{ROOT}/$state", "alert", 7.0)
+    mirror.handle(f"{ROOT}/$state", "alert", 9.0)  # the same state again: not a new since
+    mirror.handle(f"{ROOT}/abc/entering-water-temperature", "50.2", 3.0)
+    snapshot = mirror.snapshot()
+    assert ("alert", 7.0) == (snapshot["state"], snapshot["state_since"])
+    assert "2026-12-01T10:42:00+00:00" == snapshot["health"]["last_good_poll"]
+    values = {p["id"]: p for n in snapshot["nodes"] for p in n["properties"]}
+    assert 3.0 == values["entering-water-temperature"]["t"]
+    assert mirror.handle(f"{ROOT}/$health", "not json", 8.0) is None
+
+
+def test_a_write_result_is_an_answer_for_the_request_that_waits() -> None:
+    mirror = _tree()
+    answer = '{"property": "zone1/heating-target-temperature", "payload": "95", "result": "refused"}'
+    kind, doc = mirror.handle(f"{ROOT}/$write-result", answer, 1.0)  # type: ignore[misc]
+    assert ("outcome", "refused") == (kind, doc["result"])
+
+
+def test_a_waiting_write_gets_its_answer_and_others_do_not() -> None:
+    import asyncio
+
+    from aurora.web.context import WriteWaiters
+
+    async def run() -> None:
+        waiters = WriteWaiters()
+        mine = waiters.expect("dhw/set-point", "125")
+        other = waiters.expect("dhw/set-point", "126")
+        waiters.deliver(
+            {"property": "dhw/set-point", "payload": "125", "result": "applied", "value": "125.0"}
+        )
+        assert "125.0" == (await asyncio.wait_for(mine, 1))["value"]
+        assert not other.done()
+        waiters.forget("dhw/set-point", "126", other)
+        waiters.deliver({"property": "dhw/set-point", "payload": "126", "result": "applied"})
+        assert not other.done()  # nobody waits any more: dropped, not kept
+
+    asyncio.run(run())
