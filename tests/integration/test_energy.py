@@ -196,3 +196,40 @@ def test_the_counters_follow_a_power_schedule(tmp_path: Path, broker: Restartabl
     slope_after = (end[1] - after[1]) / (end[0] - after[0]) * 3_600_000
     assert slope_before == pytest.approx(20_000, rel=0.02)  # a shorter stretch: 1 Wh is 0.6 % of it
     assert slope_after == pytest.approx(50_000, rel=0.01)
+
+
+def test_the_state_file_and_the_broker_each_carry_the_counters_alone(tmp_path: Path) -> None:
+    """A broker without the retained values (a new one: no persistence) and the file; then the
+    broker's retained values and no file: neither start resets the counters."""
+    state = tmp_path / "energy.json"
+    args = bridge_args(state, 3)
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+    with sim_on(tmp_path, free_port()) as sim:
+        with RestartableBroker.started(tmp_path / "first") as first:
+            readings = Readings()
+            readings.watch(first)
+            with Bridge.start(tmp_path, first, sim.url, *args, name="bridge-1"):
+                readings.after(time.monotonic() + 3)
+            counted = readings.last()[1]
+        assert counted > 0.005
+        assert json.loads(state.read_text())["totals"]["electrical-total"] == pytest.approx(
+            counted, abs=0.0005
+        )
+        with RestartableBroker.started(tmp_path / "second") as second:  # knows nothing of the first
+            readings = Readings()
+            readings.watch(second)
+            with Bridge.start(tmp_path, second, sim.url, *args, name="bridge-2"):
+                from_file = readings.after(time.monotonic())[1]
+                readings.after(time.monotonic() + 3)
+            assert from_file >= counted
+            carried = readings.last()[1]
+            state.unlink()  # the file is gone (a new container without its volume, say)
+            readings = Readings()
+            readings.watch(second)
+            with Bridge.start(tmp_path, second, sim.url, *args, name="bridge-3"):
+                from_broker = readings.after(time.monotonic())[1]
+            assert from_broker >= carried
+    log = (tmp_path / "bridge-3.log").read_text()
+    restored = [json.loads(line) for line in log.splitlines() if '"energy_restored"' in line]
+    assert [(False, 7)] == [(r["from_file"], r["from_broker"]) for r in restored]
