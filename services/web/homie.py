@@ -304,7 +304,10 @@ def normalise(item: Prop, value: object) -> str:
                 f"{label}: {text!r} is not {'a whole number' if item.datatype == 'integer' else 'a number'}"
             )
         low, _, high = item.format.partition(":")
-        if item.format and ((low and number < float(low)) or (high and number > float(high))):
+        # The bridge rounds a float to its register's step (tenths at least) before its range
+        # check: 90.04 is 90.0, in range; the page allows the same half tenth
+        slack = 0.05 if item.datatype == "float" else 0.0
+        if item.format and ((low and number < float(low) - slack) or (high and number > float(high) + slack)):
             raise UsageError(f"{label}: {text} is outside {low}..{high}")
         return str(int(number)) if item.datatype == "integer" else repr(number)
     if len(text) > MAX_STRING_SET:

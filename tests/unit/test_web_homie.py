@@ -165,3 +165,14 @@ def test_a_waiting_write_gets_its_answer_and_others_do_not() -> None:
         assert not other.done()  # nobody waits any more: dropped, not kept
 
     asyncio.run(run())
+
+
+def test_a_float_setting_gets_the_bridges_half_tenth_at_the_ends_of_its_range() -> None:
+    """The bridge rounds to tenths (at least) before its range check: 90.04 is 90.0."""
+    mirror = _tree()
+    mirror.handle(f"{ROOT}/zone1/heating-target-temperature/$datatype", "float", 1.0)
+    assert "90.04" == mirror.check_set("zone1", "heating-target-temperature", "90.04")
+    # passed on as it came: the bridge's one rounding rule makes it 69.8 (or 70 on a zone)
+    assert "69.80000000000001" == mirror.check_set("zone1", "heating-target-temperature", 69.80000000000001)
+    with pytest.raises(UsageError, match=r"outside 40\.\.90"):
+        mirror.check_set("zone1", "heating-target-temperature", "90.06")
