@@ -140,9 +140,30 @@ def configure_logging(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )
+    handler.addFilter(_hide_bridge_ids)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else logging.INFO)
+
+
+def hide_bridge_ids(text: str) -> str:
+    """``text`` with the secret part of any bridge client id left out: ``bridge-<serial>-…``.
+
+    The bridge's client id comes from its password (``aurora.mqtt.bridge_client_id``); who knows
+    it can knock the bridge off the broker, so logs never show it whole (paho names it at DEBUG).
+    """
+    if "bridge-" not in text:
+        return text
+    import re
+
+    return re.sub(r"\b(bridge-[^\s'\"/+#-]+-)[0-9a-f]{24}\b", r"\1…", text)
+
+
+def _hide_bridge_ids(record: logging.LogRecord) -> bool:
+    """Handler filter: standard-library records (paho's), whichever logger they came through."""
+    if isinstance(record.msg, str) and "bridge-" in record.getMessage():
+        record.msg, record.args = hide_bridge_ids(record.getMessage()), ()
+    return True
 
 
 class Repeats:

@@ -75,7 +75,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         Sim.start(tmp, "--tcp", "127.0.0.1:0", "--no-drift") as sim,
     ):
         states = Collector(broker.client("homeassistant"), STATE)
-        with Bridge.start(tmp, broker, sim.url) as bridge:
+        # --debug-modbus: paho's DEBUG lines too (its CONNECT line names the client id).
+        with Bridge.start(tmp, broker, sim.url, "--debug-modbus") as bridge:
             yield Stack(broker, bridge, states)
 
 
@@ -133,7 +134,10 @@ def test_no_account_can_read_the_bridges_client_id(stack: Stack) -> None:
     for message in seen.messages:
         assert secret not in message.topic
         assert secret.encode() not in bytes(message.payload)
-    assert secret not in stack.bridge.log.read_text(errors="replace")
+    bridge_log = stack.bridge.log.read_text(errors="replace")
+    assert "Sending CONNECT" in bridge_log
+    assert "client_id=b'bridge-2611000042-\\u2026'" in bridge_log  # "…", as JSON writes it
+    assert secret not in bridge_log
 
 
 def test_control_the_real_id_would_take_the_connection(stack: Stack) -> None:
