@@ -299,6 +299,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"{redact(args.mqtt_url)}: MQTT_URL starts with mqtt:// or mqtts://")
     if not args.fast_interval <= args.medium_interval <= args.slow_interval:
         parser.error("intervals must grow: --fast-interval <= --medium-interval <= --slow-interval")
+    if args.energy_max_gap is not None and args.energy_max_gap < 2 * args.fast_interval:
+        parser.error("--energy-max-gap must be at least two fast intervals, or no reading would ever count")
     if args.watchdog_cycles < 2:
         parser.error("--watchdog-cycles must be at least 2")
     return args

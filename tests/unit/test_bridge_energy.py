@@ -331,3 +331,29 @@ def test_the_recorder_restores_from_retained_topics_and_publishes_under_the_node
     assert "12.345" == values["energy/electrical-total"]
     recorder.save()
     assert 12.345 == load_state(tmp_path / "e.json")["totals"][TOTAL]  # type: ignore[index]
+
+
+# ------------------------------------------------------------------------------- the command line
+
+
+def test_the_state_file_option_defaults_per_device_and_dash_turns_it_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aurora.bridge.cli import config_from_args, parse_args
+
+    monkeypatch.delenv("AURORA_ENERGY_STATE", raising=False)
+    monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/aurora")
+    config = config_from_args(parse_args(["/dev/ttyUSB0", "mqtt://bridge@broker/"]))
+    assert "/var/lib/aurora/energy-{device}.json" == config.energy_state
+    assert config.energy_max_gap_s is None
+    monkeypatch.setenv("AURORA_ENERGY_STATE", "-")
+    assert config_from_args(parse_args(["/dev/ttyUSB0", "mqtt://bridge@broker/"])).energy_state is None
+
+
+def test_a_gap_limit_below_two_polls_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    from aurora.bridge.cli import parse_args
+
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["/dev/ttyUSB0", "mqtt://bridge@broker/", "--fast-interval", "5", "--energy-max-gap", "6"])
+    assert 2 == exit_info.value.code
+    assert "--energy-max-gap must be at least two fast intervals" in capsys.readouterr().err
