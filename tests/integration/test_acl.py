@@ -115,6 +115,11 @@ CASES: dict[str, tuple[set[str], Callable[[Scene], bool]]] = {
         STATE_READERS,
         lambda s: s.delivered_to_user(f"{s.root}/$health", f"{s.root}/+"),
     ),
+    "read the answers to /set ($write-result)": (
+        STATE_READERS,
+        lambda s: s.delivered_to_user(f"{s.root}/$write-result", f"{s.root}/+"),
+    ),
+    "write $write-result": ({"bridge", "admin"}, lambda s: s.delivered_from_user(f"{s.root}/$write-result")),
     "read Home Assistant discovery": (
         {"bridge", "homeassistant", "admin"},
         lambda s: s.delivered_to_user(f"homeassistant/climate/{s.device}/zone1/config", "homeassistant/#"),
