@@ -120,6 +120,10 @@ def test_the_home_page_answers_what_how_well_and_how_much(stack: Stack, page: ob
     assert kwh(page, "energy-week") >= kwh(page, "energy-today")
     expect(page.locator("#schematic svg text", has_text="Ground loop")).to_have_count(1)  # type: ignore[attr-defined]
     expect(page.locator("#home-alert")).to_be_hidden()  # type: ignore[attr-defined]
+    page.click("#units")  # type: ignore[attr-defined]  # °C: the home page follows the switch
+    expect(zones.nth(0).locator(".zone-goal")).to_have_text("heat to 20.0°C")
+    page.click("#units")  # type: ignore[attr-defined]
+    expect(zones.nth(0).locator(".zone-goal")).to_have_text("heat to 68.0°F")
     shot(page, "home-desktop")
     page.set_viewport_size(PHONE)  # type: ignore[attr-defined]
     width = page.evaluate("document.documentElement.scrollWidth")  # type: ignore[attr-defined]

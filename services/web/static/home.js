@@ -37,7 +37,7 @@ document.addEventListener("aurora:value", () => { home.lastValue = Date.now() / 
 function scheduleHome(wait = 500) {
   if (home.timer) return;
   home.timer = setTimeout(() => { home.timer = null; renderHome(); }, wait);
-  if (!home.staleTimer) home.staleTimer = setInterval(() => renderAlert(), 15000);
+  if (!home.staleTimer) home.staleTimer = setInterval(() => renderHome(), 15000); // "no new values" shows up
 }
 
 function renderHome() {
