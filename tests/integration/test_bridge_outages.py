@@ -371,3 +371,49 @@ def test_a_flood_of_worst_case_queries_from_one_client_does_not_delay_anothers_s
         assert json.loads(ping.wait_for(f"homie/{DEMO_ID}/$modbus/response/web/{web_id}", 10).payload)["ok"]
         assert bridge.process.poll() is None
         assert not any(e.get("event") == "mqtt_disconnected" for e in log_events(bridge))
+
+
+def test_a_serial_device_that_vanishes_is_reported_once_without_a_traceback(
+    tmp_path: Path, broker: Broker
+) -> None:
+    """Issue 18: a dead serial line logged a full traceback every 5 s (termios.error was no
+    "lost line", so the line was never reopened either)."""
+    with (
+        Sim.start(tmp_path, "--no-drift") as sim,
+        Bridge.start(tmp_path, broker, str(tmp_path / "ttyHP")) as bridge,
+    ):
+        watch = observer(broker)
+        ready = wait_state(watch, "ready")
+        sim.stop()  # the adapter is unplugged: the tty is gone
+        alert = wait_state(watch, "alert", after=ready)
+        time.sleep(RAMP_S + WINDOW_S)  # an outage of some length: the log must stay short
+        events = log_events(bridge)
+        assert not any("exception" in e for e in events), [e for e in events if "exception" in e][:1]
+        since = [e for e in events if e.get("level") in ("warning", "error")]
+        assert len(since) <= 6, since
+        assert 1 == healthcheck(broker, bridge).returncode
+        with Sim.start(tmp_path, "--no-drift"):
+            wait_state(watch, "ready", after=alert, deadline_s=BACK_S)
+
+
+def test_health_after_a_broker_outage_is_current_not_the_queued_past(tmp_path: Path) -> None:
+    """Issue 11 #9: the documents of the outage were flushed, stale, after the reconnect."""
+    with (
+        Sim.start(tmp_path, "--tcp", "127.0.0.1:0", "--no-drift") as sim,
+        RestartableBroker.started(tmp_path) as broker,
+        Bridge.start(tmp_path, broker, sim.url),
+    ):
+        wait_state(observer(broker), "ready")
+        broker.down()
+        time.sleep(12)  # a few health periods (5 s) while the broker is away
+        broker.up()
+        back = time.time()
+        watch = observer(broker)
+        wait_for(lambda: len(watch.received(f"homie/{DEMO_ID}/$health")) >= 3, 60, "three $health documents")
+        from datetime import datetime
+
+        stamps = [
+            datetime.fromisoformat(json.loads(m.payload)["published_at"]).timestamp()
+            for m in watch.received(f"homie/{DEMO_ID}/$health")
+        ]
+        assert all(t >= back - 2 for t in stamps[1:]), [round(back - t, 1) for t in stamps]
