@@ -14,9 +14,10 @@ go chunk by chunk between poll reads instead of freezing the bus.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -613,6 +614,15 @@ class PassThrough:
 
     # ------------------------------------------------------------ the original's topics (§8.1-8.3)
 
+    @contextlib.contextmanager
+    def _legacy_slot(self) -> Iterator[None]:
+        """Around handing a legacy request on: if that fails (a bug), its slot is given back."""
+        try:
+            yield
+        except Exception:
+            self._release(LEGACY)
+            raise
+
     def _legacy_admit(self, what: str) -> bool:
         self.counters["legacy"] += 1
         if not self._admit(LEGACY):
@@ -675,9 +685,10 @@ class PassThrough:
             )
 
         # The original: explicit lists abort on an error, keywords skip what fails (aurora-protocol §5.3).
-        self._start_query(
-            query.addresses, fallback=query.implicit, max_age_s=None, finished=finished, progress=progress
-        )
+        with self._legacy_slot():
+            self._start_query(
+                query.addresses, fallback=query.implicit, max_age_s=None, finished=finished, progress=progress
+            )
 
     def _on_getregs(self, msg: mqtt.MQTTMessage) -> None:
         """``$modbus/getregs`` ← ``id:745,3;813`` → ``getregs/response`` ← ``id:680,730,730,206``."""
@@ -704,8 +715,9 @@ class PassThrough:
                 return
             self._publish(f"{self._getregs}/response", rpc.getregs_reply(request_id, values), qos=1)
 
-        future = self._worker.submit(run, Priority.INTERACTIVE, key=("read", items), reads=items)
-        future.add_done_callback(done)
+        with self._legacy_slot():
+            future = self._worker.submit(run, Priority.INTERACTIVE, key=("read", items), reads=items)
+            future.add_done_callback(done)
 
     def _on_legacy_set(self, msg: mqtt.MQTTMessage, level: str) -> None:
         """``$modbus/N/set`` ← ``3`` or ``0x5555``: write, read back, publish ``$modbus/N``."""
@@ -742,4 +754,5 @@ class PassThrough:
             if line is not None:
                 self._publish(f"{self.base}/{address}", line, qos=1, retain=False)
 
-        self._worker.submit(job, Priority.WRITE, expires_s=WRITE_EXPIRES_S).add_done_callback(done)
+        with self._legacy_slot():
+            self._worker.submit(job, Priority.WRITE, expires_s=WRITE_EXPIRES_S).add_done_callback(done)

@@ -230,3 +230,14 @@ def test_an_all_query_costs_a_bounded_amount_of_memory(rig: Rig) -> None:
     finally:
         tracemalloc.stop()
     assert peak < 40 * 2**20, f"{peak / 2**20:.1f} MB"
+
+
+def test_the_originals_topics_give_their_slot_back_when_a_bug_strikes() -> None:
+    from tests.unit.test_rpc_passthrough import BrokenWorker
+
+    pt = PassThrough(worker=BrokenWorker(), publish=Recorder(), root=ROOT)
+    pt.handle(message(BASE, b"745-747"))
+    pt.handle(message(f"{BASE}/getregs", b"id:745,3"))
+    pt.handle(message(f"{BASE}/340/set", b"3"))
+    pt.flush(WAIT_S)
+    assert {} == pt.inflight()
