@@ -196,7 +196,10 @@ class PassThrough:
             elif topic.startswith(self._request_prefixes):
                 self._on_request(msg, topic)
             elif topic == self.base:
-                self._offload(lambda: self._on_legacy_query(msg), None)
+                # The slot is taken here, before the text is even read: a flood of legacy queries
+                # is refused at once instead of piling up in front of the preparation thread.
+                if self._legacy_admit("query"):
+                    self._offload(lambda: self._on_legacy_query(msg), None, legacy=True)
             elif topic == self._getregs:
                 self._on_getregs(msg)
             elif topic.startswith(self._response_prefix):
@@ -236,22 +239,27 @@ class PassThrough:
         asked = getattr(props, "ResponseTopic", None) if props is not None else None
         self._offload(lambda: self._serve(payload, asked, reply), reply)
 
-    def _offload(self, work: Callable[[], None], reply: _Reply | None) -> None:
-        """Run ``work`` on the preparation thread; ``reply`` gets its one answer whatever happens."""
+    def _offload(self, work: Callable[[], None], reply: _Reply | None, *, legacy: bool = False) -> None:
+        """Run ``work`` on the preparation thread; ``reply`` gets its one answer whatever happens
+        (``legacy``: ``work`` holds a slot of the original's topics, given back if it fails)."""
 
         def guarded() -> None:
             try:
                 work()
             except Exception as err:  # a bug: the client still gets its one reply
-                log.exception("modbus_prep_failed", client=reply.client if reply else LEGACY)
+                log.exception("modbus_prep_failed", client=reply.client[:_MAX_LOGGED] if reply else LEGACY)
                 if reply is not None and not reply.sent:
                     self._fail(reply, err)
+                if legacy:
+                    self._release(LEGACY)
 
         try:
             self._prep.submit(guarded)
         except RuntimeError:  # shut down: the bridge is stopping
             if reply is not None:
                 self._fail(reply, BusError("the bridge is stopping"))
+            if legacy:
+                self._release(LEGACY)
 
     def _serve(self, payload: bytes, asked: str | None, reply: _Reply) -> None:
         """Preparation thread: parse, check, dispatch. Every return leaves the reply sent or owed
@@ -654,12 +662,12 @@ class PassThrough:
             text = msg.payload.decode("utf-8")
             query = parse_query(text) if len(text) <= rpc.MAX_QUERY_CHARS else None
         except (UnicodeDecodeError, UsageError) as err:
+            self._release(LEGACY)  # taken in handle()
             log.warning("modbus_query_refused", payload=_shown(msg.payload), reason=str(err))
             return
         if query is None:
+            self._release(LEGACY)
             log.warning("modbus_query_refused", payload=_shown(msg.payload), reason="query too long")
-            return
-        if not self._legacy_admit("query"):
             return
 
         done: set[int] = set()
@@ -685,10 +693,9 @@ class PassThrough:
             )
 
         # The original: explicit lists abort on an error, keywords skip what fails (aurora-protocol §5.3).
-        with self._legacy_slot():
-            self._start_query(
-                query.addresses, fallback=query.implicit, max_age_s=None, finished=finished, progress=progress
-            )
+        self._start_query(  # a failure here gives the slot back in _offload's guard
+            query.addresses, fallback=query.implicit, max_age_s=None, finished=finished, progress=progress
+        )
 
     def _on_getregs(self, msg: mqtt.MQTTMessage) -> None:
         """``$modbus/getregs`` ← ``id:745,3;813`` → ``getregs/response`` ← ``id:680,730,730,206``."""

@@ -32,7 +32,8 @@ FUZZ = settings(
     deadline=None,  # timing is asserted below, generously, for a loaded machine
     suppress_health_check=[HealthCheck.too_slow],
 )
-PARSE_BUDGET_S = 0.05  # the worst case used to cost 0.9 s on paho's thread
+# The worst case used to cost 0.9 s on paho's thread; now ~5 ms. Generous for a loaded machine.
+PARSE_BUDGET_S = 0.25
 
 
 def seeds() -> list[dict[str, Any]]:
