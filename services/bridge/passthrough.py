@@ -117,6 +117,7 @@ class _QueryRun:
     pending_items: list[Chunk] = field(default_factory=list)
     item_timeouts: int = 0
     progress: Callable[[_QueryRun, Chunk], None] | None = None  # after each chunk that answered
+    ahead: bool = True  # the first chunk takes an interactive turn (else a bulk one)
 
 
 class PassThrough:
@@ -447,11 +448,16 @@ class PassThrough:
 
             self._answer(reply, build)
 
+        with self._lock:
+            # A client's first query takes an interactive turn; with more of its own in flight
+            # it takes bulk turns only, so a flood from one client cannot crowd out others'.
+            ahead = self._inflight.get(reply.client, 0) <= 1
         self._start_query(
             request.query.addresses,
             fallback=request.query.implicit or request.skip_missing,
             max_age_s=request.max_age_s,
             finished=finished,
+            ahead=ahead,
         )
 
     def _start_query(
@@ -462,9 +468,10 @@ class PassThrough:
         max_age_s: float | None,
         finished: Callable[[_QueryRun, BaseException | None], None],
         progress: Callable[[_QueryRun, Chunk], None] | None = None,
+        ahead: bool = True,
     ) -> None:
         wanted = with_continuations(addresses)
-        run = _QueryRun([], fallback, progress=progress)
+        run = _QueryRun([], fallback, progress=progress, ahead=ahead)
         if max_age_s is not None:
             now = time.monotonic()
             for address in wanted:
@@ -495,7 +502,7 @@ class PassThrough:
             # turns): each next job is queued from the previous one's callback, before the worker
             # picks again, so at INTERACTIVE a long query would take every interactive turn until
             # its end (a `valid` query is 42 reads, `all` some 650: aurora-bridge §13 K2).
-            priority = Priority.INTERACTIVE if run.jobs == 0 else Priority.BULK
+            priority = Priority.INTERACTIVE if run.jobs == 0 and run.ahead else Priority.BULK
             run.jobs += 1
             future = self._worker.submit(
                 self._chunk_job(run, chunk), priority, key=("read", chunk.items), reads=chunk.items
