@@ -369,7 +369,9 @@ def test_a_flood_of_worst_case_queries_from_one_client_does_not_delay_anothers_s
         answer = json.loads(other.wait_for(f"homie/{DEMO_ID}/$modbus/response/web/{web_id}", 10).payload)
         waited = time.monotonic() - asked
         print(f"another client's read under the flood: {waited:.2f} s")
-        assert answer["ok"] and waited < 1.0, (answer, waited)  # the flood's chunks queue behind it
+        # Its request reaches the bridge behind the flood's on the one MQTT connection (each answered
+        # busy within a fraction of a ms), then waits for one transaction: not for the flood's queries.
+        assert answer["ok"] and waited < 2.0, (answer, waited)
         assert bridge.process.poll() is None
         assert not any(e.get("event") == "mqtt_disconnected" for e in log_events(bridge))
 
