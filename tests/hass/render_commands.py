@@ -5,7 +5,9 @@ Run by the Python of ``.venv-ha`` (like ``validate_discovery.py``: only the stan
 "°C"}``: a value the user entered in ``unit``, for an entity whose temperature unit is °F (``unit``
 ``°C`` is a user whose system is metric: HA converts first, as its climate and water_heater
 services do). stdout: a JSON list of the payloads HA publishes (``MqttCommandTemplate`` renders the
-template, or passes the value through when there is none, then HA's outgoing conversion to text).
+template, or passes the number through when there is none, which HA publishes as its text). A
+``value`` that is a string is a received payload instead: ``template`` is then a value template
+(availability, a state) and the output is what HA makes of it.
 
 Exit status 0, or 2 on unreadable input.
 """
@@ -26,6 +28,9 @@ from homeassistant.util.unit_conversion import TemperatureConverter
 
 
 def _payload(hass: HomeAssistant, case: dict[str, Any]) -> str:
+    if isinstance(case["value"], str):  # a received payload through a value template
+        template = Template(case["template"], hass)
+        return str(template.async_render({"value": case["value"]}, parse_result=False))
     value = float(case["value"])
     if case.get("unit") == UnitOfTemperature.CELSIUS:
         value = TemperatureConverter.convert(value, UnitOfTemperature.CELSIUS, UnitOfTemperature.FAHRENHEIT)

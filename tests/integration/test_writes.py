@@ -311,3 +311,16 @@ def test_the_discovery_migration_runs_once_and_a_restart_publishes_none_of_it(
         else:
             assert ([], []) == (migrations, cleared)
         assert 1 == len(documents)
+
+
+def test_home_assistant_shows_the_entities_available_only_while_the_bridge_is_ready(ha_python: Path) -> None:
+    """HA entities follow $state: the discovery's availability template, rendered by HA."""
+    unit = device.detect(
+        lambda ranges: {a: w for a, w in demo_registers().items() if any(s <= a < s + n for s, n in ranges)}
+    )
+    document = next(json.loads(p) for t, p in unit.hass_discovery(migrate=False) if "/device/" in t)
+    (availability,) = document["avty"]
+    assert f"homie/{DEMO_ID}/$state" == availability["topic"]
+    states = ["ready", "init", "alert", "lost", "disconnected", "sleeping", ""]
+    shown = rendered(ha_python, [{"template": availability["value_template"], "value": s} for s in states])
+    assert ["online"] + ["offline"] * 6 == shown
