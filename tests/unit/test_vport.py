@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import re
 import socket
 import struct
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import pytest
 import structlog
 import structlog.testing
+import yaml
 from aurora import registers, rtu
 from aurora.bridge import vport
 from aurora.bridge import vport_frames as vf
@@ -604,3 +607,24 @@ def test_a_client_that_does_not_read_its_replies_is_dropped(
         greedy.close()
         assert dropped
         assert ask(good, mbap(2, 1, b"\x03\x02\xe9\x00\x01"), 11)[-2:] == REGS[745].to_bytes(2, "big")
+
+
+def test_the_commented_out_compose_lines_work_once_uncommented() -> None:
+    """compose.yaml's bridge service: uncommenting the virtual-port lines gives options the bridge
+    takes and ports published on 127.0.0.1 only, to the ports the bridge listens on."""
+    text = (Path(__file__).resolve().parents[2] / "compose.yaml").read_text()
+    lines = [
+        line
+        for line in text.splitlines()
+        if "VPORT" in line or "# ports:" in line or '#   - "127.0.0.1' in line
+    ]
+    assert len(lines) == 5, lines  # two variables, `ports:` and two published ports, all commented out
+    assert "VPORT" not in "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    uncommented = re.sub(r"^(\s*)# (AURORA_VPORT_)", r"\1\2", text, flags=re.M)
+    uncommented = re.sub(r"^    # ports:", "    ports:", uncommented, flags=re.M)
+    uncommented = re.sub(r'^    #   - "127', '      - "127', uncommented, flags=re.M)
+    bridge = yaml.safe_load(uncommented)["services"]["bridge"]
+    listens = {parse_listen(bridge["environment"][f"AURORA_VPORT_{n}"])[1] for n in ("RTU", "MODBUS_TCP")}
+    published = [p.split(":") for p in bridge["ports"]]
+    assert all(host == "127.0.0.1" for host, _, _ in published)
+    assert {int(target) for _, _, target in published} == listens
