@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 HA_VENV := .venv-ha
 HA_STAMP := $(HA_VENV)/.installed
 HA_PYTHON ?=
-SYSTEM_PACKAGES := mosquitto mosquitto-clients ser2net socat chromium docker-compose
+SYSTEM_PACKAGES := mosquitto mosquitto-clients ser2net socat chromium docker-compose mbpoll
 
 .PHONY: setup system-packages hass-venv test unit integration lint static demo bench clean
 
