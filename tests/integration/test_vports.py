@@ -302,6 +302,30 @@ def test_mbpoll_as_the_readme_shows_it(stack: Stack) -> None:
     assert (745, 700) not in stack.written()
 
 
+def test_a_serial_only_tool_through_socat_and_the_rtu_port(stack: Stack, tmp_path: Path) -> None:
+    """docs/network-serial.md: socat turns the RTU port into a local serial device, and mbpoll's
+    RTU mode (a tool that only knows serial ports) reads through it."""
+    tool = mbpoll()
+    link = tmp_path / "ttyBridge"
+    socat = subprocess.Popen(
+        ["socat", f"pty,link={link},raw,echo=0", f"tcp:{HOST}:{stack.rtu_port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for(link.exists, TIMEOUT_S, "socat's pty")
+        argv = [tool, "-m", "rtu", "-b", "19200", "-P", "even", "-a", "1", "-t", "4", "-0", "-1", "-o", "5"]
+        done = subprocess.run(
+            [*argv, "-r", "88", "-c", "4", str(link)], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        read = {int(a): int(v) for a, v in re.findall(r"^\[(\d+)\]:\s+(-?\d+)", done.stdout, re.M)}
+        assert read == {a: REGS[a] for a in range(88, 92)}
+    finally:
+        socat.terminate()
+        socat.wait(10)
+
+
 # ---------------------------------------------------------------- many clients
 
 
