@@ -307,7 +307,8 @@ class Bridge:
         pub, unit, cfg = self.publisher, self.unit, self.config
         assert pub is not None
         scan = [f"{self.root}/#", f"{cfg.ha_prefix}/+/{unit.device_id}/#"]
-        earlier = pub.scan_retained(scan, self._stop)
+        # The scan ends when this comes back (no other account may read the bridge's replies).
+        earlier = pub.scan_retained(scan, self._stop, marker=f"{self.root}/$modbus/response/bridge/scan")
         self._start_energy(earlier)
         pub.set_state("init")
         if cfg.homie:

@@ -147,6 +147,9 @@ class Publisher:
         self._first_connect = True
         self._scan: dict[str, bytes] | None = None
         self._scan_last = 0.0
+        self._scan_marker: str | None = None
+        self._scan_marked = threading.Event()
+        self.scan_marked = False  # the last scan ended on its marker, not on the quiet wait
         self._suback = threading.Event()
         self._stopping = False
         self._refused_logged = -REFUSED_LOG_EVERY_S
@@ -295,23 +298,40 @@ class Publisher:
         if self.connected and new:
             self.client.subscribe([(f, 1) for f in new])
 
-    def scan_retained(self, filters: list[str], stop: threading.Event | None = None) -> dict[str, bytes]:
-        """Retained messages under ``filters`` right now: subscribe, collect until quiet, unsubscribe."""
+    def scan_retained(
+        self, filters: list[str], stop: threading.Event | None = None, *, marker: str | None = None
+    ) -> dict[str, bytes]:
+        """Retained messages under ``filters`` right now: subscribe, collect until quiet, unsubscribe.
+
+        With ``marker`` (a topic under one of the filters that nobody else reads), a message sent
+        there after the SUBACK ends the scan as soon as it comes back: mosquitto queues a
+        subscription's retained messages before it answers SUBACK, so they all arrive before a
+        message published after it. Without it, or when the broker drops the marker, the scan
+        ends after SCAN_QUIET_S without a message (issue 15: that wait was most of start-up).
+        """
         self._suback.clear()
+        self._scan_marked.clear()
         with self._lock:
             self._scan = {}
+            self._scan_marker = marker
         self.client.subscribe([(f, 1) for f in filters])
         deadline = time.monotonic() + SCAN_MAX_S
         self._suback.wait(SCAN_MAX_S)
         self._scan_last = time.monotonic()
+        if marker is not None:
+            self.client.publish(marker, b"", qos=1, retain=False)
         while time.monotonic() < deadline and not (stop and stop.is_set()):
             quiet = time.monotonic() - self._scan_last
             if quiet >= SCAN_QUIET_S:
                 break
-            time.sleep(SCAN_QUIET_S - quiet)  # polling a clock, not synchronising: no event marks "no more"
+            # polling a clock for the quiet end: no event marks "no more" without the marker
+            if self._scan_marked.wait(SCAN_QUIET_S - quiet):
+                break
         self.client.unsubscribe(filters)
         with self._lock:
             found, self._scan = self._scan or {}, None
+            self._scan_marker = None
+        self.scan_marked = self._scan_marked.is_set()
         return found
 
     # ------------------------------------------------------------ paho callbacks (paho's thread)
@@ -407,6 +427,9 @@ class Publisher:
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         try:
             scan = self._scan
+            if scan is not None and not msg.retain and msg.topic == self._scan_marker:
+                self._scan_marked.set()
+                return
             if scan is not None and msg.retain:
                 self._scan_last = time.monotonic()
                 if msg.payload:

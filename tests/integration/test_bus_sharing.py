@@ -170,3 +170,33 @@ def test_a_raw_write_rereads_what_it_affects_and_polls_nothing_else(tmp_path: Pa
     spent = after["bus"]["transactions"] - before["bus"]["transactions"]
     assert spent <= 3, spent
     assert spent < before["poll"]["transactions"]
+
+
+def test_the_retained_scan_ends_on_its_marker_with_every_retained_message(tmp_path: Path) -> None:
+    """Start-up no longer waits 0.3 s of quiet after the retained topics (issue 15): a message
+    the bridge sends itself after the SUBACK comes back behind all of them."""
+    from aurora.bridge.publisher import Publisher
+
+    with Broker.start(tmp_path) as broker:
+        settings = MqttSettings.from_url(
+            broker.url("bridge"),
+            password_file=str(broker.password_file("bridge")),
+            ca_file=str(broker.ca_file),
+        )
+        old = Publisher(settings, "bridge-old", state_topic=f"{ROOT}/$state")
+        old.start()
+        assert old.wait_connected(30)
+        topics = {f"{ROOT}/node{n}/prop": str(n) for n in range(300)}
+        for topic, payload in topics.items():
+            old.retain(topic, payload)
+        wait_for(lambda: old.counters.acked >= old.counters.published, 30, "the retained messages stored")
+        old.stop()
+        new = Publisher(settings, "bridge-new", state_topic=f"{ROOT}/$state")
+        new.start()
+        try:
+            assert new.wait_connected(30)
+            found = new.scan_retained([f"{ROOT}/#"], marker=f"{ROOT}/$modbus/response/bridge/scan")
+            assert new.scan_marked
+        finally:
+            new.stop()
+    assert {t: p.decode() for t, p in found.items() if t in topics} == topics

@@ -206,7 +206,7 @@ def test_the_first_poll_reads_while_the_retained_topics_are_scanned(tmp_path: Pa
     pub = bridge.publisher
     during: list[int] = []
 
-    def scan(filters: list[str], stop: Any = None) -> dict[str, bytes]:
+    def scan(filters: list[str], stop: Any = None, **_: Any) -> dict[str, bytes]:
         # The scan waits for quiet on the broker; meanwhile the poll reads (it used to start
         # only once the scan had returned: then this wait never ends).
         wait_for(lambda: len(bus.calls) >= 1, 10, "a poll read during the scan")
