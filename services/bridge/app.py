@@ -548,7 +548,13 @@ class Bridge:
         node_prop = msg.topic[len(self.root) + 1 : -len("/set")]
         if msg.retain:
             # A retained command would be replayed on every restart: refuse it (and it was cleared).
-            log.warning("set_ignored_retained", property=node_prop)
+            shown = _shown(msg.payload.decode("utf-8", errors="replace"))
+            log.warning(
+                "set_ignored_retained",
+                property=node_prop,
+                value=shown,
+                reason="a retained command would be replayed on every restart",
+            )
             return
         try:
             payload = msg.payload.decode("utf-8")
