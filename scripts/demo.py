@@ -8,6 +8,7 @@ Ctrl-C stops it all. ``--check`` starts everything, proves data flows, and exits
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import re
 import shlex
@@ -19,6 +20,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TextIO
 
 import paho.mqtt.client as mqtt
 from aurora.setup.layout import Layout
@@ -139,12 +141,43 @@ def wait_ready(etc: Path, port: int, deadline_s: float = 60) -> None:
         client.loop_stop()
 
 
+def hold_lock(root: Path) -> TextIO | None:
+    """An exclusive lock on ``root/lock`` for as long as this process lives; None if another
+    demo holds it (a second demo must never use, or overwrite, the first one's files)."""
+    root.mkdir(parents=True, exist_ok=True)
+    handle = (root / "lock").open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+def owner(root: Path) -> str:
+    """The pid the running demo wrote into its lock file."""
+    try:
+        return (root / "lock").read_text().strip() or "?"
+    except OSError:
+        return "?"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="start, prove data flows, stop")
     parser.add_argument("--root", type=Path, default=REPO / ".demo")
     args = parser.parse_args()
-    suite = Suite(args.root.resolve())
+    root = args.root.resolve()
+    lock = hold_lock(root)
+    if lock is None:
+        message = f"make demo: another demo is running in {root} (pid {owner(root)}); stop it first"
+        print(message, file=sys.stderr)
+        return 1
+    suite = Suite(root)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

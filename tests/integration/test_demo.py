@@ -120,3 +120,25 @@ def test_the_printed_commands_work_pasted_into_a_shell_anywhere(tmp_path: Path) 
             demo.kill()
             demo.wait()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_second_demo_on_the_same_directory_refuses_and_touches_nothing(tmp_path: Path) -> None:
+    """While a demo holds .demo/lock, `make demo` again says so in one line and leaves its files."""
+    import fcntl
+
+    root = tmp_path / "demo"
+    root.mkdir()
+    with (root / "lock").open("a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("4242\n")
+        held.flush()
+        done = subprocess.run(
+            [sys.executable, str(REPO / "scripts" / "demo.py"), "--check", "--root", str(root)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == f"make demo: another demo is running in {root} (pid 4242); stop it first\n"
+    assert sorted(p.name for p in root.iterdir()) == ["lock"]
