@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
@@ -23,6 +24,10 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 
 REPO = Path(__file__).resolve().parents[1]
 _AUDITED = ("open", "os.listdir", "os.scandir")
+# Computed once, before the hook is installed: tempfile.gettempdir() opens files the first time
+# and holds a lock meanwhile, so calling it from inside the hook would deadlock.
+_ALLOWED = tuple(Path(p) for p in (sys.prefix, sys.base_prefix, tempfile.gettempdir(), Path.home()))
+_in_hook = threading.local()
 
 
 def reads_outside_checkout(path: object, repo: Path = REPO) -> bool:
@@ -32,9 +37,8 @@ def reads_outside_checkout(path: object, repo: Path = REPO) -> bool:
     if not isinstance(path, (str, bytes, os.PathLike)):
         return False  # a file descriptor
     parent = repo.parent
-    allowed = [Path(p) for p in (sys.prefix, sys.base_prefix, tempfile.gettempdir(), Path.home())]
     if parent == Path(parent.anchor) or any(
-        a.is_relative_to(parent) and not a.is_relative_to(repo) for a in allowed
+        a.is_relative_to(parent) and not a.is_relative_to(repo) for a in _ALLOWED
     ):
         return False
     target = Path(os.path.abspath(os.fsdecode(path)))
@@ -42,7 +46,14 @@ def reads_outside_checkout(path: object, repo: Path = REPO) -> bool:
 
 
 def _refuse_reads_outside_checkout(event: str, args: tuple[object, ...]) -> None:
-    if event in _AUDITED and args and reads_outside_checkout(args[0]):
+    if event not in _AUDITED or not args or getattr(_in_hook, "active", False):
+        return
+    _in_hook.active = True  # nothing the check itself does is checked again
+    try:
+        outside = reads_outside_checkout(args[0])
+    finally:
+        _in_hook.active = False
+    if outside:
         raise PermissionError(f"tests read only inside the checkout, not {os.fsdecode(args[0])!r}")  # type: ignore[arg-type]
 
 
