@@ -16,6 +16,7 @@ import yaml
 
 from tests.support import Broker, Collector, wait_for
 from tests.support.bridge import BIN, DEMO_ID, Bridge
+from tests.support.broker import live_values
 from tests.support.data import JFCLICHE_FLAT
 from tests.support.sim import Sim
 
@@ -51,22 +52,6 @@ def test_fetch_over_a_faulty_line_returns_exactly_the_units_words(tmp_path: Path
 # ---------------------------------------------------------------- the bridge's long poll run
 
 
-def published(watch: Collector) -> list[tuple[str, str]]:
-    """Every value published live (not retained from an earlier run) on a property topic, in order.
-
-    The energy node is left out: its counters integrate power over elapsed time, so two runs of
-    different length rightly publish different values (tests/integration/test_energy.py checks them)."""
-    out = []
-    for m in list(watch.messages):
-        parts = m.topic.split("/")
-        if m.retain or len(parts) != 4 or parts[2].startswith("$") or parts[3].startswith("$"):
-            continue
-        if parts[2] == "energy":
-            continue
-        out.append((m.topic, m.payload.decode()))
-    return out
-
-
 def health(watch: Collector) -> dict[str, object] | None:
     got = [m for m in list(watch.messages) if m.topic == f"homie/{DEMO_ID}/$health" and not m.retain]
     return json.loads(got[-1].payload) if got else None
@@ -84,7 +69,7 @@ def clean_values(tmp_path: Path, broker: Broker) -> dict[str, str]:
     ):
         wait_for(lambda: (health(watch) or {}).get("state") == "ready", 30, "the clean bridge ready")
         watch.barrier(f"homie/{DEMO_ID}/$state")
-    return dict(published(watch))
+    return dict(live_values(watch))
 
 
 def test_a_long_poll_run_over_a_faulty_line_publishes_only_right_values_and_counts_the_errors(
@@ -110,7 +95,7 @@ def test_a_long_poll_run_over_a_faulty_line_publishes_only_right_values_and_coun
         wait_for(enough_cycles, 60, "20 poll cycles over the faulty line")
         watch.barrier(f"homie/{DEMO_ID}/$state")
         assert bridge.process.poll() is None, "the bridge died"
-    values = published(watch)
+    values = live_values(watch)
     wrong = [(topic, got, clean_values.get(topic)) for topic, got in values if got != clean_values.get(topic)]
     assert [] == wrong
     assert clean_values.keys() <= {topic for topic, _ in values}, "some values were never published"

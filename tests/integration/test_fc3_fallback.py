@@ -17,6 +17,7 @@ from aurora.query import parse_query
 
 from tests.support import Broker, Collector, wait_for
 from tests.support.bridge import BIN, DEMO_ID, Bridge
+from tests.support.broker import live_values
 from tests.support.data import JFCLICHE_FLAT
 from tests.support.ser2net import Ser2net
 from tests.support.sim import Sim
@@ -66,14 +67,8 @@ def test_fetch_through_ser2net_rfc2217_from_a_refusing_board_prints_named_values
 
 
 def live(watch: Collector) -> dict[str, str]:
-    """The last value published live (not retained from an earlier run) on each property topic."""
-    values: dict[str, str] = {}
-    for m in watch.messages:
-        parts = m.topic.split("/")
-        if m.retain or len(parts) != 4 or parts[3].startswith("$") or parts[2].startswith("$"):
-            continue
-        values[m.topic] = m.payload.decode()
-    return values
+    """The last value published live on each property topic (accumulating nodes left out)."""
+    return dict(live_values(watch))
 
 
 def ready(watch: Collector) -> bool:

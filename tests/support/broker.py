@@ -350,3 +350,23 @@ def publish(client: mqtt.Client, topic: str, payload: str | bytes = b"", *, reta
     info.wait_for_publish(timeout=CONNECT_S)
     if not info.is_published():
         raise TimeoutError(f"no PUBACK for {topic} within {CONNECT_S:g} s")
+
+
+ACCUMULATING_NODES = frozenset({"energy"})
+"""Nodes whose values integrate over elapsed time (the energy counters and COP): two runs of different
+length rightly publish different values there, so value-for-value comparisons leave them out."""
+
+
+def live_values(
+    watch: Collector, *, skip_nodes: frozenset[str] = ACCUMULATING_NODES
+) -> list[tuple[str, str]]:
+    """Every value published live (not retained from an earlier run) on a property topic, in order."""
+    out = []
+    for m in list(watch.messages):
+        parts = m.topic.split("/")
+        if m.retain or len(parts) != 4 or parts[2].startswith("$") or parts[3].startswith("$"):
+            continue
+        if parts[2] in skip_nodes:
+            continue
+        out.append((m.topic, m.payload.decode()))
+    return out
