@@ -60,14 +60,33 @@ static: $(STAMP)
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec compose.yaml
 	docker-compose -f compose.yaml config -q
 
+# Independent tests run side by side (pytest-xdist): most wait on a line paced at 19200 baud, a
+# broker or a timeout rather than on a CPU, so 4 workers pay even on 2 cores. tests/conftest.py
+# keeps tests that share a module-scoped fixture on one worker; tests marked `timing` (they measure
+# time, CPU or rates) run afterwards, alone. TEST_WORKERS=0 runs everything in one process.
+# Bytecode goes to PYCACHE, outside the checkout; the run fails if a __pycache__ appears in it.
+TEST_WORKERS ?= 4
+PYCACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/aurora-suite/pycache
+PYTEST := PYTHONPYCACHEPREFIX=$(PYCACHE) $(BIN)/pytest -q -p no:cacheprovider
+IN_CHECKOUT := find . \( -path ./.git -o -path ./$(VENV) -o -path ./$(HA_VENV) \) -prune -o -name __pycache__ -type d
+define run_tests
+	@$(IN_CHECKOUT) -prune -exec rm -rf {} +
+	@rc=0; \
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadgroup --durations=15 -m 'not timing' $(1) || rc=$$?; \
+	$(PYTEST) --durations=5 -m timing $(1) || { r=$$?; [ $$r = 5 ] || rc=$$r; }; \
+	left=$$($(IN_CHECKOUT) -print); \
+	if [ -n "$$left" ]; then echo "bytecode written into the checkout:" $$left >&2; rc=1; fi; \
+	exit $$rc
+endef
+
 test: setup lint static hass-venv
-	$(BIN)/pytest -q -p no:cacheprovider tests
+	$(call run_tests,tests)
 
 unit: $(STAMP)
-	$(BIN)/pytest -q tests/unit
+	$(call run_tests,tests/unit)
 
 integration: setup hass-venv
-	$(BIN)/pytest -q tests/integration
+	$(call run_tests,tests/integration tests/browser)
 
 demo: setup
 	$(BIN)/python scripts/demo.py

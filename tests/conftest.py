@@ -1,4 +1,5 @@
-"""Fixtures every test directory may use, and the logs of started processes in failure reports."""
+"""Fixtures every test directory may use, the logs of started processes in failure reports, the
+guard against unexpected ERROR logs, and what keeps a test run from writing into the checkout."""
 
 from __future__ import annotations
 
@@ -6,13 +7,24 @@ import os
 import sys
 import tempfile
 import threading
-from collections.abc import Generator, Iterator
 from pathlib import Path
 
-import pytest
+# Bytecode goes to a cache outside the checkout, for this process's later imports and for every
+# process a test starts (they inherit the environment): a run leaves no __pycache__ in the tree,
+# and a started tool still imports from cached bytecode, as fast as an installed one.
+# (`make test` sets it before pytest starts, so not even this file's own bytecode lands here.)
+if not os.environ.get("PYTHONPYCACHEPREFIX"):
+    _cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "aurora-suite" / "pycache"
+    os.environ["PYTHONPYCACHEPREFIX"] = str(_cache)
+sys.pycache_prefix = os.environ["PYTHONPYCACHEPREFIX"]
 
-from tests.support import Broker
-from tests.support.processes import logs_for_report, start_of_test
+from collections.abc import Generator, Iterator  # noqa: E402
+
+import pytest  # noqa: E402
+
+from tests.support import Broker  # noqa: E402
+from tests.support.logguard import ErrorLogGuard, failure_message  # noqa: E402
+from tests.support.processes import logs_for_report, start_of_test  # noqa: E402
 
 
 @pytest.fixture
@@ -59,6 +71,47 @@ def _refuse_reads_outside_checkout(event: str, args: tuple[object, ...]) -> None
 
 def pytest_configure(config: pytest.Config) -> None:
     sys.addaudithook(_refuse_reads_outside_checkout)
+
+
+@pytest.fixture(autouse=True)
+def error_log_guard(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ErrorLogGuard]:
+    """Fails the test if the code it ran in this process logged at ERROR or above, unless the test
+    is marked ``error_log_expected`` or checks the records itself through ``error_logs``."""
+    guard = ErrorLogGuard()
+    guard.install(monkeypatch)
+    yield guard
+    records = guard.records
+    expected = request.node.get_closest_marker("error_log_expected") or "error_logs" in request.fixturenames
+    if records and not expected:
+        pytest.fail(failure_message(records), pytrace=False)
+
+
+@pytest.fixture
+def error_logs(error_log_guard: ErrorLogGuard) -> ErrorLogGuard:
+    """The ERROR records this test logs, for a test that expects some and checks them itself."""
+    return error_log_guard
+
+
+def _shares_a_fixture_instance(item: pytest.Item) -> bool:
+    """Whether the test uses a fixture set up once for several tests (module, class or package
+    scope): such tests run on one xdist worker, so the fixture is set up once."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    return any(
+        defs and defs[-1].scope in ("module", "class", "package") for defs in info.name2fixturedefs.values()
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks (--dist loadgroup)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``--dist loadgroup`` the tests of a module that share a module-scoped fixture go to
+    one worker, and every other test goes wherever a worker is free."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None and _shares_a_fixture_instance(item):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -173,6 +173,7 @@ def assert_outage_reported_once(bridge: Bridge, broker: Broker, watch: Collector
     assert "alert" in check.stdout
 
 
+@pytest.mark.timing  # reconnects and log bytes per second
 def test_a_peer_that_accepts_and_hangs_up_is_retried_gently_and_the_bridge_recovers(
     tmp_path: Path, broker: Broker
 ) -> None:
@@ -199,6 +200,7 @@ def test_a_peer_that_accepts_and_hangs_up_is_retried_gently_and_the_bridge_recov
         assert any(e.get("event") == "bus_up" and e.get("failed_attempts") for e in log_events(bridge))
 
 
+@pytest.mark.timing  # reconnects and log bytes per second
 def test_ser2net_listening_without_its_device_is_retried_gently_and_the_bridge_recovers(
     tmp_path: Path, broker: Broker
 ) -> None:
@@ -332,6 +334,7 @@ def set_latency(ha: Collector, writes: Path, value: int) -> float:
     return time.monotonic() - sent
 
 
+@pytest.mark.timing  # latency within 0.5 s of a quiet one
 def test_a_flood_of_worst_case_queries_from_one_client_does_not_delay_anothers_set(
     tmp_path: Path, broker: Broker
 ) -> None:

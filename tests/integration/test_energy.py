@@ -24,7 +24,7 @@ from tests.support.broker import Collector, RestartableBroker
 from tests.support.processes import free_port, wait_for
 from tests.support.sim import Sim
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timing]  # the counters are checked against elapsed time
 
 COMPRESSOR_W, BLOWER_W, PUMP_W = 30_000, 3_000, 3_000
 TOTAL_W = COMPRESSOR_W + BLOWER_W + PUMP_W

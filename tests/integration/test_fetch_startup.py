@@ -135,6 +135,7 @@ def test_version_is_read_only_when_asked() -> None:
     assert _loaded(modules, "importlib.metadata")
 
 
+@pytest.mark.timing  # a median under 0.15 s
 def test_an_rfc2217_port_opens_in_milliseconds(tmp_path: Path, unit_dump: Path) -> None:
     """pyserial's open polls 50 ms per answer and sleeps 0.1 s per modem line; with delayed
     acknowledgements ser2net's answers took 40 ms more each: 0.45 s per open. Now the answers

@@ -202,6 +202,7 @@ def _login_page_served(tool: Tool) -> bool:
 # -------------------------------------------------------------------------------- timeouts
 
 
+@pytest.mark.timing  # bounds on the elapsed time
 def test_a_slowloris_client_is_cut_off_after_the_header_timeout(tool: Tool) -> None:
     """Headers sent a byte at a time never finish: the tool closes the connection on time."""
     sock = socket.create_connection(("127.0.0.1", tool.port), timeout=10)
@@ -226,6 +227,7 @@ def test_a_slowloris_client_is_cut_off_after_the_header_timeout(tool: Tool) -> N
     assert _login_page_served(tool)
 
 
+@pytest.mark.timing  # bounds on the elapsed time
 def test_a_half_sent_body_is_answered_408_after_the_body_timeout(tool: Tool) -> None:
     """Content-Length promises 1000 bytes, 10 come: 408 and the connection is closed."""
     sock = socket.create_connection(("127.0.0.1", tool.port), timeout=BODY_TIMEOUT_S + SLACK_S)
@@ -250,6 +252,7 @@ LINGER_BOUND_S = 1.0  # after the 408 the tool reads what is left for at most th
 # -------------------------------------------------------------------------------- descriptors
 
 
+@pytest.mark.timing  # CPU per wall time
 def test_1100_half_open_connections_under_1024_descriptors_leave_the_login_page_served(tool: Tool) -> None:
     """The connection limit (default 256) keeps far below the limit; the oldest waiting
     connection makes room, so the login page is served even while the attack holds on; then
@@ -277,6 +280,7 @@ def test_1100_half_open_connections_under_1024_descriptors_leave_the_login_page_
     assert "out of system resource" not in tool.log.read_text()
 
 
+@pytest.mark.timing  # CPU and log bytes per wall time
 def test_running_out_of_descriptors_neither_spins_nor_floods_the_log(tmp_path: Path) -> None:
     """With a limit above what ``ulimit -n`` allows, the descriptors do run out: the tool warns
     once (at start, and when accepting fails), pauses accepting instead of retrying at once, and

@@ -20,6 +20,8 @@ from aurora.dump import DumpBus
 from aurora.errors import BusTimeout, UsageError
 from aurora.mqtt import MqttSettings
 
+from tests.support.logguard import ErrorLogGuard
+
 TRANSACTION_S = 0.05
 
 
@@ -296,7 +298,9 @@ def test_a_poll_publishes_values_once_and_only_again_when_they_change() -> None:
         bridge.worker.stop()
 
 
-def test_a_decoder_that_raises_is_logged_and_counted_and_the_bridge_carries_on() -> None:
+def test_a_decoder_that_raises_is_logged_and_counted_and_the_bridge_carries_on(
+    error_logs: ErrorLogGuard,
+) -> None:
     """aurora-bridge §13 R1: the original exited on bad data."""
     bus = DumpBus({2: 1, 745: 680, 746: 700, 401: 1200})
     bridge = _bridge(bus)
@@ -304,6 +308,7 @@ def test_a_decoder_that_raises_is_logged_and_counted_and_the_bridge_carries_on()
         bridge.unit.explode = True
         bridge._poll(["fast"], time.monotonic())
         assert "decoding failed" in (bridge.stats.last_error or "")
+        assert ["values_failed"] == [r.event for r in error_logs.records]
         bridge.unit.explode = False
         assert bridge._poll(["fast"], time.monotonic())
     finally:
@@ -483,7 +488,9 @@ def test_the_watchdog_restarts_a_dead_mqtt_network_thread() -> None:
         bridge.worker.stop()
 
 
-def test_a_write_while_the_line_is_down_is_refused_instead_of_queued_for_later() -> None:
+def test_a_write_while_the_line_is_down_is_refused_instead_of_queued_for_later(
+    error_logs: ErrorLogGuard,
+) -> None:
     bus = SlowBus({2: 1, 745: 680, 746: 700, 401: 1200})
     bridge = _bridge(bus)
     try:
@@ -493,6 +500,7 @@ def test_a_write_while_the_line_is_down_is_refused_instead_of_queued_for_later()
         (outcome,) = bridge.publisher.outcomes()  # type: ignore[union-attr]
         assert "failed" == outcome["result"]
         assert "no answer from the heat pump" in outcome["reason"]
+        assert any(r.event.startswith("set_failed") for r in error_logs.records), error_logs.records
         bridge._poll(["medium"], time.monotonic())
         assert [] == [c for c in bus.calls if c[0] == "write"]
     finally:

@@ -39,6 +39,7 @@ def test_the_backoff_grows_to_its_cap() -> None:
     assert MAX_BACKOFF_S == reopen_delay(10_000)
 
 
+@pytest.mark.timing  # attempts per time window
 @pytest.mark.parametrize("failure", ["open fails", "opens and hangs up"])
 def test_a_line_that_keeps_failing_is_reopened_gently(failure: str) -> None:
     opens = []
@@ -59,6 +60,7 @@ def test_a_line_that_keeps_failing_is_reopened_gently(failure: str) -> None:
     assert not worker.line_up
 
 
+@pytest.mark.timing  # back within the backoff cap
 def test_the_line_is_up_only_once_the_unit_answered_and_comes_back_at_once() -> None:
     good = [False]
     events: list[bool] = []

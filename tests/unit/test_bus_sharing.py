@@ -131,6 +131,7 @@ def test_a_refused_register_costs_only_its_own_client_its_answer(line: Any) -> N
     assert sorted(len(c) for c in bus.calls) == [1, 10]
 
 
+@pytest.mark.timing  # gaps between polls, in time
 def test_a_flood_of_requests_never_stops_polling_and_a_write_waits_for_one_transaction(line: Any) -> None:
     """50 clients, distinct reads back to back: the poll's transactions still take every other
     turn, and a write goes next whatever is queued."""

@@ -52,6 +52,7 @@ def timed(fn: Any, *args: Any) -> float:
     return time.perf_counter() - started
 
 
+@pytest.mark.timing  # a 50 ms budget per parse
 @pytest.mark.parametrize("seed", seeds(), ids=lambda s: str(s["why"]))
 def test_every_seed_is_refused_or_served_cheaply_and_answered_once(rig: Rig, seed: dict[str, Any]) -> None:
     payload = bytes.fromhex(seed["hex"])
@@ -105,6 +106,7 @@ requests = st.fixed_dictionaries(
 )
 
 
+@pytest.mark.timing  # a 50 ms budget per parse
 @FUZZ
 @given(requests)
 def test_any_request_object_is_parsed_or_refused_and_its_reply_encodes(obj: dict[str, Any]) -> None:

@@ -507,6 +507,7 @@ class BrokenWorker:
         raise RuntimeError("bug in the worker")
 
 
+@pytest.mark.error_log_expected("the worker's bug is logged with its traceback")
 def test_a_bug_behind_the_request_still_gets_one_internal_error_reply() -> None:
     sent = Recorder()
     pt = PassThrough(worker=BrokenWorker(), publish=sent, root=ROOT)

@@ -86,6 +86,7 @@ def test_a_reply_goes_out_and_the_slot_comes_back_when_the_line_is_down(rig: Rig
     assert {} == rig.pt.inflight()
 
 
+@pytest.mark.error_log_expected("a reply paho refuses to queue is logged as modbus_reply_failed")
 def test_a_reply_the_broker_client_refuses_to_queue_still_gives_the_slot_back() -> None:
     def refusing(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("paho: queue full")
@@ -216,6 +217,7 @@ def test_an_all_query_reply_groups_its_failures_and_stays_small(rig: Rig) -> Non
     assert len(body["failed"]) < 1000  # ranges, not one entry per missing register
 
 
+@pytest.mark.timing  # tracemalloc slows the query of 65536 registers to near its 5 s deadline
 def test_an_all_query_costs_a_bounded_amount_of_memory(rig: Rig) -> None:
     """Issue 11 #9: a 7.6 MB reply and RSS 44 → 83 MB for good; now ranges and a size cap."""
     import tracemalloc

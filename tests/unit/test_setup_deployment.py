@@ -13,6 +13,8 @@ from aurora.setup.deployment import DEFAULT_HOSTS, Options, apply, parse_hosts, 
 from aurora.setup.files import Owner
 from aurora.setup.layout import MQTT_ACCOUNTS, Layout
 
+from tests.support.logguard import ErrorLogGuard
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -204,6 +206,9 @@ def test_options_come_from_the_environment(tmp_path: Path, monkeypatch: pytest.M
     "argv",
     [["--service-owner", "aurora"], ["--broker-group", "no-such-group-here"], ["--host", "a b!"]],
 )
-def test_bad_arguments_exit_2_without_writing(tmp_path: Path, argv: list[str]) -> None:
+def test_bad_arguments_exit_2_without_writing(
+    tmp_path: Path, argv: list[str], error_logs: ErrorLogGuard
+) -> None:
     assert 2 == main(["--dir", str(tmp_path / "cfg"), "--mosquitto-source", str(REPO / "mosquitto"), *argv])
     assert not (tmp_path / "cfg").exists()
+    assert ["bad_setup_arguments"] == [r.event for r in error_logs.records]

@@ -397,6 +397,7 @@ def test_take_rtu_finds_what_split_request_finds(data: bytes, cut: int) -> None:
             assert got == vf.RtuFrame(used=used, request=request)
 
 
+@pytest.mark.timing  # a 1 s budget
 def test_dribbled_variable_frame_costs_little() -> None:
     """Re-scanning a 255-byte FC 65 prefix that never gets a valid CRC stays cheap."""
     buf = bytearray(b"\x01\x41")
@@ -464,6 +465,7 @@ class SlowBus(DumpBus):
 SLOW_S = 0.03
 
 
+@pytest.mark.timing  # gaps between polls, in time
 def test_back_to_back_clients_take_turns_with_polling() -> None:
     """Two clients reading and three writing as fast as they can do not shut the poller out: its
     chunks alternate with their requests, and an idle client's request waits for about one
