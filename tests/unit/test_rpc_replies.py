@@ -237,6 +237,7 @@ def test_an_all_query_costs_a_bounded_amount_of_memory(rig: Rig) -> None:
     assert peak < 40 * 2**20, f"{peak / 2**20:.1f} MB"
 
 
+@pytest.mark.error_log_expected("the worker's bug is logged with its traceback")
 def test_the_originals_topics_give_their_slot_back_when_a_bug_strikes() -> None:
     from tests.unit.test_rpc_passthrough import BrokenWorker
 
