@@ -119,7 +119,7 @@ def test_the_home_page_answers_what_how_well_and_how_much(stack: Stack, page: ob
     assert kwh(page, "heat-today") > 3 * kwh(page, "energy-today")
     assert kwh(page, "energy-week") >= kwh(page, "energy-today")
     expect(page.locator("#schematic svg text", has_text="Ground loop")).to_have_count(1)  # type: ignore[attr-defined]
-    expect(page.locator("#home-alert")).to_be_hidden()  # type: ignore[attr-defined]
+    expect(page.locator("#stale-banner")).to_be_hidden()  # type: ignore[attr-defined]
     page.click("#units")  # type: ignore[attr-defined]  # °C: the home page follows the switch
     expect(zones.nth(0).locator(".zone-goal")).to_have_text("heat to 20.0°C")
     page.click("#units")  # type: ignore[attr-defined]
@@ -161,11 +161,11 @@ def test_the_alert_banner_shows_when_the_heat_pump_stops_answering(stack: Stack,
     expect = playwright_api.expect
     log_in(page, stack)
     expect(page.locator("#home-mode")).to_have_text("Heating", timeout=LIVE_S * 1000)  # type: ignore[attr-defined]
-    expect(page.locator("#home-alert")).to_be_hidden()  # type: ignore[attr-defined]
+    expect(page.locator("#stale-banner")).to_be_hidden()  # type: ignore[attr-defined]
     stack.sim.stop()
-    banner = page.locator("#home-alert")  # type: ignore[attr-defined]
+    banner = page.locator("#stale-banner")  # type: ignore[attr-defined]
     expect(banner).to_be_visible(timeout=LIVE_S * 1000)
-    expect(banner).to_contain_text("not answering")
+    expect(banner).to_contain_text("No answer from the heat pump")
     expect(page.locator('[data-check="data"]')).to_have_class(re.compile(r"\bwarn\b"))  # type: ignore[attr-defined]
     page.set_viewport_size(PHONE)  # type: ignore[attr-defined]
     shot(page, "home-alert-phone", full_page=False)

@@ -4,8 +4,7 @@
 // and trends.js's energyTotals(); redraws on app.js's aurora:tree and aurora:value events.
 "use strict";
 
-const STALE_S = 300; // no value at all for this long while "ready": the page says so
-const home = { lastValue: 0, timer: null, staleTimer: null, since: {} };
+const home = { timer: null, staleTimer: null, since: {} };
 
 // Typical bands of a closed ground loop (WaterFurnace installation manuals): entering water and
 // the water's temperature drop or rise across the heat pump while the compressor runs.
@@ -31,8 +30,8 @@ const short = (n) => (Number.isInteger(Math.round(n * 10) / 10) ? String(Math.ro
 const span = (lo, hi, toShown = shownTemperature) => `${short(toShown(lo))}–${short(toShown(hi))}${temperatureUnit()}`;
 const deltaSpan = (lo, hi) => span(lo, hi, (f) => (state.celsius ? (f * 5) / 9 : f));
 
-document.addEventListener("aurora:tree", () => { home.lastValue = Date.now() / 1000; scheduleHome(0); });
-document.addEventListener("aurora:value", () => { home.lastValue = Date.now() / 1000; scheduleHome(); });
+document.addEventListener("aurora:tree", () => scheduleHome(0));
+document.addEventListener("aurora:value", () => scheduleHome());
 
 function scheduleHome(wait = 500) {
   if (home.timer) return;
@@ -42,7 +41,6 @@ function scheduleHome(wait = 500) {
 
 function renderHome() {
   if (!state.tree) return;
-  renderAlert();
   renderNow();
   renderZones();
   renderHealth();
@@ -51,30 +49,13 @@ function renderHome() {
   renderSchematic();
 }
 
-// ------------------------------------------------------------------ alert banner
+// ------------------------------------------------------------------ staleness
+// The banner above every page (app.js: staleness, renderStale) says when the values are old; the
+// home page only reflects the same verdict in its health list, so the two never disagree.
 
 function alertText() {
-  const tree = state.tree;
-  const live = $("#live-status");
-  if (!tree.link || (live && live.dataset.state === "offline")) {
-    return "No connection to the broker: the values below may be old.";
-  }
-  if (tree.state === "alert") return "The heat pump is not answering the bridge: the values below are the last it reported.";
-  if (tree.state === "lost") return "The bridge is offline (it stopped without saying goodbye): the values below are old.";
-  if (tree.state === "disconnected") return "The bridge was stopped: the values below are old.";
-  if (tree.state && tree.state !== "ready") return `The bridge is ${tree.state}: values may be incomplete.`;
-  const quiet = Date.now() / 1000 - home.lastValue;
-  if (home.lastValue && quiet > STALE_S) return `No new values for ${Math.round(quiet / 60)} minutes.`;
-  return "";
-}
-
-function renderAlert() {
-  const banner = $("#home-alert");
-  if (!banner || !state.tree) return;
-  const text = alertText();
-  banner.hidden = !text;
-  banner.textContent = text;
-  document.body.classList.toggle("data-stale", Boolean(text));
+  const stale = staleness();
+  return stale ? stale.why : "";
 }
 
 // The live status (app.js's data-state) and the °F/°C switch (its aria-label) redraw the page.
