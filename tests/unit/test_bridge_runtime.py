@@ -5,6 +5,8 @@ A fake Unit and a DumpBus stand in for the device description and the line.
 
 from __future__ import annotations
 
+import json
+
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -322,9 +324,11 @@ def test_a_silent_unit_turns_the_state_to_alert_and_an_answer_back_to_ready() ->
         assert not bridge._poll(["fast"], time.monotonic())
         assert "alert" == bridge.publisher.state  # type: ignore[union-attr]
         assert 1 == bridge.stats.failed_cycles
+        assert bridge.stats.last_error and "no reply" in json.loads(bridge.health())["last_error"]
         bus.silent = False
         assert bridge._poll(["fast"], time.monotonic())
         assert "ready" == bridge.publisher.state  # type: ignore[union-attr]
+        assert json.loads(bridge.health())["last_error"] is None  # what is wrong now, not once
     finally:
         bridge.worker.stop()
 
