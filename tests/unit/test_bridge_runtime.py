@@ -6,7 +6,6 @@ A fake Unit and a DumpBus stand in for the device description and the line.
 from __future__ import annotations
 
 import json
-
 import threading
 import time
 from collections.abc import Mapping, Sequence
