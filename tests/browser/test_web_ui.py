@@ -18,6 +18,7 @@ import pytest
 
 from tests.support import Broker, free_port, wait_for
 from tests.support.bridge import READY_S, Bridge
+from tests.support.processes import bare_env
 from tests.support.sim import Sim, write_log
 from tests.support.web import mqtt_env, web_tool
 
@@ -346,12 +347,12 @@ def test_a_wrong_mqtt_password_ends_web_aid_tool_with_one_clear_line(stack: Stac
         text=True,
         timeout=60,
         check=False,
-        env={
-            "PATH": str(BIN),
-            "AURORA_WEB_PASSWORD_FILE": str(stack.broker.password_file("web-ui")),
-            "MQTT_PASSWORD_FILE": str(wrong),
-            "MQTT_CA_FILE": str(stack.broker.ca_file),
-        },
+        env=bare_env(
+            BIN,
+            AURORA_WEB_PASSWORD_FILE=str(stack.broker.password_file("web-ui")),
+            MQTT_PASSWORD_FILE=str(wrong),
+            MQTT_CA_FILE=str(stack.broker.ca_file),
+        ),
     )
     assert 1 == done.returncode, done.stderr  # a broker error, as `web_aid_tool --help` says
     assert "refused the login as web" in done.stderr and "Traceback" not in done.stderr

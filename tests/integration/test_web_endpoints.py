@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 import pytest
 
 from tests.support import free_port
+from tests.support.processes import bare_env
 from tests.support.web import web_tool
 
 pytestmark = pytest.mark.integration
@@ -344,7 +345,7 @@ def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
         capture_output=True,
         text=True,
         timeout=30,
-        env={"PATH": str(BIN), **(env or {})},
+        env=bare_env(BIN, **(env or {})),
         check=False,
     )
 

@@ -29,6 +29,13 @@ _running_logs: dict[int, tuple[str, Path]] = {}
 _ended_logs: list[tuple[str, Path]] = []
 
 
+def bare_env(path: Path | str, **variables: str) -> dict[str, str]:
+    """A near-empty environment for a tool run as by a user who set nothing: ``PATH`` and
+    ``variables``, plus where this test run keeps bytecode (tests/conftest.py: outside the checkout)."""
+    prefix = {k: os.environ[k] for k in ("PYTHONPYCACHEPREFIX",) if k in os.environ}
+    return {"PATH": str(path), **prefix, **variables}
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
