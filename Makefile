@@ -86,7 +86,7 @@ unit: $(STAMP)
 	$(call run_tests,tests/unit)
 
 integration: setup hass-venv
-	$(call run_tests,tests/integration tests/browser)
+	$(call run_tests,tests/integration)
 
 demo: setup
 	$(BIN)/python scripts/demo.py
