@@ -9,16 +9,25 @@ STAMP := $(VENV)/.installed
 HA_VENV := .venv-ha
 HA_STAMP := $(HA_VENV)/.installed
 HA_PYTHON ?=
-SYSTEM_PACKAGES := mosquitto mosquitto-clients ser2net socat chromium docker-compose mbpoll
+BASE_STAMP := $(VENV)/.installed-base
+# What `make demo` needs (the broker and its client tools); the rest is for the tests.
+DEMO_PACKAGES := mosquitto mosquitto-clients
+TEST_PACKAGES := ser2net socat chromium docker-compose mbpoll
+# The container tests (tests/containers/) run the image and compose.yaml with rootful podman
+# serving the Docker API, base images made from Debian's packages (docker/README.md)
+CONTAINER_PACKAGES := podman buildah runc catatonit debootstrap slirp4netns uidmap fuse-overlayfs \
+                      containernetworking-plugins golang-github-containernetworking-plugin-dnsname
+ARM64_PACKAGES := qemu-user-static binfmt-support
 
-.PHONY: setup system-packages hass-venv test unit integration lint static demo bench clean
+.PHONY: setup system-packages demo-packages hass-venv test test-rest unit integration containers arm64 \
+        lint static demo bench clean
 
 setup: system-packages $(STAMP)
 
 # apt-get only where a tool is missing, and only as root (a user's machine may already have them).
-system-packages:
+define apt_install
 	@missing=""; \
-	for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing:$$missing"; \
@@ -27,23 +36,31 @@ system-packages:
 	    echo "missing system packages:$$missing (run 'sudo make setup' or install them)"; \
 	  fi; \
 	fi
+endef
 
-$(STAMP): pyproject.toml
+system-packages:
+	$(call apt_install,$(DEMO_PACKAGES) $(TEST_PACKAGES) $(CONTAINER_PACKAGES) $(ARM64_PACKAGES))
+
+demo-packages:
+	$(call apt_install,$(DEMO_PACKAGES))
+
+# The suite alone (what `make demo` needs), then the development tools on top
+$(BASE_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	touch $(BASE_STAMP)
+
+$(STAMP): $(BASE_STAMP)
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# python3.13 may be a pyenv shim that only fails when run, so each candidate must run and be 3.13
+# A Python 3.13 from HA_PYTHON, PATH or pyenv, else made from Debian trixie's packages (as root,
+# once, about 2 minutes): scripts/ha-python.sh says how, and fails in one line when it cannot.
 $(HA_STAMP): tests/hass/requirements.txt
-	@py=""; \
-	for c in $(HA_PYTHON) python3.13 $$(pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13 \
-	         $$HOME/.pyenv/versions/3.13*/bin/python3.13 /usr/local/bin/python3.13 /usr/bin/python3.13; do \
-	  if "$$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' >/dev/null 2>&1; then py="$$c"; break; fi; \
-	done; \
-	if [ -z "$$py" ]; then echo "make hass-venv: no working Python 3.13 found (tried python3.13 on PATH and pyenv's versions); install one or pass HA_PYTHON=/path/to/python3.13" >&2; exit 1; fi; \
-	echo "building $(HA_VENV) with $$py"; \
-	rm -rf $(HA_VENV) && "$$py" -m venv $(HA_VENV)
+	HOST_PIP="$(abspath $(BIN))/pip" scripts/ha-python.sh $(HA_VENV) $(HA_PYTHON) python3.13 \
+	  $$(pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13 $$HOME/.pyenv/versions/3.13*/bin/python3.13 \
+	  /usr/local/bin/python3.13 /usr/bin/python3.13
 	$(HA_VENV)/bin/pip install -q --no-deps --ignore-requires-python -r tests/hass/requirements.txt
 	$(HA_VENV)/bin/python tests/hass/validate_discovery.py --check-install
 	touch $(HA_STAMP)
@@ -79,8 +96,28 @@ define run_tests
 	exit $$rc
 endef
 
+# The container tests (tests/containers: one compose stack, a few minutes, mostly waiting on
+# faults) run beside the rest in a process of their own; their output follows once both are
+# done, and either failing fails `make test`.
 test: setup lint static hass-venv
-	$(call run_tests,tests)
+	@mkdir -p artifacts; \
+	$(PYTEST) tests/containers >artifacts/containers.log 2>&1 & containers=$$!; \
+	trap 'kill $$containers 2>/dev/null' INT TERM; \
+	$(MAKE) --no-print-directory test-rest; rest=$$?; \
+	wait $$containers; ctr=$$?; \
+	echo "---- tests/containers (artifacts/containers.log) ----"; cat artifacts/containers.log; \
+	exit $$(( rest || ctr ))
+
+test-rest:
+	$(call run_tests,--ignore=tests/containers tests)
+
+# The image built and compose.yaml run for real with podman (root; docker/README.md)
+containers: setup
+	$(PYTEST) tests/containers
+
+# The image built for linux/arm64 under qemu, and the sim and fetch run inside it
+arm64: setup
+	AURORA_TEST_ARM64=1 $(PYTEST) -s tests/containers/test_arm64.py
 
 unit: $(STAMP)
 	$(call run_tests,tests/unit)
@@ -88,7 +125,7 @@ unit: $(STAMP)
 integration: setup hass-venv
 	$(call run_tests,tests/integration)
 
-demo: setup
+demo: demo-packages $(BASE_STAMP)
 	$(BIN)/python scripts/demo.py
 
 bench: setup
