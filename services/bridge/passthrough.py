@@ -35,6 +35,7 @@ from aurora.errors import (
     UsageError,
     WriteRefused,
 )
+from aurora.logs import Repeats
 from aurora.query import Chunk, parse_query, plan_chunks, with_continuations
 from aurora.render import render_line
 from paho.mqtt.packettypes import PacketTypes
@@ -47,6 +48,9 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 MAX_INFLIGHT_PER_CLIENT = 16  # requests of one client queued or running; more get "busy"
+# One account's clients together: an account opening many connections cannot take every slot,
+# the other accounts always have MAX_INFLIGHT - MAX_INFLIGHT_PER_USER left.
+MAX_INFLIGHT_PER_USER = 64
 MAX_INFLIGHT = 256  # all clients together: the queue in front of a 19200-baud line stays short
 WRITE_EXPIRES_S = 10.0  # a raw write not started by then (the line went down meanwhile) is not made
 LEGACY = "(legacy)"  # the in-flight bucket of the original's topics, which carry no client id
@@ -152,6 +156,8 @@ class PassThrough:
         self._prep = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modbus-prep")
         self._inflight: dict[str, int] = {}
         self._written: dict[int, float] = {}  # address -> monotonic time of our last write to it
+        # A flood of refused requests logs its first one in full, then a count a minute.
+        self._repeats: dict[str, Repeats] = {}
         self.counters: dict[str, int] = {
             "requests": 0,
             "replies": 0,
@@ -193,7 +199,7 @@ class PassThrough:
             if msg.retain:
                 # A retained request would be replayed on every reconnect of the bridge (a retained
                 # write, again and again): only live requests count.
-                log.warning("modbus_retained_ignored", topic=topic)
+                self._note("modbus_retained_ignored", "a retained request", topic=topic[:_MAX_LOGGED])
             elif topic.startswith(self._request_prefixes):
                 self._on_request(msg, topic)
             elif topic == self.base:
@@ -216,7 +222,7 @@ class PassThrough:
         """paho's thread: the size and the client's slots only; the rest on the preparation thread."""
         where = rpc.parse_request_topic(self.base, topic)
         if where is None:
-            log.warning("modbus_request_unanswerable", topic=topic[:_MAX_LOGGED])
+            self._note("modbus_request_unanswerable", "not a request topic", topic=topic[:_MAX_LOGGED])
             return
         client = where.client
         self.counters["requests"] += 1
@@ -270,8 +276,8 @@ class PassThrough:
             request = rpc.parse_request(payload)
         except rpc.BadRequest as err:
             reply.request_id = err.request_id
-            log.warning(
-                "modbus_bad_request", client=client[:_MAX_LOGGED], reason=str(err), payload=_shown(payload)
+            self._note(
+                "modbus_bad_request", str(err)[:200], client=client[:_MAX_LOGGED], payload=_shown(payload)
             )
             self._fail(reply, err)
             return
@@ -288,7 +294,7 @@ class PassThrough:
             # The broker lets every RPC account publish on its request topic, and only writers on
             # the write topic: a write that came here is one the broker would have refused there.
             self.counters["refused_writes"] += 1
-            log.warning("modbus_write_on_read_topic", client=client[:_MAX_LOGGED])
+            self._note("modbus_write_on_read_topic", "a write on a read topic", client=client[:_MAX_LOGGED])
             self._fail(
                 reply,
                 WriteRefused(
@@ -302,7 +308,7 @@ class PassThrough:
                 self._check_writes(request.writes)
             except UsageError as err:
                 self.counters["refused_writes"] += 1
-                log.warning("modbus_write_refused", client=client[:_MAX_LOGGED], reason=str(err))
+                self._note("modbus_write_refused", str(err)[:200], client=client[:_MAX_LOGGED])
                 self._fail(reply, err)
                 return
         if not self._line_up():
@@ -371,14 +377,32 @@ class PassThrough:
 
         self._offload(work, reply)
 
+    def _note(self, event: str, reason: str, **fields: Any) -> None:
+        """A refused message: the first of its kind logged in full (with ``reason`` as ``error``),
+        a few new reasons once each, then one summary a minute: a flood cannot fill the log."""
+        with self._lock:
+            repeats = self._repeats.get(event)
+            if repeats is None:
+                repeats = self._repeats[event] = Repeats(event)
+        repeats.failed(reason, **fields)
+
     def _admit(self, client: str) -> bool:
+        user = client.partition("/")[0] + "/"
         with self._lock:
             mine = self._inflight.get(client, 0)
-            if mine >= self._max_per_client or sum(self._inflight.values()) >= self._max_inflight:
-                log.warning("modbus_busy", client=client, inflight=mine)
-                return False
-            self._inflight[client] = mine + 1
-            return True
+            account = sum(n for c, n in self._inflight.items() if c.startswith(user))
+            busy = (
+                mine >= self._max_per_client
+                or account >= MAX_INFLIGHT_PER_USER
+                or sum(self._inflight.values()) >= self._max_inflight
+            )
+            if not busy:
+                self._inflight[client] = mine + 1
+        if busy:
+            self._note(
+                "modbus_busy", "too many requests in flight", client=client[:_MAX_LOGGED], inflight=mine
+            )
+        return not busy
 
     def _release(self, client: str) -> None:
         with self._lock:
@@ -639,11 +663,9 @@ class PassThrough:
             raise
 
     def _legacy_admit(self, what: str) -> bool:
+        """A slot of the original's topics (``what``: query, getregs, set); busy is logged by _admit."""
         self.counters["legacy"] += 1
-        if not self._admit(LEGACY):
-            log.warning("modbus_legacy_busy", request=what)
-            return False
-        return True
+        return self._admit(LEGACY)
 
     def _publish_lines(self, words: Mapping[int, int], addresses: Iterable[int], done: set[int]) -> None:
         """``Name (N): value`` on ``$modbus/N`` for each address not in ``done`` whose words are all
@@ -670,11 +692,11 @@ class PassThrough:
             query = parse_query(text) if len(text) <= rpc.MAX_QUERY_CHARS else None
         except (UnicodeDecodeError, UsageError) as err:
             self._release(LEGACY)  # taken in handle()
-            log.warning("modbus_query_refused", payload=_shown(msg.payload), reason=str(err))
+            self._note("modbus_query_refused", str(err)[:200], payload=_shown(msg.payload))
             return
         if query is None:
             self._release(LEGACY)
-            log.warning("modbus_query_refused", payload=_shown(msg.payload), reason="query too long")
+            self._note("modbus_query_refused", "query too long", payload=_shown(msg.payload))
             return
 
         done: set[int] = set()
@@ -709,7 +731,7 @@ class PassThrough:
         try:
             request_id, items = rpc.parse_getregs(msg.payload)
         except UsageError as err:
-            log.warning("modbus_getregs_refused", payload=_shown(msg.payload), reason=str(err))
+            self._note("modbus_getregs_refused", str(err)[:200], payload=_shown(msg.payload))
             return
         if not self._legacy_admit("getregs"):
             return
@@ -741,16 +763,14 @@ class PassThrough:
             self._check_writes(((address, raw),))
         except UsageError as err:
             self.counters["refused_writes"] += 1
-            log.warning(
-                "modbus_set_refused", register=level[:_MAX_LOGGED], value=_shown(msg.payload), reason=str(err)
+            self._note(
+                "modbus_set_refused", str(err)[:200], register=level[:_MAX_LOGGED], value=_shown(msg.payload)
             )
             return
         if not self._line_up():
             # Queued, it would be made whenever the line returns, maybe hours later (issue 11 #7).
             self.counters["refused_writes"] += 1
-            log.warning(
-                "modbus_set_refused", register=address, raw=raw, reason="the line to the heat pump is down"
-            )
+            self._note("modbus_set_refused", "the line to the heat pump is down", register=address, raw=raw)
             return
         if not self._legacy_admit("set"):
             return

@@ -263,3 +263,37 @@ def test_a_flood_of_legacy_queries_is_refused_at_once_not_queued(rig: Rig) -> No
     while rig.pt.inflight() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert {} == rig.pt.inflight()
+
+
+def test_one_account_cannot_take_every_slot_with_many_connections(rig: Rig) -> None:
+    from aurora.bridge.passthrough import MAX_INFLIGHT_PER_USER
+
+    rig.hold()
+    try:
+        for n in range(MAX_INFLIGHT_PER_USER // MAX_INFLIGHT_PER_CLIENT + 2):  # more clients than it may fill
+            for i in range(MAX_INFLIGHT_PER_CLIENT):
+                rig.pt.handle(
+                    message(f"{BASE}/request/fetch/fetch-{n}", {"id": i, "op": "read", "registers": [745]})
+                )
+        held = sum(v for c, v in rig.pt.inflight().items() if c.startswith("fetch/"))
+        assert MAX_INFLIGHT_PER_USER == held
+        rig.pt.handle(message(f"{BASE}/request/web/web-1", {"id": "w", "op": "read", "registers": [745]}))
+        assert "web/web-1" in rig.pt.inflight()  # another account still gets its slot
+    finally:
+        rig.release()
+    rig.sent.wait(f"{BASE}/response/web/web-1")
+
+
+def test_a_flood_of_refused_requests_logs_a_bounded_number_of_lines(
+    rig: Rig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for _ in range(300):
+        rig.pt.handle(message(f"{BASE}/request/fetch/fetch-evil", SURROGATE))
+        rig.pt.handle(message(f"{BASE}/340/set", b"hot"))
+        rig.pt.handle(message(f"{BASE}/getregs", b"nonsense"))
+    settle(rig, "fetch-evil", 300)
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert 1 <= text.count("modbus_bad_request") <= 3
+    assert 1 <= text.count("modbus_set_refused") <= 3
+    assert 1 <= text.count("modbus_getregs_refused") <= 3
