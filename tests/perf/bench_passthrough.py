@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from aurora.bus import Bus
+from aurora.logs import configure_logging
 from aurora.mqtt import MqttSettings
 from aurora.rpc_client import MqttBus
 from aurora.sim.cli import demo_registers
@@ -150,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=50)
     args = parser.parse_args(argv)
+    configure_logging(stream=sys.stderr)  # stdout carries only the JSON (a retry's warning broke it)
     tmp = Path(tempfile.mkdtemp(prefix="bench-passthrough-"))
     try:
         with (

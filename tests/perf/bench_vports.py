@@ -30,6 +30,7 @@ from typing import Any
 
 from aurora import rtu
 from aurora.bus import Bus
+from aurora.logs import configure_logging
 from aurora.sim.cli import demo_registers
 from aurora.transport import open_bus
 
@@ -201,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=20)
     args = parser.parse_args(argv)
+    configure_logging(stream=sys.stderr)  # stdout carries only the JSON (a retry's warning broke it)
     tmp = Path(tempfile.mkdtemp(prefix="bench-vports-"))
     rtu_port, tcp_port = free_port(), free_port()
     try:
