@@ -49,6 +49,7 @@ driver = "overlay"
 graphroot = "{root}/storage"
 runroot = "{run}"
 """
+DEFAULT_CACHE = Path("/var/cache/aurora-tests")
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 DEBOOTSTRAP_S = 900.0
 BUILD_S = 900.0
@@ -59,7 +60,7 @@ def cache_dir() -> Path:
     configured = os.environ.get("AURORA_CONTAINER_CACHE")
     if configured:
         return Path(configured)
-    return Path("/var/cache/aurora-tests")
+    return DEFAULT_CACHE
 
 
 def debian_mirror() -> str:
@@ -102,7 +103,11 @@ class Podman:
     def configured(cls, root: Path | None = None) -> Podman:
         """Write the configuration files (idempotent) and return the runner."""
         root = root or cache_dir()
-        run = Path("/run/aurora-tests-podman")  # tmpfs: podman's run state must not survive a boot
+        # tmpfs: podman's run state must not survive a boot. One per storage (AURORA_CONTAINER_CACHE);
+        # podman refuses a storage whose run directory changed, so the default's keeps its name.
+        run = Path("/run/aurora-tests-podman")
+        if root != DEFAULT_CACHE:
+            run = run.with_name(f"{run.name}-{hashlib.sha256(str(root).encode()).hexdigest()[:8]}")
         for d in (root, root / "networks", root / "storage", run):
             d.mkdir(parents=True, exist_ok=True)
         conf = root / "containers.conf"
