@@ -169,6 +169,31 @@ def test_the_alert_banner_shows_when_the_heat_pump_stops_answering(stack: Stack,
     expect(page.locator('[data-check="data"]')).to_have_class(re.compile(r"\bwarn\b"))  # type: ignore[attr-defined]
     page.set_viewport_size(PHONE)  # type: ignore[attr-defined]
     shot(page, "home-alert-phone", full_page=False)
+    for size in (PHONE, DESKTOP):
+        page.set_viewport_size(size)  # type: ignore[attr-defined]
+        # Opened at a page's address (a bookmark, a reload), the page starts at its top, not under
+        # the sticky header
+        page.goto(stack.url + "/ui/#dashboard")  # type: ignore[attr-defined]
+        expect(banner).to_be_visible(timeout=LIVE_S * 1000)
+        expect(page.locator("#summary [data-key]").first).to_have_attribute("data-age", re.compile("^as of "))  # type: ignore[attr-defined]
+        assert page.evaluate("window.scrollY") == 0  # type: ignore[attr-defined]
+        # Each value's age stays inside its own cell of the summary
+        overflowing = page.evaluate(  # type: ignore[attr-defined]
+            "[...document.querySelectorAll('#summary [data-key]')]"
+            ".filter(c => c.scrollWidth > c.clientWidth + 1).map(c => c.dataset.key)"
+        )
+        assert overflowing == [], overflowing
+        # Scrolled down, the banner stays in sight without covering the tabs
+        page.mouse.wheel(0, 800)  # type: ignore[attr-defined]
+        page.wait_for_function("() => window.scrollY > 0")  # type: ignore[attr-defined]
+        on_top = page.evaluate(  # type: ignore[attr-defined]
+            """() => [...document.querySelectorAll('#tabs a'), document.querySelector('#stale-banner')]
+            .map(e => { const r = e.getBoundingClientRect(), x = r.x + r.width / 2, y = r.y + r.height / 2;
+                        return e.contains(document.elementFromPoint(x, y)); })"""
+        )
+        assert all(on_top), on_top
+        page.click('#tabs a[data-tab="faults"]')  # type: ignore[attr-defined]
+        page.wait_for_function("() => window.scrollY === 0")  # type: ignore[attr-defined]
 
 
 def test_energy_history_survives_a_restart_of_the_web_tool(stack: Stack, page: object) -> None:

@@ -105,6 +105,9 @@ function showTab(name) {
     else a.removeAttribute("aria-current");
   }
   for (const page of document.querySelectorAll(".page")) page.hidden = page.id !== name;
+  // A tab's link is #name, the id of its section: the browser scrolls that under the sticky header
+  // (on a phone the header hides the first card); a page starts at its top.
+  window.scrollTo(0, 0);
   if (name === "faults") loadFaults();
   if (name === "trends") drawCharts();
 }
