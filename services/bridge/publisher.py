@@ -14,6 +14,7 @@ import socket
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -35,9 +36,11 @@ SCAN_MAX_S = 3.0
 REFUSED_LOG_EVERY_S = 60.0
 # The broker keeps the bridge's session (its subscriptions and the QoS 1 messages for it) this
 # long after a disconnect, so a /set sent while the bridge reconnects (a broker restart, a network
-# outage) is delivered and applied once when it is back (issue 11 #8). A /set sent while no bridge
-# was running is not applied at start-up (see _connect_async).
+# outage) is delivered and applied once when it is back (issue 11 #8); so is a /set sent while the
+# bridge restarted (a container restart), once the unit's routes exist (route()). Older than this,
+# the broker drops the session and its queue: a command never waits longer than 10 minutes.
 SESSION_EXPIRY_S = 600
+EARLY_MAX = 256  # session messages kept until their route exists (a /set burst while the bridge was away)
 
 
 class _QuietPaho(logging.Filter):
@@ -142,6 +145,9 @@ class Publisher:
         self._retained: dict[str, str] = {}  # topic -> payload, everything we own, in publish order
         self._filters: list[str] = []  # resubscribed on every connect
         self._routes: list[tuple[Callable[[str], bool], MessageHandler]] = []
+        # What the broker queued in our session while no bridge ran arrives right after CONNACK,
+        # before the unit's routes exist: kept (bounded) and handed to the route that takes it.
+        self._early: deque[mqtt.MQTTMessage] = deque(maxlen=EARLY_MAX)
         self._state = "init"
         self._connected = threading.Event()
         self._first_connect = True
@@ -172,8 +178,9 @@ class Publisher:
                 self.settings.port,
                 keepalive=KEEPALIVE_S,
                 # Never a clean start: mosquitto persists (across its own restarts) only sessions
-                # begun without one. What an earlier run's session held arrives before any route
-                # exists and is dropped (_on_message), so a new run never applies an old /set.
+                # begun without one. What the session queued while no bridge ran (a /set sent
+                # during a restart) is kept until its route exists and then applied once; the
+                # session's expiry bounds how old such a command can be.
                 clean_start=False,
                 properties=props,
             )
@@ -295,6 +302,16 @@ class Publisher:
         with self._lock:
             self._routes.append((matches, handler))
             self._filters.extend(new)
+            waiting = [m for m in self._early if matches(m.topic)]
+            for m in waiting:
+                self._early.remove(m)
+            # Under the lock, so a command arriving live now is handled after the queued ones
+            for m in waiting:
+                log.info("mqtt_queued_message", topic=m.topic)
+                try:
+                    handler(m)
+                except Exception:  # as in _on_message: one bad message never stops the others
+                    log.exception("mqtt_message_failed", topic=m.topic)
         if self.connected and new:
             self.client.subscribe([(f, 1) for f in new])
 
@@ -435,9 +452,12 @@ class Publisher:
                 if msg.payload:
                     scan[msg.topic] = bytes(msg.payload)
                 return
-            for matches, handler in list(self._routes):
-                if matches(msg.topic):
-                    handler(msg)
-                    return
+            with self._lock:
+                routes = list(self._routes)
+                taken = next((handler for matches, handler in routes if matches(msg.topic)), None)
+                if taken is None and not msg.retain:
+                    self._early.append(msg)  # no route yet: route() hands it over
+            if taken is not None:
+                taken(msg)
         except Exception:  # a bad message must never kill paho's thread (mqtt-homie-libs §3.3)
             log.exception("mqtt_message_failed", topic=msg.topic)

@@ -120,6 +120,15 @@ def _accepts_set(stack: Stack, value: float) -> bool:
 
 def applied(stack: Stack, value: float) -> int:
     """How many times the bridge logged a write of ``value`` to the DHW set point."""
+    return _dhw_events(stack, "set_done", value)
+
+
+def failed(stack: Stack, value: float) -> int:
+    """How many times the bridge logged a /set of ``value`` to the DHW set point as failed."""
+    return _dhw_events(stack, "set_failed", value)
+
+
+def _dhw_events(stack: Stack, name: str, value: float) -> int:
     count = 0
     for line in stack.logs("bridge").splitlines():
         _, _, payload = line.partition("| ")
@@ -127,7 +136,7 @@ def applied(stack: Stack, value: float) -> int:
             event = json.loads(payload)
         except ValueError:
             continue
-        if event.get("event") == "set_done" and event.get("property") == "dhw/set-point":
+        if event.get("event") == name and event.get("property") == "dhw/set-point":
             count += float(str(event.get("value"))) == value
     return count
 
@@ -381,31 +390,16 @@ def test_a_restarted_bridge_container_ends_in_ready(recovered: Stack) -> None:
     assert_recovered(stack, 104.0)
 
 
-@pytest.mark.parametrize(
-    "fault",
-    [
-        "broker restart",
-        "bridge partition",
-        pytest.param(
-            "sim killed",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="a /set while the line is down fails at once (told on $write-result) and is "
-                "not applied once the line is back",
-            ),
-        ),
-        pytest.param(
-            "bridge stopped",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="a new bridge process drops what the broker queued for its previous run "
-                "(services/bridge/publisher.py), so a /set sent while it was stopped is lost",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("fault", ["broker restart", "bridge partition", "bridge stopped"])
 def test_a_set_the_broker_accepted_during_a_fault_is_applied_exactly_once(stack: Stack, fault: str) -> None:
     assert applied(stack, OUTAGE_SETS[fault]) == 1
+
+
+def test_a_set_while_the_line_is_down_is_refused_visibly_and_never_applied_later(stack: Stack) -> None:
+    """With no heat pump to write to, the bridge answers the command at once (``failed`` on
+    $write-result, the old value republished) rather than keeping it to apply hours later."""
+    assert applied(stack, OUTAGE_SETS["sim killed"]) == 0
+    assert failed(stack, OUTAGE_SETS["sim killed"]) == 1
 
 
 # ------------------------------------------------------------------ figures
