@@ -78,9 +78,11 @@ static: $(STAMP)
 	docker-compose -f compose.yaml config -q
 
 # Independent tests run side by side (pytest-xdist): most wait on a line paced at 19200 baud, a
-# broker or a timeout rather than on a CPU, so 4 workers pay even on 2 cores. tests/conftest.py
-# keeps tests that share a module-scoped fixture on one worker; tests marked `timing` (they measure
-# time, CPU or rates) run afterwards, alone. TEST_WORKERS=0 runs everything in one process.
+# broker or a timeout rather than on a CPU, so 4 workers pay even on 2 cores. A module's tests run
+# on one worker (--dist loadfile), so a module-scoped fixture is set up once (xdist's own
+# --dist loadgroup groups nothing under pytest 9: it renames a node id pytest no longer reads);
+# tests marked `timing` (they measure time, CPU or rates) run afterwards, alone.
+# TEST_WORKERS=0 runs everything in one process.
 # Bytecode goes to PYCACHE, outside the checkout; the run fails if a __pycache__ appears in it.
 TEST_WORKERS ?= 4
 PYCACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/aurora-suite/pycache
@@ -89,7 +91,7 @@ IN_CHECKOUT := find . \( -path ./.git -o -path ./$(VENV) -o -path ./$(HA_VENV) \
 define run_tests
 	@$(IN_CHECKOUT) -prune -exec rm -rf {} +
 	@rc=0; \
-	$(PYTEST) -n $(TEST_WORKERS) --dist loadgroup --durations=15 -m 'not timing' $(1) || rc=$$?; \
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile --durations=15 -m 'not timing' $(1) || rc=$$?; \
 	$(PYTEST) --durations=5 -m timing $(1) || { r=$$?; [ $$r = 5 ] || rc=$$r; }; \
 	left=$$($(IN_CHECKOUT) -print); \
 	if [ -n "$$left" ]; then echo "bytecode written into the checkout:" $$left >&2; rc=1; fi; \

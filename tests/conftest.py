@@ -94,26 +94,6 @@ def error_logs(error_log_guard: ErrorLogGuard) -> ErrorLogGuard:
     return error_log_guard
 
 
-def _shares_a_fixture_instance(item: pytest.Item) -> bool:
-    """Whether the test uses a fixture set up once for several tests (module, class or package
-    scope): such tests run on one xdist worker, so the fixture is set up once."""
-    info = getattr(item, "_fixtureinfo", None)
-    if info is None:
-        return False
-    return any(
-        defs and defs[-1].scope in ("module", "class", "package") for defs in info.name2fixturedefs.values()
-    )
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks (--dist loadgroup)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under ``--dist loadgroup`` the tests of a module that share a module-scoped fixture go to
-    one worker, and every other test goes wherever a worker is free."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None and _shares_a_fixture_instance(item):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     start_of_test()
