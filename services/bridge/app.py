@@ -362,26 +362,28 @@ class Bridge:
                 on_written=self._absorb_raw_write,
             )
             filters = list(self.passthrough.subscriptions())
+            # $modbus/<N>/set lies under the commands' <root>/+/+/set below: subscribed twice, MQTT 5
+            # would deliver it twice (one copy per matching subscription) and write it twice. That
+            # subscription brings it; this route, added first, takes it by topic.
+            raw_sets = f"{self.root}/$modbus/+/set"
             pub.route(
-                filters,
+                [f for f in filters if f != raw_sets],
                 self.passthrough.handle,
                 lambda topic: any(mqtt.topic_matches_sub(f, topic) for f in filters),
             )
-        # One filter per node, not <root>/+/+/set: that would overlap the pass-through's
-        # $modbus/+/set, and under MQTT 5 mosquitto delivers one copy per matching subscription.
-        # Per node, a command to a read-only or unknown property of it is answered (refused) too.
-        nodes = {node.id for node in self.unit.nodes}
 
+        # Every command under the root, so one to a node this unit lacks (a typo, a zone it does
+        # not have) is answered too: refused, "no such property".
         def is_set(topic: str) -> bool:
             parts = topic[len(self.root) + 1 :].split("/")
             return (
                 topic.startswith(self.root + "/")
                 and len(parts) == 3
-                and parts[0] in nodes
+                and not parts[0].startswith("$")
                 and parts[2] == "set"
             )
 
-        pub.route(sorted(f"{self.root}/{node}/+/set" for node in nodes), self._on_set, is_set)
+        pub.route([f"{self.root}/+/+/set"], self._on_set, is_set)
 
     def _absorb_raw_write(self, words: Mapping[int, int]) -> None:
         """Worker thread: a $modbus write changed registers. Publish what that changes now, and

@@ -248,7 +248,13 @@ def test_commands_to_read_only_or_unknown_properties_are_refused_and_logged(
     watch = Collector(broker.client("homeassistant"), f"{root}/$write-result")
     with Bridge.start(tmp_path, broker, demo_sim.url):
         for n, (path, payload) in enumerate(
-            [("abc/watts", "0"), ("zone1/no-such-thing", "1"), ("dhw/set-point", "hot")], start=1
+            [
+                ("abc/watts", "0"),
+                ("zone1/no-such-thing", "1"),
+                ("zone9/cooling-target-temperature", "75"),
+                ("dhw/set-point", "hot"),
+            ],
+            start=1,
         ):
             publish(watch.client, f"{root}/{path}/set", payload)
             outcome = json.loads(watch.wait_for(f"{root}/$write-result", OUTCOME_S, count=n).payload)
@@ -261,6 +267,7 @@ def test_commands_to_read_only_or_unknown_properties_are_refused_and_logged(
     reasons = {(line["property"], line["value"]): line["reason"] for line in lines}
     assert "a read-only property" == reasons[("abc/watts", "0")]
     assert "no such property" == reasons[("zone1/no-such-thing", "1")]
+    assert "no such property" == reasons[("zone9/cooling-target-temperature", "75")]  # no such zone
     assert re.search(r"not a (number|Homie float)", reasons[("dhw/set-point", "hot")])
     assert [] == write_log(tmp_path / "writes.log")
 
