@@ -2,7 +2,8 @@
 
 Dev-only and run once (the runtime reads only the JSON it writes): it turns the spec's description
 of the original map (tests/data/registers.json and register_constants.json) into the project's
-schema, applies the decode fixes of aurora-protocol §11.3 and adds the write rules of §9.3.
+schema, applies the decode fixes of docs/protocol.md#bugs-decoding and adds the write rules of
+docs/protocol.md#writes.
 
 Run: .venv/bin/python scripts/gen_register_data.py [SPEC_DIR]
 """
@@ -30,7 +31,8 @@ _SIMPLE_KINDS = {
     "string": "string",
 }
 
-# Spec converter text of the composite/"other" registers -> the project's converter name (§6.3).
+# Spec converter text of the composite/"other" registers -> the project's converter name
+# (docs/protocol.md#conversions).
 _COMPOSITES = {
     "dipswitch_settings": "dip_switches",
     "status ->": "status",
@@ -73,7 +75,7 @@ _FLAG_TABLES = (
     "HUMIDIFIER_SETTINGS",
 )
 
-# aurora-protocol §9.3: what the gem writes and how it validates; ranges are in the register's unit.
+# docs/protocol.md#writes: what the gem writes and how it validates; ranges are in the register's unit.
 _ZONE_WRITES = {
     0: {"low": 0, "high": 4, "enum": "HEATING_MODE"},
     1: {"low": 40, "high": 90, "scale": 10},
@@ -111,7 +113,7 @@ _WRITES: dict[int, dict[str, Any]] = {
     # Thermostat (no IZ2): mode 12606, then set points, fan mode and fan times 12619..12623.
     12606: _ZONE_WRITES[0],
     **{12618 + k: rule for k, rule in _ZONE_WRITES.items() if k >= 1},
-    # IZ2 zone z (1..6): 21202 + 9(z-1) + k, the same encodings as the thermostat (§6.6).
+    # IZ2 zone z (1..6): 21202 + 9(z-1) + k, the same encodings as the thermostat (docs/protocol.md#zones).
     **{21202 + 9 * z + k: rule for z in range(6) for k, rule in _ZONE_WRITES.items()},
     3002: {
         "low": 0,
@@ -128,7 +130,7 @@ _WRITES: dict[int, dict[str, Any]] = {
 
 
 def _converter(entry: dict[str, Any]) -> dict[str, Any]:
-    """The project's converter name and table for one spec entry (§6.1-§6.4)."""
+    """The project's converter name and table for one spec entry (docs/protocol.md#conversions)."""
     address, kind, text = entry["address"], entry["kind"], entry["converter"]
     if address == 32:
         return {"converter": "thermostat_override", "table": "SYSTEM_INPUTS"}
@@ -151,18 +153,19 @@ def _converter(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def _fix(entry: dict[str, Any], row: dict[str, Any]) -> None:
-    """aurora-protocol §11.3 fixes applied to the original map."""
+    """docs/protocol.md#bugs-decoding fixes applied to the original map."""
     address = entry["address"]
-    if address == 21231:  # §11.3.3: the TO_TENTHS typo 22131 left zone 4's cooling set point raw
+    # docs/protocol.md#bugs-decoding: the TO_TENTHS typo 22131 left zone 4's cooling set point raw
+    if address == 21231:
         row["converter"] = "tenths"
-    if address == 31447:  # §11.3.4: ignore(31447..31459) hid Dealer Email
+    if address == 31447:  # docs/protocol.md#bugs-decoding: ignore(31447..31459) hid Dealer Email
         row["name"] = "Dealer Email"
         row.pop("part_of", None)
-    if address == 809:  # §11.3.14: AHB Installed decoded like the other components
+    if address == 809:  # docs/protocol.md#bugs-decoding: AHB Installed decoded like the other components
         row.update(converter="enum", table="COMPONENT_STATUS")
-    if address == 810:  # §11.3.14: AHB Version ÷100 like the other versions
+    if address == 810:  # docs/protocol.md#bugs-decoding: AHB Version ÷100 like the other versions
         row["converter"] = "hundredths"
-    if address in (817, 820):  # §11.3.14: revisions are raw, like 802, 805, 808 ...
+    if address in (817, 820):  # docs/protocol.md#bugs-decoding: revisions are raw, like 802, 805, 808 ...
         row["converter"] = "uint16"
 
 
@@ -170,7 +173,7 @@ def _rows(spec: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     for entry in spec:
         address = entry["address"]
         if not entry["in_register_names"]:
-            continue  # 22131: only the typo gave it a converter (§11.3.3)
+            continue  # 22131: only the typo gave it a converter (docs/protocol.md#bugs-decoding)
         if entry["ignored"] and address != 31447:
             yield {"address": address, "name": None, "part_of": entry["part_of"]}
             continue
@@ -202,15 +205,17 @@ def build(spec_dir: Path) -> dict[str, Any]:
     spec = json.loads((spec_dir / "registers.json").read_text(encoding="utf-8"))
     constants = json.loads((spec_dir / "register_constants.json").read_text(encoding="utf-8"))
     enums = {name: _table(constants[name]) for name in _ENUM_TABLES}
-    enums["TRIGGER"] = {"values": {"0": "closed"}, "default": "open"}  # 405, 408, 410 (§6.3)
+    # 405, 408, 410 (docs/protocol.md#conversions)
+    enums["TRIGGER"] = {"values": {"0": "closed"}, "default": "open"}
     rows = list(_rows(spec))
     missing = set(_WRITES) - {r["address"] for r in rows if r["name"]}
     if missing:
         raise SystemExit(f"write rules for registers not in the map: {sorted(missing)}")
     return {
         "about": (
-            "WaterFurnace Aurora register map (aurora-protocol §5.4, §6, §9.3), owned by this project. "
-            "Generated once by scripts/gen_register_data.py with the §11.3 decode fixes applied; "
+            "WaterFurnace Aurora register map (docs/protocol.md#register-map), owned by this project. "
+            "Generated once by scripts/gen_register_data.py with the decode fixes of "
+            "docs/protocol.md#bugs-decoding applied; "
             "edit this file, not the spec. converter names map to functions in aurora/registers.py; "
             "write ranges are in the register's unit, raw = value x scale."
         ),

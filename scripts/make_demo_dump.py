@@ -16,7 +16,7 @@ OUT = Path(__file__).resolve().parent.parent / "services" / "sim" / "demo.yml"
 
 
 def text(address: int, value: str, length: int) -> dict[int, int]:
-    """ASCII, two characters a register, padded with spaces (aurora-protocol §6.1)."""
+    """ASCII, two characters a register, padded with spaces (docs/protocol.md#conversions)."""
     padded = value.ljust(2 * length)[: 2 * length].encode("ascii")
     return {address + i: padded[2 * i] << 8 | padded[2 * i + 1] for i in range(length)}
 
@@ -28,7 +28,8 @@ def pair(address: int, value: int) -> dict[int, int]:
 
 
 def zone(z: int, *, ambient: int, heat: int, cool: int, mode: int, call: int, size: int) -> dict[int, int]:
-    """IZ2 zone z (1-based): write registers and the configuration words they read back as (§6.3, §6.6)."""
+    """IZ2 zone z (1-based): write registers and the configuration words they read back as
+    (docs/protocol.md#conversions, docs/protocol.md#zones)."""
     h, c = heat - 36, cool - 36
     config1 = (c << 1) | (h >> 5)
     config2 = ((h & 0x1F) << 11) | ((mode & 3) << 8) | 0x10 | (call << 1)

@@ -3,7 +3,7 @@
 Threads: the bus worker (the only one touching the line), paho's network thread (callbacks only
 queue work), the poll thread, and the main thread running start-up, the watchdog and the health
 document. Nothing here exits on bad data: a failed poll is logged, counted and retried (unlike the
-original, aurora-bridge §13 R1-R3).
+original, docs/architecture.md#original-bridge R1-R3).
 
 Start-up order: the unit is detected first (retried with backoff for as long as it takes: the
 device id comes from its serial number), then MQTT is connected, earlier retained topics are

@@ -1,7 +1,8 @@
 """``aurora_mqtt_bridge PORT MQTT_URL``: the heat pump as a Homie 4 device with Home Assistant discovery.
 
 Every option also comes from an ``AURORA_*`` environment variable (flag > env > default), and the
-MQTT password from ``MQTT_PASSWORD_FILE`` so it never shows in ``ps`` (aurora-bridge §13 S3).
+MQTT password from ``MQTT_PASSWORD_FILE`` so it never shows in ``ps`` (docs/architecture.md#original-bridge
+S3).
 """
 
 from __future__ import annotations

@@ -1,12 +1,14 @@
-"""What the bridge detected at start-up (aurora-bridge §3): the unit's identity and its fitted
-components, which decide the nodes and properties of the description table (§3.4, §6.3-6.4)."""
+"""What the bridge detected at start-up (docs/architecture.md#detection): the unit's identity and its fitted
+components, which decide the nodes and properties of the description table (docs/architecture.md#detection,
+docs/architecture.md#homie-tree)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
 
-VS_PROGRAMS = frozenset({"ABCVSP", "ABCVSPR", "ABCSPLVS"})  # §3.4: program name → VS drive
+# docs/architecture.md#detection: program name → VS drive
+VS_PROGRAMS = frozenset({"ABCVSP", "ABCVSPR", "ABCSPLVS"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -24,7 +26,8 @@ class Components:
     iz2: bool = False
     iz2_version: float = 0.0
     zone_count: int = 0  # IZ2 zones (register 483), only with IZ2 ≥ 2.0
-    dip: int | None = None  # register 33; None when unreadable or 0x7FFF "manual" (§13 R8)
+    # register 33; None when unreadable or 0x7FFF "manual" (docs/architecture.md#original-bridge R8)
+    dip: int | None = None
     axb_dip: int | None = None  # register 1103
     energy_monitor: int = 0  # register 412: 0 none, 1 compressor monitor, 2 energy monitor
     blower_type: int = 0  # register 404
@@ -33,7 +36,7 @@ class Components:
 
     @property
     def awl_thermostat(self) -> bool:
-        """A communicating thermostat new enough for the AWL registers (§3.3)."""
+        """A communicating thermostat new enough for the AWL registers (docs/architecture.md#detection)."""
         return self.thermostat and self.thermostat_version >= 3.0
 
     @property
@@ -53,7 +56,7 @@ class Components:
 
     @property
     def vs_drive(self) -> bool:
-        """A variable-speed compressor drive (§3.4)."""
+        """A variable-speed compressor drive (docs/architecture.md#detection)."""
         return self.program in VS_PROGRAMS
 
     @property
@@ -75,12 +78,12 @@ class Components:
 
     @property
     def refrigeration_monitoring(self) -> bool:
-        """412 ≥ 1 (§3.3)."""
+        """412 ≥ 1 (docs/architecture.md#detection)."""
         return self.energy_monitor >= 1
 
     @property
     def energy_monitoring(self) -> bool:
-        """412 = 2 (§3.3)."""
+        """412 = 2 (docs/architecture.md#detection)."""
         return self.energy_monitor == 2
 
     @property
@@ -95,5 +98,5 @@ class Components:
 
     @property
     def humidistat(self) -> bool:
-        """The humidistat node exists (§3.4)."""
+        """The humidistat node exists (docs/architecture.md#detection)."""
         return self.humidifier or self.dehumidifier or self.awl_communicating

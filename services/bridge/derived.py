@@ -1,7 +1,7 @@
 """Values users computed by hand from the registers: water-side ΔT and the coefficient of performance.
 
-Both are pure functions of the raw words (registers as in aurora-bridge §5); None means "cannot be
-known from these words", and the property is then left out of the update.
+Both are pure functions of the raw words (registers as in docs/protocol.md#register-map); None means "cannot
+be known from these words", and the property is then left out of the update.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Component detection (aurora-bridge §3) and the :class:`Unit`: the detected heat pump as Homie
+"""Component detection (docs/architecture.md#detection) and the :class:`Unit`: the detected heat pump as Homie
 nodes and properties, the registers to poll per tier, and the writes each ``/set`` payload makes.
 
 Pure code: the runtime passes a ``read(ranges)`` callable and publishes what the Unit returns.
@@ -23,8 +23,8 @@ __all__ = ["DETECTION_RANGES", "Components", "Setter", "Tier", "Unit", "detect",
 
 log = structlog.get_logger(__name__)
 
-# §3.1 step 1, plus the component status/version block 800-813 in the same transaction (the
-# original read each flag with its own FC 3 request): 43 registers, one read.
+# docs/architecture.md#detection step 1, plus the component status/version block 800-813 in the same
+# transaction (the original read each flag with its own FC 3 request): 43 registers, one read.
 DETECTION_RANGES: Sequence[tuple[int, int]] = (
     (2, 1),  # ABC program version
     (33, 1),  # ABC DIP switches
@@ -37,12 +37,13 @@ DETECTION_RANGES: Sequence[tuple[int, int]] = (
 )
 _IDENTITY = ((88, 22),)
 ZONE_COUNT = 483
-MAX_ZONES = 6  # IZ2 zone registers exist for zones 1..6 (aurora-protocol §6.6)
-_REMOVED, _MISSING = 3, 0xFFFF  # component status (§3.1): 3 removed, 0xFFFF missing
+MAX_ZONES = 6  # IZ2 zone registers exist for zones 1..6 (docs/protocol.md#zones)
+_REMOVED, _MISSING = 3, 0xFFFF  # component status (docs/architecture.md#detection): 3 removed, 0xFFFF missing
 
 
 def device_id_for(serial: str) -> str:
-    """``aurora-<serial>`` as a valid Homie ID (§13 R10: the original aborted on other characters)."""
+    """``aurora-<serial>`` as a valid Homie ID (docs/architecture.md#original-bridge R10: the original aborted
+    on other characters)."""
     return homie.homie_id(f"aurora-{serial}") if serial.strip() else "aurora-unknown"
 
 
@@ -63,7 +64,7 @@ def _read_all(read: Callable[[Sequence[tuple[int, int]]], Mapping[int, int]]) ->
             log.warning("detection_range_refused", start=item[0], count=item[1], error=str(err))
         start, count = item
         for address in range(start, start + count) if count > 1 else ():
-            try:  # aurora-protocol §5.3: a refused range is retried one register at a time
+            try:  # docs/protocol.md#fallback: a refused range is retried one register at a time
                 words.update(read([(address, 1)]))
             except ExceptionReply:
                 continue
@@ -71,7 +72,8 @@ def _read_all(read: Callable[[Sequence[tuple[int, int]]], Mapping[int, int]]) ->
 
 
 def _installed(words: Words, address: int) -> bool:
-    # §13 R11: 0xFFFF ("missing") counts as absent, not installed like in the original
+    # docs/architecture.md#original-bridge R11: 0xFFFF ("missing") counts as absent, not installed like in the
+    # original
     status = words.get(address)
     return status is not None and status not in (_REMOVED, _MISSING)
 
@@ -82,7 +84,7 @@ def _version(words: Words, address: int) -> float:
 
 
 def components_from(words: Words, zone_count: int = 0) -> Components:
-    """The Components that the detection words describe (§3.2-3.4)."""
+    """The Components that the detection words describe (docs/architecture.md#detection)."""
     if any(a not in words for a in range(88, 110) if a != 104):
         raise AuroraError("the unit's identity (registers 88-109) was not read")
     axb = _installed(words, 806)
@@ -101,7 +103,8 @@ def components_from(words: Words, zone_count: int = 0) -> Components:
         iz2=_installed(words, 812),
         iz2_version=_version(words, 813),
         zone_count=zone_count,
-        dip=None if dip is None or dip == 0x7FFF else dip,  # §13 R8: "manual" crashed the original
+        # docs/architecture.md#original-bridge R8: "manual" crashed the original
+        dip=None if dip is None or dip == 0x7FFF else dip,
         axb_dip=words.get(1103),
         energy_monitor=words.get(412, 0),
         blower_type=words.get(404, 0),

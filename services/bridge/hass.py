@@ -1,4 +1,5 @@
-"""Home Assistant device-based MQTT discovery for a unit (mqtt-homie-libs §5.4, verified schema).
+"""Home Assistant device-based MQTT discovery for a unit (docs/architecture.md#home-assistant, verified
+schema).
 
 One retained payload at ``<prefix>/device/<device_id>/config`` carries the device, origin,
 availability (from Homie ``$state``: online only when ``ready``) and one component per entity.
@@ -28,7 +29,7 @@ AVAILABILITY_TEMPLATE = "{{ 'online' if value == 'ready' else 'offline' }}"
 # the register's step (aurora.registers.WriteRule.nearest), so the templates only tidy the text.
 INTEGER_TEMPLATE = "{{ value | float | round(0) | int }}"
 NUMBER_TEMPLATE = "{{ value | float | round(2) }}"
-# The four topics the gem emptied on every start (aurora-bridge §7.5)
+# The four topics the gem emptied on every start (docs/architecture.md#home-assistant)
 _GEM_LEGACY = (
     ("switch", "dhw_enabled", "dhw"),
     ("number", "dhw_set-point", "dhw"),
@@ -59,7 +60,7 @@ def _common(unit: Unit, platform: str, key: str, name: str | None) -> dict[str, 
         "unique_id": f"{unit.device_id}_{key}",
         "default_entity_id": f"{platform}.{_slug(unit.device_id)}_{_slug(key)}",
         "name": name,
-        "qos": 1,  # a root qos is not inherited by components (§5.4 finding)
+        "qos": 1,  # a root qos is not inherited by components (docs/architecture.md#home-assistant)
     }
 
 
@@ -158,7 +159,8 @@ def _climate(unit: Unit, node_id: str, base: str) -> dict[str, Any] | None:
             "action_topic": f"{t}/current-mode",
             "action_template": "{% if value.startswith('h') %}heating{% elif value.startswith('c') %}cooling"
             "{% else %}idle{% endif %}",
-            # Homie "auto" is the range mode HA calls heat_cool; eheat is a preset (§5.4 variant)
+            # Homie "auto" is the range mode HA calls heat_cool; eheat is a preset
+            # (docs/architecture.md#home-assistant)
             "modes": ["off", "heat_cool", "cool", "heat"],
             "mode_state_topic": f"{t}/target-mode",
             "mode_state_template": "{{ {'auto': 'heat_cool', 'eheat': 'heat'}.get(value, value) }}",
@@ -213,7 +215,7 @@ def _water_heater(unit: Unit, base: str) -> dict[str, Any]:
             "temperature_state_topic": f"{t}/set-point",
             "temperature_command_topic": f"{t}/set-point/set",
             "temperature_command_template": NUMBER_TEMPLATE,
-            # aurora-bridge §13 U3: HA reads min_temp/max_temp; the gem sent min/max
+            # docs/architecture.md#original-bridge U3: HA reads min_temp/max_temp; the gem sent min/max
             "min_temp": low,
             "max_temp": high,
             "precision": _step(set_point),
@@ -236,7 +238,8 @@ def _humidifier(unit: Unit, base: str, kind: str) -> dict[str, Any] | None:
     c.update(
         {
             "device_class": kind,
-            # §13 U2: on/off went to a topic nobody read; here on = automatic control, off = manual
+            # docs/architecture.md#original-bridge U2: on/off went to a topic nobody read; here on = automatic
+            # control, off = manual
             "state_topic": f"{t}/{stem}ier-mode",
             "command_topic": f"{t}/{stem}ier-mode/set",
             "payload_on": "auto",
@@ -293,7 +296,8 @@ def device_payload(unit: Unit, *, homie_root: str = "homie") -> dict[str, Any]:
 
 
 def legacy_topics(unit: Unit, *, prefix: str = "homeassistant") -> list[str]:
-    """The gem's per-entity discovery topics this unit would have had (aurora-bridge §7.2, §7.5)."""
+    """The gem's per-entity discovery topics this unit would have had
+    (docs/architecture.md#home-assistant)."""
     topics: list[str] = []
     for key, cmp in components(unit).items():
         spec = unit.spec(key.replace("_", "/", 1))

@@ -1,13 +1,13 @@
 """Homie 4.0 description and value messages for a unit, made from the description table with
-homie-spec's Device/Node/Property model (mqtt-homie-libs §2), its deviations corrected here:
+homie-spec's Device/Node/Property model (docs/architecture.md#homie-tree), its deviations corrected here:
 
 * topics keep their case and are built from validated IDs (homie-spec lower-cases whole topics
   and accepts any ID);
 * ``$state`` is left to the runtime: homie-spec emits ``init`` and ``ready`` around the
-  description, but ``ready`` belongs after the values (§2.3);
+  description, but ``ready`` belongs after the values (docs/architecture.md#homie-tree);
 * ``$homie`` comes first and ``$extensions`` is always published (required by Homie 4.0), which
-  neither homie-spec nor the original did (aurora-bridge §13 U5). An empty retained payload would
-  delete the topic, so the bridge implements one extension, ``org.homie.legacy-stats``
+  neither homie-spec nor the original did (docs/architecture.md#original-bridge U5). An empty retained payload
+  would delete the topic, so the bridge implements one extension, ``org.homie.legacy-stats``
   (``$stats/interval`` here, ``$stats/uptime`` with the health document);
 * ``$retained`` and ``$settable`` are sent only when they differ from the defaults, as the
   original did.

@@ -1,5 +1,5 @@
 """The ``abc`` node: the heat pump's control board, its mode, safeties and main sensors, with the
-totals users computed by hand (aurora-bridge §6.3)."""
+totals users computed by hand (docs/architecture.md#homie-tree)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def abc_node(c: Components) -> NodeSpec:
 
 def _properties(c: Components) -> list[PropertySpec]:
     p = builder("abc")
-    air = 740 if c.awl_axb else 567  # §4.1: the AWL AXB's own entering-air sensor
+    air = 740 if c.awl_axb else 567  # docs/architecture.md#value-path: the AWL AXB's own entering-air sensor
     modes = ABC_MODES + (("dehumidify",) if c.vs_drive else ())
     props = [
         p(
@@ -68,7 +68,7 @@ def _properties(c: Components) -> list[PropertySpec]:
             ),
         )
     ]
-    # aurora-bridge §6.3: absent when it reads 0.0 at start-up, as the original decided
+    # docs/architecture.md#homie-tree: absent when it reads 0.0 at start-up, as the original decided
     props.append(
         temperature_sensor(
             p, "entering-air-temperature", "Entering Air Temperature", air, Tier.FAST, zero_is_absent=True
@@ -114,7 +114,8 @@ def _properties(c: Components) -> list[PropertySpec]:
             )
         )
     props += [
-        # §13 C6: the value comes from 112 itself, never from the measured line voltage
+        # docs/architecture.md#original-bridge C6: the value comes from 112 itself, never from the measured
+        # line voltage
         int_setting(
             p,
             "line-voltage-setting",

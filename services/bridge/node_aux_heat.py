@@ -1,4 +1,5 @@
-"""The ``aux-heat`` node: the electric auxiliary heater's stage and power (aurora-bridge §6.3)."""
+"""The ``aux-heat`` node: the electric auxiliary heater's stage and power
+(docs/architecture.md#homie-tree)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The ``blower`` node: the indoor fan, PSC, five-speed or ECM by register 404; an ECM blower has
-presets to set (aurora-bridge §6.3-6.4)."""
+presets to set (docs/architecture.md#homie-tree)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def _five_speed(w: Words) -> Value | None:
 
 def _properties(c: Components) -> list[PropertySpec]:
     p = builder("blower")
-    # §13 C2: the 5-speed blower publishes running and watts like the others
+    # docs/architecture.md#original-bridge C2: the 5-speed blower publishes running and watts like the others
     props = [p("running", "Running", "boolean", (30,), bit(30, BLOWER), Tier.FAST, hass=RUNNING)]
     if c.blower == "ecm":
         props.append(raw_integer(p, "speed", "Current Speed", 344, Tier.FAST, fmt="0:12", hass=MEASURE))

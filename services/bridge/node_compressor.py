@@ -1,5 +1,5 @@
 """The ``compressor`` node: speed and refrigerant circuit of a generic or variable-speed
-compressor (aurora-bridge §6.3); a VS drive reports much more."""
+compressor (docs/architecture.md#homie-tree); a VS drive reports much more."""
 
 from __future__ import annotations
 
@@ -42,7 +42,8 @@ def _properties(c: Components) -> list[PropertySpec]:
         stages = c.stages
 
         def generic_speed(w: Words) -> Value | None:
-            # §13 C12: never above the stage count (a single-stage unit published 2 when cc2 was set)
+            # docs/architecture.md#original-bridge C12: never above the stage count (a single-stage unit
+            # published 2 when cc2 was set)
             out = w[30]
             return min(stages, 2 if out & CC2 else 1 if out & CC else 0)
 

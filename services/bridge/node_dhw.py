@@ -1,4 +1,4 @@
-"""The ``dhw`` node: the domestic hot water generator on the AXB (aurora-bridge §6.3)."""
+"""The ``dhw`` node: the domestic hot water generator on the AXB (docs/architecture.md#homie-tree)."""
 
 from __future__ import annotations
 

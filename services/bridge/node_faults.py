@@ -1,5 +1,5 @@
 """The ``faults`` node: the current fault, a counter per fault code E1-E99 and a button that
-clears them (aurora-bridge §6.3-6.4)."""
+clears them (docs/architecture.md#homie-tree)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def faults_node() -> NodeSpec:
                 lambda w, a=address: None if w[a] == _NO_COUNTER else w[a],
                 Tier.SLOW,
                 hass=_COUNTER,
-                # aurora-bridge §4.3: 0xFFFF at start-up is a fault this unit does not count
+                # docs/architecture.md#value-path: 0xFFFF at start-up is a fault this unit does not count
                 present=lambda w, a=address: w[a] != _NO_COUNTER,
             )
         )

@@ -1,5 +1,5 @@
 """The ``humidistat`` node: the humidifier and dehumidifier, their modes and targets, and the
-relative humidity (aurora-bridge §6.3-6.4); modes and targets need a communicating thermostat
+relative humidity (docs/architecture.md#homie-tree); modes and targets need a communicating thermostat
 or IZ2."""
 
 from __future__ import annotations
@@ -12,14 +12,16 @@ from .shapes import raw_integer
 from .spec import Hass, NodeSpec, PropertySpec, Setter, Tier, Value, Words, builder
 from .values import ACCESSORY, bit, current_mode
 
-_HUMIDIFY, _DEHUMIDIFY = 0x8000, 0x4000  # mode bits: one mapping for reads and writes (§13 C3)
+# mode bits: one mapping for reads and writes (docs/architecture.md#original-bridge C3)
+_HUMIDIFY, _DEHUMIDIFY = 0x8000, 0x4000
 
 
 def humidistat_registers(c: Components) -> tuple[int, int, int, int]:
     """(mode read, targets read, mode write, targets write): IZ2 ≥ 2.0 or the thermostat's.
 
-    §13 C4: the original read the mode from the IZ2 write register 21114, and used IZ2 registers
-    with an IZ2 older than 2.0; here the IZ2 read registers 31109/31110 are read, only with IZ2 ≥ 2.0.
+    docs/architecture.md#original-bridge C4: the original read the mode from the IZ2 write register 21114, and
+    used IZ2 registers with an IZ2 older than 2.0; here the IZ2 read registers 31109/31110 are read, only with
+    IZ2 ≥ 2.0.
     """
     if c.awl_iz2:
         return 31109, 31110, 21114, 21115

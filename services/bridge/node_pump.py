@@ -1,5 +1,5 @@
 """The ``pump`` node: the loop pump, generic or variable-speed by register 413; a VS pump can be
-run by hand (aurora-bridge §6.3-6.4)."""
+run by hand (docs/architecture.md#homie-tree)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,8 @@ def pump_node(c: Components) -> NodeSpec:
 def _manual_on(value: Value, words: Words) -> list[tuple[int, int]]:
     if not value:
         return [(323, _OFF)]
-    # §13 C5: the original failed without 325; fall back to the configured minimum speed
+    # docs/architecture.md#original-bridge C5: the original failed without 325; fall back to the configured
+    # minimum speed
     for address in (325, 321):
         if 1 <= words.get(address, 0) <= 100:
             return [(323, words[address])]
@@ -51,7 +52,9 @@ def _manual_on(value: Value, words: Words) -> list[tuple[int, int]]:
 def _properties(c: Components) -> list[PropertySpec]:
     p = builder("pump")
     props: list[PropertySpec] = []
-    if c.axb:  # 1104 and 1117 are AXB registers: a VS pump without an AXB has neither (§13 R9)
+    # 1104 and 1117 are AXB registers: a VS pump without an AXB has neither
+    # (docs/architecture.md#original-bridge R9)
+    if c.axb:
         props.append(
             p("waterflow", "Waterflow", "float", (1117,), decoded(1117), Tier.FAST, unit="gpm", hass=_FLOW)
         )
@@ -78,14 +81,15 @@ def _vs_pump(p: Builder, c: Components) -> list[PropertySpec]:
             hass=Hass(platform="switch", category="diagnostic"),
         )
     ]
-    # §13 C9: 1..100 in $format as in the setter (0 passed Homie, then failed)
+    # docs/architecture.md#original-bridge C9: 1..100 in $format as in the setter (0 passed Homie, then
+    # failed)
     props += [
         int_setting(p, "minimum-speed", "Actual Minimum Speed", 321, unit="%", hass=_PERCENT),
         int_setting(p, "maximum-speed", "Actual Maximum Speed", 322, unit="%", hass=_PERCENT),
     ]
     if c.awl_axb:
         # Writing a speed goes to 323, the manual-speed register: it also switches to manual
-        # control (§13 C5), which manual-control then shows.
+        # control (docs/architecture.md#original-bridge C5), which manual-control then shows.
         props.append(
             raw_integer(
                 p,

@@ -1,6 +1,7 @@
 """The zone nodes: ``zone1`` from the thermostat, or ``zone1``..``zoneN`` from an IntelliZone 2
-≥ 2.0, with the modes, fan settings and target temperatures to set (aurora-bridge §6.3-6.4, §9.3).
-Without a communicating thermostat or IZ2, ``zone1`` only shows what the thermostat calls for."""
+≥ 2.0, with the modes, fan settings and target temperatures to set (docs/architecture.md#homie-tree,
+docs/protocol.md#writes). Without a communicating thermostat or IZ2, ``zone1`` only shows what the thermostat
+calls for."""
 
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ HEATING_MODES = enum_options(12606)  # off, auto, cool, heat, eheat
 FAN_MODES = enum_options(12621)  # auto, continuous, intermittent
 CALLS = ("standby", "unknown1", "h1", "h2", "h3", "c1", "c2", "unknown7")
 ZONE_CALLS = ("standby", "h1", "h2", "h3", "c1", "c2")
-FAN_ON_MINUTES = step_options(12622)  # 0..25 (§6.4; Homie said 0..20, §13 C9)
+# 0..25 (docs/architecture.md#homie-tree; Homie said 0..20, docs/architecture.md#original-bridge C9)
+FAN_ON_MINUTES = step_options(12622)
 FAN_OFF_MINUTES = step_options(12623, exclude=(0,))  # decodes as 5..40; 0 never reads back (C9)
 
 _FAN_MINUTES = Hass(platform="select", category="config")
@@ -76,7 +78,8 @@ def iz2_zone_node(zone: int) -> NodeSpec:
     c3 = 31200 + 3 * (zone - 1)
 
     def call(w: Words) -> Value | None:
-        # §13 C8: unknown1/unknown7 are outside the enum: left out rather than published
+        # docs/architecture.md#original-bridge C8: unknown1/unknown7 are outside the enum: left out rather
+        # than published
         name = CALLS[(w[c2] >> 1) & 7]
         return name if name in ZONE_CALLS else None
 
@@ -115,7 +118,8 @@ def iz2_zone_node(zone: int) -> NodeSpec:
         zone=zone,
         iz2=True,
         config1=c1,
-        # §13 C8: three mode bits (8-10) so that eheat (4) reads back; the original read two
+        # docs/architecture.md#original-bridge C8: three mode bits (8-10) so that eheat (4) reads back; the
+        # original read two
         mode_read=(c2,),
         mode_value=lambda w: regs.HEATING_MODE.get((w[c2] >> 8) & 7),
         writes=tuple(21202 + 9 * (zone - 1) + i for i in range(6)),  # type: ignore[arg-type]
@@ -157,7 +161,7 @@ def _settings(
     configuration: Sequence[PropertySpec] = (),
 ) -> list[PropertySpec]:
     """A zone's mode, fan and target properties, with ``configuration`` before its temperatures."""
-    # writes: mode, heating, cooling, fan mode, fan on, fan off registers (§9.3)
+    # writes: mode, heating, cooling, fan mode, fan on, fan off registers (docs/protocol.md#writes)
     mode_w, heat_w, cool_w, fan_w, on_w, off_w = writes
     modes = {k: v for k, v in HEATING_MODES.items() if k != "eheat" or zone == 1}
     # Ranges and steps from the write registers' rules: the IZ2 stores whole degrees (step 10
@@ -180,7 +184,7 @@ def _settings(
             hass=_FAN_MINUTES,
         )
 
-    # §13 C7: float, as published (68.0), not integer
+    # docs/architecture.md#original-bridge C7: float, as published (68.0), not integer
     def target(id_: str, name: str, read: tuple[tuple[int, ...], ValueFn], write: int) -> PropertySpec:
         registers, value = read
         return p(

@@ -6,8 +6,9 @@ count and hands it on: parsing, planning and building replies run on one prepara
 paho's thread (and with it every other client's request and every ``/set``). Each JSON request
 takes one in-flight slot of its client, given back by the one reply it gets, whichever path sends it.
 
-Unlike the original (aurora-bridge §8, §13 P1-P7, S1, R5, K2): every JSON request gets exactly
-one reply on the client's own topic, raw writes follow the register map's write rules, ``0x5555`` is 0x5555,
+Unlike the original (docs/architecture.md#modbus-passthrough, docs/architecture.md#original-bridge P1-P7, S1,
+R5, K2): every JSON request gets exactly one reply on the client's own topic, raw writes follow the register
+map's write rules, ``0x5555`` is 0x5555,
 subscriptions come back after every reconnect (the publisher re-subscribes), and long queries
 go chunk by chunk between poll reads instead of freezing the bus.
 """
@@ -213,7 +214,7 @@ class PassThrough:
                 pass  # a reply (the bridge's own, or admin's): never a request
             elif topic.startswith(f"{self.base}/") and topic.endswith("/set"):
                 self._on_legacy_set(msg, topic[len(self.base) + 1 : -len("/set")])
-        except Exception:  # a bug here must never reach paho's thread (mqtt-homie-libs §3.3)
+        except Exception:  # a bug here must never reach paho's thread (docs/architecture.md#threads)
             log.exception("modbus_request_failed", topic=topic)
 
     # ------------------------------------------------------------ JSON requests
@@ -284,7 +285,7 @@ class PassThrough:
         reply.request_id = request.id
         if asked and asked != reply.topic:
             # Never publish where a client says on its behalf: the bridge may write all of homie/#
-            # (mqtt-homie-libs §4.1, confused deputy). Its own reply topic is the only answer.
+            # (docs/protocol.md#mqtt-passthrough, confused deputy). Its own reply topic is the only answer.
             self._fail(reply, rpc.BadRequest(f"ResponseTopic must be {reply.topic} (or absent)"))
             return
         if isinstance(request, rpc.PingRequest):
@@ -525,7 +526,7 @@ class PassThrough:
             # The first job is interactive; later ones take BULK's turn (the worker's classes take
             # turns): each next job is queued from the previous one's callback, before the worker
             # picks again, so at INTERACTIVE a long query would take every interactive turn until
-            # its end (a `valid` query is 42 reads, `all` some 650: aurora-bridge §13 K2).
+            # its end (a `valid` query is 42 reads, `all` some 650: docs/architecture.md#original-bridge K2).
             priority = Priority.INTERACTIVE if run.jobs == 0 and run.ahead else Priority.BULK
             run.jobs += 1
             future = self._worker.submit(
@@ -574,7 +575,7 @@ class PassThrough:
 
     @staticmethod
     def _absorb(run: _QueryRun, chunk: Chunk, is_item: bool, future: Future[list[int]]) -> bool:
-        """Take one job's result into ``run``; raises what ends the query (aurora-protocol §5.3)."""
+        """Take one job's result into ``run``; raises what ends the query (docs/protocol.md#fallback)."""
         try:
             values = future.result()
         except (ExceptionReply, BusTimeout, FrameError) as err:
@@ -651,7 +652,8 @@ class PassThrough:
 
         self._worker.submit(job, Priority.WRITE, expires_s=WRITE_EXPIRES_S).add_done_callback(done)
 
-    # ------------------------------------------------------------ the original's topics (§8.1-8.3)
+    # ------------------------------------------------------------ the original's topics
+    # (docs/architecture.md#modbus-passthrough)
 
     @contextlib.contextmanager
     def _legacy_slot(self) -> Iterator[None]:
@@ -721,7 +723,8 @@ class PassThrough:
                 "modbus_query_done", query=text[:_MAX_LOGGED], published=published, failed=len(run.failed)
             )
 
-        # The original: explicit lists abort on an error, keywords skip what fails (aurora-protocol §5.3).
+        # The original: explicit lists abort on an error, keywords skip what fails
+        # (docs/protocol.md#fallback).
         self._start_query(  # a failure here gives the slot back in _offload's guard
             query.addresses, fallback=query.implicit, max_age_s=None, finished=finished, progress=progress
         )

@@ -1,8 +1,10 @@
 """Polling in tiers through the bus worker: the raw-word cache and reads packed into few transactions.
 
 Each ≤100-register chunk is its own worker job at ``Priority.POLL``, so a write or a ``$modbus``
-request waits for at most the one transaction in flight (STYLE §6). A chunk the board refuses or
-does not answer costs only its own registers (STYLE §7); a lost line or a cycle in which nothing
+request waits for at most the one transaction in flight (docs/architecture.md#one-bus-worker). A chunk the
+board refuses or
+does not answer costs only its own registers (docs/architecture.md#partial-failure); a lost line or a cycle in
+which nothing
 answered raises.
 """
 
@@ -78,7 +80,8 @@ class WordCache:
 
 @dataclass(frozen=True, slots=True)
 class PollReport:
-    """What one read produced: the words that answered and why the others did not (STYLE §7)."""
+    """What one read produced: the words that answered and why the others did not
+    (docs/architecture.md#partial-failure)."""
 
     words: Mapping[int, int]
     failed: Mapping[int, AuroraError] = field(default_factory=dict)
@@ -117,7 +120,7 @@ def read_words(
     """Read ``addresses`` as one worker job per chunk.
 
     A chunk refused with an exception reply is read again range by range, and a refused range in
-    halves down to single addresses (aurora-protocol §5.3); addresses the board says it does not
+    halves down to single addresses (docs/protocol.md#fallback); addresses the board says it does not
     have go into ``missing`` and are not asked for again. A timed-out or garbled chunk costs its
     own registers. Raises BusError when the line is lost, or BusTimeout when the first chunk of
     the read got no answer: then the unit is silent, and waiting for the other chunks would only

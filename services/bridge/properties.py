@@ -1,9 +1,10 @@
-"""The bridge's one description table (STYLE §8): every Homie node and property, its datatype,
-format and unit, the registers it reads, its value from raw words, its setter and its Home
+"""The bridge's one description table (docs/architecture.md#one-table): every Homie node and property, its
+datatype, format and unit, the registers it reads, its value from raw words, its setter and its Home
 Assistant hint. Homie messages, values, ``/set`` handling and HA discovery are all made from it.
 
-Which nodes exist depends on the detected :class:`Components` (aurora-bridge §3.4, §6.3-6.4);
-each heat-pump sub-system describes its own node in a ``node_*.py`` module, from the records in
+Which nodes exist depends on the detected :class:`Components` (docs/architecture.md#detection,
+docs/architecture.md#homie-tree); each heat-pump sub-system describes its own node in a ``node_*.py`` module,
+from the records in
 :mod:`.spec`.
 """
 
@@ -28,7 +29,7 @@ _TIER_ORDER = {Tier.FAST: 0, Tier.MEDIUM: 1, Tier.SLOW: 2}
 
 
 def build_nodes(c: Components) -> tuple[NodeSpec, ...]:
-    """Every node of this unit, in the original's ``$nodes`` order (§6.1)."""
+    """Every node of this unit, in the original's ``$nodes`` order (docs/architecture.md#homie-tree)."""
     nodes = [abc_node(c), compressor_node(c), aux_heat_node(c), blower_node(c)]
     if c.pump:
         nodes.append(pump_node(c))

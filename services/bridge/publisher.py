@@ -1,6 +1,6 @@
 """The bridge's MQTT session: last will, retained-topic cache, resubscribe and republish on connect.
 
-paho runs its own thread (``connect_async`` + ``loop_start``, mqtt-homie-libs §3.3): every method
+paho runs its own thread (``connect_async`` + ``loop_start``, docs/architecture.md#threads): every method
 here only queues and returns, callable from any thread, and nothing waits for a PUBACK. The cache
 holds every retained topic this run owns, so a broker that lost them (restart without
 persistence) gets them back on reconnect, and an unchanged value is never sent twice.
@@ -133,7 +133,7 @@ class Publisher:
 
         self.client.reconnect = reconnect  # type: ignore[method-assign]
         self.client.on_connect_fail = self._on_connect_fail
-        # Homie §"Device lifecycle": the broker announces `lost` when we vanish (retained, QoS 1).
+        # Homie's device lifecycle: the broker announces `lost` when we vanish (retained, QoS 1).
         self.client.will_set(state_topic, "lost", qos=1, retain=True)
         self.client.max_queued_messages_set(20000)  # bounded: a long outage must not eat the Pi's RAM
         self.client.on_connect = self._on_connect
@@ -459,5 +459,5 @@ class Publisher:
                     self._early.append(msg)  # no route yet: route() hands it over
             if taken is not None:
                 taken(msg)
-        except Exception:  # a bad message must never kill paho's thread (mqtt-homie-libs §3.3)
+        except Exception:  # a bad message must never kill paho's thread (docs/architecture.md#threads)
             log.exception("mqtt_message_failed", topic=msg.topic)

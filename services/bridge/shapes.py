@@ -25,7 +25,7 @@ _POWER = Hass(platform="sensor", device_class="power", state_class="measurement"
 def fitted(address: int, *, zero_is_absent: bool = False) -> ValueFn:
     """Whether a temperature sensor is fitted, from its word at start-up: not the "not present"
     reading 0xD8F1, within ±999 °F, and (for the sensors the original hid when they read 0.0,
-    aurora-bridge §6.3: entering air, outdoor) not exactly 0."""
+    docs/architecture.md#homie-tree: entering air, outdoor) not exactly 0."""
 
     def check(words: Words) -> bool:
         word = words[address]

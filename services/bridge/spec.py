@@ -1,5 +1,5 @@
-"""The records of the bridge's description table (STYLE §8): a Homie node, its properties, each
-property's setter and Home Assistant hint, and the poll tier of the registers it reads.
+"""The records of the bridge's description table (docs/architecture.md#one-table): a Homie node, its
+properties, each property's setter and Home Assistant hint, and the poll tier of the registers it reads.
 
 The node modules (``node_*.py``) fill these in; :mod:`.properties` assembles the table.
 """
@@ -28,7 +28,7 @@ class Tier(enum.Enum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Hass:
-    """How a property appears in Home Assistant by itself (aurora-bridge §7.3).
+    """How a property appears in Home Assistant by itself (docs/architecture.md#home-assistant).
 
     ``legacy`` is the platform the Ruby gem announced it on, when different ("" = none), so its
     old per-entity topic can be cleared.
@@ -105,7 +105,7 @@ class PropertySpec:
     setter: Setter | None = None
     hass: Hass | None = None
     # Whether the unit has this sensor, from words read at start-up (None: always). A sensor
-    # that reads "not installed" then gets no property and no HA entity (aurora-bridge §4.3).
+    # that reads "not installed" then gets no property and no HA entity (docs/architecture.md#value-path).
     present: Callable[[Words], bool] | None = None
 
     @property

@@ -24,7 +24,8 @@ def decoded(address: int) -> ValueFn:
 
 
 def temperature(address: int) -> ValueFn:
-    """Signed tenths °F; a reading beyond ±999 is a missing sensor (§3.4 uses the same test)."""
+    """Signed tenths °F; a reading beyond ±999 is a missing sensor (docs/architecture.md#detection uses the
+    same test)."""
 
     def value(words: Words) -> Value | None:
         word = words[address]
@@ -47,7 +48,8 @@ def bit(address: int, mask: int) -> ValueFn:
 
 
 def u32(address: int) -> ValueFn:
-    """Both words, high first: the original read only the low word of 1150-53 (§13 C1)."""
+    """Both words, high first: the original read only the low word of 1150-53
+    (docs/architecture.md#original-bridge C1)."""
     return lambda w: regs.uint32(w[address], w[address + 1])
 
 
@@ -56,7 +58,7 @@ def i32(address: int) -> ValueFn:
     return lambda w: regs.int32(w[address], w[address + 1])
 
 
-# Reg 30 system outputs and reg 31 inputs (aurora-bridge §4.2)
+# Reg 30 system outputs and reg 31 inputs (docs/architecture.md#value-path)
 CC, CC2, RV, BLOWER, EH1, EH2, ACCESSORY, LOCKOUT = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x200, 0x400
 Y1, Y2, O_INPUT, G_INPUT = 0x01, 0x02, 0x08, 0x10
 
@@ -73,7 +75,7 @@ ABC_MODES = (
 
 
 def current_mode(words: Words) -> str:
-    """aurora-bridge §4.2 current_mode, first matching rule (362 is read only for VS drives)."""
+    """docs/architecture.md#value-path current_mode, first matching rule (362 is read only for VS drives)."""
     out = words[30]
     if out & LOCKOUT:
         return "lockout"

@@ -1,4 +1,4 @@
-"""The bridge's bus worker: the only thread that touches the line (STYLE §6).
+"""The bridge's bus worker: the only thread that touches the line (docs/architecture.md#one-bus-worker).
 
 Jobs are single transactions (or a few), so a write or an interactive request waits for at most
 the transaction in flight. The line is shared fairly (issue 15):

@@ -1,6 +1,6 @@
 """``aurora_monitor PORT [-q]``: listen to a bus where someone else talks to the ABC, print what they say.
 
-A passive sniffer (aurora-protocol §8.2): it never transmits. PORT is a serial adapter on the bus,
+A passive sniffer (docs/protocol.md#sniffer): it never transmits. PORT is a serial adapter on the bus,
 ``tcp://``/``rfc2217://`` (ser2net next to the unit), a recording of the bus's bytes, or ``-`` for
 stdin. Requests and replies are paired by ``aurora.sniffer``; registers print by name.
 """
@@ -45,7 +45,8 @@ _KINDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line of the original (§8.2), plus --json, --record and recordings as PORT."""
+    """The command line of the original (docs/protocol.md#sniffer), plus --json, --record and recordings as
+    PORT."""
     p = argparse.ArgumentParser(
         prog="aurora_monitor",
         description="Listen to a ModBus bus where an AID tool or an AWL talks to the heat pump, and print "
@@ -188,7 +189,7 @@ class Printer:
         """The lines for ``addresses``, decoded against ``context`` (all words heard so far).
 
         A changed continuation word prints its owner, so a 32-bit value whose low word changed
-        shows (the original crashed on it, aurora-protocol §11.3.1).
+        shows (the original crashed on it, docs/protocol.md#bugs-decoding).
         """
         lines: list[str] = []
         printed: set[int] = set()
@@ -259,7 +260,8 @@ def _chunks_from_file(handle: IO[bytes]) -> Iterator[bytes]:
 
 
 def replay(handle: IO[bytes], sniffer: Sniffer, emit: Callable[[Event], None]) -> None:
-    """Feed a recording (no times) to the end; the end settles what is left (no busy loop, §11.4.6)."""
+    """Feed a recording (no times) to the end; the end settles what is left (no busy loop,
+    docs/protocol.md#bugs-server)."""
     for chunk in _chunks_from_file(handle):
         for event in sniffer.feed(chunk):
             emit(event)

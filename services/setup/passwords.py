@@ -1,7 +1,7 @@
 """Random secrets and mosquitto password-file lines, without ``mosquitto_passwd``.
 
 mosquitto 2.0's default format is ``user:$7$<iterations>$<b64 salt>$<b64 hash>`` with
-PBKDF2-HMAC-SHA512, 101 iterations, a 12-byte salt and a 64-byte hash (infra.md §1.2).
+PBKDF2-HMAC-SHA512, 101 iterations, a 12-byte salt and a 64-byte hash (docs/architecture.md#broker).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ SET_ACK_S: Final = 5.0
 # The bridge answers each command after the write and its read-back (tens of ms), or after the
 # bus timeout when the unit is silent (about 2 s); past this, the page says nobody answered.
 SET_ANSWER_S: Final = 15.0
-CLEAR_FAULT_HISTORY: Final = (47, 0x5555)  # aurora-bridge §6.4 faults/clear-history
+CLEAR_FAULT_HISTORY: Final = (47, 0x5555)  # docs/architecture.md#homie-tree faults/clear-history
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -194,7 +194,7 @@ async def api_faults(request: web.Request) -> web.Response:
     history = []
     for address, raw in words.items():
         if address < 601 or raw in (0, 0xFFFF):
-            continue  # 0xFFFF: a counter the unit does not keep (aurora-bridge §6.4)
+            continue  # 0xFFFF: a counter the unit does not keep (docs/architecture.md#homie-tree)
         code = address - 600
         history.append({"code": code, "name": registers.FAULT_NAMES.get(code, f"E{code}"), "count": raw})
     current = registers.fault(words[25]) if 25 in words else None

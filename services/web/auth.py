@@ -1,4 +1,4 @@
-"""Login, sessions and CSRF checks for the web AID tool (fixes aurora-protocol §11.5.1).
+"""Login, sessions and CSRF checks for the web AID tool (fixes docs/protocol.md#bugs-web).
 
 One password (the secret file ``aurora_setup`` writes); sessions live in memory and end when the
 process does. Writes need either the session's CSRF token (our UI) or, for the AWL page's GET
@@ -47,7 +47,7 @@ class Session:
     token: str
     csrf: str
     expires: float
-    units: int = 0  # /setunits.cgi: per browser, not shared by every client (§11.5.6)
+    units: int = 0  # /setunits.cgi: per browser, not shared by every client (docs/protocol.md#bugs-web)
 
 
 @dataclass(slots=True)

@@ -1,7 +1,7 @@
-"""The AWL's CGI protocol (aurora-protocol §8.4): parsing ``regs`` and writing ``key=value&…`` bodies.
+"""The AWL's CGI protocol (docs/protocol.md#awl-cgi): parsing ``regs`` and writing ``key=value&…`` bodies.
 
-Pure functions, no I/O. Fixed from the original (§11.5): values keep request order with duplicates
-(positional clients stay aligned), reads are chunked to ≤100 registers, echoed parameters are
+Pure functions, no I/O. Fixed from the original (docs/protocol.md#bugs-web): values keep request order with
+duplicates (positional clients stay aligned), reads are chunked to ≤100 registers, echoed parameters are
 URL-escaped, failures are reported in ``err``, and ``/config.cgi`` never shows the port argument.
 """
 
@@ -18,14 +18,15 @@ from aurora.errors import UsageError
 AWL_VERSION: Final = "1.6.4"  # what the original reports; the AWL page only displays it
 LOCAL_WEB_VERSION: Final = "1.08"
 
-# §8.4: aliases that overwrite any regs the client sent.
+# docs/protocol.md#awl-cgi: aliases that overwrite any regs the client sent.
 ALIASES: Final[Mapping[str, str]] = {
     "abcinfo": "2;8;88,4",  # ABC program version, revision, 4-word program name
     "devices": "800;803;806,3;812;815;818;824",  # install status of thermostat … EEV2
 }
 READ_COMMANDS: Final = frozenset({"getregs", *ALIASES})
-ECHOED: Final = ("cmd", "id", "set", "addr")  # echoed in this order when present (§8.4)
-MAX_REGISTERS: Final = 1000  # one getregs; the original had no limit (§11.5.5) and tied up the bus
+ECHOED: Final = ("cmd", "id", "set", "addr")  # echoed in this order when present (docs/protocol.md#awl-cgi)
+# one getregs; the original had no limit (docs/protocol.md#bugs-web) and tied up the bus
+MAX_REGISTERS: Final = 1000
 
 _SAFE = " .,:;-_()'/"  # readable in messages; &, =, %, + and # are escaped
 _NUMBER = re.compile(r"^\s*(\d+|0x[0-9a-fA-F]+)\s*$")
@@ -42,7 +43,7 @@ def _number(text: str, what: str, limit: int = 0xFFFF) -> int:
 
 
 def parse_read_regs(regs: str) -> list[int]:
-    """``a;b,len;…`` → every address in request order, duplicates kept (§8.4 getregs)."""
+    """``a;b,len;…`` → every address in request order, duplicates kept (docs/protocol.md#awl-cgi getregs)."""
     if not regs.strip():
         raise UsageError("regs is empty: give addresses like 745,3;813")
     addresses: list[int] = []
@@ -62,7 +63,7 @@ def parse_read_regs(regs: str) -> list[int]:
 
 def parse_write_regs(regs: str) -> dict[int, int]:
     """``addr,value;addr,value`` → ordered writes; a repeated address keeps its first place and
-    last value, as the original's Ruby hash does (§8.4 putregs)."""
+    last value, as the original's Ruby hash does (docs/protocol.md#awl-cgi putregs)."""
     if not regs.strip():
         raise UsageError("regs is empty: give pairs like 340,3;341,5")
     writes: dict[int, int] = {}
@@ -102,7 +103,8 @@ def parse_request(params: Mapping[str, str]) -> Request | None:
 
 
 def encode(pairs: Iterable[tuple[str, str]]) -> str:
-    """``k=v&k=v`` with every value URL-escaped, so an echoed ``&`` cannot forge a key (§11.5.3).
+    """``k=v&k=v`` with every value URL-escaped, so an echoed ``&`` cannot forge a key
+    (docs/protocol.md#bugs-web).
 
     Keys are the protocol's own constants and stay literal (``AWL Version`` has a space).
     """
@@ -125,7 +127,8 @@ def write_body(request: Request) -> str:
 
 
 def config_body(units: int, awl_id: str) -> str:
-    """``/config.cgi``: AWL ID is the unit's serial number, never the port argument (§11.5.2)."""
+    """``/config.cgi``: AWL ID is the unit's serial number, never the port argument
+    (docs/protocol.md#bugs-web)."""
     return encode(
         [
             ("AWL Version", AWL_VERSION),

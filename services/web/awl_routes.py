@@ -1,4 +1,4 @@
-"""The AWL page's CGI endpoints (aurora-protocol §8.4) over the Bus, and the user's AWL files."""
+"""The AWL page's CGI endpoints (docs/protocol.md#awl-cgi) over the Bus, and the user's AWL files."""
 
 from __future__ import annotations
 
@@ -44,13 +44,14 @@ async def _serial(state: WebState) -> str:
 
 
 async def config(request: web.Request) -> web.Response:
-    """``/config.cgi``: versions, units and the serial number; never the port argument (§11.5.2)."""
+    """``/config.cgi``: versions, units and the serial number; never the port argument
+    (docs/protocol.md#bugs-web)."""
     state = state_of(request)
     return _awl(awl.config_body(request["session"].units, await _serial(state)))
 
 
 async def request_cgi(request: web.Request) -> web.Response:
-    """``/request.cgi``: getregs, abcinfo, devices, putregs (aurora-protocol §8.4)."""
+    """``/request.cgi``: getregs, abcinfo, devices, putregs (docs/protocol.md#awl-cgi)."""
     state = state_of(request)
     params = dict(request.query)  # MultiDict → dict keeps the last value of a repeated key
     if request.method == "POST":

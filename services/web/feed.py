@@ -1,5 +1,5 @@
 """The live side in MQTT mode: one paho client (user ``web``) that mirrors ``homie/<dev>/#`` and
-publishes the settings page's ``/set`` commands, which the bridge validates (aurora-bridge §6.2).
+publishes the settings page's ``/set`` commands, which the bridge validates (docs/architecture.md#set-path).
 
 paho calls back on its own thread; every change is handed to the event loop, which alone touches
 the :class:`HomieMirror`.

@@ -1,6 +1,6 @@
 """The web tool's only way to the heat pump's registers: one Bus, one thread, one request at a time.
 
-Like the original's class-level mutex (aurora-protocol §8.4), but a blocking Bus call never stalls
+Like the original's class-level mutex (docs/protocol.md#awl-cgi), but a blocking Bus call never stalls
 the event loop that serves the pages. A lost line is reopened on the next request.
 """
 
@@ -22,8 +22,8 @@ log = structlog.get_logger("aurora.web")
 
 T = TypeVar("T")
 
-SERIAL_NUMBER = range(105, 110)  # five words of ASCII (aurora-bridge §3.2)
-FAULT_COUNTERS = range(601, 700)  # register 600 + n counts fault n (aurora-protocol §6.5)
+SERIAL_NUMBER = range(105, 110)  # five words of ASCII (docs/architecture.md#detection)
+FAULT_COUNTERS = range(601, 700)  # register 600 + n counts fault n (docs/protocol.md#faults)
 
 
 class BusGate:
@@ -77,7 +77,8 @@ def read_words(bus: Bus, addresses: Sequence[int]) -> list[int]:
 def write_words(bus: Bus, writes: Sequence[tuple[int, int]]) -> None:
     """Check every write against the register map first, then write them in order (FC 6).
 
-    Nothing is written when any one is refused (WriteRefused), unlike the original (§11.5.1).
+    Nothing is written when any one is refused (WriteRefused), unlike the original
+    (docs/protocol.md#bugs-web).
     """
     for address, raw in writes:
         registers.validate_raw_write(address, raw)

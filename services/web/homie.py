@@ -1,4 +1,4 @@
-"""A mirror of one device's Homie 4 tree (aurora-bridge §6) as the web pages need it.
+"""A mirror of one device's Homie 4 tree (docs/architecture.md#homie-tree) as the web pages need it.
 
 Pure: ``handle(topic, payload, now)`` updates the model and says what changed. Values of numbers
 are also kept as a short history for the trend charts (in memory: history starts with the process).
@@ -277,7 +277,7 @@ class HomieMirror:
 
     def check_set(self, node: str, prop: str, value: object) -> str:
         """The payload to publish for a new value, after the checks the bridge will make too
-        (aurora-bridge §6.2); UsageError names what is wrong."""
+        (docs/architecture.md#set-path); UsageError names what is wrong."""
         item = self.props.get((node, prop))
         if item is None or not item.settable:
             raise UsageError(f"{node}/{prop} is not a settable property of {self.device}")

@@ -1,4 +1,5 @@
-"""The one seam to the line (STYLE §5): what every reader of the heat pump needs from a bus."""
+"""The one seam to the line (docs/architecture.md#bus-seam): what every reader of the heat pump needs from a
+bus."""
 
 from __future__ import annotations
 

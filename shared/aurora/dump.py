@@ -1,6 +1,6 @@
 """A YAML register dump (``aurora_fetch --yaml`` output) as a unit: read, written, never saved.
 
-aurora-protocol §8.5. A missing register answers like the board does: illegal data address.
+docs/protocol.md#dumps. A missing register answers like the board does: illegal data address.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""One error tree for everything the suite raises on purpose (STYLE §4).
+"""One error tree for everything the suite raises on purpose (docs/architecture.md#errors).
 
 Callers branch with ``except``; each backend translates what it catches into one of these.
 """

@@ -1,4 +1,4 @@
-"""Logging set-up for services (STYLE §10): readable on a terminal, JSON lines otherwise.
+"""Logging set-up for services (docs/architecture.md#logging): readable on a terminal, JSON lines otherwise.
 
 Libraries call ``get_logger(__name__)`` (or ``structlog.get_logger``); a service calls
 ``configure_logging`` once, or a short-lived tool ``configure_logging_on_first_use``.

@@ -169,7 +169,7 @@ def make_client(
 
 def _no_delay(client: mqtt.Client, userdata: object, sock: object) -> None:
     """TCP_NODELAY on every (re)connect: without it a QoS 1 request/response costs 44-88 ms of
-    Nagle and delayed ACK instead of ~1 ms on loopback (shared/spec/infra.md §1.6)."""
+    Nagle and delayed ACK instead of ~1 ms on loopback (docs/architecture.md#broker)."""
     if isinstance(sock, socket.socket):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 

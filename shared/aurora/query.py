@@ -1,8 +1,9 @@
 """The query grammar of ``aurora_fetch`` and ``$modbus`` ("745-747,813", known, valid, all) and
-how a set of registers is packed into bus transactions (aurora-protocol §5).
+how a set of registers is packed into bus transactions (docs/protocol.md#chunking).
 
-Fixed from the original (§11.2): at most 100 registers per request (never 101), requests split at
-the breakpoints 12100 and 12500, ``valid``/``all`` combine with the other items, and a malformed
+Fixed from the original (docs/protocol.md#bugs-queries): at most 100 registers per request (never 101),
+requests split at the breakpoints 12100 and 12500, ``valid``/``all`` combine with the other items, and a
+malformed
 item is an error instead of register 0.
 """
 
@@ -201,7 +202,7 @@ def read_query(
 
     On a chunk the board refuses (illegal address or function) or does not answer, queries with a
     keyword, ``try_individual`` or ``skip_missing`` read the chunk's items one by one, and then
-    with ``try_individual`` each address with FC 3 (aurora-protocol §5.3). Addresses that still
+    with ``try_individual`` each address with FC 3 (docs/protocol.md#fallback). Addresses that still
     fail are in ``failed``; without fallback the first error is raised. A lost line always raises.
     With ``name_missing``, an illegal-address reply without fallback is narrowed down (the chunk
     read again item by item) and raised as MissingRegisters naming the registers the unit lacks.
@@ -266,7 +267,7 @@ def with_continuations(addresses: Iterable[int]) -> list[int]:
     """The addresses plus the other words of any 32-bit or string register they start.
 
     `1146` alone decodes to the compressor's watts only with 1147 beside it (the original crashed,
-    aurora-protocol §11.3.1).
+    docs/protocol.md#bugs-decoding).
     """
     wanted = set(addresses)
     for address in list(wanted):
@@ -318,7 +319,8 @@ def _read_chunk(bus: Bus, chunk: Chunk, result: QueryResult, *, fallback: bool, 
             except ExceptionReply as err:
                 result.failed[address] = err
             except BusTimeout as err:
-                # One silent register costs only itself (the original aborted the whole query, §11.2.5).
+                # One silent register costs only itself (the original aborted the whole query,
+                # docs/protocol.md#bugs-queries).
                 consecutive_timeouts += 1
                 if consecutive_timeouts >= 2:
                     raise

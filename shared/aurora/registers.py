@@ -1,4 +1,4 @@
-"""The Aurora register map (aurora-protocol §6): names, converters, print formats and write rules.
+"""The Aurora register map (docs/protocol.md#register-map): names, converters, print formats and write rules.
 
 The map is data (``data/registers.json``); each entry names a converter defined here, so a bad name
 fails at import. Quirk: strings, 32-bit pairs and IZ2 zone configuration 2 decode from neighbouring
@@ -27,12 +27,13 @@ Value: TypeAlias = int | float | str | bool | tuple[str, ...] | Record
 """A decoded register: number, name, flag, list of set flag names, or a composite."""
 
 NOT_PRESENT: Final = 0xD8F1  # -9999 as int16 (-999.9 °F): a sensor that is not fitted (peers.md)
-LOCKED_OUT: Final = 0x8000  # register 25, bit 15: the current fault locked the unit out (§6.5)
-_OFF: Final = 0x7FFF  # "off"/"manual" sentinel of 4, 32, 33, 323 and 3002 (§6.3)
+# register 25, bit 15: the current fault locked the unit out (docs/protocol.md#faults)
+LOCKED_OUT: Final = 0x8000
+_OFF: Final = 0x7FFF  # "off"/"manual" sentinel of 4, 32, 33, 323 and 3002 (docs/protocol.md#conversions)
 
 
 # ---------------------------------------------------------------------------------------------
-# Scalar converters (§6.1)
+# Scalar converters (docs/protocol.md#conversions)
 
 
 def uint16(raw: int) -> int:
@@ -61,7 +62,7 @@ def hundredths(raw: int) -> float:
 
 
 def uint32(high: int, low: int) -> int:
-    """Two words, high word first (§6.1)."""
+    """Two words, high word first (docs/protocol.md#conversions)."""
     return (high << 16) | low
 
 
@@ -74,14 +75,15 @@ def int32(high: int, low: int) -> int:
 def string(raws: Sequence[int]) -> str:
     """ASCII, high byte then low byte of each word, trailing spaces and NULs stripped.
 
-    A byte ≥ 0x80 becomes U+FFFD instead of raising (aurora-protocol §11.3.14).
+    A byte ≥ 0x80 becomes U+FFFD instead of raising (docs/protocol.md#bugs-decoding).
     """
     data = b"".join((raw & 0xFFFF).to_bytes(2, "big") for raw in raws)
     return data.decode("ascii", errors="replace").rstrip(" \0")
 
 
 def flags(raw: int, table: Mapping[int, str]) -> tuple[str, ...]:
-    """Names of the set flags in table order, then any leftover bits as ``0x%04x`` (§6.2)."""
+    """Names of the set flags in table order, then any leftover bits as ``0x%04x``
+    (docs/protocol.md#conversions)."""
     names: list[str] = []
     for bits, name in table.items():
         if raw & bits == bits:
@@ -93,7 +95,8 @@ def flags(raw: int, table: Mapping[int, str]) -> tuple[str, ...]:
 
 
 def enum(raw: int, table: Mapping[int, str], default: str | None = None) -> str | None:
-    """The table's name for raw, else default (None unless the table has one, §6.4)."""
+    """The table's name for raw, else default (None unless the table has one,
+    docs/protocol.md#conversions)."""
     return table.get(raw, default)
 
 
@@ -103,7 +106,8 @@ def boolean(raw: int) -> bool:
 
 
 def fault(raw: int) -> int:
-    """Register 25: the current fault code, 0 for none; bit 15 (locked out) masked (§11.3.5)."""
+    """Register 25: the current fault code, 0 for none; bit 15 (locked out) masked
+    (docs/protocol.md#bugs-decoding)."""
     return raw & 0x7FFF
 
 
@@ -113,7 +117,7 @@ def last_lockout(raw: int) -> int | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Composite converters (§6.3)
+# Composite converters (docs/protocol.md#conversions)
 
 
 def _unknown(record: dict[str, Field], bits: int) -> dict[str, Field]:
@@ -174,8 +178,8 @@ def axb_inputs(raw: int) -> Record:
 def manual_operation(raw: int) -> str | Record:
     """Register 3002: ``"off"`` for 0x7fff, else the forced mode and speeds.
 
-    The blower speed is bits 4-7 shifted down (the original returned them unshifted, §11.3.6);
-    15 means "with compressor".
+    The blower speed is bits 4-7 shifted down (the original returned them unshifted,
+    docs/protocol.md#bugs-decoding); 15 means "with compressor".
     """
     if raw == _OFF:
         return "off"
@@ -231,7 +235,7 @@ def zone_configuration2(raw: int, configuration1: int | None) -> Record:
     word (the register before), the heating target in °F.
 
     The heating target's bit 5 is bit 0 of Configuration 1; the original took it from this word
-    when printing raw maps (§11.3.2).
+    when printing raw maps (docs/protocol.md#bugs-decoding).
     """
     record: dict[str, Field] = {
         "call": CALLS[(raw >> 1) & 7],
@@ -255,14 +259,15 @@ def zone_configuration3(raw: int) -> Record:
 
 
 # ---------------------------------------------------------------------------------------------
-# Encoders for the packed words the bridge writes (§9.3), symmetric with the decoders above
+# Encoders for the packed words the bridge writes (docs/protocol.md#writes), symmetric with the decoders above
 
 
 def encode_manual_operation(
     mode: str, *, compressor_speed: int = 0, blower_speed: int | str = 0, aux_heat: bool = False
 ) -> int:
     """Register 3002's word: ``mode`` off, heating or cooling; speeds 0..12, blower also
-    ``"with_compressor"``. Encodes the compressor speed, which the original dropped (§11.3.6).
+    ``"with_compressor"``. Encodes the compressor speed, which the original dropped
+    (docs/protocol.md#bugs-decoding).
 
     Raises WriteRefused for a value out of range.
     """
@@ -281,7 +286,8 @@ def encode_manual_operation(
     return (0x100 if mode == "cooling" else 0) | (0x200 if aux_heat else 0) | blower << 4 | compressor_speed
 
 
-_HUMIDIFIER_AUTO: Final = 0x8000  # read and written alike (§11.3.7: the original wrote them swapped)
+# read and written alike (docs/protocol.md#bugs-decoding: the original wrote them swapped)
+_HUMIDIFIER_AUTO: Final = 0x8000
 _DEHUMIDIFIER_AUTO: Final = 0x4000
 
 
@@ -307,7 +313,7 @@ def encode_humidistat_targets(humidification: int, dehumidification: int) -> int
 
 
 # ---------------------------------------------------------------------------------------------
-# Write rules (§9.3)
+# Write rules (docs/protocol.md#writes)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -443,7 +449,7 @@ class Register:
 
     @property
     def ignored(self) -> bool:
-        """A continuation word, skipped when printing (§7 step 1)."""
+        """A continuation word, skipped when printing (docs/protocol.md#printing)."""
         return self.part_of is not None
 
     def decode(self, words: Words) -> Value | None:
@@ -461,7 +467,7 @@ def _word(convert: Callable[[int], Value | None]) -> Callable[[Register, Words],
 
 def _pair(convert: Callable[[int, int], int]) -> Callable[[Register, Words], Value | None]:
     def run(register: Register, words: Words) -> Value | None:
-        # §11.3.1: a missing low word is "no value", never a crash.
+        # docs/protocol.md#bugs-decoding: a missing low word is "no value", never a crash.
         high, low = words.get(register.address), words.get(register.address + 1)
         return None if high is None or low is None else convert(high, low)
 
@@ -588,12 +594,13 @@ _DATA: Final = _load()
 ENUMS: Final[Mapping[str, Mapping[int, str]]] = MappingProxyType(
     {name: MappingProxyType(_int_keys(t["values"])) for name, t in _DATA["enums"].items()}
 )
-"""Enumerations by name (§6.4); values not listed decode as the table's default, usually None."""
+"""Enumerations by name (docs/protocol.md#conversions); values not listed decode as the table's default,
+usually None."""
 _ENUM_DEFAULTS: Final[Mapping[str, str | None]] = {n: t.get("default") for n, t in _DATA["enums"].items()}
 FLAGS: Final[Mapping[str, Mapping[int, str]]] = MappingProxyType(
     {name: MappingProxyType(_int_keys(t)) for name, t in _DATA["flags"].items()}
 )
-"""Flag tables by name (§6.2): bit mask -> name, in decoding order."""
+"""Flag tables by name (docs/protocol.md#conversions): bit mask -> name, in decoding order."""
 
 HEATING_MODE: Final = ENUMS["HEATING_MODE"]
 FAN_MODE: Final = ENUMS["FAN_MODE"]
@@ -626,7 +633,7 @@ IZ2_FAN_DESIRED: Final[Mapping[int, int]] = MappingProxyType(
 )
 
 FAULT_NAMES: Final[Mapping[int, str]] = MappingProxyType(_int_keys(_DATA["faults"]))
-"""Fault code -> name (§6.5); register 600 + n counts fault n."""
+"""Fault code -> name (docs/protocol.md#faults); register 600 + n counts fault n."""
 
 REGISTERS: Final[Mapping[int, Register]] = MappingProxyType(
     {r.address: r for r in map(_register, _DATA["registers"])}
@@ -637,10 +644,10 @@ KNOWN_ADDRESSES: Final[frozenset[int]] = frozenset(REGISTERS)
 """The ``known`` query: every register the map names, and the continuation words of its values."""
 
 REGISTER_RANGES: Final[tuple[tuple[int, int], ...]] = tuple((a, b) for a, b in _DATA["ranges"])
-"""The ``valid`` query: 72 inclusive (first, last) ranges the ABC answers (§5.4)."""
+"""The ``valid`` query: 72 inclusive (first, last) ranges the ABC answers (docs/protocol.md#valid-ranges)."""
 
 BREAKPOINTS: Final[tuple[int, ...]] = tuple(_DATA["breakpoints"])
-"""Addresses a read never runs across (§5.5)."""
+"""Addresses a read never runs across (docs/protocol.md#valid-ranges)."""
 
 
 # ---------------------------------------------------------------------------------------------

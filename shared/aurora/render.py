@@ -1,9 +1,11 @@
-"""Text forms of raw registers: aurora_fetch's ``Name (N): value`` lines and its YAML dump (§7).
+"""Text forms of raw registers: aurora_fetch's ``Name (N): value`` lines and its YAML dump
+(docs/protocol.md#printing).
 
 Composite values print as Ruby ≥ 3.4 ``Hash#inspect``, ``{lps: :closed, unknown: "0x1800"}``: the
-original's form changed with the Ruby version (aurora-protocol §11.3.13), and this is our one stable
+original's form changed with the Ruby version (docs/protocol.md#bugs-decoding), and this is our one stable
 form: names as ``:symbols``, ``unknown`` bits as a quoted hex string, None as ``nil``. Register 25
-prints ``E5``, or ``E5 (locked out)`` when bit 15 is set, instead of the original's ``E32773`` (§11.3.5).
+prints ``E5``, or ``E5 (locked out)`` when bit 15 is set, instead of the original's ``E32773``
+(docs/protocol.md#bugs-decoding).
 """
 
 from __future__ import annotations
@@ -21,20 +23,22 @@ def _inspect(key: str, field: Field) -> str:
     if isinstance(field, bool):
         return "true" if field else "false"
     if isinstance(field, int):
-        # The original builds ``unknown`` as the string "0x%04x" (§6.3); we keep the int.
+        # The original builds ``unknown`` as the string "0x%04x" (docs/protocol.md#conversions); we keep the
+        # int.
         return f'"0x{field:04x}"' if key == "unknown" else str(field)
     return f":{field}"
 
 
 def format_value(value: Value | None) -> str:
-    """A decoded value as the original prints it with no format (§7.2): None as empty, flag lists
-    joined with ``", "``, composites in Ruby ≥ 3.4 ``Hash#inspect`` form."""
+    """A decoded value as the original prints it with no format (docs/protocol.md#printing): None as empty,
+    flag lists joined with ``", "``, composites in Ruby ≥ 3.4 ``Hash#inspect`` form."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return repr(value)  # Ruby Float#to_s: shortest round trip, at least one decimal (§7.2)
+        # Ruby Float#to_s: shortest round trip, at least one decimal (docs/protocol.md#printing)
+        return repr(value)
     if isinstance(value, tuple):
         return ", ".join(value)
     if isinstance(value, Mapping):
@@ -61,7 +65,7 @@ def _text(register: Register, value: Value | None, raw: int) -> str:
 
 
 def render_line(address: int, words: Words) -> str | None:
-    """``Name (N): value`` for one register, as aurora_fetch prints it (§7).
+    """``Name (N): value`` for one register, as aurora_fetch prints it (docs/protocol.md#printing).
 
     An unknown register prints ``??? (N): decimal (0x hex)``. None when the register was not read
     or is the continuation word of a string or 32-bit value; a value that cannot be decoded (a
@@ -85,7 +89,8 @@ def render_lines(words: Words) -> list[str]:
 
 
 def render_yaml(words: Words) -> str:
-    """The raw words as Ruby Psych's ``YAML.dump`` writes an int -> int map, in map order (§7.3).
+    """The raw words as Ruby Psych's ``YAML.dump`` writes an int -> int map, in map order
+    (docs/protocol.md#printing).
 
     This is the dump format aurora_fetch ``--yaml`` writes and the simulator reads.
     """

@@ -639,7 +639,7 @@ _GETREGS_ITEM: Final = re.compile(r"^\s*(\d{1,5})\s*(?:,\s*(\d{1,3})\s*)?$", re.
 
 
 def parse_getregs(payload: bytes) -> tuple[str, tuple[tuple[int, int], ...]]:
-    """``<id>:<a>;<start>,<count>;…`` (aurora-bridge §8.2) → (id, (start, count) items).
+    """``<id>:<a>;<start>,<count>;…`` (docs/architecture.md#modbus-passthrough) → (id, (start, count) items).
 
     Unlike the original, malformed items and reads over 100 registers are refused (P7).
     """
@@ -677,7 +677,8 @@ _SET_VALUE: Final = re.compile(r"^(?:(-?\d{1,6})|0[xX]([0-9a-fA-F]{1,4}))$", re.
 def parse_set_value(payload: bytes) -> int:
     """The raw word of a ``$modbus/<N>/set`` payload: decimal (``-5`` is two's complement) or hex.
 
-    ``0x5555`` is 0x5555, not 0 as in the original (aurora-bridge §13 P1); ``12abc`` is refused.
+    ``0x5555`` is 0x5555, not 0 as in the original (docs/architecture.md#original-bridge P1); ``12abc`` is
+    refused.
     """
     try:
         text = payload.decode("utf-8").strip()

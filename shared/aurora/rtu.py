@@ -1,7 +1,8 @@
 """ModBus RTU frames with the WaterFurnace function codes 65-68: bytes in, values out, no I/O.
 
-aurora-protocol §2-4. Requests and replies are small frozen values; the same functions serve the
-client (encode request, decode reply), the simulator (decode request, encode reply) and the monitor.
+docs/protocol.md#frames, docs/protocol.md#function-codes. Requests and replies are small frozen values; the
+same functions serve the client (encode request, decode reply), the simulator (decode request, encode reply)
+and the monitor.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from .errors import FrameError, Incomplete, exception_for
 
 BYTE_TIME_S = 11 / 19200  # 1 start + 8 data + 1 parity + 1 stop bit at 19200 baud: 0.573 ms
 MAX_FRAME = 256
-MAX_READ_REGISTERS = 100  # aurora-protocol §4.1: the ABC's own limit per read (FC 3, 65, 66)
+MAX_READ_REGISTERS = 100  # docs/protocol.md#fc65: the ABC's own limit per read (FC 3, 65, 66)
 
 
 class FunctionCode(IntEnum):
@@ -95,7 +96,7 @@ class Request:
         return _frame(self.slave, f, self.raw)
 
     def expected_reply_length(self) -> int:
-        """Bytes of a normal reply, CRC included (aurora-protocol §3.2, with 67/68 receivable)."""
+        """Bytes of a normal reply, CRC included (docs/protocol.md#timing, with 67/68 receivable)."""
         f = self.function
         if f in (FunctionCode.READ_HOLDING, FunctionCode.READ_RANGES, FunctionCode.READ_REGISTERS):
             return 5 + 2 * self.register_count
@@ -159,7 +160,8 @@ def _check_read(count: int) -> None:
 def decode_request(frame: bytes) -> Request:
     """Parse one complete request frame (CRC included), as a slave or a sniffer sees it.
 
-    Raises FrameError for a bad CRC or a layout that does not fit the function (aurora-protocol §4.7).
+    Raises FrameError for a bad CRC or a layout that does not fit the function
+    (docs/protocol.md#function-codes).
     """
     _check_crc(frame)
     if len(frame) < 4:

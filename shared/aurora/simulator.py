@@ -102,7 +102,9 @@ class SimulatedAbc:
     def _mirror_zone(self, zone: int, offset: int, value: int) -> None:
         regs = self._registers
         c1, c2 = 31008 + 3 * zone, 31009 + 3 * zone
-        if offset == 0:  # mode: bits 8-10 of configuration 2, so eheat (4) reads back (bridge §13 C8)
+        # mode: bits 8-10 of configuration 2, so eheat (4) reads back (docs/architecture.md#original-bridge
+        # C8)
+        if offset == 0:
             regs[c2] = _set_bits(regs.get(c2, 0), 0x0700, (value & 7) << 8)
         elif offset == 1:  # heating set point: 5 low bits in config 2, the 6th is config 1's bit 0
             t = max(0, min(63, value // 10 - 36))

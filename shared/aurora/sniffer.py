@@ -1,8 +1,8 @@
 """A passive listener's view of an RTU bus: bytes in, paired request/reply transactions out (no I/O).
 
 Someone else (an AID tool, an AWL) is the master; we only hear both directions interleaved. Fixed
-from the original's sniffer (aurora-protocol §8.2, §11.4.5): a frame is taken as the reply to the
-pending request only if it decodes as exactly that reply (slave, function, byte count, CRC), so a
+from the original's sniffer (docs/protocol.md#sniffer, docs/protocol.md#bugs-server): a frame is taken as the
+reply to the pending request only if it decodes as exactly that reply (slave, function, byte count, CRC), so a
 lost reply no longer makes the next request look like a response; exception replies are paired with
 their request; a request left without a reply is reported, not silently dropped.
 """
@@ -16,12 +16,12 @@ from typing import Final, Literal
 from . import rtu
 from .errors import ExceptionReply, FrameError, Incomplete, exception_for
 
-# aurora-protocol §8.2 `--ignore-sensors`: registers that change on every poll.
+# docs/protocol.md#sniffer `--ignore-sensors`: registers that change on every poll.
 SENSOR_REGISTERS: Final = frozenset(
     {16, 19, 20, 740, 900, 901, 903, 908, 909, 1109, 1105, 1106, 1107, 1108, 1110, 1111, 1114, 1117}
     | {1134, 1148, 1149, 1150, 1151, 1152, 1153, 1164, 1165, 3326, 3330}
 )
-# aurora-protocol §8.2 `--ignore-awl-heartbeat`: the AWL's periodic FC 16 write to 460-462.
+# docs/protocol.md#sniffer `--ignore-awl-heartbeat`: the AWL's periodic FC 16 write to 460-462.
 AWL_HEARTBEATS: Final = (((460, 102), (461, 0), (462, 5)), ((460, 102), (461, 0), (462, 1)))
 
 REPLY_TIMEOUT_S: Final = 1.0  # a reply later than this after its request belongs to no one
@@ -65,7 +65,7 @@ class Transaction:
 
     @property
     def is_awl_heartbeat(self) -> bool:
-        """The AWL's FC 16 keep-alive (aurora-protocol §8.2)."""
+        """The AWL's FC 16 keep-alive (docs/protocol.md#sniffer)."""
         return (
             self.request is not None
             and self.function == rtu.FunctionCode.WRITE_MULTIPLE

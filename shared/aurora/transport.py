@@ -1,4 +1,5 @@
-"""Open what a port argument names and run RTU transactions over it (aurora-protocol §1.4, §3).
+"""Open what a port argument names and run RTU transactions over it (docs/protocol.md#ports,
+docs/protocol.md#timing).
 
 Every byte stream comes from pyserial's ``serial_for_url``: a device path (19200 8E1),
 ``tcp://host:port/`` (ser2net raw), ``telnet://``/``rfc2217://`` (RFC 2217 sets 19200 8E1 itself).
@@ -60,7 +61,7 @@ GARBLED_QUIET_S = 0.1
 _EXCEPTION_LENGTH = 5  # uid, function | 0x80, code, CRC
 READ_SLICE_S = 0.05  # fixed read timeout: changing it re-applies termios, which fails on a pty
 _STALE_LIMIT = 4096  # bytes read off a network port before each request, at most
-# ser2net writes these into the data stream and hangs up (infra.md §2.2 pitfalls 1 and 5).
+# ser2net writes these into the data stream and hangs up (docs/protocol.md#ser2net).
 _SER2NET_BUSY = b"already in use"  # "Port already in use", "Port's device already in use"
 _SER2NET_OPEN_FAIL = b"Device open failure"
 
@@ -146,7 +147,7 @@ class SerialBus:
                     if buf and time.monotonic() - last_rx >= GARBLED_QUIET_S:
                         # Bytes came, then the line fell quiet without a valid reply among them:
                         # garbled (CRC, flipped bit) or cut short. Retry now instead of waiting
-                        # out the allowance, as the original did for 15 s (aurora-protocol §11.1.3).
+                        # out the allowance, as the original did for 15 s (docs/protocol.md#bugs-transport).
                         break
                     continue
                 last_rx = time.monotonic()
@@ -170,7 +171,7 @@ class SerialBus:
             raise
         except LINE_ERRORS as err:
             self.stats.bus_time_s += time.monotonic() - started
-            # The server may have said why before it hung up (infra.md §2.2 pitfalls 1 and 5).
+            # The server may have said why before it hung up (docs/protocol.md#ser2net).
             text = bytes(buf) + _pending_bytes(self._port)
             _raise_for_ser2net_text(self.name, text)
             raise _lost_error(self.name, err) from err
@@ -186,8 +187,9 @@ class SerialBus:
         raise BusTimeout(f"no reply from {self.name} within {timeout_s:.2f} s")
 
     def _flush_stale(self) -> None:
-        # A late reply to an earlier request must never be taken for this one (aurora-protocol §11.1.2),
-        # and what ser2net sent on connect is stale too (infra.md §2.2 pitfall 7).
+        # A late reply to an earlier request must never be taken for this one
+        # (docs/protocol.md#bugs-transport),
+        # and what ser2net sent on connect is stale too (docs/protocol.md#ser2net).
         if self._unsettled:
             self._settle()
         if not _is_network(self._port):
@@ -214,8 +216,8 @@ class SerialBus:
 
         A slow board's reply can still be on its way. Taken for the next request's reply, it would
         put its values on the wrong addresses whenever both requests have the same layout (two
-        single-register FC 3 reads): the original's §11.1.2 bug. Flushing alone does not catch a
-        reply that arrives after the flush.
+        single-register FC 3 reads): the original's bug (docs/protocol.md#bugs-transport). Flushing alone does
+        not catch a reply that arrives after the flush.
         """
         self._unsettled = False
         started = time.monotonic()
@@ -273,7 +275,7 @@ class SerialBus:
     def _reconnect(self) -> None:
         # ser2net frees a device some 0.1-0.3 s after a client leaves (measured with 4.3.11): a
         # reconnect right after another tool, or after the other accepter of the same device, is
-        # told "Port's device already in use" and hung up on (infra.md §2.2 pitfall 8).
+        # told "Port's device already in use" and hung up on (docs/protocol.md#ser2net).
         assert self._reopen is not None
         log.warning("port_busy_reconnect", port=self.name, after_s=BUSY_BACKOFF_S)
         with contextlib.suppress(OSError, serial.SerialException):
@@ -379,7 +381,7 @@ class SerialBus:
         values: list[int],
         readback: Callable[[], list[int]] | None = None,
     ) -> None:
-        # Never repeat a write blindly (STYLE §11): after a lost reply, read back; resend only
+        # Never repeat a write blindly: after a lost reply, read back; resend only
         # when the registers show the write did not arrive.
         for attempt in range(1, self.attempts + 1):
             try:
@@ -542,7 +544,7 @@ def _open_rfc2217(url: str, pyserial_url: str, settings: dict[str, object]) -> p
             port.open()
             return port
         except (serial.SerialException, OSError) as err:
-            # ser2net refuses in band, then hangs up mid-negotiation (infra.md §2.2 pitfall 5). Our
+            # ser2net refuses in band, then hangs up mid-negotiation (docs/protocol.md#ser2net). Our
             # option replies may then draw a TCP reset that discards its text, so an attempt can
             # end without the reason: remember the last one that came through.
             text = port.pending_after_hangup()

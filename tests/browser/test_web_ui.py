@@ -197,7 +197,7 @@ def test_no_page_loads_anything_from_another_host(stack: Stack, page: object) ->
 
 
 def test_config_cgi_never_shows_the_mqtt_password(stack: Stack, page: object) -> None:
-    """§11.5.2: the original published the mqtt:// port argument, password included."""
+    """docs/protocol.md#bugs-web: the original published the mqtt:// port argument, password included."""
     log_in(page, stack)
     reply = page.request.get(stack.url + "/config.cgi")  # type: ignore[attr-defined]
     assert 200 == reply.status
@@ -255,7 +255,7 @@ def test_a_write_without_the_pages_csrf_token_is_refused(stack: Stack, page: obj
 
 AWL_PAGE = """<!doctype html><html><head><script src="/js/indexc.js"></script></head>
 <body><p id="out">loading</p></body></html>"""
-# What the AWL's own script does (aurora-protocol §8.4): plain same-origin GETs, no token.
+# What the AWL's own script does (docs/protocol.md#awl-cgi): plain same-origin GETs, no token.
 AWL_SCRIPT = """
 window.addEventListener("load", async () => {
   const get = async (q) => (await fetch("/request.cgi?" + q)).text();
@@ -318,8 +318,8 @@ def test_direct_mode_offers_the_register_browser_and_says_why_live_pages_are_mis
 
 
 def test_the_awl_endpoints_reach_the_unit_through_the_broker(stack: Stack, page: object) -> None:
-    """getregs over the bridge's $modbus requests in §8.4's format; putregs refused: the web
-    account writes only properties' /set topics, never raw registers (mosquitto/README.md)."""
+    """getregs over the bridge's $modbus requests in docs/protocol.md#awl-cgi's format; putregs refused: the
+    web account writes only properties' /set topics, never raw registers (mosquitto/README.md)."""
     pytest.importorskip("aurora.rpc_client")
     log_in(page, stack)
     request = page.request  # type: ignore[attr-defined]

@@ -246,7 +246,7 @@ def test_a_client_id_with_a_wildcard_gets_no_rpc_rights(acl_broker: Broker) -> N
 
 def test_a_refused_publish_is_reported_to_mqtt5_clients(acl_broker: Broker) -> None:
     """Under MQTT 5 a QoS 1 PUBLISH the ACL refuses is answered 'Not authorized', which is what a
-    tool should show its user; under 3.1.1 it is dropped in silence (infra.md §1.5)."""
+    tool should show its user; under 3.1.1 it is dropped in silence (docs/architecture.md#broker)."""
     ha = acl_broker.client("homeassistant", protocol=MQTTv5)
     answers: list[str] = []
     ha.on_publish = lambda _c, _u, _mid, reason, _p: answers.append(str(reason))

@@ -205,7 +205,8 @@ def test_every_settable_property_ends_in_the_sims_registers(
 def test_garbage_on_set_writes_nothing_and_the_bridge_keeps_running(
     tmp_path: Path, broker: Broker, sim_tcp: Sim
 ) -> None:
-    """aurora-bridge §13 U6/R1: bad payloads are refused with a log line, never written, never fatal."""
+    """docs/architecture.md#original-bridge U6/R1: bad payloads are refused with a log line, never written,
+    never fatal."""
     writes_file = tmp_path / "writes.log"
     watch = observer(broker)
     ha = watch.client
@@ -306,7 +307,8 @@ def test_a_unit_that_stalls_silently_is_noticed_and_the_bridge_recovers_when_it_
 def test_a_bridge_started_before_its_line_exists_waits_and_comes_up_when_it_appears(
     tmp_path: Path, broker: Broker
 ) -> None:
-    """aurora-bridge §13 R2: the original's first read was unprotected and ended the process."""
+    """docs/architecture.md#original-bridge R2: the original's first read was unprotected and ended the
+    process."""
     port = free_port()
     watch = observer(broker)
     with Bridge.start(tmp_path, broker, f"tcp://127.0.0.1:{port}/", ready_deadline_s=None) as bridge:
@@ -370,7 +372,8 @@ def test_a_broker_that_refuses_the_bridges_publishes_is_reported_once_not_every_
 def test_a_board_without_the_waterfurnace_function_codes_is_read_with_standard_reads(
     tmp_path: Path, broker: Broker
 ) -> None:
-    """Commercial 17X553 boards refuse FC 65/66 (aurora-protocol §11): the bridge still comes up."""
+    """Commercial 17X553 boards refuse FC 65/66 (docs/protocol.md#original-bugs): the bridge still comes
+    up."""
     watch = observer(broker)
     with (
         Sim.start(tmp_path, "--tcp", "127.0.0.1:0", "--no-drift", "--refuse-wf-codes") as sim,
@@ -383,8 +386,8 @@ def test_a_board_without_the_waterfurnace_function_codes_is_read_with_standard_r
 
 
 def test_a_noisy_line_costs_retries_not_the_bridge(tmp_path: Path, broker: Broker) -> None:
-    """aurora-bridge §13 R1 (issue 104, "Illegal function: 0"): garbled and lost replies are
-    retried and counted; the bridge stays up and keeps publishing."""
+    """docs/architecture.md#original-bridge R1 (issue 104, "Illegal function: 0"): garbled and lost replies
+    are retried and counted; the bridge stays up and keeps publishing."""
     watch = observer(broker)
     faults = ["--corrupt", "0.15", "--drop", "0.1", "--stray", "0.1", "--seed", "7"]
     with (
@@ -406,7 +409,7 @@ def test_a_noisy_line_costs_retries_not_the_bridge(tmp_path: Path, broker: Broke
 def test_without_homie_attributes_the_values_state_and_set_still_work(
     tmp_path: Path, broker: Broker, sim_tcp: Sim
 ) -> None:
-    """--no-homie: only $state, $health and values, as in the original (aurora-bridge §6.1)."""
+    """--no-homie: only $state, $health and values, as in the original (docs/architecture.md#homie-tree)."""
     watch = observer(broker)
     with Bridge.start(tmp_path, broker, sim_tcp.url, "--no-homie", "--no-home-assistant", "--debug-modbus"):
         wait_state(watch, "ready")
@@ -417,7 +420,8 @@ def test_without_homie_attributes_the_values_state_and_set_still_work(
         assert not [t for t in topics if "/$" in t and not t.endswith(("/$state", "/$health"))]
         publish(watch.client, f"homie/{DEMO_ID}/dhw/set-point/set", "127")
         wait_for(lambda: value(watch, f"homie/{DEMO_ID}/dhw/set-point") == "127.0", 10, "read-back published")
-    # --debug-modbus logs frames from the very first request on (§13 U8: the original could not).
+    # --debug-modbus logs frames from the very first request on (docs/architecture.md#original-bridge U8: the
+    # original could not).
     first_line = next(line for line in (tmp_path / "bridge.log").read_text().splitlines() if '"tx"' in line)
     assert '"frame"' in first_line
 
@@ -425,7 +429,7 @@ def test_without_homie_attributes_the_values_state_and_set_still_work(
 def test_after_a_broker_restart_the_bridge_is_ready_again_and_set_still_works(
     tmp_path: Path, sim_tcp: Sim
 ) -> None:
-    """aurora-bridge §13 R5: the original lost its subscriptions on reconnect."""
+    """docs/architecture.md#original-bridge R5: the original lost its subscriptions on reconnect."""
     writes_file = tmp_path / "writes.log"
     with RestartableBroker.started(tmp_path) as broker, Bridge.start(tmp_path, broker, sim_tcp.url) as bridge:
         watch = observer(broker)
@@ -446,7 +450,8 @@ def test_after_a_broker_restart_the_bridge_is_ready_again_and_set_still_works(
 def test_stale_retained_topics_of_an_earlier_run_are_removed_and_current_ones_kept(
     tmp_path: Path, broker: Broker, sim_tcp: Sim
 ) -> None:
-    """aurora-bridge §13 U4: a node that no longer exists must not linger in Home Assistant."""
+    """docs/architecture.md#original-bridge U4: a node that no longer exists must not linger in Home
+    Assistant."""
     root = f"homie/{DEMO_ID}"
     old = broker.client("bridge")
     publish(old, f"{root}/oldnode/oldprop", "1", retain=True)

@@ -169,7 +169,7 @@ def test_a_keyword_query_of_a_small_dump_warns_once_not_per_register() -> None:
 
 
 def test_debug_modbus_shows_every_frame(tmp_path: Path, unit_dump: Path) -> None:
-    """--debug-modbus logs the request and reply bytes (§4.1 example frame for 745-747)."""
+    """--debug-modbus logs the request and reply bytes (docs/protocol.md#fc65 example frame for 745-747)."""
     with Sim.start(tmp_path, str(unit_dump), "--tcp", "127.0.0.1:0") as sim:
         done = fetch(sim.url, "745-747", "--debug-modbus")
     assert 0 == done.returncode, done.stderr

@@ -85,7 +85,8 @@ def test_the_monitor_shows_a_board_refusing_the_waterfurnace_codes_and_the_fallb
 
 
 def test_the_monitor_ends_cleanly_when_its_tcp_peer_goes_away(tmp_path: Path, unit_dump: Path) -> None:
-    """The original spun at 100 % CPU after the peer closed (§11.4.6): here one line and exit 1."""
+    """The original spun at 100 % CPU after the peer closed (docs/protocol.md#bugs-server): here one line and
+    exit 1."""
     log = tmp_path / "monitor.log"
     with Sim.start(tmp_path, str(unit_dump), "--tcp", "127.0.0.1:0") as sim:
         monitor = running([str(BIN / "aurora_monitor"), sim.url], log=log, env={"AURORA_LOG_FORMAT": "json"})

@@ -123,7 +123,7 @@ def body(msg: mqtt.MQTTMessage) -> Any:
 
 
 def test_a_query_on_modbus_is_answered_per_register_in_the_originals_form(stack: Stack) -> None:
-    """aurora-bridge §8.1, the README's example session, byte for byte."""
+    """docs/architecture.md#modbus-passthrough, the README's example session, byte for byte."""
     admin = Collector(stack.broker.client("admin"), f"{BASE}/+")
     publish(admin.client, BASE, "745-747")
     lines = {n: admin.wait_for(f"{BASE}/{n}", REPLY_S).payload.decode() for n in (745, 746, 747)}
@@ -134,7 +134,8 @@ def test_a_query_on_modbus_is_answered_per_register_in_the_originals_form(stack:
 
 
 def test_getregs_is_answered_on_the_shared_response_topic(stack: Stack) -> None:
-    """aurora-bridge §8.2: ``id:values`` in request order, duplicates kept (the original's P3 fix)."""
+    """docs/architecture.md#modbus-passthrough: ``id:values`` in request order, duplicates kept (the
+    original's P3 fix)."""
     admin = Collector(stack.broker.client("admin"), f"{BASE}/getregs/response")
     publish(admin.client, f"{BASE}/getregs", "5b0e:745,3;813;745")
     reply = admin.wait_for(f"{BASE}/getregs/response", REPLY_S).payload.decode()
@@ -142,7 +143,7 @@ def test_getregs_is_answered_on_the_shared_response_topic(stack: Stack) -> None:
 
 
 def test_a_set_on_modbus_writes_decimal_and_hex_and_publishes_the_read_back(stack: Stack) -> None:
-    """aurora-bridge §8.3: decimal as before; ``0x2`` is 2 (the original wrote 0, P1)."""
+    """docs/architecture.md#modbus-passthrough: decimal as before; ``0x2`` is 2 (the original wrote 0, P1)."""
     admin = Collector(stack.broker.client("admin"), f"{BASE}/340")
     before = len(stack.written())
     publish(admin.client, f"{BASE}/340/set", "4")
@@ -498,7 +499,8 @@ def test_with_two_devices_and_no_device_in_the_url_fetch_names_them(stack: Stack
 
 
 def test_after_a_broker_restart_every_modbus_topic_and_client_works_again(tmp_path: Path) -> None:
-    """aurora-bridge §13 R5: the original never subscribed to $modbus again after a reconnect."""
+    """docs/architecture.md#original-bridge R5: the original never subscribed to $modbus again after a
+    reconnect."""
     writes = tmp_path / "writes.log"
     with (
         RestartableBroker.started(tmp_path) as broker,

@@ -1,6 +1,6 @@
 """The user's Raspberry Pi setup: the sim on a pty exposed by Debian's real ser2net, raw TCP and RFC 2217.
 
-network-serial-connections.md (the user's document) and infra.md §2.2: ``aurora_fetch`` reads the
+network-serial-connections.md (the user's document) and docs/protocol.md#ser2net: ``aurora_fetch`` reads the
 same values through ``tcp://``, ``rfc2217://`` and ``telnet://`` as on the serial line itself, and
 ser2net's in-band refusals (``Port already in use``, ``Device open failure``) end in one clear line.
 """
@@ -93,7 +93,7 @@ def test_a_second_client_without_kickolduser_is_told_the_port_is_busy(
 
 @pytest.mark.parametrize("scheme", ["raw", "rfc2217"])
 def test_a_missing_device_behind_ser2net_is_named_from_its_in_band_text(tmp_path: Path, scheme: str) -> None:
-    """infra.md §2.2 pitfall 1: a wrong device path makes ser2net send 'Device open failure' and hang up."""
+    """docs/protocol.md#ser2net: a wrong device path makes ser2net send 'Device open failure' and hang up."""
     with Ser2net.start(tmp_path, tmp_path / "ttyUSB9") as s2n:
         url = s2n.raw_url if scheme == "raw" else s2n.rfc2217_url
         done = fetch(url, "745")

@@ -1,7 +1,8 @@
 """web_aid_tool's HTTP contract, against the real process on a YAML dump (direct mode).
 
-The AWL endpoints are checked byte for byte against aurora-protocol §8.4, with the §11.5 fixes:
-a login, CSRF/same-origin checks on writes, the register map's write rules, errors in ``err``.
+The AWL endpoints are checked byte for byte against docs/protocol.md#awl-cgi, with the
+docs/protocol.md#bugs-web fixes: a login, CSRF/same-origin checks on writes, the register map's write rules,
+errors in ``err``.
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ def browser(tool: Tool) -> Browser:
 
 
 def test_every_path_but_the_login_page_needs_a_session(tool: Tool) -> None:
-    """§11.5.1: the original had no authentication at all."""
+    """docs/protocol.md#bugs-web: the original had no authentication at all."""
     client = tool.client()
     for path in ("/config.cgi", "/getunits.cgi", "/request.cgi?cmd=getregs&regs=745", "/api/registers?q=745"):
         status, _, body = client.get(path)
@@ -164,7 +165,7 @@ def test_a_wrong_password_is_refused_and_the_right_one_sets_a_strict_http_only_c
 
 
 def test_getregs_answers_raw_values_in_request_order(browser: Browser) -> None:
-    """aurora-protocol §8.4's example, byte for byte, plus a repeated address kept in place."""
+    """docs/protocol.md#awl-cgi's example, byte for byte, plus a repeated address kept in place."""
     status, headers, body = browser.get("/request.cgi?cmd=getregs&id=7&regs=745,3;813")
     assert (200, "cmd=getregs&id=7&err=&values=680,730,730,206") == (status, body)
     assert headers["content-type"].startswith("text/plain")
@@ -174,7 +175,7 @@ def test_getregs_answers_raw_values_in_request_order(browser: Browser) -> None:
 
 
 def test_abcinfo_and_devices_read_their_fixed_registers(browser: Browser) -> None:
-    """§8.4 aliases: regs the client sends are ignored."""
+    """docs/protocol.md#awl-cgi aliases: regs the client sends are ignored."""
     program = ",".join(str(w) for w in _string_words("ABCVSP", 4))
     assert (
         f"cmd=abcinfo&id=1&err=&values=308,0,{program}"
@@ -184,12 +185,12 @@ def test_abcinfo_and_devices_read_their_fixed_registers(browser: Browser) -> Non
 
 
 def test_an_unknown_cmd_answers_an_empty_body(browser: Browser) -> None:
-    """§8.4: any other or missing cmd: HTTP 200, empty body."""
+    """docs/protocol.md#awl-cgi: any other or missing cmd: HTTP 200, empty body."""
     assert (200, "") == browser.get("/request.cgi?cmd=reboot")[::2]
 
 
 def test_malformed_regs_and_missing_registers_are_reported_in_err(browser: Browser) -> None:
-    """§11.5.3: the original gave a bare HTTP 500 and never filled err."""
+    """docs/protocol.md#bugs-web: the original gave a bare HTTP 500 and never filled err."""
     status, _, body = browser.get("/request.cgi?cmd=getregs&id=2&regs=745;abc")
     assert 400 == status
     assert body.startswith("cmd=getregs&id=2&err=register 'abc' is not a number")
@@ -199,14 +200,14 @@ def test_malformed_regs_and_missing_registers_are_reported_in_err(browser: Brows
 
 
 def test_config_names_the_serial_number_and_never_the_target(browser: Browser) -> None:
-    """§11.5.2: AWL ID used to be the port argument, an mqtt:// URL with its password."""
+    """docs/protocol.md#bugs-web: AWL ID used to be the port argument, an mqtt:// URL with its password."""
     status, _, body = browser.get("/config.cgi")
     assert 200 == status
     assert f"AWL Version=1.6.4&Local Web Version=1.08&SSID=&Units=0&AWL ID={SERIAL}&AWL ID CRC=" == body
 
 
 def test_units_belong_to_one_browser_and_change_only_from_our_own_pages(tool: Tool, browser: Browser) -> None:
-    """§11.5.6: units were global; a cross-site page could also change them with a GET."""
+    """docs/protocol.md#bugs-web: units were global; a cross-site page could also change them with a GET."""
     assert (403, "cross-site request refused\n") == browser.get(
         "/setunits.cgi?units=1", Sec_Fetch_Site="cross-site"
     )[::2]
@@ -221,7 +222,7 @@ def test_units_belong_to_one_browser_and_change_only_from_our_own_pages(tool: To
 
 
 def test_putregs_writes_registers_the_map_allows_and_reads_back(browser: Browser) -> None:
-    """§8.4 putregs answers the echo; the value is there on the next read."""
+    """docs/protocol.md#awl-cgi putregs answers the echo; the value is there on the next read."""
     status, _, body = browser.same_origin("/request.cgi?cmd=putregs&id=8&regs=340,5")
     assert (200, "cmd=putregs&id=8&err=") == (status, body)
     assert "cmd=getregs&err=&values=5" == browser.get("/request.cgi?cmd=getregs&regs=340")[2]
@@ -229,8 +230,8 @@ def test_putregs_writes_registers_the_map_allows_and_reads_back(browser: Browser
 
 
 def test_putregs_outside_the_writable_map_writes_nothing(browser: Browser) -> None:
-    """§11.5.1: the original wrote any register (clear history, manual operation, components).
-    One refused pair refuses the whole request."""
+    """docs/protocol.md#bugs-web: the original wrote any register (clear history, manual operation,
+    components). One refused pair refuses the whole request."""
     status, _, body = browser.same_origin("/request.cgi?cmd=putregs&id=9&regs=340,6;745,700")
     assert 400 == status
     assert body.startswith("cmd=putregs&id=9&err=register 745 (Heating Set Point) is not writable")
@@ -251,7 +252,7 @@ def test_putregs_from_another_site_is_refused(browser: Browser) -> None:
 def test_the_users_awl_files_are_served_after_login_and_nothing_outside_them(
     tool: Tool, browser: Browser
 ) -> None:
-    """--html DIR is the AWL page (§10.3); a path must not climb out of it."""
+    """--html DIR is the AWL page; a path must not climb out of it."""
     assert (200, "<html>AWL page</html>") == browser.get("/")[::2]
     assert (200, "// AWL script") == browser.get("/js/indexc.js")[::2]
     for path in ("/%2e%2e/ui-password", "/js/%2e%2e/%2e%2e/ui-password", "/../unit.yml"):
@@ -283,7 +284,7 @@ def test_the_register_browser_returns_name_decoded_value_and_raw(browser: Browse
 
 
 def test_fault_history_names_each_fault(browser: Browser) -> None:
-    """Counters 600+N with the names of aurora-protocol §6.5; 0xFFFF counters are not kept."""
+    """Counters 600+N with the names of docs/protocol.md#faults; 0xFFFF counters are not kept."""
     status, _, body = browser.get("/api/faults")
     assert 200 == status
     faults = json.loads(body)
@@ -375,7 +376,8 @@ def test_a_bad_target_or_password_file_is_one_clear_line(tmp_path: Path) -> None
 
 
 def test_clearing_fault_history_needs_the_token_and_writes_register_47(browser: Browser) -> None:
-    """Register 47 takes only 0x5555 (aurora-bridge §6.4); the UI's button is the only way to it."""
+    """Register 47 takes only 0x5555 (docs/architecture.md#homie-tree); the UI's button is the only way to
+    it."""
     status, _, _ = browser.request("POST", "/api/faults/clear", b"", {"Sec-Fetch-Site": "same-origin"})
     assert 403 == status
     assert 502 == browser.get("/request.cgi?cmd=getregs&regs=47")[0]  # not in the dump yet

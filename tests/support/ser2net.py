@@ -1,9 +1,9 @@
-"""Debian's real ser2net in front of a pty, on free ports: raw TCP and RFC 2217 (infra.md §2.2).
+"""Debian's real ser2net in front of a pty, on free ports: raw TCP and RFC 2217 (docs/protocol.md#ser2net).
 
     with Ser2net.start(tmp_path, device=sim_pty) as s2n:
         run(["aurora_fetch", s2n.raw_url, "745"]); run(["aurora_fetch", s2n.rfc2217_url, "745"])
 
-Pitfalls this helper handles (infra.md §2.2): a define is used as ``*(dev)`` inside a string; no
+Pitfalls this helper handles (docs/protocol.md#ser2net): a define is used as ``*(dev)`` inside a string; no
 ``banner`` (it would be injected into the ModBus stream); ``-u`` so no UUCP lock files; ``-n -d`` so
 it stays in the foreground and logs to stdout (kept in ``ser2net.log`` for a failing test).
 Only one of the two connections should be used at a time: each opens the device on its own and
@@ -37,7 +37,8 @@ def ser2net_config(
     """The YAML ser2net 4 reads: ``device`` at 19200 8E1 as raw TCP and as telnet(rfc2217).
 
     ``kickolduser`` False makes a second client receive ser2net's in-band ``Port already in use``;
-    ``chardelay`` False forwards device bytes at once instead of waiting ~2 characters (infra §2.4).
+    ``chardelay`` False forwards device bytes at once instead of waiting ~2 characters
+    (docs/protocol.md#ser2net).
     """
     options = [f"      kickolduser: {'true' if kickolduser else 'false'}", "      max-connections: 1"]
     if not chardelay:

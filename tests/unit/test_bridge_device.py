@@ -1,4 +1,5 @@
-"""Component detection, poll tiers and every settable property's writes (aurora-bridge §3, §6, §9.3).
+"""Component detection, poll tiers and every settable property's writes (docs/architecture.md#detection,
+docs/architecture.md#homie-tree, docs/protocol.md#writes).
 
 The writes are checked twice: as (register, raw) pairs, and end to end through the simulated
 board, whose mirrored registers must then read back as the value that was set.
@@ -109,8 +110,8 @@ def test_a_real_abcstd_scan_is_a_single_stage_unit_with_axb_psc_blower_and_open_
 def test_detection_is_one_read_of_at_most_100_registers_without_iz2(
     dumps: dict[str, dict[int, int]],
 ) -> None:
-    """The original needed one FC 65 plus a FC 3 per component flag (§3.1); then one more read
-    of the optional sensors' words, which decide what the unit has."""
+    """The original needed one FC 65 plus a FC 3 per component flag (docs/architecture.md#detection); then one
+    more read of the optional sensors' words, which decide what the unit has."""
     reader = Reader(dumps["seed"])
     detect(reader)
     assert 2 == len(reader.calls)
@@ -154,14 +155,14 @@ def test_an_unreadable_identity_is_an_error(dumps: dict[str, dict[int, int]]) ->
 
 
 def test_manual_dip_switches_do_not_crash_detection(dumps: dict[str, dict[int, int]]) -> None:
-    """aurora-bridge §13 R8: 0x7FFF ("manual") crashed the original at start-up."""
+    """docs/architecture.md#original-bridge R8: 0x7FFF ("manual") crashed the original at start-up."""
     unit = detect(Reader({**dumps["jfcliche"], 33: 0x7FFF}))
     assert unit.components.dip is None
     assert "Dual Stage Compressor" == node_types(unit)["compressor"]
 
 
 def test_a_missing_component_status_is_not_installed(dumps: dict[str, dict[int, int]]) -> None:
-    """aurora-bridge §13 R11: 0xFFFF ("missing") counted as installed."""
+    """docs/architecture.md#original-bridge R11: 0xFFFF ("missing") counted as installed."""
     unit = detect(Reader({**dumps["seed"], 806: 0xFFFF}))
     assert not unit.components.axb
     assert "dhw" not in node_types(unit)
@@ -394,14 +395,14 @@ def test_a_read_modify_write_is_refused_until_the_register_was_read(units: dict[
 
 
 def test_humidistat_mode_writes_keep_the_other_bits(units: dict[str, Unit]) -> None:
-    """aurora-bridge §13 C3: one bit mapping for read and write, unknown bits kept."""
+    """docs/architecture.md#original-bridge C3: one bit mapping for read and write, unknown bits kept."""
     setter = units["demo"].setter("humidistat/dehumidifier-mode")
     assert setter is not None
     assert [(21114, 0x8000 | 0x4000 | 0x0012)] == setter.writes("auto", {31109: 0x8012})
 
 
 def test_manual_pump_control_falls_back_to_the_minimum_speed_without_a_speed_reading() -> None:
-    """aurora-bridge §13 C5: the original failed without an AWL AXB (no register 325)."""
+    """docs/architecture.md#original-bridge C5: the original failed without an AWL AXB (no register 325)."""
     unit = Unit.build(Components(serial="1", axb=True, axb_version=1.5, pump_type=3))
     setter = unit.setter("pump/manual-control")
     assert setter is not None
@@ -419,7 +420,7 @@ def test_properties_without_a_setter_are_not_settable(units: dict[str, Unit]) ->
 def test_every_setter_agrees_with_its_format(
     units: dict[str, Unit], dumps: dict[str, dict[int, int]]
 ) -> None:
-    """aurora-bridge §13 C9: the ends of $format are accepted, just outside is refused."""
+    """docs/architecture.md#original-bridge C9: the ends of $format are accepted, just outside is refused."""
     for name in ("seed", "demo"):
         unit, words = units[name], dumps[name]
         for path in unit.settable():

@@ -1,5 +1,5 @@
-"""Home Assistant device-based discovery (mqtt-homie-libs §5): the keys HA's 2026 schema requires,
-valid device classes and units, unique ids that never collide, every entity of the original kept
+"""Home Assistant device-based discovery (docs/architecture.md#home-assistant): the keys HA's 2026 schema
+requires, valid device classes and units, unique ids that never collide, every entity of the original kept
 under its old unique id, and the migration away from the original's per-entity topics.
 """
 
@@ -46,14 +46,14 @@ HASS_ADDITIONS = {
         )
     },
 }
-# §13 U2: the original's humidifier state was the running flag and on/off went nowhere; here
-# on/off is automatic/manual control, and running is the entity's action
+# docs/architecture.md#original-bridge U2: the original's humidifier state was the running flag and on/off
+# went nowhere; here on/off is automatic/manual control, and running is the entity's action
 STATE_TOPIC_CHANGES = {"dehumidifier": "homie/aurora-2109123456/humidistat/dehumidifier-mode"}
 # (entity, field) → (the original's value, ours, why), for the entities announced on their own
 HASS_DIFFERENCES: dict[tuple[str, str], tuple[Any, Any, str]] = {
-    ("pump_minimum-speed", "min"): (0, 1, "the setter refuses 0 (§13 C9)"),
-    ("pump_maximum-speed", "min"): (0, 1, "the setter refuses 0 (§13 C9)"),
-    ("pump_speed", "min"): (0, 1, "the setter refuses 0 (§13 C9)"),
+    ("pump_minimum-speed", "min"): (0, 1, "the setter refuses 0 (docs/architecture.md#original-bridge C9)"),
+    ("pump_maximum-speed", "min"): (0, 1, "the setter refuses 0 (docs/architecture.md#original-bridge C9)"),
+    ("pump_speed", "min"): (0, 1, "the setter refuses 0 (docs/architecture.md#original-bridge C9)"),
     ("compressor_heat-of-extraction", "unit_of_measurement"): ("Btuh", "BTU/h", "HA's spelling"),
     ("compressor_heat-of-rejection", "unit_of_measurement"): ("Btuh", "BTU/h", "HA's spelling"),
     ("pump_waterflow", "device_class"): (None, "volume_flow_rate", "HA converts and graphs flows"),
@@ -75,12 +75,12 @@ HASS_DIFFERENCES: dict[tuple[str, str], tuple[Any, Any, str]] = {
     ("zone1_fan-intermittent-on", "options"): (
         ["0", "5", "10", "15", "20"],
         ["0", "5", "10", "15", "20", "25"],
-        "the Homie $format (§13 C9)",
+        "the Homie $format (docs/architecture.md#original-bridge C9)",
     ),
     ("zone1_fan-intermittent-off", "options"): (
         ["0", "5", "10", "15", "20", "25", "30", "35", "40"],
         ["5", "10", "15", "20", "25", "30", "35", "40"],
-        "the Homie $format (§13 C9)",
+        "the Homie $format (docs/architecture.md#original-bridge C9)",
     ),
 }
 _ABBREVIATIONS = {
@@ -182,7 +182,7 @@ def test_the_device_document_has_what_device_discovery_requires(units: dict[str,
         assert cmp["p"] in PLATFORMS, key
         assert REQUIRED[cmp["p"]] <= set(cmp), (key, REQUIRED[cmp["p"]] - set(cmp))
         assert cmp["unique_id"] == f"{unit.device_id}_{key}"
-        assert 1 == cmp["qos"], key  # a root qos is not inherited (§5.4)
+        assert 1 == cmp["qos"], key  # a root qos is not inherited (docs/architecture.md#home-assistant)
         assert "object_id" not in cmp
         assert re.fullmatch(rf"{cmp['p']}\.[a-z0-9_]+", cmp["default_entity_id"]), key
 
@@ -208,7 +208,8 @@ def test_device_classes_units_and_state_classes_are_valid(units: dict[str, Unit]
 def test_every_topic_is_a_property_and_every_command_goes_to_a_settable_one(
     units: dict[str, Unit], name: str
 ) -> None:
-    """aurora-bridge §13 U2: the original's humidifier on/off went to a topic nobody read."""
+    """docs/architecture.md#original-bridge U2: the original's humidifier on/off went to a topic nobody
+    read."""
     unit = units[name]
     base = f"homie/{unit.device_id}/"
     for key, cmp in document(unit)["cmps"].items():
@@ -318,7 +319,8 @@ def test_a_single_thermostat_is_one_climate_entity_named_after_the_device(units:
     climate = document(units["seed"])["cmps"]["zone1"]
     assert climate["name"] is None  # the device's main entity (HA naming since 2023.8)
     assert ["off", "heat_cool", "cool", "heat"] == climate["modes"]
-    assert ["emergency_heat"] == climate["preset_modes"]  # HA has no eheat mode (§13 U3)
+    # HA has no eheat mode (docs/architecture.md#original-bridge U3)
+    assert ["emergency_heat"] == climate["preset_modes"]
     assert (40, 99, "F") == (climate["min_temp"], climate["max_temp"], climate["temperature_unit"])
     assert (0.1, 0.5) == (climate["precision"], climate["temp_step"])  # the thermostat stores tenths
     assert climate["temperature_low_command_topic"].endswith("zone1/heating-target-temperature/set")
@@ -342,7 +344,7 @@ def test_a_unit_without_a_communicating_thermostat_gets_no_climate(units: dict[s
 
 
 def test_the_water_heater_sends_its_limits_under_the_keys_ha_reads(units: dict[str, Unit]) -> None:
-    """aurora-bridge §13 U3: the original sent min/max, which the water heater ignores."""
+    """docs/architecture.md#original-bridge U3: the original sent min/max, which the water heater ignores."""
     heater = document(units["seed"])["cmps"]["dhw"]
     assert (100, 140) == (heater["min_temp"], heater["max_temp"])
     assert {"min", "max"}.isdisjoint(heater)
@@ -389,7 +391,7 @@ def test_the_gem_topics_are_migrated_then_cleared_around_the_device_document(uni
         f"homeassistant/{platform}/{unit.device_id}/{key}/config"
         for key, (platform, _) in original_entities().items()
     }
-    legacy = {  # aurora-bridge §7.5: emptied by the original on every start
+    legacy = {  # docs/architecture.md#home-assistant: emptied by the original on every start
         f"homeassistant/{p}/{unit.device_id}/{k}/config"
         for p, k in (
             ("switch", "dhw_enabled"),

@@ -31,7 +31,8 @@ DELIBERATE_DIFFERENCES: dict[str, tuple[str | None, str | None, str]] = {
     "$extensions": (
         None,
         "org.homie.legacy-stats:0.1.1:[4.x]",
-        "required by Homie 4.0, missing in the original (§13 U5); an empty retained message would delete it",
+        "required by Homie 4.0, missing in the original (docs/architecture.md#original-bridge U5); "
+        "an empty retained message would delete it",
     ),
     "$stats/interval": (None, "5", "the legacy-stats extension: $stats/uptime every 5 s"),
     "abc/locked-out/$name": (
@@ -75,25 +76,62 @@ DELIBERATE_DIFFERENCES: dict[str, tuple[str | None, str | None, str]] = {
     "abc/cop/$name": (None, "Coefficient of Performance", "new property"),
     "abc/cop/$datatype": (None, "float", "new property"),
     "abc/cop/$format": (None, "0:20", "new property"),
-    "compressor/heat-of-extraction/$unit": ("Btuh", "BTU/h", "standard spelling (§13 U5)"),
-    "compressor/heat-of-rejection/$unit": ("Btuh", "BTU/h", "standard spelling (§13 U5)"),
-    "pump/minimum-speed/$format": ("0:100", "1:100", "the setter refused 0 that $format offered (§13 C9)"),
-    "pump/maximum-speed/$format": ("0:100", "1:100", "the setter refused 0 that $format offered (§13 C9)"),
-    "pump/speed/$format": ("0:100", "1:100", "the setter refused 0 that $format offered (§13 C9)"),
-    "zone1/heating-target-temperature/$datatype": ("integer", "float", "values were 68.0 (§13 C7)"),
-    "zone1/cooling-target-temperature/$datatype": ("integer", "float", "values were 74.0 (§13 C7)"),
+    "compressor/heat-of-extraction/$unit": (
+        "Btuh",
+        "BTU/h",
+        "standard spelling (docs/architecture.md#original-bridge U5)",
+    ),
+    "compressor/heat-of-rejection/$unit": (
+        "Btuh",
+        "BTU/h",
+        "standard spelling (docs/architecture.md#original-bridge U5)",
+    ),
+    "pump/minimum-speed/$format": (
+        "0:100",
+        "1:100",
+        "the setter refused 0 that $format offered (docs/architecture.md#original-bridge C9)",
+    ),
+    "pump/maximum-speed/$format": (
+        "0:100",
+        "1:100",
+        "the setter refused 0 that $format offered (docs/architecture.md#original-bridge C9)",
+    ),
+    "pump/speed/$format": (
+        "0:100",
+        "1:100",
+        "the setter refused 0 that $format offered (docs/architecture.md#original-bridge C9)",
+    ),
+    "zone1/heating-target-temperature/$datatype": (
+        "integer",
+        "float",
+        "values were 68.0 (docs/architecture.md#original-bridge C7)",
+    ),
+    "zone1/cooling-target-temperature/$datatype": (
+        "integer",
+        "float",
+        "values were 74.0 (docs/architecture.md#original-bridge C7)",
+    ),
     "zone1/fan-intermittent-on/$format": (
         "0,5,10,15,20",
         "0,5,10,15,20,25",
-        "the thermostat takes 0..25 (register 12622); the original's setter did too (§13 C9)",
+        "the thermostat takes 0..25 (register 12622); the original's setter did too "
+        "(docs/architecture.md#original-bridge C9)",
     ),
     "zone1/fan-intermittent-off/$format": (
         "0,5,10,15,20,25,30,35,40",
         "5,10,15,20,25,30,35,40",
-        "0 never reads back: the off time decodes as 5..40 (§13 C9)",
+        "0 never reads back: the off time decodes as 5..40 (docs/architecture.md#original-bridge C9)",
     ),
-    "zone1/fan-intermittent-on/$unit": ("M", "min", "standard unit for minutes (§13 U5)"),
-    "zone1/fan-intermittent-off/$unit": ("M", "min", "standard unit for minutes (§13 U5)"),
+    "zone1/fan-intermittent-on/$unit": (
+        "M",
+        "min",
+        "standard unit for minutes (docs/architecture.md#original-bridge U5)",
+    ),
+    "zone1/fan-intermittent-off/$unit": (
+        "M",
+        "min",
+        "standard unit for minutes (docs/architecture.md#original-bridge U5)",
+    ),
 }
 
 
@@ -202,7 +240,7 @@ def test_topics_keep_their_case_unlike_homie_spec() -> None:
     ],
 )
 def test_device_ids_are_valid_homie_ids_whatever_the_serial(serial: str, expected: str) -> None:
-    """aurora-bridge §13 R10: the original aborted on a serial with other characters."""
+    """docs/architecture.md#original-bridge R10: the original aborted on a serial with other characters."""
     unit = Unit.build(Components(serial=serial))
     assert expected == unit.device_id
     assert homie.is_homie_id(unit.device_id)
@@ -229,7 +267,8 @@ def _within_format(datatype: str, fmt: str | None, payload: str) -> bool:
 
 @pytest.mark.parametrize("dump", [SEED, DEMO, JFCLICHE], ids=["seed", "demo", "jfcliche"])
 def test_every_published_value_fits_its_datatype_and_format(dump: Path) -> None:
-    """aurora-bridge §13 C8/C12: the original published values outside their own $format."""
+    """docs/architecture.md#original-bridge C8/C12: the original published values outside their own
+    $format."""
     words = load_dump(dump)
     unit = detect(reader(words))
     values = unit.values(words)
@@ -263,28 +302,30 @@ def test_not_present_sensors_are_left_out(seed: Unit, seed_words: dict[int, int]
 
 
 def test_total_watts_use_both_words(seed: Unit, seed_words: dict[int, int]) -> None:
-    """aurora-bridge §13 C1: the original published the low word of 1152-53 and 1150-51 only."""
+    """docs/architecture.md#original-bridge C1: the original published the low word of 1152-53 and 1150-51
+    only."""
     values = seed.values({**seed_words, 1152: 1, 1153: 0x0010, 1150: 1, 1151: 0})
     assert "65552" == values["abc/watts"]
     assert "65536" == values["aux-heat/watts"]
 
 
 def test_a_five_speed_blower_publishes_running_and_watts() -> None:
-    """aurora-bridge §13 C2."""
+    """docs/architecture.md#original-bridge C2."""
     unit = Unit.build(Components(serial="1", blower_type=3, energy_monitor=2))
     values = unit.values({30: 0x0009, 1148: 0, 1149: 300})
     assert ("true", "2", "300") == (values["blower/running"], values["blower/speed"], values["blower/watts"])
 
 
 def test_a_single_stage_compressor_never_reports_speed_two() -> None:
-    """aurora-bridge §13 C12: cc2 on a single-stage unit published 2 against $format 0:1."""
+    """docs/architecture.md#original-bridge C12: cc2 on a single-stage unit published 2 against $format
+    0:1."""
     unit = Unit.build(Components(serial="1", dip=0x20))
     assert "0:1" == dict(unit.description())["compressor/speed/$format"]
     assert "1" == unit.values({30: 0x0003})["compressor/speed"]
 
 
 def test_an_unknown_iz2_call_is_left_out_rather_than_published_outside_the_enum() -> None:
-    """aurora-bridge §13 C8: unknown1/unknown7 were published outside $format."""
+    """docs/architecture.md#original-bridge C8: unknown1/unknown7 were published outside $format."""
     unit = Unit.build(Components(serial="1", iz2=True, iz2_version=2.06, zone_count=1))
     words = {31007: 700, 31008: 0, 31009: 1 << 1}
     assert "zone1/current-mode" not in unit.values(words)
@@ -292,13 +333,13 @@ def test_an_unknown_iz2_call_is_left_out_rather_than_published_outside_the_enum(
 
 
 def test_iz2_emergency_heat_reads_back_from_three_mode_bits() -> None:
-    """aurora-bridge §13 C8: two bits read eheat (4) as off."""
+    """docs/architecture.md#original-bridge C8: two bits read eheat (4) as off."""
     unit = Unit.build(Components(serial="1", iz2=True, iz2_version=2.06, zone_count=1))
     assert "eheat" == unit.values({31008: 0, 31009: 4 << 8})["zone1/target-mode"]
 
 
 def test_iz2_set_points_decode_the_packed_configuration_words() -> None:
-    """aurora-protocol §6.3: heating = carry bit of config 1 + five bits of config 2, + 36 °F."""
+    """docs/protocol.md#conversions: heating = carry bit of config 1 + five bits of config 2, + 36 °F."""
     unit = Unit.build(Components(serial="1", iz2=True, iz2_version=2.06, zone_count=2))
     heat, cool = 68 - 36, 75 - 36
     words = {31011: (cool << 1) | (heat >> 5), 31012: (heat & 0x1F) << 11}
@@ -312,7 +353,7 @@ def test_sensors_the_unit_does_not_have_are_left_out_as_the_original_decided(
 ) -> None:
     """Issue 14: entering air and outdoor temperature reading 0.0 at start-up, a sensor reading
     "not present" (0xD8F1) and fault counters reading 0xFFFF are sensors the unit lacks: no
-    property (aurora-bridge §6.3-6.4). Once in the tree, a property stays for the whole run."""
+    property (docs/architecture.md#homie-tree). Once in the tree, a property stays for the whole run."""
     unit = detect(reader({**seed_words, 740: 0, 742: 0, 20: 0xD8F1, 601: 0xFFFF, 602: 0}))
     description = dict(unit.description())
     properties = set(description["abc/$properties"].split(","))

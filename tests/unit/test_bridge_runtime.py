@@ -82,7 +82,8 @@ def test_a_write_waits_for_at_most_one_transaction_while_a_poll_runs(worker_and_
 
 
 def test_a_refused_register_costs_only_its_own_value_and_is_not_asked_for_again() -> None:
-    """STYLE §7: one missing register must not blank the other 150 (R1: the original exited)."""
+    """docs/architecture.md#partial-failure: one missing register must not blank the other 150 (R1: the
+    original exited)."""
     registers = {a: 1 for a in range(0, 300) if a != 150}
     bus = SlowBus(registers)
     worker = BusWorker(lambda: bus)
@@ -302,7 +303,7 @@ def test_a_poll_publishes_values_once_and_only_again_when_they_change() -> None:
 def test_a_decoder_that_raises_is_logged_and_counted_and_the_bridge_carries_on(
     error_logs: ErrorLogGuard,
 ) -> None:
-    """aurora-bridge §13 R1: the original exited on bad data."""
+    """docs/architecture.md#original-bridge R1: the original exited on bad data."""
     bus = DumpBus({2: 1, 745: 680, 746: 700, 401: 1200})
     bridge = _bridge(bus)
     try:
@@ -453,7 +454,7 @@ def test_the_health_document_carries_bus_poll_and_worker_numbers() -> None:
 
 
 def test_the_watchdog_reopens_a_line_on_which_no_poll_succeeded_for_several_intervals() -> None:
-    """aurora-bridge §13 R3: the original could stall for hours without a word."""
+    """docs/architecture.md#original-bridge R3: the original could stall for hours without a word."""
     bus = DumpBus({2: 1, 745: 680, 746: 700, 401: 1200})
     opened: list[DumpBus] = []
 

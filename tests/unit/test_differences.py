@@ -2,8 +2,9 @@
 is checked here, and on the real dumps no other line differs.
 
 There is no recording of the original's text output for these dumps, so the original's lines
-come from its print rules (aurora-protocol §6, §7) applied to its own register map as data
-(``tests/data/registers.json``, extracted from the original's source). This printer is written
+come from its print rules (docs/protocol.md#register-map, docs/protocol.md#printing) applied to its own
+register map as data (``tests/data/registers.json``, extracted from the original's source). This printer is
+written
 from those rules alone and shares no code with ``shared/aurora/render.py``.
 """
 
@@ -40,7 +41,7 @@ SPEC = _spec()
 
 
 class OriginalCrashed(Exception):
-    """The original raised here (a 32-bit value without its low word, §11.3.1)."""
+    """The original raised here (a 32-bit value without its low word, docs/protocol.md#bugs-decoding)."""
 
 
 def _int16(raw: int) -> int:

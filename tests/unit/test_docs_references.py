@@ -1,5 +1,6 @@
 """References into docs/ resolve: every ``docs/<name>.md#<anchor>`` in the code and every link between
-the Markdown files names a file of the checkout and an anchor it has."""
+the Markdown files names a file of the checkout and an anchor it has, and no code cites a numbered
+section of a document that is not in the repository."""
 
 from __future__ import annotations
 
@@ -38,6 +39,17 @@ def test_every_docs_reference_in_the_code_names_an_anchor_that_exists() -> None:
         if anchor not in known.get(name, set())
     ]
     assert [] == broken
+
+
+def test_no_code_cites_a_section_sign() -> None:
+    """Sections of documents outside the repository do not resolve for a reader of a clone."""
+    citing = [
+        f"{path.relative_to(REPO)}:{n}"
+        for path in code_files()
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if "\N{SECTION SIGN}" in line
+    ]
+    assert [] == citing
 
 
 def test_links_between_the_documents_resolve() -> None:

@@ -1,4 +1,4 @@
-"""aurora_monitor on recorded bus bytes: the original's output (aurora-protocol §8.2) with its bugs fixed.
+"""aurora_monitor on recorded bus bytes: the original's output (docs/protocol.md#sniffer) with its bugs fixed.
 
 Recordings are built from frames the simulated ABC answers; the monitor replays them from a file or
 stdin, the way a user replays a capture taken with ``--record``.
@@ -102,7 +102,7 @@ def test_quiet_prints_only_changes_without_sensors_or_the_awl_heartbeat(
 def test_diff_only_shows_a_32_bit_value_whose_low_word_alone_changed(
     tmp_path: Path, abc: SimulatedAbc, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The original crashed when only one word of a 32-bit pair changed (§11.3.1)."""
+    """The original crashed when only one word of a 32-bit pair changed (docs/protocol.md#bugs-decoding)."""
     poll = rtu.read_ranges([(1146, 2)])
     first = exchange(abc, poll)
     abc.set(1147, 0x0898)  # 2200 W
@@ -118,7 +118,8 @@ def test_diff_only_shows_a_32_bit_value_whose_low_word_alone_changed(
 def test_refusals_and_lost_replies_say_what_was_asked(
     tmp_path: Path, abc: SimulatedAbc, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Not '**** new func 193' (§11.4.5): the request, the board and the exception by name."""
+    """Not '**** new func 193' (docs/protocol.md#bugs-server): the request, the board and the exception by
+    name."""
     refusing = SimulatedAbc(REGS, quirks=BoardQuirks(refuse_wf_codes=True))
     wire = (
         exchange(refusing, rtu.read_ranges([(745, 3), (1110, 2)]))

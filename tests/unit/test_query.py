@@ -1,4 +1,5 @@
-"""The query grammar and request packing (aurora-protocol §5), with the original's bugs fixed (§11.2)."""
+"""The query grammar and request packing (docs/protocol.md#chunking), with the original's bugs fixed
+(docs/protocol.md#bugs-queries)."""
 
 from __future__ import annotations
 
@@ -16,19 +17,20 @@ def chunks_of(text: str) -> list[list[tuple[int, int]]]:
 
 
 def test_a_range_is_one_fc65_request() -> None:
-    """`aurora_fetch PORT 745-747` sends one FC 65 with one pair (§4.1)."""
+    """`aurora_fetch PORT 745-747` sends one FC 65 with one pair (docs/protocol.md#fc65)."""
     assert chunks_of("745-747") == [[(745, 3)]]
     assert plan_chunks(parse_query("745..747").addresses)[0].uses_ranges
 
 
 def test_single_addresses_are_one_fc66_request() -> None:
-    """`813` alone goes through FC 66 (§4.2)."""
+    """`813` alone goes through FC 66 (docs/protocol.md#fc65)."""
     (chunk,) = plan_chunks(parse_query("813,2").addresses)
     assert (list(chunk.items), chunk.uses_ranges) == ([(2, 1), (813, 1)], False)
 
 
 def test_the_spec_mixed_example_is_sorted_merged_and_split_at_the_breakpoint() -> None:
-    """§5.2 example; unlike the original, 12100.. goes into its own request (§11.2.2)."""
+    """docs/protocol.md#chunking example; unlike the original, 12100.. goes into its own request
+    (docs/protocol.md#bugs-queries)."""
     assert chunks_of("5,745..747,3,4,12095,12098-12102") == [
         [(3, 3), (745, 3), (12095, 1), (12098, 2)],
         [(12100, 3)],
@@ -36,7 +38,8 @@ def test_the_spec_mixed_example_is_sorted_merged_and_split_at_the_breakpoint() -
 
 
 def test_no_request_holds_more_than_100_registers() -> None:
-    """The original sent 101 (`0-200` → 0..100, 101..200) and unbounded chunks after that (§11.2.1)."""
+    """The original sent 101 (`0-200` → 0..100, 101..200) and unbounded chunks after that
+    (docs/protocol.md#bugs-queries)."""
     assert chunks_of("0-200") == [[(0, 100)], [(100, 100)], [(200, 1)]]
     assert all(c.count <= 100 for c in plan_chunks(parse_query("0-100,200,202,204,206,208").addresses))
 
@@ -63,14 +66,14 @@ def test_known_covers_every_named_register() -> None:
 
 
 def test_valid_and_all_combine_with_other_items() -> None:
-    """The original silently dropped the other items (§11.2.3)."""
+    """The original silently dropped the other items (docs/protocol.md#bugs-queries)."""
     assert 40000 in parse_query("valid,40000").addresses
     assert len(parse_query("all,745").addresses) == 65536
 
 
 @pytest.mark.parametrize("bad", ["abc", "745-", "0x10000", "747-745", "", " , ", "70000", "1-2-3"])
 def test_malformed_items_are_usage_errors_not_register_0(bad: str) -> None:
-    """`abc` read register 0 in the original (§11.2.4)."""
+    """`abc` read register 0 in the original (docs/protocol.md#bugs-queries)."""
     with pytest.raises(UsageError):
         parse_query(bad)
 
@@ -106,7 +109,7 @@ def test_missing_registers_are_skipped_with_fallback() -> None:
 
 
 def test_progress_is_reported_for_every_request() -> None:
-    """The first request is reported too (the original never logged it, §11.2.7)."""
+    """The first request is reported too (the original never logged it, docs/protocol.md#bugs-queries)."""
     seen: list[tuple[int, int]] = []
     read_query(DumpBus({a: a for a in range(300)}), "0-299", progress=lambda d, t, c: seen.append((d, t)))
     assert seen == [(0, 3), (1, 3), (2, 3), (3, 3)]
@@ -136,6 +139,7 @@ class _SilentAt(DumpBus):
 
 
 def test_one_silent_register_costs_only_itself_in_the_individual_fallback() -> None:
-    """§11.2.5: one FC 3 timeout during the per-register fallback aborted the whole query."""
+    """docs/protocol.md#bugs-queries: one FC 3 timeout during the per-register fallback aborted the whole
+    query."""
     result = read_query(_SilentAt({745: 1, 746: 2, 747: 3}), "745-747", try_individual=True)
     assert ({745: 1, 747: 3}, [746]) == (result.values, list(result.failed))

@@ -1,4 +1,5 @@
-"""The register map and its decoders (aurora-protocol §6), with the decode bugs of §11.3 fixed."""
+"""The register map and its decoders (docs/protocol.md#register-map), with the decode bugs of
+docs/protocol.md#bugs-decoding fixed."""
 
 from __future__ import annotations
 
@@ -43,14 +44,16 @@ def at(address: int, words: dict[int, int]) -> dict[int, int]:
     return {address + offset: raw for offset, raw in words.items()}
 
 
-# --- the map is the spec's map, except where §11.3 says the original was wrong -----------------
+# --- the map is the spec's map, except where docs/protocol.md#bugs-decoding says the original was wrong
+# -----------------
 
-# Registers whose decoding deliberately differs from the original (§11.3.3, §11.3.4, §11.3.14).
+# Registers whose decoding deliberately differs from the original (docs/protocol.md#bugs-decoding).
 FIXED = {21231, 31447, 809, 810, 817, 820}
 
 
 def test_known_addresses_are_the_keys_of_the_original_register_names() -> None:
-    """`known` must query the same 476 registers as the original, continuation words included (§6)."""
+    """`known` must query the same 476 registers as the original, continuation words included
+    (docs/protocol.md#register-map)."""
     expected = {a for a, e in spec_registers().items() if e["in_register_names"]}
     assert 476 == len(expected)
     assert expected == registers.KNOWN_ADDRESSES
@@ -58,7 +61,8 @@ def test_known_addresses_are_the_keys_of_the_original_register_names() -> None:
 
 
 def test_every_named_register_has_the_original_name() -> None:
-    """Printed names are what users grep for; only Dealer Email changes, from hidden to shown (§11.3.4)."""
+    """Printed names are what users grep for; only Dealer Email changes, from hidden to shown
+    (docs/protocol.md#bugs-decoding)."""
     spec = spec_registers()
     expected = {a: e["name"] for a, e in spec.items() if e["in_register_names"] and not e["ignored"]}
     expected[31447] = "Dealer Email"
@@ -67,7 +71,7 @@ def test_every_named_register_has_the_original_name() -> None:
 
 
 def test_continuation_words_have_no_name_and_point_at_their_owner() -> None:
-    """Continuation words are read with `known` but never printed (§7 step 1)."""
+    """Continuation words are read with `known` but never printed (docs/protocol.md#printing)."""
     spec = spec_registers()
     expected = {a: e["part_of"] for a, e in spec.items() if e["ignored"] and a != 31447}
     actual = {a: r.part_of for a, r in registers.REGISTERS.items() if r.ignored}
@@ -76,7 +80,7 @@ def test_continuation_words_have_no_name_and_point_at_their_owner() -> None:
 
 
 def test_print_formats_and_units_are_the_originals() -> None:
-    """REGISTER_FORMATS carried over exactly (§7.1)."""
+    """REGISTER_FORMATS carried over exactly (docs/protocol.md#printing)."""
     spec = spec_registers()
     for address, register in registers.REGISTERS.items():
         if register.name is not None:
@@ -84,7 +88,8 @@ def test_print_formats_and_units_are_the_originals() -> None:
 
 
 def test_scalar_conversions_are_the_originals_except_the_documented_fixes() -> None:
-    """tenths, hundredths, 32-bit and string kinds carry over (§6.1); FIXED lists the deviations."""
+    """tenths, hundredths, 32-bit and string kinds carry over (docs/protocol.md#conversions); FIXED lists the
+    deviations."""
     spec = spec_registers()
     simple = {"uint16", "int16", "tenths", "signed_tenths", "hundredths", "uint32", "int32", "string"}
     for address, register in registers.REGISTERS.items():
@@ -96,7 +101,8 @@ def test_scalar_conversions_are_the_originals_except_the_documented_fixes() -> N
 
 
 def test_the_valid_ranges_and_breakpoints_are_exact() -> None:
-    """§5.4: 72 inclusive ranges, 3065 registers; §5.5: breakpoints 12100 and 12500."""
+    """docs/protocol.md#valid-ranges: 72 inclusive ranges, 3065 registers; docs/protocol.md#valid-ranges:
+    breakpoints 12100 and 12500."""
     constants = spec_constants()
     assert [tuple(r) for r in constants["REGISTER_RANGES"]] == list(registers.REGISTER_RANGES)
     assert 72 == len(registers.REGISTER_RANGES)
@@ -105,7 +111,7 @@ def test_the_valid_ranges_and_breakpoints_are_exact() -> None:
 
 
 def test_fault_names_and_tables_are_the_originals() -> None:
-    """§6.2, §6.4, §6.5: the same names for the same codes and bits."""
+    """docs/protocol.md#conversions, docs/protocol.md#faults: the same names for the same codes and bits."""
     constants = spec_constants()
     assert {int(k): v for k, v in constants["FAULTS"].items()} == dict(registers.FAULT_NAMES)
     for name in ("HEATING_MODE", "FAN_MODE", "COMPONENT_STATUS", "PUMP_TYPE", "CALLS"):
@@ -116,7 +122,7 @@ def test_fault_names_and_tables_are_the_originals() -> None:
 
 
 def test_an_unknown_converter_name_fails_when_the_map_loads() -> None:
-    """STYLE §3: a typo in the data file fails at import, not mid-poll."""
+    """A typo in the data file fails at import, not mid-poll."""
     with pytest.raises(ValueError, match="unknown converter 'tenth'"):
         registers._register({"address": 1, "name": "x", "converter": "tenth"})
     with pytest.raises(ValueError, match="unknown table"):
@@ -146,7 +152,7 @@ def test_every_known_register_of_a_real_scan_decodes(scan: dict[int, int]) -> No
 
 
 def test_a_real_scans_composites_decode(scan: dict[int, int]) -> None:
-    """Status 0x0180, DIP switches 0x00fc, AXB inputs 0x01f0 of the scan (§6.3)."""
+    """Status 0x0180, DIP switches 0x00fc, AXB inputs 0x01f0 of the scan (docs/protocol.md#conversions)."""
     assert {"lps": "closed", "hps": "closed"} == decode(31, scan)
     assert {
         "fp1": 15,
@@ -205,7 +211,7 @@ SCALARS = [
 
 @pytest.mark.parametrize(("address", "words", "expected"), SCALARS)
 def test_raw_words_decode_as_the_spec_says(address: int, words: dict[int, int], expected: object) -> None:
-    """§6.1-§6.4 conversions, one row per rule."""
+    """docs/protocol.md#conversions conversions, one row per rule."""
     assert expected == decode(address, words)
 
 
@@ -231,7 +237,7 @@ COMPOSITES: list[tuple[int, int, dict[str, object]]] = [
 
 @pytest.mark.parametrize(("address", "raw", "expected"), COMPOSITES)
 def test_composite_words_decode_to_records(address: int, raw: int, expected: dict[str, object]) -> None:
-    """§6.3 composites, keys in the original's order; unknown bits kept as an int."""
+    """docs/protocol.md#conversions composites, keys in the original's order; unknown bits kept as an int."""
     actual = decode(address, {address: raw})
     assert expected == actual
     assert isinstance(actual, Mapping)
@@ -239,7 +245,7 @@ def test_composite_words_decode_to_records(address: int, raw: int, expected: dic
 
 
 def test_an_unknown_register_decodes_as_its_raw_word() -> None:
-    """`??? (35)` has no converter; its value is the word itself (§7 step 3)."""
+    """`??? (35)` has no converter; its value is the word itself (docs/protocol.md#printing)."""
     assert (1, None, False) == (decode(35, {35: 1}), name_of(35), registers.is_known(35))
 
 
@@ -254,17 +260,18 @@ def test_a_string_with_a_missing_word_decodes_as_none() -> None:
     assert None is decode(88, words)
 
 
-# --- §11.3 fixes ------------------------------------------------------------------------------
+# --- docs/protocol.md#bugs-decoding fixes
+# ------------------------------------------------------------------------------
 
 
 def test_a_32_bit_value_without_its_low_word_is_none_not_a_crash() -> None:
-    """aurora-protocol §11.3.1: `aurora_fetch PORT 1146` crashed with a TypeError."""
+    """docs/protocol.md#bugs-decoding: `aurora_fetch PORT 1146` crashed with a TypeError."""
     assert None is decode(1146, {1146: 1})
     assert None is decode(1154, {1155: 1})
 
 
 def test_zone_configuration2_takes_the_carry_from_configuration1() -> None:
-    """aurora-protocol §11.3.2: the carry is bit 0 of the register before, not of this one.
+    """docs/protocol.md#bugs-decoding: the carry is bit 0 of the register before, not of this one.
 
     70 °F = 36 + 34 = 36 + 0b1_00010: carry 1 in 31008, low bits 2 in 31009's top five bits.
     The original read bit 0 of 31009 (0 here) and printed 38 °F.
@@ -280,24 +287,24 @@ def test_zone_configuration2_without_configuration1_has_no_heating_target() -> N
 
 
 def test_zone_4_cooling_set_point_is_in_tenths_and_22131_is_unknown() -> None:
-    """aurora-protocol §11.3.3: the TO_TENTHS typo 22131 left 21231 raw (750.0 °F)."""
+    """docs/protocol.md#bugs-decoding: the TO_TENTHS typo 22131 left 21231 raw (750.0 °F)."""
     assert 75.0 == decode(21231, {21231: 750})
     assert (750, False) == (decode(22131, {22131: 750}), registers.is_known(22131))
 
 
 def test_dealer_email_is_named_and_decoded() -> None:
-    """aurora-protocol §11.3.4: ignore(31447..31459) hid Dealer Email."""
+    """docs/protocol.md#bugs-decoding: ignore(31447..31459) hid Dealer Email."""
     words = at(31447, ascii_words("dealer@example.com", 13))
     assert ("Dealer Email", "dealer@example.com") == (name_of(31447), decode(31447, words))
 
 
 def test_the_current_fault_masks_the_lockout_bit() -> None:
-    """aurora-protocol §11.3.5: 0x8005 is E5 locked out, not E32773."""
+    """docs/protocol.md#bugs-decoding: 0x8005 is E5 locked out, not E32773."""
     assert 5 == decode(25, {25: 0x8005})
 
 
 def test_manual_operation_shifts_the_blower_speed() -> None:
-    """aurora-protocol §11.3.6: blower speed is bits 4-7 shifted down (was 16× too large)."""
+    """docs/protocol.md#bugs-decoding: blower speed is bits 4-7 shifted down (was 16× too large)."""
     assert {"mode": "cooling", "compressor_speed": 5, "blower_speed": 3} == decode(3002, {3002: 0x0135})
     assert {
         "mode": "heating",
@@ -309,7 +316,7 @@ def test_manual_operation_shifts_the_blower_speed() -> None:
 
 
 def test_manual_operation_encodes_what_it_decodes_including_the_compressor_speed() -> None:
-    """aurora-protocol §11.3.6: the original validated the compressor speed but never encoded it."""
+    """docs/protocol.md#bugs-decoding: the original validated the compressor speed but never encoded it."""
     raw = registers.encode_manual_operation("cooling", compressor_speed=7, blower_speed=4, aux_heat=True)
     assert 0x0347 == raw
     assert {"mode": "cooling", "aux_heat": True, "compressor_speed": 7, "blower_speed": 4} == decode(
@@ -324,7 +331,7 @@ def test_manual_operation_encodes_what_it_decodes_including_the_compressor_speed
 
 
 def test_humidistat_mode_is_written_with_the_bits_it_is_read_with() -> None:
-    """aurora-protocol §11.3.7: the original read 0x8000 as humidifier auto but wrote 0x4000."""
+    """docs/protocol.md#bugs-decoding: the original read 0x8000 as humidifier auto but wrote 0x4000."""
     humidifier = registers.encode_humidistat_mode(humidifier_auto=True, dehumidifier_auto=False)
     dehumidifier = registers.encode_humidistat_mode(humidifier_auto=False, dehumidifier_auto=True)
     assert ("auto_humidification",) == decode(12309, {12309: humidifier})
@@ -332,13 +339,13 @@ def test_humidistat_mode_is_written_with_the_bits_it_is_read_with() -> None:
 
 
 def test_humidistat_mode_keeps_the_other_bits_of_the_raw_word() -> None:
-    """aurora-protocol §11.3.7: unknown bits come from the raw word (the original parsed a symbol)."""
+    """docs/protocol.md#bugs-decoding: unknown bits come from the raw word (the original parsed a symbol)."""
     word = registers.encode_humidistat_mode(humidifier_auto=False, dehumidifier_auto=True, current=0x8123)
     assert 0x4123 == word
 
 
 def test_humidistat_targets_round_trip() -> None:
-    """§9.3: (humidification << 8) + dehumidification, 15..50 and 35..65 %RH."""
+    """docs/protocol.md#writes: (humidification << 8) + dehumidification, 15..50 and 35..65 %RH."""
     raw = registers.encode_humidistat_targets(40, 50)
     assert {"humidification_target": 40, "dehumidification_target": 50} == decode(12310, {12310: raw})
     with pytest.raises(WriteRefused, match="dehumidification target 70%"):
@@ -346,19 +353,20 @@ def test_humidistat_targets_round_trip() -> None:
 
 
 def test_component_registers_decode_consistently() -> None:
-    """aurora-protocol §11.3.14: 809 is a COMPONENT_STATUS, 810 a version ÷100, revisions raw."""
+    """docs/protocol.md#bugs-decoding: 809 is a COMPONENT_STATUS, 810 a version ÷100, revisions raw."""
     words = {809: 3, 810: 105, 817: 12, 820: 7, 802: 4}
     assert ("removed", 1.05) == (decode(809, words), decode(810, words))
     assert (12, 7, 4) == (decode(817, words), decode(820, words), decode(802, words))
 
 
 def test_a_string_with_high_bytes_decodes_with_replacement_characters() -> None:
-    """aurora-protocol §11.3.14: bytes ≥ 0x80 hit encoding errors in the original."""
+    """docs/protocol.md#bugs-decoding: bytes ≥ 0x80 hit encoding errors in the original."""
     words = at(105, {0: 0x4142, 1: 0xFF80, 2: 0x4300, 3: 0x2020, 4: 0x0000})
     assert "AB\ufffd\ufffdC" == decode(105, words)
 
 
-# --- write rules (§9.3) -----------------------------------------------------------------------
+# --- write rules (docs/protocol.md#writes)
+# -----------------------------------------------------------------------
 
 ALLOWED = [
     (47, 0x5555),  # clear fault history
@@ -392,7 +400,7 @@ ALLOWED = [
 
 @pytest.mark.parametrize(("address", "raw"), ALLOWED)
 def test_writes_the_gem_makes_are_allowed(address: int, raw: int) -> None:
-    """Every write of §9.3 within the gem's validation passes."""
+    """Every write of docs/protocol.md#writes within the gem's validation passes."""
     validate_raw_write(address, raw)
 
 
@@ -429,7 +437,8 @@ def test_writes_outside_the_rules_are_refused_with_the_reason(address: int, raw:
 
 
 def test_adding_or_removing_components_needs_the_dangerous_flag() -> None:
-    """800..827 := 2/3 reconfigures the board (§9.3, §11.5.1): never writable by default."""
+    """800..827 := 2/3 reconfigures the board (docs/protocol.md#writes, docs/protocol.md#bugs-web): never
+    writable by default."""
     for address in (800, 806, 812, 815, 818, 824, 827):
         assert None is writable(address)
         with pytest.raises(WriteRefused, match="reconfigures the board"):
@@ -440,8 +449,8 @@ def test_adding_or_removing_components_needs_the_dangerous_flag() -> None:
 
 
 def test_a_write_rule_turns_values_into_raw_words() -> None:
-    """Set points are written ×10, negatives as two's complement (§9.3); a value is rounded half
-    up to the register's step, then checked against the range."""
+    """Set points are written ×10, negatives as two's complement (docs/protocol.md#writes); a value is rounded
+    half up to the register's step, then checked against the range."""
     dhw, airflow, fan_on = writable(401), writable(346), writable(12622)
     assert dhw is not None and airflow is not None and fan_on is not None
     assert (1255, 0xFFF6) == (dhw.to_raw(125.5), airflow.to_raw(-10))
@@ -463,8 +472,9 @@ def test_a_write_rule_turns_values_into_raw_words() -> None:
 
 
 def test_every_zone_has_the_thermostats_write_rules_but_whole_degree_set_points() -> None:
-    """§6.6: zone z's write registers are 21202 + 9(z-1) .. +5 with the thermostat's encodings,
-    except that a zone stores its set points in whole °F (its configuration words hold no tenths)."""
+    """docs/protocol.md#zones: zone z's write registers are 21202 + 9(z-1) .. +5 with the thermostat's
+    encodings, except that a zone stores its set points in whole °F (its configuration words hold no
+    tenths)."""
     thermostat = [writable(a) for a in (12606, 12619, 12620, 12621, 12622, 12623)]
     for zone in range(6):
         rules = [writable(21202 + 9 * zone + k) for k in range(6)]

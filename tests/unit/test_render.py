@@ -1,4 +1,4 @@
-"""aurora_fetch's text forms (aurora-protocol §7): `Name (N): value` lines and the YAML dump."""
+"""aurora_fetch's text forms (docs/protocol.md#printing): `Name (N): value` lines and the YAML dump."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from aurora.render import format_value, render_line, render_lines, render_yaml
 
 from tests.support.data import JFCLICHE_FLAT, ORIG_FETCH_VALID
 
-# §7.2, sniffed with -q; raw words chosen to produce each line.
+# docs/protocol.md#printing, sniffed with -q; raw words chosen to produce each line.
 README_EXAMPLES = [
     (25, {25: 0}, "Last Fault Number (25): E0"),
     (26, {26: 0x8013}, "Last Lockout (26): E19"),
@@ -29,12 +29,12 @@ README_EXAMPLES = [
 
 @pytest.mark.parametrize(("address", "words", "expected"), README_EXAMPLES)
 def test_the_readme_examples_render_exactly(address: int, words: dict[int, int], expected: str) -> None:
-    """Users compare our output with the original's README (§7.2)."""
+    """Users compare our output with the original's README (docs/protocol.md#printing)."""
     assert expected == render_line(address, words)
 
 
 def test_status_renders_in_the_ruby_34_inspect_form() -> None:
-    """§11.3.13: one stable form for composites, Ruby ≥ 3.4 `Hash#inspect`.
+    """docs/protocol.md#bugs-decoding: one stable form for composites, Ruby ≥ 3.4 `Hash#inspect`.
 
     The README's `{:lps=>:closed, :hps=>:closed, :unknown=>"0x0018"}` predates the current
     decoder, where 0x0018 are the inputs `o` and `g`; leftover bits above 0x03ff print as a hex string.
@@ -74,18 +74,20 @@ FORMATS = [
 def test_each_print_format_renders_like_the_original(
     address: int, words: dict[int, int], expected: str
 ) -> None:
-    """REGISTER_FORMATS (§7.1) and the to_s rules for values without a format (§7.2)."""
+    """REGISTER_FORMATS (docs/protocol.md#printing) and the to_s rules for values without a format
+    (docs/protocol.md#printing)."""
     assert expected == render_line(address, words)
 
 
 def test_the_lockout_bit_of_register_25_is_shown_as_words() -> None:
-    """§11.3.5: the original printed a lockout on E5 as `E32773`."""
+    """docs/protocol.md#bugs-decoding: the original printed a lockout on E5 as `E32773`."""
     assert "Last Fault Number (25): E5 (locked out)" == render_line(25, {25: 0x8005})
     assert "Last Fault Number (25): E5" == render_line(25, {25: 5})
 
 
 def test_a_32_bit_register_without_its_low_word_prints_empty() -> None:
-    """§11.3.1: `aurora_fetch PORT 1146` crashed; now the line is there with no value."""
+    """docs/protocol.md#bugs-decoding: `aurora_fetch PORT 1146` crashed; now the line is there with no
+    value."""
     assert "Compressor Watts (1146): " == render_line(1146, {1146: 1})
 
 
@@ -98,13 +100,14 @@ def test_a_sensor_that_is_not_fitted_prints_the_raw_truth_as_the_original() -> N
 
 
 def test_zone_4_cooling_set_point_prints_in_degrees() -> None:
-    """§11.3.3: the original printed `750.0°F`; 22131 is an unknown register again."""
+    """docs/protocol.md#bugs-decoding: the original printed `750.0°F`; 22131 is an unknown register again."""
     assert "Zone 4 Cooling Setpoint (write) (21231): 75.0°F" == render_line(21231, {21231: 750})
     assert "??? (22131): 750 (0x02ee)" == render_line(22131, {22131: 750})
 
 
 def test_zone_heating_target_prints_with_the_right_carry() -> None:
-    """§11.3.2: printing raw maps took the carry from the wrong register (off by 32 °F)."""
+    """docs/protocol.md#bugs-decoding: printing raw maps took the carry from the wrong register (off by 32
+    °F)."""
     words = {31008: 1, 31009: 2 << 11}
     expected = (
         "Zone 1 Configuration 2 (31009): "
@@ -114,20 +117,20 @@ def test_zone_heating_target_prints_with_the_right_carry() -> None:
 
 
 def test_manual_operation_prints_the_shifted_blower_speed() -> None:
-    """§11.3.6: blower speed 3 printed as 48 in the original."""
+    """docs/protocol.md#bugs-decoding: blower speed 3 printed as 48 in the original."""
     expected = "Manual Operation (3002): {mode: :cooling, compressor_speed: 5, blower_speed: 3}"
     assert expected == render_line(3002, {3002: 0x0135})
 
 
 def test_dealer_email_is_printed() -> None:
-    """§11.3.4: Dealer Email was hidden from every listing."""
+    """docs/protocol.md#bugs-decoding: Dealer Email was hidden from every listing."""
     text = b"a@b.example".ljust(26, b" ")
     words = {31447 + i: text[2 * i] << 8 | text[2 * i + 1] for i in range(13)}
     assert ["Dealer Email (31447): a@b.example"] == render_lines(words)
 
 
 def test_continuation_words_are_skipped_and_map_order_is_kept() -> None:
-    """§7 steps 1 and 7: one line per value, in the order the map was read."""
+    """docs/protocol.md#printing: one line per value, in the order the map was read."""
     words = {747: 0, 89: 0x4243, 88: 0x4142, 90: 0x2020, 91: 0x2020, 35: 1}
     expected = ["Ambient Temperature (747): 0.0°F", "ABC Program (88): ABBC", "??? (35): 1 (0x0001)"]
     assert expected == render_lines(words)
@@ -157,7 +160,8 @@ def scan() -> dict[int, int]:
 
 
 def test_format_value_prints_composites_and_lists() -> None:
-    """The one stable composite form (§11.3.13): symbols, nil, booleans, ints, unknown as hex."""
+    """The one stable composite form (docs/protocol.md#bugs-decoding): symbols, nil, booleans, ints, unknown
+    as hex."""
     record = {"a": "closed", "b": None, "c": True, "d": 30, "unknown": 0x0400}
     assert '{a: :closed, b: nil, c: true, d: 30, unknown: "0x0400"}' == format_value(record)
     assert "{}" == format_value({})
@@ -165,11 +169,13 @@ def test_format_value_prints_composites_and_lists() -> None:
     assert "" == format_value(None)
 
 
-# --- YAML (§7.3) ------------------------------------------------------------------------------
+# --- YAML (docs/protocol.md#printing)
+# ------------------------------------------------------------------------------
 
 
 def test_the_original_fetch_dump_round_trips_to_the_same_text() -> None:
-    """`aurora_fetch PORT valid --yaml` output is the simulator's input: byte for byte (§7.3)."""
+    """`aurora_fetch PORT valid --yaml` output is the simulator's input: byte for byte
+    (docs/protocol.md#printing)."""
     text = (ORIG_FETCH_VALID).read_text(encoding="utf-8")
     words = yaml.safe_load(text)
     assert text == render_yaml(words)

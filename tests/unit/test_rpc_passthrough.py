@@ -248,7 +248,7 @@ def test_a_query_is_decoded_on_request(rig: Rig) -> None:
 
 
 def test_an_explicit_query_with_a_missing_register_fails_as_a_whole(rig: Rig) -> None:
-    """As aurora_fetch does without --ignore-missing-registers (aurora-protocol §5.3)."""
+    """As aurora_fetch does without --ignore-missing-registers (docs/protocol.md#fallback)."""
     body = ask(rig, "web-1", {"id": "q", "op": "query", "query": "745,5000"}).json()
     assert "illegal_address" == body["error"]["code"]
 

@@ -1,4 +1,5 @@
-"""RTU frames against the worked examples of aurora-protocol §2.1 and §4, and a fuzz of the parsers."""
+"""RTU frames against the worked examples of docs/protocol.md#frames and docs/protocol.md#function-codes, and
+a fuzz of the parsers."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
     [("01 03 00 00 00 01", "84 0A"), ("01 03 00 00 00 0A", "C5 CD"), ("11 03 00 6B 00 03", "76 87")],
 )
 def test_crc_matches_the_modbus_check_values(frame: str, crc: str) -> None:
-    """§2.1 check values: CRC-16/MODBUS, low byte first."""
+    """docs/protocol.md#frames check values: CRC-16/MODBUS, low byte first."""
     assert bytes.fromhex(crc) == rtu.crc16(bytes.fromhex(frame)).to_bytes(2, "little")
 
 
@@ -36,7 +37,8 @@ def test_crc_matches_the_modbus_check_values(frame: str, crc: str) -> None:
     ],
 )
 def test_requests_encode_as_in_the_spec_and_decode_back(request_: rtu.Request, wire: str) -> None:
-    """Every function code the suite sends or sniffs: §4.1-4.6 worked examples, both directions."""
+    """Every function code the suite sends or sniffs: docs/protocol.md#fc65, docs/protocol.md#function-codes
+    worked examples, both directions."""
     frame = bytes.fromhex(wire)
     assert frame == request_.encode()
     assert request_ == rtu.decode_request(frame)
@@ -64,7 +66,8 @@ def test_requests_encode_as_in_the_spec_and_decode_back(request_: rtu.Request, w
 def test_read_replies_decode_to_values_in_request_order(
     request_: rtu.Request, wire: str, values: tuple[int, ...]
 ) -> None:
-    """§4 worked replies; encode_reply (the sim's side) produces the same bytes."""
+    """docs/protocol.md#function-codes worked replies; encode_reply (the sim's side) produces the same
+    bytes."""
     frame = bytes.fromhex(wire)
     reply, used = rtu.decode_reply(frame, request_)
     assert (values, len(frame)) == (reply.values, used)
@@ -72,7 +75,7 @@ def test_read_replies_decode_to_values_in_request_order(
 
 
 def test_write_replies_are_checked_against_the_request() -> None:
-    """FC 6 echoes, FC 16 start+quantity, FC 67 an empty PDU (§4.3), FC 68 one byte."""
+    """FC 6 echoes, FC 16 start+quantity, FC 67 an empty PDU (docs/protocol.md#fc67), FC 68 one byte."""
     assert rtu.decode_reply(bytes.fromhex("01 06 01 54 00 03 89 E7"), rtu.write_single(340, 3))[1] == 8
     assert (
         rtu.decode_reply(bytes.fromhex("01 10 01 CC 00 03 41 CB"), rtu.write_multiple(460, [102, 0, 5]))[1]
@@ -99,7 +102,7 @@ def test_write_replies_are_checked_against_the_request() -> None:
 def test_exception_replies_raise_typed_errors(
     request_: rtu.Request, wire: str, error: type[ExceptionReply]
 ) -> None:
-    """§4.5: func | 0x80 with a code becomes IllegalAddress, IllegalFunction, ..."""
+    """docs/protocol.md#exceptions: func | 0x80 with a code becomes IllegalAddress, IllegalFunction, ..."""
     with pytest.raises(error) as caught:
         rtu.decode_reply(bytes.fromhex(wire), request_)
     assert request_.function == caught.value.function
@@ -127,7 +130,7 @@ def test_a_reply_behind_stray_bytes_is_found() -> None:
 
 
 def test_reads_of_more_than_100_registers_are_refused_before_sending() -> None:
-    """aurora-protocol §4.1: the ABC reads at most 100 registers; the original sent 101."""
+    """docs/protocol.md#fc65: the ABC reads at most 100 registers; the original sent 101."""
     with pytest.raises(ValueError, match="100"):
         rtu.read_ranges([(0, 101)])
     assert rtu.read_ranges([(0, 50), (100, 50)]).register_count == 100

@@ -29,7 +29,7 @@ def _strings(node: object) -> list[str]:
 
 
 def test_every_dollar_is_escaped_or_a_variable() -> None:
-    """A bare $modbus or $SYS becomes an empty string with only a warning (infra.md §1.6 item 9)."""
+    """A bare $modbus or $SYS becomes an empty string with only a warning (docs/architecture.md#broker)."""
     for text in _strings(COMPOSE):
         bare = re.sub(r"\$\$|\$\{[A-Z_][A-Z0-9_]*(:?-[^}]*)?\}", "", text)
         assert "$" not in bare, text

@@ -1,4 +1,4 @@
-"""mosquitto password-file lines made without mosquitto_passwd (infra.md §1.2)."""
+"""mosquitto password-file lines made without mosquitto_passwd (docs/architecture.md#broker)."""
 
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ def ask(abc: SimulatedAbc, request: rtu.Request) -> rtu.Reply:
 
 
 def test_reads_of_every_kind_return_the_dump_values() -> None:
-    """FC 3, 65 and 66 give the same words (aurora-protocol §4)."""
+    """FC 3, 65 and 66 give the same words (docs/protocol.md#function-codes)."""
     abc = SimulatedAbc(REGS)
     assert ask(abc, rtu.read_holding(745, 2)).values == (680, 730)
     assert ask(abc, rtu.read_ranges([(745, 2), (10, 1)])).values == (680, 730, 3)
@@ -56,7 +56,7 @@ def test_writes_persist_read_back_and_mirror_into_the_read_registers() -> None:
 
 
 def test_a_zone_heating_set_point_is_split_across_the_zone_configuration_words() -> None:
-    """aurora-protocol §6.3: five bits in configuration 2, the sixth (carry) in configuration 1."""
+    """docs/protocol.md#conversions: five bits in configuration 2, the sixth (carry) in configuration 1."""
     abc = SimulatedAbc(REGS)
     ask(abc, rtu.write_single(21203, 700))  # 70 °F: 70 - 36 = 34 = 0b100010
     c1, c2 = abc.get(31008) or 0, abc.get(31009) or 0

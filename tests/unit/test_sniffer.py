@@ -1,7 +1,8 @@
 """The passive classifier behind aurora_monitor, on recorded conversations fed in every chunking.
 
 The conversations are built from frames the simulated ABC answers, plus the spec's CRC-verified
-examples (aurora-protocol §4.5, §4.6), so every reply is byte-exact what a board sends.
+examples (docs/protocol.md#exceptions, docs/protocol.md#function-codes), so every reply is byte-exact what a
+board sends.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def test_a_recorded_conversation_pairs_every_request_with_its_reply_in_any_chunk
 
 
 def test_the_awl_heartbeat_is_recognised(conversation: bytes) -> None:
-    """--ignore-awl-heartbeat hides FC 16 {460: 102, 461: 0, 462: 5} (aurora-protocol §8.2)."""
+    """--ignore-awl-heartbeat hides FC 16 {460: 102, 461: 0, 462: 5} (docs/protocol.md#sniffer)."""
     heartbeats = [
         t.function for t in transactions(list(iter_events(iter([conversation])))) if t.is_awl_heartbeat
     ]
@@ -94,7 +95,7 @@ def test_the_awl_heartbeat_is_recognised(conversation: bytes) -> None:
 
 
 def test_the_spec_fc16_example_decodes_as_a_confirmed_heartbeat() -> None:
-    """aurora-protocol §4.6: the AWL heartbeat request and its reply, bytes as captured."""
+    """docs/protocol.md#function-codes: the AWL heartbeat request and its reply, bytes as captured."""
     wire = bytes.fromhex("01 10 01 CC 00 03 06 00 66 00 00 00 05 EF 74") + bytes.fromhex(
         "01 10 01 CC 00 03 41 CB"
     )
@@ -103,7 +104,8 @@ def test_the_spec_fc16_example_decodes_as_a_confirmed_heartbeat() -> None:
 
 
 def test_an_exception_reply_is_paired_with_its_request(abc: SimulatedAbc) -> None:
-    """The original printed '**** new func 193' (§11.4.5); here a refused FC 65 names what was refused."""
+    """The original printed '**** new func 193' (docs/protocol.md#bugs-server); here a refused FC 65 names
+    what was refused."""
     refusing = SimulatedAbc(REGS, quirks=BoardQuirks(refuse_wf_codes=True))
     wire = exchange(refusing, rtu.read_ranges([(745, 3)])) + exchange(abc, rtu.read_holding(748, 1))
     first, second = transactions(feed_in_chunks(wire, 3))
@@ -114,7 +116,8 @@ def test_an_exception_reply_is_paired_with_its_request(abc: SimulatedAbc) -> Non
 
 
 def test_a_lost_reply_does_not_turn_the_next_request_into_a_response(abc: SimulatedAbc) -> None:
-    """The original took the next request with the same uid and function for the reply (§11.4.5)."""
+    """The original took the next request with the same uid and function for the reply
+    (docs/protocol.md#bugs-server)."""
     first = rtu.read_ranges([(745, 3)]).encode()  # its reply never came
     wire = first + exchange(abc, rtu.read_ranges([(745, 3)])) + exchange(abc, rtu.read_holding(340, 1))
     got = [(t.outcome, t.function, t.words) for t in transactions(feed_in_chunks(wire, 1))]
@@ -162,7 +165,7 @@ def test_a_monitor_started_mid_conversation_reports_the_orphan_reply(abc: Simula
 
 
 def test_an_orphan_exception_is_decoded_from_the_spec_example() -> None:
-    """aurora-protocol §4.5: 01 C1 02 F0 51 is FC 65, illegal data address."""
+    """docs/protocol.md#exceptions: 01 C1 02 F0 51 is FC 65, illegal data address."""
     (t,) = transactions(feed_in_chunks(bytes.fromhex("01 C1 02 F0 51"), 1))
     assert ("orphan", 65) == (t.outcome, t.function)
     assert isinstance(t.error, IllegalAddress)
@@ -179,7 +182,7 @@ def test_a_request_without_reply_expires_after_the_reply_timeout(abc: SimulatedA
 
 
 def test_the_end_of_a_recording_settles_a_pending_request_and_leftover_bytes(abc: SimulatedAbc) -> None:
-    """At EOF the monitor stops cleanly (the original spun at 100 % CPU, §11.4.6)."""
+    """At EOF the monitor stops cleanly (the original spun at 100 % CPU, docs/protocol.md#bugs-server)."""
     wire = exchange(abc, rtu.read_holding(745, 1)) + rtu.read_holding(746, 1).encode() + b"\x01\x03"
     events = feed_in_chunks(wire, 3)
     assert ["reply", "unanswered"] == [t.outcome for t in transactions(events)]

@@ -2,7 +2,7 @@
 
 The field faults of peers.md B2.1: replies lost, garbled, cut short, or preceded by noise. The bus
 must never return a wrong value, should not wait out its whole allowance for a reply it already
-knows is broken, and must tell ser2net's refusals apart from data (infra.md §2.2).
+knows is broken, and must tell ser2net's refusals apart from data (docs/protocol.md#ser2net).
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ class SlowBoard:
 
 
 def test_a_late_reply_is_never_taken_for_the_next_requests_reply() -> None:
-    """aurora-protocol §11.1.2: 745's reply arrives after its timeout, while 746 is being asked.
+    """docs/protocol.md#bugs-transport: 745's reply arrives after its timeout, while 746 is being asked.
 
     Both are single-register FC 3 reads, so the frames look alike: without waiting for the line
     to fall quiet, 746 would be given 745's value (68.0 °F instead of 73.0 °F).

@@ -38,13 +38,13 @@ def bus_on(script, **kw) -> tuple[SerialBus, FakeLine]:
 
 
 def test_a_reply_split_across_reads_is_reassembled() -> None:
-    """§4.1 worked example delivered three bytes at a time."""
+    """docs/protocol.md#fc65 worked example delivered three bytes at a time."""
     bus, _ = bus_on(sim_script(SimulatedAbc(REGS), chunk=3))
     assert bus.read_ranges([(745, 2), (1110, 2)]) == [680, 730, 455, 502]
 
 
 def test_stale_bytes_are_flushed_before_each_request() -> None:
-    """A late reply from an earlier request is never taken for this one (§11.1.2)."""
+    """A late reply from an earlier request is never taken for this one (docs/protocol.md#bugs-transport)."""
     stale = rtu.encode_reply(rtu.read_ranges([(745, 1)]), [999])
     line = FakeLine(sim_script(SimulatedAbc(REGS)), stale=stale)
     bus = SerialBus(line, "fake", latency_s=0.03)  # type: ignore[arg-type]
@@ -151,7 +151,7 @@ def test_network_urls_map_to_pyserial_urls(url: str, expected: str) -> None:
 
 
 def test_a_tcp_url_without_a_port_is_a_usage_error() -> None:
-    """The original crashed on tcp:// with no port (§11.1.6)."""
+    """The original crashed on tcp:// with no port (docs/protocol.md#bugs-transport)."""
     with pytest.raises(UsageError):
         _pyserial_url("tcp://pi.local/")
 

@@ -29,7 +29,7 @@ def test_network_urls_open_with_our_handlers(url: str, handler: type[serial.Seri
 
 
 def test_text_sent_before_a_hang_up_stays_readable_and_close_does_not_sleep() -> None:
-    """ser2net writes its refusal into the stream and hangs up (infra.md §2.2)."""
+    """ser2net writes its refusal into the stream and hangs up (docs/protocol.md#ser2net)."""
     refusal = b"\r\nPort's device already in use\r\n"
     with socket.create_server(("127.0.0.1", 0)) as server:
         port = serial.serial_for_url(f"tcp://127.0.0.1:{server.getsockname()[1]}/", timeout=1.0)

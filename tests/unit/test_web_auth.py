@@ -1,4 +1,4 @@
-"""Login, sessions and CSRF rules of web_aid_tool (aurora-protocol §11.5.1 had none)."""
+"""Login, sessions and CSRF rules of web_aid_tool (docs/protocol.md#bugs-web had none)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from aurora.web.cli import DEFAULT_PORT, device_from_path, parse_args
 
 
 def test_defaults_listen_on_localhost_port_4567(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Off the LAN unless asked (aurora-protocol §11.5.1: the original bound 0.0.0.0 in production)."""
+    """Off the LAN unless asked (docs/protocol.md#bugs-web: the original bound 0.0.0.0 in production)."""
     for name in ("PORT", "BIND", "HTML", "PASSWORD_FILE", "TARGET"):
         monkeypatch.delenv(f"AURORA_WEB_{name}", raising=False)
     args = parse_args(["unit.yml", "--password-file", "pw"])

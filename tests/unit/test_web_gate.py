@@ -25,7 +25,7 @@ class CountingBus(DumpBus):
 
 
 def test_a_large_getregs_is_read_in_chunks_of_at_most_100_in_request_order() -> None:
-    """aurora-protocol §11.5.5: the original sent one request of any size; the board allows 100."""
+    """docs/protocol.md#bugs-web: the original sent one request of any size; the board allows 100."""
     bus = CountingBus({a: a % 1000 for a in range(1000, 1250)})
     addresses = [*range(1000, 1250), 1100, 1000]
     assert [a % 1000 for a in addresses] == read_words(bus, addresses)

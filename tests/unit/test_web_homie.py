@@ -1,4 +1,4 @@
-"""The web dashboard's mirror of the bridge's Homie tree (aurora-bridge §6)."""
+"""The web dashboard's mirror of the bridge's Homie tree (docs/architecture.md#homie-tree)."""
 
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def test_non_numbers_have_no_history_and_units_filter_the_series() -> None:
 
 
 def test_a_setting_is_checked_against_datatype_and_format_before_it_is_sent() -> None:
-    """The same checks the bridge makes (aurora-bridge §6.2), so the user sees why at once."""
+    """The same checks the bridge makes (docs/architecture.md#set-path), so the user sees why at once."""
     mirror = _tree()
     assert "70" == mirror.check_set("zone1", "heating-target-temperature", "70")
     assert "70" == mirror.check_set("zone1", "heating-target-temperature", 70.0)
