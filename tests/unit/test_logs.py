@@ -61,3 +61,25 @@ def test_repeated_failures_are_logged_once_then_summarised_then_recovered(
     assert repeats.recovered("bus_up")
     assert ("info", "bus_up") == out.lines[-1][:2] and 702 == out.lines[-1][2]["failed_attempts"]
     assert len(out.lines) == 4
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+@pytest.mark.error_log_expected("the test logs an exception on purpose")
+def test_a_logged_traceback_carries_no_local_variables(monkeypatch: pytest.MonkeyPatch, fmt: str) -> None:
+    """A frame's locals may hold a password or a payload: tracebacks in the log never show them."""
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", out)
+    configure_logging(fmt=fmt)  # type: ignore[arg-type]
+
+    def connect(password: str) -> None:
+        secret_copy = password
+        raise RuntimeError(f"refused ({len(secret_copy)} characters)")
+
+    secret = "-".join(["s3cret", "Pa55word"])  # not in the source, which a traceback may quote
+    try:
+        connect(secret)
+    except RuntimeError:
+        structlog.get_logger("test").exception("connect_failed")
+    text = out.getvalue()
+    assert "connect_failed" in text and "RuntimeError" in text
+    assert secret not in text
