@@ -587,7 +587,8 @@ class PassThrough:
             elif not run.fallback:
                 raise
             if is_item or len(chunk.items) == 1:
-                run.failed.update(dict.fromkeys(chunk.addresses, err))
+                # without its traceback: thousands of refused registers would each keep frames alive
+                run.failed.update(dict.fromkeys(chunk.addresses, err.with_traceback(None)))
             else:
                 run.pending_items.extend(Chunk((item,)) for item in chunk.items)
             return True
