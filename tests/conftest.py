@@ -43,8 +43,8 @@ _in_hook = threading.local()
 
 
 def reads_outside_checkout(path: object, repo: Path = REPO) -> bool:
-    """Whether a test opening ``path`` reads a neighbour of the checkout (``../shared``, another
-    checkout): a clone elsewhere would not have it. System, interpreter, home and temporary
+    """Whether a test opening ``path`` reads a neighbour of the checkout (the ``shared/`` folder
+    beside it, another checkout): a clone elsewhere would not have it. System, interpreter, home and temporary
     directories are fine; when the checkout sits right in one of those, nothing is checked."""
     if not isinstance(path, (str, bytes, os.PathLike)):
         return False  # a file descriptor

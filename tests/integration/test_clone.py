@@ -1,6 +1,6 @@
 """A fresh ``git clone`` of the repository, anywhere, holds everything its tests need.
 
-The clone lives in a temporary directory with nothing around it (no ``../shared``, no other
+The clone lives in a temporary directory with nothing around it (no ``shared/`` beside it, no other
 checkout); its unit tests run there with this checkout's interpreter. ``tests/conftest.py`` also
 refuses, in every test run, any open outside the checkout next to it (``reads_outside_checkout``).
 """
