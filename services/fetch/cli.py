@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from contextlib import closing
 
-from aurora.errors import AuroraError, MissingRegisters, UsageError
+from aurora.errors import AuroraError, IllegalAddress, MissingRegisters, UsageError
 from aurora.logs import configure_logging, configure_logging_on_first_use, get_logger
 from aurora.mqtt_args import add_mqtt_arguments
 from aurora.query import Chunk, ProgressLog, QueryResult, describe_addresses, parse_query, read_query
@@ -126,10 +126,15 @@ def fetch(args: argparse.Namespace) -> QueryResult:
         )
 
 
-def _warn_failed(result: QueryResult, port: str) -> None:
-    """One warning per kind of failure, naming the registers, however many failed."""
+def _warn_failed(result: QueryResult, port: str, *, implicit: bool) -> None:
+    """One warning per kind of failure, naming the registers, however many failed.
+
+    ``known``, ``valid`` and ``all`` ask for whatever the unit has: a register it does not have is
+    the expected answer there, not something to act on, so only other failures are warned of."""
     by_error: dict[str, list[int]] = {}
     for address, err in result.failed.items():
+        if implicit and isinstance(err, IllegalAddress):
+            continue
         by_error.setdefault(str(err).split(" (function", 1)[0], []).append(address)
     for error, addresses in by_error.items():
         log.warning(
@@ -163,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_DEVICE
     except KeyboardInterrupt:
         return 130
-    _warn_failed(result, args.port)
+    _warn_failed(result, args.port, implicit=parse_query(args.query).implicit)
     if args.yaml:
         sys.stdout.write(render_yaml(result.values))  # ends with one newline, as the original's puts
     else:

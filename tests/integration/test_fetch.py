@@ -160,12 +160,12 @@ def test_an_absent_register_fails_an_explicit_query_unless_told_to_skip_it(unit_
     assert 1 == len(lenient.stderr.splitlines()) and '"registers": "748"' in lenient.stderr
 
 
-def test_a_keyword_query_of_a_small_dump_warns_once_not_per_register() -> None:
-    """`valid` of the seed dump misses 2807 registers: one warning line, not thousands."""
+def test_a_keyword_query_of_a_small_dump_prints_no_warning_for_what_the_unit_lacks() -> None:
+    """`valid` asks for whatever the unit has: the 2807 registers the seed dump lacks are no news."""
     done = fetch(str(SEED_DUMP), "valid")
     assert 0 == done.returncode, done.stderr[-2000:]
-    warnings = [line for line in done.stderr.splitlines() if '"warning"' in line]
-    assert 1 == len(warnings) and '"count": 2807' in warnings[0]
+    assert [] == [line for line in done.stderr.splitlines() if '"info"' not in line]  # progress only
+    assert done.stdout.strip()
 
 
 def test_debug_modbus_shows_every_frame(tmp_path: Path, unit_dump: Path) -> None:
