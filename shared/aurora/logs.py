@@ -56,8 +56,11 @@ class _LazyLogger:
         self._logger: Any = None
 
     def __getattr__(self, attr: str) -> Any:
-        if self._logger is None:
+        # A configuration asked for since this logger was made (a tool's main() run again in one
+        # process) applies before this line too, not only before a logger's first line
+        if _pending is not None:
             _configure_pending()
+        if self._logger is None:
             import structlog
 
             self._logger = structlog.get_logger(self._name)
