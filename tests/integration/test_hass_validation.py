@@ -13,7 +13,6 @@ payloads prove the validator does reject, so a pass means something.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from collections.abc import Callable, Mapping
@@ -45,17 +44,6 @@ def _pinned_version() -> str:
     match = re.search(r"^homeassistant==(\S+)$", REQUIREMENTS.read_text(encoding="utf-8"), re.MULTILINE)
     assert match, f"{REQUIREMENTS} pins no homeassistant version"
     return match.group(1)
-
-
-@pytest.fixture(scope="module")
-def ha_python() -> Path:
-    """The HA venv's interpreter; its absence is a failure in CI, where `make test` builds it."""
-    if not HA_PYTHON.exists():
-        reason = f"{HA_PYTHON.relative_to(ROOT)} is missing: run `make hass-venv` (part of `make test`)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return HA_PYTHON
 
 
 def validate(python: Path, messages: Messages, prefix: str = "homeassistant") -> list[dict[str, Any]]:

@@ -12,7 +12,6 @@ current value at once.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -52,16 +51,6 @@ KNOWN = {
     ("seed", "dhw/set-point", "1e2"): (1000, "100.0"),
     ("seed", "dhw/set-point", "122.18"): (1222, "122.2"),  # HA: 50.1 °C
 }
-
-
-@pytest.fixture(scope="module")
-def ha_python() -> Path:
-    if not HA_PYTHON.exists():
-        reason = f"{HA_PYTHON.relative_to(ROOT)} is missing: run `make hass-venv` (part of `make test`)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return HA_PYTHON
 
 
 def rendered(python: Path, cases: list[dict[str, Any]]) -> list[str]:
