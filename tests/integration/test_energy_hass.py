@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_hass_validation import ROOT, ha_python, rejections, unit_for, validate
+from tests.integration.test_hass_validation import ROOT, rejections, unit_for, validate
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +31,6 @@ COUNTERS = {
         "thermal-cooling",
     )
 }
-__all__ = ["ha_python"]  # the fixture, shared with the discovery validation
 
 
 def candidates(python: Path, document: dict[str, Any]) -> dict[str, Any]:
