@@ -31,7 +31,7 @@ from aurora.errors import AuroraError, BusError, BusTimeout, ExceptionReply, Fra
 from aurora.logs import Repeats
 from aurora.mqtt import MqttSettings, bridge_client_id, make_client
 from aurora.query import plan_chunks
-from aurora.transport import redact
+from aurora.urls import redact
 from paho.mqtt.enums import MQTTProtocolVersion
 
 from . import homie

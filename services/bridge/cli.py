@@ -20,7 +20,8 @@ from aurora import __version__
 from aurora.errors import UsageError
 from aurora.logs import configure_logging
 from aurora.mqtt import MqttSettings, add_mqtt_arguments
-from aurora.transport import DEFAULT_LATENCY_S, redact
+from aurora.transport import DEFAULT_LATENCY_S
+from aurora.urls import redact
 from paho.mqtt.enums import MQTTProtocolVersion
 
 from .app import Bridge, BridgeConfig

@@ -13,7 +13,8 @@ from aurora.logs import configure_logging, configure_logging_on_first_use, get_l
 from aurora.mqtt_args import add_mqtt_arguments
 from aurora.query import Chunk, ProgressLog, QueryResult, describe_addresses, parse_query, read_query
 from aurora.render import render_lines, render_yaml
-from aurora.transport import DEFAULT_LATENCY_S, open_bus, redact
+from aurora.transport import DEFAULT_LATENCY_S, open_bus
+from aurora.urls import redact
 
 # Only what the port needs is imported (issue 15): no structlog until something logs, no paho
 # unless the port is mqtt(s)://, no importlib.metadata unless --version.

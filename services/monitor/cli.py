@@ -26,7 +26,8 @@ from aurora.errors import AuroraError, UsageError
 from aurora.logs import configure_logging
 from aurora.render import render_line
 from aurora.sniffer import SENSOR_REGISTERS, Event, Garbage, Sniffer, Transaction
-from aurora.transport import open_stream, redact
+from aurora.transport import open_stream
+from aurora.urls import redact
 
 log = structlog.get_logger("aurora.monitor")
 

@@ -20,7 +20,8 @@ from aurora.bus import Bus
 from aurora.errors import AuroraError, BusError, UsageError
 from aurora.logs import configure_logging
 from aurora.mqtt import MqttSettings, add_mqtt_arguments
-from aurora.transport import DEFAULT_LATENCY_S, open_bus, redact
+from aurora.transport import DEFAULT_LATENCY_S, open_bus
+from aurora.urls import redact
 
 from .app import build_app
 from .auth import Authenticator, read_password

@@ -24,7 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from .errors import BusError, UsageError
 from .logs import get_logger
 from .mqtt_args import add_mqtt_arguments  # re-exported: where the tools used to find it
-from .transport import redact
+from .urls import redact
 
 __all__ = [
     "MqttSettings",

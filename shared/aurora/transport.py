@@ -36,6 +36,7 @@ from .errors import (
 )
 from .logs import get_logger
 from .urlhandler import protocol_tcp
+from .urls import redact
 
 if TYPE_CHECKING:
     from tenacity import RetryCallState
@@ -427,15 +428,6 @@ def preload_retries() -> None:
     should not pay those tens of milliseconds in the middle of its first retry.
     """
     import tenacity  # noqa: F401
-
-
-def redact(url: str) -> str:
-    """The URL with any password replaced by ``***``, for logs and messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
 
 
 def _pyserial_url(url: str) -> tuple[str, dict[str, object]]:

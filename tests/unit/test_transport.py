@@ -6,7 +6,8 @@ import pytest
 from aurora import rtu
 from aurora.errors import BusError, BusTimeout, IllegalAddress, UsageError
 from aurora.simulator import BoardQuirks, SimulatedAbc
-from aurora.transport import SerialBus, _open_error, _pyserial_url, redact
+from aurora.transport import SerialBus, _open_error, _pyserial_url
+from aurora.urls import redact
 
 from .fakeline import FakeLine
 
