@@ -16,6 +16,7 @@ go chunk by chunk between poll reads instead of freezing the bus.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
@@ -533,7 +534,9 @@ class PassThrough:
                 self._chunk_job(run, chunk), priority, key=("read", chunk.items), reads=chunk.items
             )
             if not future.done():
-                future.add_done_callback(lambda f, c=chunk, i=is_item: self._resumed(run, c, i, f, finished))
+                future.add_done_callback(
+                    functools.partial(self._resumed, run, chunk, is_item, finished=finished)
+                )
                 return
             if not self._take(run, chunk, is_item, future, finished):
                 return
@@ -733,7 +736,7 @@ class PassThrough:
     def _on_getregs(self, msg: mqtt.MQTTMessage) -> None:
         """``$modbus/getregs`` ← ``id:745,3;813`` → ``getregs/response`` ← ``id:680,730,730,206``."""
         try:
-            request_id, items = rpc.parse_getregs(msg.payload)
+            request_id, items = rpc.parse_getregs(bytes(msg.payload))
         except UsageError as err:
             self._note("modbus_getregs_refused", str(err)[:200], payload=_shown(msg.payload))
             return
@@ -763,7 +766,7 @@ class PassThrough:
         """``$modbus/N/set`` ← ``3`` or ``0x5555``: write, read back, publish ``$modbus/N``."""
         try:
             address = rpc.parse_set_register(level)
-            raw = rpc.parse_set_value(msg.payload)
+            raw = rpc.parse_set_value(bytes(msg.payload))
             self._check_writes(((address, raw),))
         except UsageError as err:
             self.counters["refused_writes"] += 1

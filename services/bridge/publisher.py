@@ -22,7 +22,7 @@ import paho.mqtt.client as mqtt
 import structlog
 from aurora.logs import Repeats
 from aurora.mqtt import MqttSettings, make_client, shown_client_id
-from paho.mqtt.enums import MQTTProtocolVersion
+from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -123,7 +123,7 @@ class Publisher:
         self._refusals = Repeats("mqtt_refused")
         paho_reconnect = self.client.reconnect
 
-        def reconnect() -> mqtt.MQTTErrorCode:
+        def reconnect() -> MQTTErrorCode:
             # paho's on_connect_fail is told nothing; keep the reason for it.
             try:
                 return paho_reconnect()

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 
 from aurora import registers as regs
-from aurora.errors import UsageError
+from aurora.errors import UsageError, WriteRefused
 
 from .spec import Setter, Value, Words
 
@@ -52,7 +52,7 @@ def parse_number(rule: regs.WriteRule, *, integer: bool = False) -> Callable[[st
         value = float(payload)  # 1e400 is inf: nearest() refuses it
         try:
             stored: float = rule.value_of(rule.nearest(value))
-        except regs.WriteRefused:
+        except WriteRefused:
             raise UsageError(f"{payload} is outside {rule.low:g}..{rule.high:g}") from None
         return round(stored) if integer else stored
 

@@ -34,7 +34,7 @@ log = structlog.get_logger("aurora.monitor")
 EXIT_OK, EXIT_DEVICE, EXIT_USAGE = 0, 1, 2
 FILE_CHUNK = 4096
 
-_KINDS = {
+_KINDS: dict[int, str] = {
     rtu.FunctionCode.READ_HOLDING: "read registers",
     rtu.FunctionCode.READ_RANGES: "read multiple register ranges",
     rtu.FunctionCode.READ_REGISTERS: "read discontiguous registers",

@@ -234,13 +234,15 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
     threads: list[threading.Thread] = []
     closers = []
     if args.modbus_tcp:
-        mb = ModbusTcpLine(*args.modbus_tcp, abc)
+        mb_host, mb_port = args.modbus_tcp
+        mb = ModbusTcpLine(mb_host, mb_port, abc)
         print(f"modbus-tcp: {mb.address[0]}:{mb.address[1]}", flush=True)
         threads.append(threading.Thread(target=mb.serve, args=(stop,), daemon=True))
         closers.append(mb.close)
     if args.tcp:
-        line: TcpLine | PtyLine | SerialLine = TcpLine(*args.tcp)
-        host, port = line.address
+        tcp = TcpLine(*args.tcp)
+        host, port = tcp.address
+        line: TcpLine | PtyLine | SerialLine = tcp
         print(f"listening: tcp://{host}:{port}/", flush=True)
     elif args.serial:
         from aurora.transport import SERIAL_SETTINGS

@@ -19,12 +19,16 @@ import tty
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 from aurora import rtu
 from aurora.errors import FrameError
 from aurora.simulator import SimulatedAbc
 from aurora.sniffer import split_request
+
+if TYPE_CHECKING:
+    from serial import SerialBase  # imported when a serial line is served, not at start
 
 log = structlog.get_logger(__name__)
 
@@ -307,26 +311,27 @@ def _close_quietly(sock: socket.socket) -> None:
 class SerialLine:
     """A real serial adapter (or tcp://, rfc2217:// client stream): the sim as a slave on a bus."""
 
-    def __init__(self, port: object) -> None:
+    def __init__(self, port: SerialBase) -> None:
         self.port = port
 
     def serve(self, responder: Responder, stop: threading.Event) -> None:
         """Answer requests until ``stop`` or until the stream closes."""
         import serial
 
-        port: serial.SerialBase = self.port  # type: ignore[assignment]
+        port = self.port
 
         def recv(timeout: float) -> bytes | None:
             try:
                 waiting = port.in_waiting
-                return port.read(max(1, waiting))
+                data: bytes = port.read(max(1, waiting))
+                return data
             except (serial.SerialException, OSError):
                 return None
 
         responder.serve(recv, port.write, stop)
 
     def close(self) -> None:
-        self.port.close()  # type: ignore[attr-defined]
+        self.port.close()
 
 
 class ModbusTcpLine:

@@ -352,7 +352,7 @@ class MqttBus:
         payload = rpc.encode({"id": rid, **body})
         properties = None
         if self.protocol == MQTTProtocolVersion.MQTTv5:
-            properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            properties = Properties(PacketTypes.PUBLISH)
             properties.ResponseTopic = self.reply_topic
             properties.CorrelationData = rid.encode("ascii")
             # A request still queued at the broker when we stop waiting must not run later.
