@@ -8,10 +8,14 @@ original, docs/architecture.md#original-bridge R1-R3).
 Start-up order: the unit is detected first (retried with backoff for as long as it takes: the
 device id comes from its serial number), then MQTT is connected, earlier retained topics are
 scanned, and the tree is published; nothing is wiped before there is something to replace it (R2).
+The first poll reads only what detection did not, while MQTT connects and the scan runs; the
+``bridge_ready`` log line says how long each step took from the process start.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
 import os
 import socket
@@ -19,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +102,22 @@ def sd_notify(message: str) -> bool:
     return True
 
 
+def process_age_s() -> float | None:
+    """Seconds since this process started (Linux: /proc), or None where that cannot be known."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(0.0, uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _preload(module: str) -> None:
+    """Import ``module`` now (on a thread of its own); a later import of it is then free."""
+    with contextlib.suppress(ImportError):  # the importer that needs it reports this itself
+        importlib.import_module(module)
+
+
 def _shown(payload: str) -> str:
     return payload if len(payload) <= _MAX_LOGGED_PAYLOAD else payload[:_MAX_LOGGED_PAYLOAD] + "…"
 
@@ -156,6 +176,8 @@ class Bridge:
         self.vports: VirtualPorts | None = None
         self.energy: EnergyRecorder | None = None
         self._exit_code = 0
+        self._detected: dict[int, int] = {}  # words the last detection attempt read
+        self._marks: dict[str, float] = {}  # start-up steps, monotonic (logged once ready)
         self._last_status = time.monotonic()
         # An outage logs what is wrong once, then a summary a minute (issue 18), not a line a poll.
         self._detect_failures = Repeats("detect_failed")
@@ -169,7 +191,11 @@ class Bridge:
         """Start, serve until ``stop``, shut down cleanly. 0 on a clean stop, 1 when the bus worker
         died (a bug: the service manager should restart the bridge), 2 on a usage error."""
         self._stop = stop
+        self._mark("run")
         self.worker.start()
+        # The $modbus pass-through is needed only once the tree is out: imported while detection
+        # waits on the line, not after the first poll (issue 15: start to ready).
+        threading.Thread(target=_preload, args=(f"{__package__}.passthrough",), daemon=True).start()
         try:
             self.unit = self._detect_unit()
         except UsageError as err:
@@ -179,6 +205,7 @@ class Bridge:
         if self.unit is None:  # stopped while the unit was not answering
             self.worker.stop()
             return 0
+        self._mark("detected")
         properties = getattr(self.unit, "properties", None)  # a test's stand-in may have none
         self._effects = WriteEffects(properties()) if properties is not None else None
         # The first poll reads while MQTT connects and the broker's retained topics are scanned:
@@ -188,6 +215,7 @@ class Bridge:
             if not self._start_vports():
                 return 2
             self._start_mqtt()
+            self._mark("mqtt_connected")
             if not stop.is_set():
                 self._publish_tree(first)
                 self._poll_thread = self._start_poller()
@@ -200,6 +228,7 @@ class Bridge:
         """Detect the unit's components, retrying with backoff until it answers (R2: never give up)."""
         backoff = 1.0
         while not self._stop.is_set():
+            self._detected = {}  # a failed attempt's words are older than the next attempt's
             try:
                 unit = self._detect_fn(self._detect_read, device_name=self.config.device_name)
             except UsageError as err:
@@ -228,6 +257,7 @@ class Bridge:
         addresses = [a for start, count in ranges for a in range(start, start + count)]
         report = read_words(self.worker, addresses, stop=self._stop)
         self.cache.update(report.words)
+        self._detected.update(report.words)
         lost = [err for err in report.failed.values() if not isinstance(err, ExceptionReply)]
         if lost:
             # A register that timed out is not a register the unit lacks: detecting without it
@@ -285,14 +315,25 @@ class Bridge:
         return topics
 
     def _start_first_poll(self) -> tuple[Future[PollReport], float]:
-        """Read every tier on a thread of its own; ``_publish_tree`` publishes what it read."""
+        """Read every tier on a thread of its own; ``_publish_tree`` publishes what it read.
+
+        Registers detection has just read (most of them: the presence checks read the sensors)
+        are not read again: their words count as this poll's (issue 15: start to ready)."""
         future: Future[PollReport] = Future()
         started = time.monotonic()
         addresses = self._addresses(list(self.tiers))
+        known = {a: w for a, w in self._detected.items() if a in addresses}
+        addresses -= known.keys()
 
         def read() -> None:
             try:
-                future.set_result(read_words(self.worker, addresses, missing=self.missing, stop=self._stop))
+                if addresses:
+                    report = read_words(self.worker, addresses, missing=self.missing, stop=self._stop)
+                else:
+                    report = PollReport({})
+                words = {**known, **report.words}
+                self._mark("first_poll_read")
+                future.set_result(replace(report, words=words))
             except BaseException as err:  # _poll takes it as a failed read
                 future.set_exception(err)
 
@@ -309,6 +350,7 @@ class Bridge:
         scan = [f"{self.root}/#", f"{cfg.ha_prefix}/+/{unit.device_id}/#"]
         # The scan ends when this comes back (no other account may read the bridge's replies).
         earlier = pub.scan_retained(scan, self._stop, marker=f"{self.root}/$modbus/response/bridge/scan")
+        self._mark("scanned")
         self._start_energy(earlier)
         pub.set_state("init")
         if cfg.homie:
@@ -332,8 +374,21 @@ class Bridge:
         self._subscribe()
         pub.set_state("ready" if good else "alert")
         self._publish_health(force=True)
+        self._mark("ready")
         self.ready.set()
         sd_notify("READY=1")
+        self._log_startup()
+
+    def _mark(self, step: str) -> None:
+        self._marks[step] = time.monotonic()
+
+    def _log_startup(self) -> None:
+        """How long each start-up step took: a slow start shows where its time went."""
+        age = process_age_s()
+        now = time.monotonic()
+        origin = now - age if age is not None else self._marks.get("run", now)
+        steps = {step: round(at - origin, 3) for step, at in self._marks.items()}
+        log.info("bridge_ready", since_process_start_s=round(now - origin, 3), steps_s=steps)
 
     def _start_energy(self, retained: Mapping[str, bytes]) -> None:
         """The energy counters, carrying on from the state file and the broker's retained values."""

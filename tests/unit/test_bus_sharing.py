@@ -232,6 +232,42 @@ def test_the_first_poll_reads_while_the_retained_topics_are_scanned(tmp_path: Pa
     assert bridge.stats.good_cycles == 1
 
 
+def test_the_first_poll_does_not_read_again_what_detection_just_read(tmp_path: Path) -> None:
+    """Start to ready (issue 15): the registers detection read (its presence checks read most
+    sensors) count as the first poll's; only the rest goes on the line, and every value is
+    published at ready as before."""
+    bus = LineBus({2: 1, 745: 680, 746: 700, 401: 1200})
+    bridge = _runtime_bridge(bus, tmp_path)
+    unit = bridge.unit
+
+    def detect(read: Any, device_name: str) -> Any:
+        read([(745, 2)])
+        read([(2, 1)])
+        return unit
+
+    bridge._detect_fn = detect
+    pub = bridge.publisher
+    pub.scan_retained = lambda *a, **k: {}
+    plain = pub.retain
+    pub.retain = lambda topic, payload, force=False, **_: plain(topic, payload, force=force)
+    pub.owned = set
+    pub.route = lambda *a: None
+    try:
+        assert bridge._detect_unit() is unit
+        bus.calls.clear()
+        first = bridge._start_first_poll()
+        bridge._publish_tree(first)
+    finally:
+        bridge._stop.set()
+        bridge.worker.stop()
+    assert bus.calls == [(401,)]  # 745, 746 and 2 came with detection
+    assert pub.state == "ready"
+    retained = dict(pub.messages)
+    assert retained["homie/aurora-42/abc/temperature"] == "680"
+    assert retained["homie/aurora-42/dhw/set-point"] == "120"
+    assert bridge.stats.good_cycles == 1
+
+
 def test_a_raw_write_rereads_only_what_it_affects_and_leaves_the_schedule(tmp_path: Path) -> None:
     """12619 (the heating set point, write-only) shows at 745: a raw write of it re-reads 745,
     not every tier (it used to make all three due at once)."""
