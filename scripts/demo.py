@@ -197,20 +197,20 @@ def main() -> int:
         suite.start(
             "bridge",
             [str(BIN / "aurora_mqtt_bridge"), sim_url, broker.format(user="bridge")],
-            {"MQTT_PASSWORD_FILE": secret["bridge"], "MQTT_CA_FILE": ca,
-             "AURORA_ENERGY_STATE": str(args.root.resolve() / "energy-{device}.json")},
+            {"AURORA_MQTT_PASSWORD_FILE": secret["bridge"], "AURORA_MQTT_CA_FILE": ca,
+             "AURORA_BRIDGE_ENERGY_STATE": str(args.root.resolve() / "energy-{device}.json")},
         )  # fmt: skip
         wait_ready(etc, mqtt_port)
         web_target = broker.format(user="web") + f"homie/{DEVICE}/$modbus"
         web = suite.start(
             "web",
             [str(BIN / "web_aid_tool"), web_target, "--port", str(web_port)],
-            {"MQTT_PASSWORD_FILE": secret["web"], "MQTT_CA_FILE": ca,
+            {"AURORA_MQTT_PASSWORD_FILE": secret["web"], "AURORA_MQTT_CA_FILE": ca,
              "AURORA_WEB_PASSWORD_FILE": str(layout.web_ui_password)},
         )  # fmt: skip
         web_url = suite.wait_line("web", web, r"listening: http://").split()[-1]
         fetch_url = broker.format(user="fetch") + f"homie/{DEVICE}/$modbus"
-        fetch_env = {"MQTT_PASSWORD_FILE": secret["fetch"], "MQTT_CA_FILE": ca}
+        fetch_env = {"AURORA_MQTT_PASSWORD_FILE": secret["fetch"], "AURORA_MQTT_CA_FILE": ca}
         fetch_argv = [str(BIN / "aurora_fetch"), fetch_url, "745-747,1110-1111"]
         fetched = subprocess.run(
             fetch_argv, env={**os.environ, **fetch_env}, capture_output=True, text=True, timeout=60

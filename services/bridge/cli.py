@@ -1,14 +1,13 @@
 """``aurora_mqtt_bridge PORT MQTT_URL``: the heat pump as a Homie 4 device with Home Assistant discovery.
 
-Every option also comes from an ``AURORA_*`` environment variable (flag > env > default), and the
-MQTT password from ``MQTT_PASSWORD_FILE`` so it never shows in ``ps`` (docs/architecture.md#original-bridge
-S3).
+Every option also comes from its environment variable, ``AURORA_BRIDGE_<OPTION>`` or for the MQTT
+options ``AURORA_MQTT_<OPTION>`` (command line > environment > default; aurora.options), and the MQTT
+password from ``AURORA_MQTT_PASSWORD_FILE`` so it never shows in ``ps``.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import signal
 import threading
@@ -20,6 +19,7 @@ from aurora import __version__
 from aurora.errors import UsageError
 from aurora.logs import configure_logging
 from aurora.mqtt import MqttSettings, add_mqtt_arguments
+from aurora.options import ToolParser, log_deprecated_names
 from aurora.transport import DEFAULT_LATENCY_S
 from aurora.urls import redact
 from paho.mqtt.enums import MQTTProtocolVersion
@@ -32,23 +32,6 @@ log = structlog.get_logger("aurora.bridge")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _TOPIC_LEVEL = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def _env(name: str) -> str | None:
-    value = os.environ.get(f"AURORA_{name}")
-    return value if value not in (None, "") else None
-
-
-def _env_bool(name: str, default: bool) -> bool:
-    value = _env(name)
-    if value is None:
-        return default
-    lowered = value.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise UsageError(f"AURORA_{name}={value!r}: use true or false")
 
 
 def _seconds(text: str) -> float:
@@ -97,186 +80,181 @@ def _add_vport_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--vport-rtu",
         type=_listen,
-        default=_env("VPORT_RTU"),
+        default=None,
         metavar="[HOST:]PORT",
         help="serve raw ModBus RTU over TCP, as ser2net's raw mode does (tcp://HOST:PORT/ for aurora_fetch, "
-        "RTU-over-TCP clients) [AURORA_VPORT_RTU]",
+        "RTU-over-TCP clients)",
     )
     g.add_argument(
         "--vport-modbus-tcp",
         type=_listen,
-        default=_env("VPORT_MODBUS_TCP"),
+        default=None,
         metavar="[HOST:]PORT",
         help="serve Modbus/TCP (MBAP; unit id 1 or 255) for Home Assistant's ModBus integration, mbpoll, "
-        "Node-RED... [AURORA_VPORT_MODBUS_TCP]",
+        "Node-RED...",
     )
     g.add_argument(
         "--vport-read-only",
         action="store_true",
-        default=_env_bool("VPORT_READ_ONLY", False),
-        help="refuse every write on the virtual ports with exception 1 [AURORA_VPORT_READ_ONLY]",
+        default=False,
+        help="refuse every write on the virtual ports with exception 1",
     )
     g.add_argument(
         "--vport-max-clients",
         type=_clients,
-        default=_env("VPORT_MAX_CLIENTS") or str(MAX_CLIENTS),
+        default=str(MAX_CLIENTS),
         metavar="N",
-        help="clients connected at once, both ports together; more are disconnected "
-        "(default %(default)s) [AURORA_VPORT_MAX_CLIENTS]",
+        help="clients connected at once, both ports together; more are disconnected (default %(default)s)",
     )
     g.add_argument(
         "--vport-idle-timeout",
         type=_idle_seconds,
-        default=_env("VPORT_IDLE_TIMEOUT") or str(int(IDLE_TIMEOUT_S)),
+        default=str(int(IDLE_TIMEOUT_S)),
         metavar="S",
-        help="close a connection that sent no complete request for S seconds "
-        "(default %(default)s) [AURORA_VPORT_IDLE_TIMEOUT]",
+        help="close a connection that sent no complete request for S seconds (default %(default)s)",
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> ToolParser:
     """The command line. Defaults come from the environment variable named in each help text."""
-    p = argparse.ArgumentParser(
+    p = ToolParser(
+        tool="bridge",
         prog="aurora_mqtt_bridge",
         description="Publish a WaterFurnace Aurora heat pump on MQTT as a Homie 4 device with Home Assistant "
         "discovery, accept writes to its settable properties, and keep doing so unattended: the bridge "
         "reconnects to the heat pump and the broker by itself and never exits on bad data.",
         epilog="PORT: /dev/ttyUSB0 (19200 8E1), tcp://host:2000/ (ser2net raw), rfc2217://host:2217/ or a "
         "YAML dump file. MQTT_URL: mqtt://user@broker/ or mqtts://user@broker:8883/; give the password "
-        "with MQTT_PASSWORD_FILE (or --mqtt-password-file), not in the URL, where `ps` would show it. "
+        "with AURORA_MQTT_PASSWORD_FILE (or --mqtt-password-file), not in the URL, where `ps` would show it. "
         "Topics: <root>/aurora-<serial>/... with $state init, ready, alert (heat pump not answering), "
         "lost (will), disconnected (stopped); a retained JSON $health document; "
         "<root>/aurora-<serial>/<node>/<property>/set for writes. "
         "Exit status: 0 stopped by SIGTERM/SIGINT, 1 failure, 2 usage error.",
     )
-    p.add_argument("port", nargs="?", default=_env("PORT"), help="the heat pump's line [AURORA_PORT]")
+    p.add_argument("port", nargs="?", default=None, help="the heat pump's line")
     p.add_argument(
         "mqtt_url",
         nargs="?",
-        default=_env("MQTT_URL"),
+        default=None,
         metavar="MQTT_URL",
-        help="the broker, mqtt:// or mqtts:// [AURORA_MQTT_URL]",
+        help="the broker, mqtt:// or mqtts://",
     )
     p.add_argument(
         "--device-name",
-        default=_env("DEVICE_NAME") or "WaterFurnace",
-        help="Homie $name and Home Assistant device name (default %(default)s) [AURORA_DEVICE_NAME]",
+        default="WaterFurnace",
+        help="Homie $name and Home Assistant device name (default %(default)s)",
     )
     p.add_argument(
         "--homie",
         action=argparse.BooleanOptionalAction,
-        default=_env_bool("HOMIE", True),
+        default=True,
         help="publish the Homie attribute topics ($homie, $name, $nodes, $properties, $datatype...); "
         "with --no-homie only $state, $health and the values are published and /set still works "
-        "(default on) [AURORA_HOMIE]",
+        "(default on)",
     )
     p.add_argument(
         "--home-assistant",
         action=argparse.BooleanOptionalAction,
-        default=_env_bool("HOME_ASSISTANT", True),
+        default=True,
         help="publish Home Assistant discovery; --no-home-assistant also removes discovery topics "
-        "an earlier run left for this device (default on) [AURORA_HOME_ASSISTANT]",
+        "an earlier run left for this device (default on)",
     )
     p.add_argument(
         "--fast-interval",
         type=_seconds,
-        default=_env("FAST_INTERVAL") or "5",
+        default="5",
         metavar="S",
         help="seconds between reads of fast-changing values: temperatures, power, "
-        "modes (default %(default)s) [AURORA_FAST_INTERVAL]",
+        "modes (default %(default)s)",
     )
     p.add_argument(
         "--medium-interval",
         type=_seconds,
-        default=_env("MEDIUM_INTERVAL") or "30",
+        default="30",
         metavar="S",
-        help="seconds between reads of set points and settings (default %(default)s) "
-        "[AURORA_MEDIUM_INTERVAL]",
+        help="seconds between reads of set points and settings (default %(default)s)",
     )
     p.add_argument(
         "--slow-interval",
         type=_seconds,
-        default=_env("SLOW_INTERVAL") or "300",
+        default="300",
         metavar="S",
-        help="seconds between reads of rarely changing values: fault history, "
-        "versions (default %(default)s) [AURORA_SLOW_INTERVAL]",
+        help="seconds between reads of rarely changing values: fault history, versions (default %(default)s)",
     )
     p.add_argument(
         "--watchdog-cycles",
         type=int,
-        default=_env("WATCHDOG_CYCLES") or "6",
+        default="6",
         metavar="N",
         help="reopen the line when no poll succeeded for N fast intervals (at least 5 s; "
-        "default %(default)s) [AURORA_WATCHDOG_CYCLES]",
+        "default %(default)s)",
     )
     p.add_argument(
         "--timeout",
         type=float,
-        default=_env("TIMEOUT") or str(DEFAULT_LATENCY_S),
+        default=str(DEFAULT_LATENCY_S),
         metavar="S",
-        help="time allowed beyond the line time of each reply (default %(default)s) [AURORA_TIMEOUT]",
+        help="time allowed beyond the line time of each reply (default %(default)s)",
     )
     p.add_argument(
         "--allow-raw-writes",
         action="store_true",
-        default=_env_bool("ALLOW_RAW_WRITES", False),
+        default=False,
         help="let $modbus/<register>/set and the virtual ports write registers outside the known "
-        "writable ones (default off) [AURORA_ALLOW_RAW_WRITES]",
+        "writable ones (default off)",
     )
     p.add_argument(
         "--mqtt-protocol",
         choices=("3.1.1", "5"),
-        default=_env("MQTT_PROTOCOL") or "5",
-        help="MQTT protocol version; the $modbus request/response topics want 5 "
-        "(default %(default)s) [AURORA_MQTT_PROTOCOL]",
+        default="5",
+        help="MQTT protocol version; the $modbus request/response topics want 5 (default %(default)s)",
     )
     p.add_argument(
         "--homie-root",
         type=_topic_level,
-        default=_env("HOMIE_ROOT") or "homie",
-        help="first topic level of the Homie tree (default %(default)s) [AURORA_HOMIE_ROOT]",
+        default="homie",
+        help="first topic level of the Homie tree (default %(default)s)",
     )
     p.add_argument(
         "--ha-prefix",
         type=_topic_level,
-        default=_env("HA_PREFIX") or "homeassistant",
-        help="Home Assistant discovery prefix (default %(default)s) [AURORA_HA_PREFIX]",
+        default="homeassistant",
+        help="Home Assistant discovery prefix (default %(default)s)",
     )
     p.add_argument(
         "--energy-state",
         metavar="FILE",
-        default=_env("ENERGY_STATE") or str(default_state_path("{device}")),
+        default=str(default_state_path("{device}")),
         help="where the energy counters are saved (every 2 minutes and on stop), so a restart carries "
         "on where they were even if the broker lost its retained values; {device} stands for the "
-        "device id; '-' keeps them on the broker only (default %(default)s) [AURORA_ENERGY_STATE]",
+        "device id; '-' keeps them on the broker only (default %(default)s)",
     )
     p.add_argument(
         "--energy-max-gap",
         type=_seconds,
-        default=_env("ENERGY_MAX_GAP"),
+        default=None,
         metavar="S",
         help="longest time between two power readings that is still counted; a longer outage adds "
-        "nothing to the energy counters (default: 5 fast intervals, at least 3 s) "
-        "[AURORA_ENERGY_MAX_GAP]",
+        "nothing to the energy counters (default: 5 fast intervals, at least 3 s)",
     )
     p.add_argument(
         "--debug-modbus",
         action="store_true",
-        default=_env_bool("DEBUG_MODBUS", False),
-        help="log every frame, from the start-up detection on [AURORA_DEBUG_MODBUS]",
+        default=False,
+        help="log every frame, from the start-up detection on",
     )
     p.add_argument(
         "--log-format",
         choices=("auto", "console", "json"),
-        default=_env("LOG_FORMAT") or "auto",
-        help="auto: JSON lines unless stderr is a terminal [AURORA_LOG_FORMAT]",
+        default="auto",
+        help="auto: JSON lines unless stderr is a terminal",
     )
     p.add_argument(
         "--status-file",
         metavar="FILE",
-        default=_env("STATUS_FILE"),
+        default=None,
         help="where the bridge keeps its state for the container healthcheck "
-        "(default aurora-bridge.status in the temporary directory) [AURORA_STATUS_FILE]",
+        "(default aurora-bridge.status in the temporary directory)",
     )
     p.add_argument("-v", "--version", action="version", version=f"aurora_mqtt_bridge {__version__}")
     add_mqtt_arguments(p)
@@ -285,18 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Parse and check the command line (pure apart from reading the environment)."""
-    try:
-        parser = build_parser()  # reads the environment: a malformed AURORA_* value raises here
-    except UsageError as err:
-        argparse.ArgumentParser(prog="aurora_mqtt_bridge").error(str(err))
-    args = parser.parse_args(argv)
-    if args.mqtt_protocol not in ("3.1.1", "5"):  # an env default is not checked against choices
-        parser.error(f"AURORA_MQTT_PROTOCOL={args.mqtt_protocol!r}: use 3.1.1 or 5")
-    if args.log_format not in ("auto", "console", "json"):
-        parser.error(f"AURORA_LOG_FORMAT={args.log_format!r}: use auto, console or json")
+    """Parse and check the command line and the environment (pure apart from reading it)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)  # a malformed variable ends it here, naming the variable
     if not args.port or not args.mqtt_url:
-        parser.error("PORT and MQTT_URL are required (or AURORA_PORT and AURORA_MQTT_URL)")
+        parser.error("PORT and MQTT_URL are required (or AURORA_BRIDGE_PORT and AURORA_BRIDGE_MQTT_URL)")
     if urlsplit(args.mqtt_url).scheme.lower() not in ("mqtt", "mqtts"):
         parser.error(f"{redact(args.mqtt_url)}: MQTT_URL starts with mqtt:// or mqtts://")
     if not args.fast_interval <= args.medium_interval <= args.slow_interval:
@@ -345,13 +316,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``aurora_mqtt_bridge``; runs until SIGTERM or SIGINT."""
     args = parse_args(argv)
     configure_logging(debug=args.debug_modbus, fmt=args.log_format)
+    log_deprecated_names()
     try:
         config = config_from_args(args)
     except UsageError as err:
         log.error("bad_configuration", error=str(err))
         return EXIT_USAGE
     if urlsplit(args.mqtt_url).password:
-        log.warning("password_in_url", hint="ps shows it; use MQTT_PASSWORD_FILE instead")
+        log.warning("password_in_url", hint="ps shows it; use AURORA_MQTT_PASSWORD_FILE instead")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

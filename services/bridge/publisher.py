@@ -62,7 +62,7 @@ def connect_failure(err: BaseException | None, where: str) -> str:
     if isinstance(err, ssl.SSLCertVerificationError):
         return (
             f"{where}: TLS certificate not accepted ({err.verify_message}); "
-            "check MQTT_CA_FILE and the host name"
+            "check AURORA_MQTT_CA_FILE and the host name"
         )
     if isinstance(err, ssl.SSLError):
         return f"{where}: TLS failed ({err.reason or err}); is this port TLS (mqtts://) or plain (mqtt://)?"
@@ -365,7 +365,7 @@ class Publisher:
             self._refusals.failed(
                 f"{self._where} refused the login as {self.settings.username}: {reason_code}",
                 broker=self.settings.url,
-                hint="check the user name, MQTT_PASSWORD_FILE and the broker's password file",
+                hint="check the user name, AURORA_MQTT_PASSWORD_FILE and the broker's password file",
             )
             return
         self._refusals.recovered("mqtt_login_accepted", broker=self.settings.url)

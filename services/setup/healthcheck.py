@@ -7,7 +7,7 @@
 
 ``listening`` and ``connected`` read the kernel's socket tables instead of connecting, so they
 never take the simulator's only client slot or wake a service. ``connected`` also reads the
-bridge's status file (``$AURORA_STATUS_FILE``, by default ``/tmp/aurora-bridge.status``) when
+bridge's status file (``$AURORA_BRIDGE_STATUS_FILE``, by default ``/tmp/aurora-bridge.status``) when
 there is one: a bridge whose line is down or whose unit does not answer is unhealthy too, although
 its broker connection is fine. Exit status 0 means healthy.
 """

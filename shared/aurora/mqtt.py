@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
 import socket
 import ssl
 import uuid
@@ -24,6 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from .errors import BusError, UsageError
 from .logs import get_logger
 from .mqtt_args import add_mqtt_arguments  # re-exported: where the tools used to find it
+from .options import env_value
 from .urls import redact
 
 __all__ = [
@@ -41,16 +41,10 @@ __all__ = [
 
 log = get_logger(__name__)  # structlog only once something logs (issue 15)
 
-PASSWORD_FILE_VARS = ("MQTT_PASSWORD_FILE", "AURORA_MQTT_PASSWORD_FILE")
-PASSWORD_VARS = ("MQTT_PASSWORD", "AURORA_MQTT_PASSWORD")
-CA_FILE_VARS = ("MQTT_CA_FILE", "AURORA_MQTT_CA_FILE")
-
-
-def _first_env(names: tuple[str, ...]) -> str | None:
-    for name in names:
-        if os.environ.get(name):
-            return os.environ[name]
-    return None
+# The variables of aurora.options' scheme (their old names MQTT_* still work, with a warning)
+PASSWORD_FILE_VAR = "AURORA_MQTT_PASSWORD_FILE"
+PASSWORD_VAR = "AURORA_MQTT_PASSWORD"
+CA_FILE_VAR = "AURORA_MQTT_CA_FILE"
 
 
 def _read_secret(path: str) -> str:
@@ -91,9 +85,9 @@ class MqttSettings:
             raise UsageError(f"{redact(url)}: {err}") from err
         password = unquote(parts.password) if parts.password is not None else None
         if password is None:
-            secret_file = password_file or _first_env(PASSWORD_FILE_VARS)
-            password = _read_secret(secret_file) if secret_file else _first_env(PASSWORD_VARS)
-        ca = ca_file or _first_env(CA_FILE_VARS)
+            secret_file = password_file or env_value(PASSWORD_FILE_VAR)
+            password = _read_secret(secret_file) if secret_file else env_value(PASSWORD_VAR)
+        ca = ca_file or env_value(CA_FILE_VAR)
         if ca and not Path(ca).is_file():
             raise UsageError(f"CA file {ca} does not exist")
         return cls(
@@ -229,7 +223,7 @@ def _certificate_advice(settings: MqttSettings, err: ssl.SSLCertVerificationErro
             f"the broker's certificate is not signed by the CA in {settings.ca_file} ({message}): "
             "give this broker's own CA (ca.crt of its aurora_setup directory)"
         )
-    return f"{message} (give the broker's CA with --mqtt-ca-file or MQTT_CA_FILE)"
+    return f"{message} (give the broker's CA with --mqtt-ca-file or AURORA_MQTT_CA_FILE)"
 
 
 def _certificate_names(host: str, port: int) -> list[str]:
@@ -267,11 +261,11 @@ def login_refused(settings: MqttSettings, reason: object) -> BusError:
     if settings.password is None:
         return BusError(
             f"{settings.url}: the broker refused the login as {settings.username} ({reason}): no password "
-            "was given (--mqtt-password-file, MQTT_PASSWORD_FILE or MQTT_PASSWORD)"
+            "was given (--mqtt-password-file, AURORA_MQTT_PASSWORD_FILE or AURORA_MQTT_PASSWORD)"
         )
     return BusError(
         f"{settings.url}: the broker refused the login as {settings.username} ({reason}): check the "
-        "user name and its password (--mqtt-password-file, MQTT_PASSWORD_FILE or MQTT_PASSWORD)"
+        "user name and its password (--mqtt-password-file, AURORA_MQTT_PASSWORD_FILE or AURORA_MQTT_PASSWORD)"
     )
 
 

@@ -16,13 +16,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-STATUS_FILE_VAR = "AURORA_STATUS_FILE"
+from .options import env_value
+
+STATUS_FILE_VAR = "AURORA_BRIDGE_STATUS_FILE"  # the bridge's --status-file (old name AURORA_STATUS_FILE)
 STALE_S = 60.0  # written every ≤5 s: older than this, the bridge's main loop is stuck or gone
 
 
 def default_path() -> Path:
-    """``$AURORA_STATUS_FILE``, else ``aurora-bridge.status`` in the temporary directory."""
-    return Path(os.environ.get(STATUS_FILE_VAR) or Path(tempfile.gettempdir()) / "aurora-bridge.status")
+    """``$AURORA_BRIDGE_STATUS_FILE``, else ``aurora-bridge.status`` in the temporary directory."""
+    return Path(env_value(STATUS_FILE_VAR) or Path(tempfile.gettempdir()) / "aurora-bridge.status")
 
 
 def write_status(path: Path, state: str, error: str | None) -> None:

@@ -350,8 +350,8 @@ def test_a_wrong_mqtt_password_ends_web_aid_tool_with_one_clear_line(stack: Stac
         env=bare_env(
             BIN,
             AURORA_WEB_PASSWORD_FILE=str(stack.broker.password_file("web-ui")),
-            MQTT_PASSWORD_FILE=str(wrong),
-            MQTT_CA_FILE=str(stack.broker.ca_file),
+            AURORA_MQTT_PASSWORD_FILE=str(wrong),
+            AURORA_MQTT_CA_FILE=str(stack.broker.ca_file),
         ),
     )
     assert 1 == done.returncode, done.stderr  # a broker error, as `web_aid_tool --help` says

@@ -149,10 +149,10 @@ def test_systemd_is_told_ready_after_the_tree_and_fed_its_watchdog(
             listener.settimeout(READY_S)
             argv = [str(BIN / "aurora_mqtt_bridge"), sim_tcp.url, broker.url("bridge")]
             env = {
-                "MQTT_PASSWORD_FILE": str(broker.password_file("bridge")),
-                "MQTT_CA_FILE": str(broker.ca_file),
+                "AURORA_MQTT_PASSWORD_FILE": str(broker.password_file("bridge")),
+                "AURORA_MQTT_CA_FILE": str(broker.ca_file),
                 "NOTIFY_SOCKET": str(short / "sock"),
-                "AURORA_ENERGY_STATE": str(tmp_path / "energy.json"),
+                "AURORA_BRIDGE_ENERGY_STATE": str(tmp_path / "energy.json"),
             }
             with running([*argv, *FAST_POLL], env=env, log=tmp_path / "bridge.log"):
                 assert b"READY=1" == listener.recv(100)
@@ -344,7 +344,7 @@ def test_a_wrong_mqtt_password_is_logged_and_the_bridge_keeps_trying(
         broker,
         sim_tcp.url,
         name="refused",
-        env={"MQTT_PASSWORD_FILE": str(wrong)},
+        env={"AURORA_MQTT_PASSWORD_FILE": str(wrong)},
         poll=(),
         ready_deadline_s=None,
     ) as bridge:

@@ -134,7 +134,7 @@ def healthcheck(broker: Broker, bridge: Bridge) -> subprocess.CompletedProcess[s
     """The container's healthcheck command for the bridge, unchanged: ``connected <broker port>``."""
     return subprocess.run(
         [sys.executable, "-m", "aurora.setup.healthcheck", "connected", str(broker.tls_port)],
-        env={**os.environ, "AURORA_STATUS_FILE": str(bridge.status_file)},
+        env={**os.environ, "AURORA_BRIDGE_STATUS_FILE": str(bridge.status_file)},
         capture_output=True,
         text=True,
         timeout=30,

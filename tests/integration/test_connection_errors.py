@@ -51,7 +51,10 @@ def one_line(stderr: str) -> str:
 
 def test_mqtt_to_the_tls_port_fails_fast_and_says_to_use_mqtts(broker: Broker) -> None:
     """Not a 10 s wait and six JSON log lines: the port speaks TLS, so say mqtts://."""
-    env = {"MQTT_PASSWORD_FILE": str(broker.password_file("fetch")), "MQTT_CA_FILE": str(broker.ca_file)}
+    env = {
+        "AURORA_MQTT_PASSWORD_FILE": str(broker.password_file("fetch")),
+        "AURORA_MQTT_CA_FILE": str(broker.ca_file),
+    }
     code, stderr, took = fetch(f"mqtt://fetch@{HOST}:{broker.tls_port}/", **env)
     line = one_line(stderr)
     assert 1 == code
@@ -66,7 +69,7 @@ def test_mqtts_to_a_plain_listener_says_to_use_mqtt(tmp_path: Path) -> None:
     conf.write_text(f"listener {port} {HOST}\nallow_anonymous true\n", encoding="utf-8")
     with running([MOSQUITTO, "-c", str(conf)], log=tmp_path / "plain.log"):
         wait_for_port(HOST, port, 15)
-        code, stderr, took = fetch(f"mqtts://fetch@{HOST}:{port}/", MQTT_PASSWORD="x")
+        code, stderr, took = fetch(f"mqtts://fetch@{HOST}:{port}/", AURORA_MQTT_PASSWORD="x")
     line = one_line(stderr)
     assert 1 == code
     assert f"the TLS handshake with {HOST}:{port} failed" in line
@@ -76,7 +79,10 @@ def test_mqtts_to_a_plain_listener_says_to_use_mqtt(tmp_path: Path) -> None:
 
 def test_a_missing_user_name_says_so(broker: Broker) -> None:
     """Not "refused the login as None"."""
-    env = {"MQTT_PASSWORD_FILE": str(broker.password_file("fetch")), "MQTT_CA_FILE": str(broker.ca_file)}
+    env = {
+        "AURORA_MQTT_PASSWORD_FILE": str(broker.password_file("fetch")),
+        "AURORA_MQTT_CA_FILE": str(broker.ca_file),
+    }
     code, stderr, _ = fetch(f"mqtts://{HOST}:{broker.tls_port}/", **env)
     line = one_line(stderr)
     assert 1 == code
@@ -86,11 +92,11 @@ def test_a_missing_user_name_says_so(broker: Broker) -> None:
 
 
 def test_a_missing_or_wrong_password_says_which(broker: Broker) -> None:
-    ca = {"MQTT_CA_FILE": str(broker.ca_file)}
+    ca = {"AURORA_MQTT_CA_FILE": str(broker.ca_file)}
     code, stderr, _ = fetch(f"mqtts://fetch@{HOST}:{broker.tls_port}/", **ca)
     assert 1 == code
     assert "refused the login as fetch (Not authorized): no password was given" in one_line(stderr)
-    code, stderr, _ = fetch(f"mqtts://fetch@{HOST}:{broker.tls_port}/", MQTT_PASSWORD="wrong", **ca)
+    code, stderr, _ = fetch(f"mqtts://fetch@{HOST}:{broker.tls_port}/", AURORA_MQTT_PASSWORD="wrong", **ca)
     line = one_line(stderr)
     assert 1 == code
     assert "refused the login as fetch (Not authorized): check the user name and its password" in line
@@ -99,10 +105,11 @@ def test_a_missing_or_wrong_password_says_which(broker: Broker) -> None:
 
 def test_without_the_ca_the_message_says_to_give_it(broker: Broker) -> None:
     code, stderr, _ = fetch(
-        f"mqtts://fetch@{HOST}:{broker.tls_port}/", MQTT_PASSWORD_FILE=str(broker.password_file("fetch"))
+        f"mqtts://fetch@{HOST}:{broker.tls_port}/",
+        AURORA_MQTT_PASSWORD_FILE=str(broker.password_file("fetch")),
     )
     assert 1 == code
-    assert "(give the broker's CA with --mqtt-ca-file or MQTT_CA_FILE)" in one_line(stderr)
+    assert "(give the broker's CA with --mqtt-ca-file or AURORA_MQTT_CA_FILE)" in one_line(stderr)
 
 
 def test_a_wrong_ca_is_named_as_not_this_brokers(broker: Broker, tmp_path: Path) -> None:
@@ -112,7 +119,7 @@ def test_a_wrong_ca_is_named_as_not_this_brokers(broker: Broker, tmp_path: Path)
         f"mqtts://fetch@{HOST}:{broker.tls_port}/",
         "--mqtt-ca-file",
         str(other),
-        MQTT_PASSWORD_FILE=str(broker.password_file("fetch")),
+        AURORA_MQTT_PASSWORD_FILE=str(broker.password_file("fetch")),
     )
     line = one_line(stderr)
     assert 1 == code
@@ -123,7 +130,10 @@ def test_a_wrong_ca_is_named_as_not_this_brokers(broker: Broker, tmp_path: Path)
 def test_a_host_name_the_certificate_lacks_is_not_blamed_on_the_ca(broker: Broker) -> None:
     """127.1 is the loopback address under a name the certificate does not hold: with the right
     CA given, the advice is about the name, and lists the names the certificate holds."""
-    env = {"MQTT_PASSWORD_FILE": str(broker.password_file("fetch")), "MQTT_CA_FILE": str(broker.ca_file)}
+    env = {
+        "AURORA_MQTT_PASSWORD_FILE": str(broker.password_file("fetch")),
+        "AURORA_MQTT_CA_FILE": str(broker.ca_file),
+    }
     code, stderr, _ = fetch(f"mqtts://fetch@127.1:{broker.tls_port}/", **env)
     line = one_line(stderr)
     assert 1 == code
@@ -135,7 +145,10 @@ def test_a_host_name_the_certificate_lacks_is_not_blamed_on_the_ca(broker: Broke
 
 
 def test_no_bridge_on_the_broker_is_a_connection_error_that_says_where_it_looked(broker: Broker) -> None:
-    env = {"MQTT_PASSWORD_FILE": str(broker.password_file("fetch")), "MQTT_CA_FILE": str(broker.ca_file)}
+    env = {
+        "AURORA_MQTT_PASSWORD_FILE": str(broker.password_file("fetch")),
+        "AURORA_MQTT_CA_FILE": str(broker.ca_file),
+    }
     code, stderr, _ = fetch(f"mqtts://fetch@{HOST}:{broker.tls_port}/", **env)
     assert 1 == code
     assert f"no aurora-* device under homie/ on mqtts://{HOST}:{broker.tls_port} (is the bridge running" in (
@@ -145,7 +158,7 @@ def test_no_bridge_on_the_broker_is_a_connection_error_that_says_where_it_looked
 
 def test_a_dead_broker_is_named_with_its_address_and_the_reason() -> None:
     port = free_port()
-    code, stderr, took = fetch(f"mqtts://fetch@{HOST}:{port}/", MQTT_PASSWORD="x")
+    code, stderr, took = fetch(f"mqtts://fetch@{HOST}:{port}/", AURORA_MQTT_PASSWORD="x")
     line = one_line(stderr)
     assert 1 == code
     assert f"cannot reach the broker at {HOST}:{port}: connection refused" in line
@@ -157,7 +170,10 @@ def test_the_web_tool_says_the_same(broker: Broker, tmp_path: Path) -> None:
     ui_password = tmp_path / "ui-password"
     ui_password.write_text("a long enough ui password\n", encoding="utf-8")
     common = ("--port", "0", "--password-file", str(ui_password))
-    env = {"MQTT_PASSWORD_FILE": str(broker.password_file("web")), "MQTT_CA_FILE": str(broker.ca_file)}
+    env = {
+        "AURORA_MQTT_PASSWORD_FILE": str(broker.password_file("web")),
+        "AURORA_MQTT_CA_FILE": str(broker.ca_file),
+    }
     code, stderr, took = run("web_aid_tool", f"mqtt://web@{HOST}:{broker.tls_port}/", *common, **env)
     assert 1 == code
     assert "expects TLS; use mqtts://" in one_line(stderr)

@@ -92,7 +92,10 @@ def test_a_fetch_through_the_broker_needs_paho_but_not_structlog_or_asyncio(tmp_
         Sim.start(tmp_path, "--tcp", "127.0.0.1:0", "--no-drift") as sim,
         Bridge.start(tmp_path, broker, sim.url, poll=quiet),
     ):
-        env = {"MQTT_PASSWORD_FILE": str(broker.password_file("fetch")), "MQTT_CA_FILE": str(broker.ca_file)}
+        env = {
+            "AURORA_MQTT_PASSWORD_FILE": str(broker.password_file("fetch")),
+            "AURORA_MQTT_CA_FILE": str(broker.ca_file),
+        }
         done, modules = _fetch_modules(broker.url("fetch", f"homie/{DEMO_ID}/$modbus"), "745", env=env)
     assert 0 == done.returncode, done.stderr
     assert ["Heating Set Point (745): 68.0°F"] == done.stdout.splitlines()

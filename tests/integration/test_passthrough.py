@@ -60,8 +60,8 @@ class Stack:
 
     def env(self, user: str = "fetch") -> dict[str, str]:
         return {
-            "MQTT_PASSWORD_FILE": str(self.broker.password_file(user)),
-            "MQTT_CA_FILE": str(self.broker.ca_file),
+            "AURORA_MQTT_PASSWORD_FILE": str(self.broker.password_file(user)),
+            "AURORA_MQTT_CA_FILE": str(self.broker.ca_file),
         }
 
     def written(self) -> list[tuple[int, int]]:
@@ -550,7 +550,7 @@ def test_a_wrong_password_or_a_missing_bridge_is_a_clear_connection_error(
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, **stack.env("fetch"), "MQTT_PASSWORD_FILE": str(wrong)},
+        env={**os.environ, **stack.env("fetch"), "AURORA_MQTT_PASSWORD_FILE": str(wrong)},
     )
     assert 1 == done.returncode
     assert "refused the login as fetch" in done.stderr

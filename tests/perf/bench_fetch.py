@@ -68,10 +68,10 @@ def path_to_sim(kind: str, tmp: Path) -> Iterator[str]:
 
 @contextlib.contextmanager
 def _environment(broker: Broker) -> Iterator[None]:
-    """MQTT_PASSWORD_FILE and MQTT_CA_FILE for fetch's user, as a user would set them."""
-    saved = {k: os.environ.get(k) for k in ("MQTT_PASSWORD_FILE", "MQTT_CA_FILE")}
-    os.environ["MQTT_PASSWORD_FILE"] = str(broker.password_file("fetch"))
-    os.environ["MQTT_CA_FILE"] = str(broker.ca_file)
+    """AURORA_MQTT_PASSWORD_FILE and AURORA_MQTT_CA_FILE for fetch's user, as a user would set them."""
+    saved = {k: os.environ.get(k) for k in ("AURORA_MQTT_PASSWORD_FILE", "AURORA_MQTT_CA_FILE")}
+    os.environ["AURORA_MQTT_PASSWORD_FILE"] = str(broker.password_file("fetch"))
+    os.environ["AURORA_MQTT_CA_FILE"] = str(broker.ca_file)
     try:
         yield
     finally:

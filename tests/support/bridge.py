@@ -69,10 +69,10 @@ class Bridge:
         log = tmp_path / f"{name}.log"
         status_file = tmp_path / f"{name}.status"  # its own, not the machine's shared default
         full_env = {
-            "MQTT_PASSWORD_FILE": str(broker.password_file(user)),
+            "AURORA_MQTT_PASSWORD_FILE": str(broker.password_file(user)),
             "AURORA_LOG_FORMAT": "json",
-            "AURORA_ENERGY_STATE": str(tmp_path / "energy-{device}.json"),  # not the user's home
-            "AURORA_STATUS_FILE": str(status_file),
+            "AURORA_BRIDGE_ENERGY_STATE": str(tmp_path / "energy-{device}.json"),  # not the user's home
+            "AURORA_BRIDGE_STATUS_FILE": str(status_file),
             **(env or {}),
         }
         state_topic = f"homie/{device_id}/$state"

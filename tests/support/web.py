@@ -37,8 +37,8 @@ def mqtt_env(broker: Broker) -> dict[str, str]:
     """The web login password, and the MQTT user ``web``'s password and the broker's CA, from files."""
     return {
         "AURORA_WEB_PASSWORD_FILE": str(broker.password_file("web-ui")),
-        "MQTT_PASSWORD_FILE": str(broker.password_file("web")),
-        "MQTT_CA_FILE": str(broker.ca_file),
+        "AURORA_MQTT_PASSWORD_FILE": str(broker.password_file("web")),
+        "AURORA_MQTT_CA_FILE": str(broker.ca_file),
     }
 
 

@@ -341,12 +341,12 @@ def test_the_state_file_option_defaults_per_device_and_dash_turns_it_off(
 ) -> None:
     from aurora.bridge.cli import config_from_args, parse_args
 
-    monkeypatch.delenv("AURORA_ENERGY_STATE", raising=False)
+    monkeypatch.delenv("AURORA_BRIDGE_ENERGY_STATE", raising=False)
     monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/aurora")
     config = config_from_args(parse_args(["/dev/ttyUSB0", "mqtt://bridge@broker/"]))
     assert "/var/lib/aurora/energy-{device}.json" == config.energy_state
     assert config.energy_max_gap_s is None
-    monkeypatch.setenv("AURORA_ENERGY_STATE", "-")
+    monkeypatch.setenv("AURORA_BRIDGE_ENERGY_STATE", "-")
     assert config_from_args(parse_args(["/dev/ttyUSB0", "mqtt://bridge@broker/"])).energy_state is None
 
 

@@ -1,4 +1,4 @@
-"""``aurora_mqtt_bridge``'s command line: flag > AURORA_* environment > default, clear usage errors."""
+"""``aurora_mqtt_bridge``'s command line: flag > AURORA_BRIDGE_* environment > default, clear usage errors."""
 
 from __future__ import annotations
 
@@ -8,23 +8,14 @@ import paho.mqtt.client as mqtt
 import pytest
 from aurora.bridge.cli import config_from_args, parse_args
 
+from tests.support.environment import clear_tool_environment
+
 URL = "mqtts://bridge@broker.example:8883/"
 
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (
-        "AURORA_PORT",
-        "AURORA_MQTT_URL",
-        "AURORA_HOMIE",
-        "AURORA_FAST_INTERVAL",
-        "MQTT_PASSWORD_FILE",
-        "AURORA_MQTT_PASSWORD_FILE",
-        "MQTT_PASSWORD",
-        "AURORA_MQTT_PROTOCOL",
-        "AURORA_ALLOW_RAW_WRITES",
-    ):
-        monkeypatch.delenv(name, raising=False)
+    clear_tool_environment(monkeypatch)
 
 
 def test_the_originals_form_gives_the_defaults() -> None:
@@ -44,13 +35,13 @@ def test_every_option_also_comes_from_the_environment(
     """Containers and systemd units configure the bridge without a command line."""
     secret = tmp_path / "password"
     secret.write_text("s3cret\n")
-    monkeypatch.setenv("AURORA_PORT", "tcp://pi:2000/")
-    monkeypatch.setenv("AURORA_MQTT_URL", URL)
-    monkeypatch.setenv("AURORA_HOMIE", "false")
-    monkeypatch.setenv("AURORA_FAST_INTERVAL", "2")
+    monkeypatch.setenv("AURORA_BRIDGE_PORT", "tcp://pi:2000/")
+    monkeypatch.setenv("AURORA_BRIDGE_MQTT_URL", URL)
+    monkeypatch.setenv("AURORA_BRIDGE_HOMIE", "false")
+    monkeypatch.setenv("AURORA_BRIDGE_FAST_INTERVAL", "2")
     monkeypatch.setenv("AURORA_MQTT_PROTOCOL", "3.1.1")
-    monkeypatch.setenv("AURORA_ALLOW_RAW_WRITES", "yes")
-    monkeypatch.setenv("MQTT_PASSWORD_FILE", str(secret))
+    monkeypatch.setenv("AURORA_BRIDGE_ALLOW_RAW_WRITES", "yes")
+    monkeypatch.setenv("AURORA_MQTT_PASSWORD_FILE", str(secret))
     config = config_from_args(parse_args([]))
     assert "tcp://pi:2000/" == config.port
     assert not config.homie
@@ -62,8 +53,8 @@ def test_every_option_also_comes_from_the_environment(
 
 
 def test_a_flag_beats_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AURORA_HOMIE", "false")
-    monkeypatch.setenv("AURORA_FAST_INTERVAL", "2")
+    monkeypatch.setenv("AURORA_BRIDGE_HOMIE", "false")
+    monkeypatch.setenv("AURORA_BRIDGE_FAST_INTERVAL", "2")
     args = parse_args(["/dev/ttyUSB0", URL, "--homie", "--fast-interval", "3"])
     assert args.homie
     assert 3.0 == args.fast_interval
@@ -95,11 +86,11 @@ def test_a_bad_command_line_is_a_usage_error_with_a_clear_message(
 def test_a_malformed_boolean_in_the_environment_is_a_usage_error(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("AURORA_HOMIE", "maybe")
+    monkeypatch.setenv("AURORA_BRIDGE_HOMIE", "maybe")
     with pytest.raises(SystemExit) as exit_info:
         parse_args(["/dev/ttyUSB0", URL])
     assert 2 == exit_info.value.code
-    assert "AURORA_HOMIE='maybe'" in capsys.readouterr().err
+    assert "AURORA_BRIDGE_HOMIE='maybe'" in capsys.readouterr().err
 
 
 def test_the_help_names_the_environment_variable_of_each_option(capsys: pytest.CaptureFixture[str]) -> None:
@@ -107,17 +98,17 @@ def test_the_help_names_the_environment_variable_of_each_option(capsys: pytest.C
         parse_args(["--help"])
     text = " ".join(capsys.readouterr().out.split())
     for var in (
-        "AURORA_PORT",
-        "AURORA_MQTT_URL",
-        "AURORA_DEVICE_NAME",
-        "AURORA_HOMIE",
-        "AURORA_HOME_ASSISTANT",
-        "AURORA_FAST_INTERVAL",
-        "AURORA_MEDIUM_INTERVAL",
-        "AURORA_SLOW_INTERVAL",
-        "AURORA_DEBUG_MODBUS",
-        "AURORA_ALLOW_RAW_WRITES",
+        "AURORA_BRIDGE_PORT",
+        "AURORA_BRIDGE_MQTT_URL",
+        "AURORA_BRIDGE_DEVICE_NAME",
+        "AURORA_BRIDGE_HOMIE",
+        "AURORA_BRIDGE_HOME_ASSISTANT",
+        "AURORA_BRIDGE_FAST_INTERVAL",
+        "AURORA_BRIDGE_MEDIUM_INTERVAL",
+        "AURORA_BRIDGE_SLOW_INTERVAL",
+        "AURORA_BRIDGE_DEBUG_MODBUS",
+        "AURORA_BRIDGE_ALLOW_RAW_WRITES",
         "AURORA_MQTT_PROTOCOL",
-        "MQTT_PASSWORD_FILE",
+        "AURORA_MQTT_PASSWORD_FILE",
     ):
-        assert f"[{var}]" in text or var in text, var
+        assert f"[{var}]" in text, var

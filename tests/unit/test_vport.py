@@ -415,8 +415,8 @@ URL = "mqtt://bridge@broker/"
 
 def test_vport_options_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not config_from_args(parse_args(["/dev/ttyUSB0", URL])).vports.enabled  # off by default
-    monkeypatch.setenv("AURORA_VPORT_MODBUS_TCP", "0.0.0.0:5020")
-    monkeypatch.setenv("AURORA_VPORT_READ_ONLY", "true")
+    monkeypatch.setenv("AURORA_BRIDGE_VPORT_MODBUS_TCP", "0.0.0.0:5020")
+    monkeypatch.setenv("AURORA_BRIDGE_VPORT_READ_ONLY", "true")
     config = config_from_args(
         parse_args(["/dev/ttyUSB0", URL, "--vport-rtu", "2000", "--vport-max-clients", "4"])
     )
@@ -622,11 +622,13 @@ def test_the_commented_out_compose_lines_work_once_uncommented() -> None:
     ]
     assert len(lines) == 5, lines  # two variables, `ports:` and two published ports, all commented out
     assert "VPORT" not in "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
-    uncommented = re.sub(r"^(\s*)# (AURORA_VPORT_)", r"\1\2", text, flags=re.M)
+    uncommented = re.sub(r"^(\s*)# (AURORA_BRIDGE_VPORT_)", r"\1\2", text, flags=re.M)
     uncommented = re.sub(r"^    # ports:", "    ports:", uncommented, flags=re.M)
     uncommented = re.sub(r'^    #   - "127', '      - "127', uncommented, flags=re.M)
     bridge = yaml.safe_load(uncommented)["services"]["bridge"]
-    listens = {parse_listen(bridge["environment"][f"AURORA_VPORT_{n}"])[1] for n in ("RTU", "MODBUS_TCP")}
+    listens = {
+        parse_listen(bridge["environment"][f"AURORA_BRIDGE_VPORT_{n}"])[1] for n in ("RTU", "MODBUS_TCP")
+    }
     published = [p.split(":") for p in bridge["ports"]]
     assert all(host == "127.0.0.1" for host, _, _ in published)
     assert {int(target) for _, _, target in published} == listens
