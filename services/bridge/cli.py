@@ -8,7 +8,6 @@ password from ``AURORA_MQTT_PASSWORD_FILE`` so it never shows in ``ps``.
 from __future__ import annotations
 
 import argparse
-import re
 import signal
 import threading
 from collections.abc import Sequence
@@ -18,7 +17,8 @@ import structlog
 from aurora import __version__
 from aurora.errors import UsageError
 from aurora.logs import configure_logging
-from aurora.mqtt import MqttSettings, add_mqtt_arguments
+from aurora.mqtt import MqttSettings
+from aurora.mqtt_args import add_mqtt_arguments, is_mqtt_url, topic_level
 from aurora.options import ToolParser, log_deprecated_names
 from aurora.transport import DEFAULT_LATENCY_S
 from aurora.urls import redact
@@ -31,7 +31,6 @@ from .vport import IDLE_TIMEOUT_S, MAX_CLIENTS, VportConfig, parse_listen
 log = structlog.get_logger("aurora.bridge")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-_TOPIC_LEVEL = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def _seconds(text: str) -> float:
@@ -42,12 +41,6 @@ def _seconds(text: str) -> float:
     if not 0.5 <= value <= 86400:
         raise argparse.ArgumentTypeError(f"{text} s is outside 0.5..86400")
     return value
-
-
-def _topic_level(text: str) -> str:
-    if not _TOPIC_LEVEL.match(text):
-        raise argparse.ArgumentTypeError(f"{text!r} must be one topic level of letters, digits, - or _")
-    return text
 
 
 def _listen(text: str) -> tuple[str, int]:
@@ -124,7 +117,8 @@ def build_parser() -> ToolParser:
         "discovery, accept writes to its settable properties, and keep doing so unattended: the bridge "
         "reconnects to the heat pump and the broker by itself and never exits on bad data.",
         epilog="PORT: /dev/ttyUSB0 (19200 8E1), tcp://host:2000/ (ser2net raw), rfc2217://host:2217/ or a "
-        "YAML dump file. MQTT_URL: mqtt://user@broker/ or mqtts://user@broker:8883/; give the password "
+        "YAML dump file. MQTT_URL: mqtt://user@broker/, mqtts://user@broker:8883/ or, over WebSockets, "
+        "wss://user@broker:8884/ (the path is the WebSocket's, default /mqtt); give the password "
         "with AURORA_MQTT_PASSWORD_FILE (or --mqtt-password-file), not in the URL, where `ps` would show it. "
         "Topics: <root>/aurora-<serial>/... with $state init, ready, alert (heat pump not answering), "
         "lost (will), disconnected (stopped); a retained JSON $health document; "
@@ -137,7 +131,7 @@ def build_parser() -> ToolParser:
         nargs="?",
         default=None,
         metavar="MQTT_URL",
-        help="the broker, mqtt:// or mqtts://",
+        help="the broker: mqtt://, mqtts://, or MQTT over WebSockets ws://, wss://",
     )
     p.add_argument(
         "--device-name",
@@ -210,14 +204,8 @@ def build_parser() -> ToolParser:
         help="MQTT protocol version; the $modbus request/response topics want 5 (default %(default)s)",
     )
     p.add_argument(
-        "--homie-root",
-        type=_topic_level,
-        default="homie",
-        help="first topic level of the Homie tree (default %(default)s)",
-    )
-    p.add_argument(
         "--ha-prefix",
-        type=_topic_level,
+        type=topic_level,
         default="homeassistant",
         help="Home Assistant discovery prefix (default %(default)s)",
     )
@@ -268,8 +256,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)  # a malformed variable ends it here, naming the variable
     if not args.port or not args.mqtt_url:
         parser.error("PORT and MQTT_URL are required (or AURORA_BRIDGE_PORT and AURORA_BRIDGE_MQTT_URL)")
-    if urlsplit(args.mqtt_url).scheme.lower() not in ("mqtt", "mqtts"):
-        parser.error(f"{redact(args.mqtt_url)}: MQTT_URL starts with mqtt:// or mqtts://")
+    if not is_mqtt_url(args.mqtt_url):
+        parser.error(f"{redact(args.mqtt_url)}: MQTT_URL starts with mqtt://, mqtts://, ws:// or wss://")
     if not args.fast_interval <= args.medium_interval <= args.slow_interval:
         parser.error("intervals must grow: --fast-interval <= --medium-interval <= --slow-interval")
     if args.energy_max_gap is not None and args.energy_max_gap < 2 * args.fast_interval:
@@ -282,7 +270,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def config_from_args(args: argparse.Namespace) -> BridgeConfig:
     """The bridge's configuration; UsageError for an unreadable password or CA file."""
     settings = MqttSettings.from_url(
-        args.mqtt_url, password_file=args.mqtt_password_file, ca_file=args.mqtt_ca_file
+        args.mqtt_url,
+        password_file=args.mqtt_password_file,
+        ca_file=args.mqtt_ca_file,
+        root=args.homie_root,
+        path_is_topic=False,
     )
     return BridgeConfig(
         port=args.port,
@@ -294,7 +286,7 @@ def config_from_args(args: argparse.Namespace) -> BridgeConfig:
         debug_modbus=args.debug_modbus,
         allow_raw_writes=args.allow_raw_writes,
         protocol=MQTTProtocolVersion.MQTTv5 if args.mqtt_protocol == "5" else MQTTProtocolVersion.MQTTv311,
-        homie_root=args.homie_root,
+        homie_root=settings.root,
         ha_prefix=args.ha_prefix,
         latency_s=args.timeout,
         watchdog_cycles=args.watchdog_cycles,

@@ -10,7 +10,7 @@ from contextlib import closing
 
 from aurora.errors import AuroraError, IllegalAddress, MissingRegisters, UsageError
 from aurora.logs import configure_logging, configure_logging_on_first_use, get_logger
-from aurora.mqtt_args import add_mqtt_arguments
+from aurora.mqtt_args import add_mqtt_arguments, is_mqtt_url
 from aurora.query import Chunk, ProgressLog, QueryResult, describe_addresses, parse_query, read_query
 from aurora.render import render_lines, render_yaml
 from aurora.transport import DEFAULT_LATENCY_S, open_bus
@@ -37,10 +37,6 @@ class _Version(argparse.Action):
         parser.exit()
 
 
-def _is_mqtt(port: str) -> bool:
-    return port.lower().startswith(("mqtt://", "mqtts://"))
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command line; options also read AURORA_FETCH_<OPTION> where noted."""
     p = argparse.ArgumentParser(  # exits 2 on a usage error, as EXIT_USAGE says
@@ -49,13 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "PORT: /dev/ttyUSB0 (19200 8E1), tcp://host:2000/ (ser2net raw), rfc2217://host:2217/ or "
             "telnet://host:2217/, a YAML dump file, or mqtts://user@broker/homie/aurora-SERIAL/$modbus "
-            "(through the bridge; without the topic the broker's only aurora device is used). "
+            "(through the bridge; without the topic the broker's only aurora device under --homie-root "
+            "is used; over WebSockets wss://user@broker:8884/ with --mqtt-topic). "
             "QUERY: 745, 745-747, 745..747, comma lists, or known (every named register), "
             "valid (every register that should answer), all (the whole address space). "
             "Exit status: 0 success, 1 device or connection error, 2 usage error."
         ),
     )
-    p.add_argument("port", help="serial device, tcp://, rfc2217://, telnet://, dump file or mqtt(s)://")
+    p.add_argument(
+        "port", help="serial device, tcp://, rfc2217://, telnet://, dump file, mqtt(s):// or ws(s)://"
+    )
     p.add_argument("query", help="registers to read, e.g. 745-747,813 or valid")
     p.add_argument(
         "-y", "--yaml", action="store_true", help="print raw values as YAML (a dump for bug reports)"
@@ -81,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the wait for each reply from the bridge, at least 10 s [AURORA_FETCH_TIMEOUT]",
     )
     p.add_argument("-v", "--version", action=_Version)
-    add_mqtt_arguments(p)
+    add_mqtt_arguments(p, tool=True)
     return p
 
 
@@ -107,11 +106,15 @@ def fetch(args: argparse.Namespace) -> QueryResult:
     """Open the port, run the query, close the port."""
     query = parse_query(args.query)
     mqtt_settings = None
-    if _is_mqtt(args.port):
+    if is_mqtt_url(args.port):
         from aurora.mqtt import MqttSettings  # paho: only this path needs it
 
         mqtt_settings = MqttSettings.from_url(
-            args.port, password_file=args.mqtt_password_file, ca_file=args.mqtt_ca_file
+            args.port,
+            password_file=args.mqtt_password_file,
+            ca_file=args.mqtt_ca_file,
+            topic=args.mqtt_topic,
+            root=args.homie_root,
         )
     progress = _ProgressBar() if sys.stderr.isatty() else ProgressLog()
     with closing(

@@ -24,6 +24,7 @@ import structlog
 from aurora import __version__, registers, rtu
 from aurora.errors import AuroraError, UsageError
 from aurora.logs import configure_logging
+from aurora.mqtt_args import is_mqtt_url
 from aurora.render import render_line
 from aurora.sniffer import SENSOR_REGISTERS, Event, Garbage, Sniffer, Transaction
 from aurora.transport import open_stream
@@ -318,10 +319,10 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
         show_garbage=args.debug_modbus,
     )
     sniffer = Sniffer(reply_timeout_s=args.reply_timeout)
-    if args.port.lower().startswith(("mqtt://", "mqtts://")):
+    if is_mqtt_url(args.port):
         raise UsageError(
-            "the monitor listens to a line, and mqtt(s):// has none: run it on the adapter's port "
-            "(or the ser2net port) the heat pump is on"
+            "the monitor listens to a line, and a broker (mqtt(s)://, ws(s)://) has none: run it on "
+            "the adapter's port (or the ser2net port) the heat pump is on"
         )
     if _is_recording(args.port) and args.port != "-" and _looks_like_dump(Path(args.port)):
         raise UsageError(

@@ -11,7 +11,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import structlog
 from aiohttp import web
@@ -19,7 +18,8 @@ from aurora import __version__
 from aurora.bus import Bus
 from aurora.errors import AuroraError, BusError, UsageError
 from aurora.logs import configure_logging
-from aurora.mqtt import MqttSettings, add_mqtt_arguments
+from aurora.mqtt import MqttSettings
+from aurora.mqtt_args import add_mqtt_arguments, is_mqtt_url
 from aurora.transport import DEFAULT_LATENCY_S, open_bus
 from aurora.urls import redact
 
@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             "TARGET: mqtts://web@broker:8883/homie/aurora-SERIAL/$modbus goes through the bridge "
-            "(without the topic the broker's only aurora device is used): the UI then has the live "
+            "(without the topic the broker's only aurora device under --homie-root is used; over "
+            "WebSockets wss://web@broker:8884/ with --mqtt-topic): the UI then has the live "
             "dashboard, trend charts, settings page, register browser and fault history. "
             "A serial device (/dev/ttyUSB0), tcp://host:2000/, rfc2217://host:2217/ or a YAML dump "
             "talks to the unit directly: the UI then has the register browser and fault history only, "
@@ -171,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--debug-modbus", action="store_true", help="log every frame sent and received")
     p.add_argument("-v", "--version", action="version", version=__version__)
-    add_mqtt_arguments(p)
+    add_mqtt_arguments(p, tool=True)
     return p
 
 
@@ -191,18 +192,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _is_mqtt(target: str) -> bool:
-    return urlsplit(target).scheme.lower() in ("mqtt", "mqtts")
-
-
-def device_from_path(path: str, root: str = "homie") -> str | None:
-    """``homie/aurora-123/$modbus`` → ``aurora-123``; None when the URL names no device."""
-    parts = [p for p in path.split("/") if p]
-    if len(parts) >= 2 and parts[0] == root:
-        return parts[1]
-    return None
-
-
 def _open_direct(args: argparse.Namespace) -> Bus:
     return open_bus(args.target, latency_s=args.timeout, debug=args.debug_modbus)
 
@@ -210,7 +199,7 @@ def _open_direct(args: argparse.Namespace) -> Bus:
 def _open_mqtt_bus(settings: MqttSettings, device: str) -> Bus:
     if not device:
         raise BusError("no heat pump on the broker yet: is the bridge running?")
-    settings = replace(settings, path=f"homie/{device}/$modbus")
+    settings = replace(settings, device=device)
     try:
         from aurora.rpc_client import MqttBus  # only the MQTT path needs it
     except ImportError as err:
@@ -232,12 +221,16 @@ async def serve(args: argparse.Namespace, password: str) -> int:
         raise UsageError(f"--html {html_dir}: not a directory")
     feed = None
     mirror = None
-    if _is_mqtt(args.target):
+    if is_mqtt_url(args.target):
         settings = MqttSettings.from_url(
-            args.target, password_file=args.mqtt_password_file, ca_file=args.mqtt_ca_file
+            args.target,
+            password_file=args.mqtt_password_file,
+            ca_file=args.mqtt_ca_file,
+            topic=args.mqtt_topic,
+            root=args.homie_root,
         )
         # The mirror exists before the feed subscribes: retained messages arrive at once.
-        mirror = HomieMirror(device_from_path(settings.path) or "")
+        mirror = HomieMirror(settings.device or "", root=settings.root)
         state = WebState(
             auth=Authenticator(password), gate=BusGate(_no_bus), html_dir=html_dir, mirror=mirror
         )

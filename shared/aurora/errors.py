@@ -26,6 +26,22 @@ class BusTimeout(BusError, TimeoutError):
     """No complete reply in time; worth another attempt."""
 
 
+class BrokerError(BusError):
+    """The MQTT broker cannot be reached or answered otherwise than asked (aurora.mqtt)."""
+
+
+class LoginRefused(BrokerError):
+    """The broker refused the login (CONNACK with a failure reason)."""
+
+
+class PublishRefused(BrokerError):
+    """The broker refused a message (an MQTT 5 PUBACK with a failure reason: the ACL)."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class FrameError(AuroraError):
     """Bytes that are not a valid reply: bad CRC, wrong slave or function, wrong length."""
 

@@ -35,6 +35,7 @@ from .errors import (
     UsageError,
 )
 from .logs import get_logger
+from .mqtt_args import is_mqtt_url
 from .urlhandler import protocol_tcp
 from .urls import redact
 
@@ -652,7 +653,7 @@ def open_bus(
     and the environment.
     """
     scheme = urlsplit(url).scheme.lower()
-    if scheme in ("mqtt", "mqtts"):
+    if is_mqtt_url(url):
         from .mqtt import MqttSettings
         from .rpc_client import DEFAULT_TIMEOUT_S, MqttBus  # only the MQTT path needs paho
 

@@ -64,7 +64,7 @@ def test_a_flag_beats_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     ("argv", "message"),
     [
         ([], "PORT and MQTT_URL are required"),
-        (["/dev/ttyUSB0", "http://broker/"], "starts with mqtt:// or mqtts://"),
+        (["/dev/ttyUSB0", "http://broker/"], "starts with mqtt://, mqtts://, ws:// or wss://"),
         (["/dev/ttyUSB0", URL, "--fast-interval", "fast"], "is not a number of seconds"),
         (["/dev/ttyUSB0", URL, "--fast-interval", "0"], "outside 0.5..86400"),
         (["/dev/ttyUSB0", URL, "--fast-interval", "60", "--medium-interval", "30"], "intervals must grow"),

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from aurora.web.cli import DEFAULT_PORT, device_from_path, parse_args
+from aurora.mqtt import MqttSettings
+from aurora.web.cli import DEFAULT_PORT, parse_args
 
 
 def test_defaults_listen_on_localhost_port_4567(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -43,12 +44,26 @@ def test_no_password_file_is_a_usage_error(
     assert "--password-file is required" in capsys.readouterr().err
 
 
-def test_the_device_is_taken_from_the_url_path() -> None:
+def test_the_device_is_taken_from_the_url_path_or_the_topic_option() -> None:
     """mqtts://web@broker/homie/aurora-1/$modbus names the device; without a path it is discovered."""
-    assert "aurora-2611000042" == device_from_path("homie/aurora-2611000042/$modbus")
-    assert "aurora-1" == device_from_path("/homie/aurora-1")
-    assert device_from_path("") is None
-    assert device_from_path("other/aurora-1/$modbus") is None
+
+    def settings(argv: list[str]) -> MqttSettings:
+        args = parse_args([*argv, "--password-file", "/dev/null"])
+        return MqttSettings.from_url(args.target, topic=args.mqtt_topic, root=args.homie_root)
+
+    named = settings(["mqtts://web@broker/homie/aurora-2611000042/$modbus"])
+    assert ("homie", "aurora-2611000042") == (named.root, named.device)
+    short = settings(["mqtts://web@b/homie/aurora-1"])
+    assert ("homie", "aurora-1") == (short.root, short.device)
+    assert settings(["mqtts://web@broker/"]).device is None
+    assert "other" == settings(["mqtts://web@broker/", "--homie-root", "other"]).root
+    over_ws = settings(["wss://web@broker:8884/mqtt", "--mqtt-topic", "site2/aurora-7/$modbus"])
+    assert ("site2", "aurora-7", "/mqtt", "websockets") == (
+        over_ws.root,
+        over_ws.device,
+        over_ws.ws_path,
+        over_ws.transport,
+    )
 
 
 def test_hardening_options_have_defaults_and_come_from_the_environment(
