@@ -21,7 +21,15 @@ def _iso(wall: float | None) -> str | None:
 
 @dataclass(slots=True)
 class PollStats:
-    """Poll counters, mutated by the poll thread only."""
+    """The bridge's counters for ``$health``: plain fields, each written without a lock.
+
+    Several threads write them (docs/architecture.md#threads): the poll thread the poll counters,
+    the main thread the first poll's and ``watchdog_resets``, paho's thread ``writes_refused``
+    and ``writes_failed`` (validation, a line already down), the bus worker ``writes`` and the
+    same two for a write that failed on the line; ``last_error`` any of them, the latest trouble
+    winning. Two threads incrementing the same counter at the same instant could lose one count:
+    a figure in ``$health`` may be one short, nothing depends on it being exact.
+    """
 
     cycles: int = 0
     good_cycles: int = 0

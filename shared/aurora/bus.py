@@ -10,7 +10,8 @@ from typing import Protocol, runtime_checkable
 
 @dataclass(slots=True)
 class BusStats:
-    """Counters a bus keeps for the health document; mutated only by the bus's own thread."""
+    """Counters a bus keeps for the health document; mutated only by the thread that runs the
+    bus's transactions (in the bridge, the bus worker), read by any."""
 
     transactions: int = 0
     timeouts: int = 0

@@ -269,9 +269,9 @@ def _bridge(bus: DumpBus) -> Bridge:
         detect=lambda read, device_name: FakeUnit(),
         tiers={"fast": "F", "medium": "M", "slow": "S"},
     )
-    bridge.unit = FakeUnit()
-    bridge.root = "homie/aurora-42"
-    bridge.publisher = FakePublisher()  # type: ignore[assignment]
+    bridge.shared.unit = FakeUnit()
+    bridge.shared.root = "homie/aurora-42"
+    bridge.shared.publisher = FakePublisher()  # type: ignore[assignment]
     bridge.ready.set()
     bridge.worker.start()
     return bridge
@@ -288,12 +288,12 @@ def test_a_poll_publishes_values_once_and_only_again_when_they_change() -> None:
     bus = DumpBus({2: 1, 745: 680, 746: 700, 401: 1200})
     bridge = _bridge(bus)
     try:
-        assert bridge._poll(["fast", "medium", "slow"], time.monotonic())
-        pub = bridge.publisher
+        assert bridge.polling.poll(["fast", "medium", "slow"], time.monotonic())
+        pub = bridge.shared.publisher
         assert {"homie/aurora-42/dhw/set-point": "120", "homie/aurora-42/abc/temperature": "680"} == pub.sent  # type: ignore[union-attr]
-        assert 0 == bridge.publish_values()
+        assert 0 == bridge.shared.publish_values()
         bus.registers[745] = 681
-        bridge._poll(["fast"], time.monotonic())
+        bridge.polling.poll(["fast"], time.monotonic())
         assert "681" == pub.sent["homie/aurora-42/abc/temperature"]  # type: ignore[union-attr]
         assert "ready" == pub.state  # type: ignore[union-attr]
     finally:
@@ -307,12 +307,12 @@ def test_a_decoder_that_raises_is_logged_and_counted_and_the_bridge_carries_on(
     bus = DumpBus({2: 1, 745: 680, 746: 700, 401: 1200})
     bridge = _bridge(bus)
     try:
-        bridge.unit.explode = True
-        bridge._poll(["fast"], time.monotonic())
+        bridge.shared.unit.explode = True
+        bridge.polling.poll(["fast"], time.monotonic())
         assert "decoding failed" in (bridge.stats.last_error or "")
         assert ["values_failed"] == [r.event for r in error_logs.records]
-        bridge.unit.explode = False
-        assert bridge._poll(["fast"], time.monotonic())
+        bridge.shared.unit.explode = False
+        assert bridge.polling.poll(["fast"], time.monotonic())
     finally:
         bridge.worker.stop()
 
@@ -321,13 +321,13 @@ def test_a_silent_unit_turns_the_state_to_alert_and_an_answer_back_to_ready() ->
     bus = SlowBus({2: 1, 745: 680, 746: 700, 401: 1200}, silent=True)
     bridge = _bridge(bus)
     try:
-        assert not bridge._poll(["fast"], time.monotonic())
-        assert "alert" == bridge.publisher.state  # type: ignore[union-attr]
+        assert not bridge.polling.poll(["fast"], time.monotonic())
+        assert "alert" == bridge.shared.publisher.state  # type: ignore[union-attr]
         assert 1 == bridge.stats.failed_cycles
         assert bridge.stats.last_error and "no reply" in json.loads(bridge.health())["last_error"]
         bus.silent = False
-        assert bridge._poll(["fast"], time.monotonic())
-        assert "ready" == bridge.publisher.state  # type: ignore[union-attr]
+        assert bridge.polling.poll(["fast"], time.monotonic())
+        assert "ready" == bridge.shared.publisher.state  # type: ignore[union-attr]
         assert json.loads(bridge.health())["last_error"] is None  # what is wrong now, not once
     finally:
         bridge.worker.stop()
@@ -337,9 +337,9 @@ def test_a_valid_set_writes_the_register_reads_it_back_and_publishes_it() -> Non
     bus = DumpBus({2: 1, 745: 680, 746: 700, 401: 1200})
     bridge = _bridge(bus)
     try:
-        bridge._poll(["medium"], time.monotonic())
-        bridge._on_set(_message("homie/aurora-42/dhw/set-point/set", b"125.5"))
-        pub = bridge.publisher
+        bridge.polling.poll(["medium"], time.monotonic())
+        bridge.writes.on_set(_message("homie/aurora-42/dhw/set-point/set", b"125.5"))
+        pub = bridge.shared.publisher
 
         def published() -> bool:
             return pub.sent.get("homie/aurora-42/dhw/set-point") == "125.5"  # type: ignore[union-attr]
@@ -368,10 +368,10 @@ def test_setting_the_current_value_concludes_and_republishes_it() -> None:
     bus = DumpBus({2: 1, 745: 680, 746: 700, 401: 1200})
     bridge = _bridge(bus)
     try:
-        bridge._poll(["medium"], time.monotonic())
-        pub = bridge.publisher
+        bridge.polling.poll(["medium"], time.monotonic())
+        pub = bridge.shared.publisher
         before = len(pub.messages)  # type: ignore[union-attr]
-        bridge._on_set(_message("homie/aurora-42/dhw/set-point/set", b"120"))
+        bridge.writes.on_set(_message("homie/aurora-42/dhw/set-point/set", b"120"))
         deadline = time.monotonic() + 5
         while not pub.outcomes() and time.monotonic() < deadline:  # type: ignore[union-attr]
             time.sleep(0.01)
@@ -415,11 +415,11 @@ def test_a_bad_set_writes_nothing(topic: str, payload: bytes, retain: bool) -> N
     bus = SlowBus({2: 1, 745: 680, 746: 700, 401: 1200})
     bridge = _bridge(bus)
     try:
-        bridge._poll(["medium"], time.monotonic())  # the line is up: only validation can refuse
+        bridge.polling.poll(["medium"], time.monotonic())  # the line is up: only validation can refuse
         assert bridge.worker.line_up
-        pub = bridge.publisher
+        pub = bridge.shared.publisher
         before = len(pub.messages)  # type: ignore[union-attr]
-        bridge._on_set(_message(topic, payload, retain))
+        bridge.writes.on_set(_message(topic, payload, retain))
         bridge.worker.submit(lambda b: None, Priority.POLL).result(timeout=5)  # the queue is drained
         assert [] == [c for c in bus.calls if c[0] == "write"]
         assert 1200 == bus.registers[401]
@@ -442,7 +442,7 @@ def test_the_health_document_carries_bus_poll_and_worker_numbers() -> None:
     bus = DumpBus({2: 1, 745: 680, 746: 700, 401: 1200})
     bridge = _bridge(bus)
     try:
-        bridge._poll(["fast", "medium", "slow"], time.monotonic())
+        bridge.polling.poll(["fast", "medium", "slow"], time.monotonic())
         doc = json.loads(bridge.health())
         assert 1 == doc["poll"]["good_cycles"]
         assert doc["last_good_poll"].endswith("+00:00")
@@ -465,16 +465,16 @@ def test_the_watchdog_reopens_a_line_on_which_no_poll_succeeded_for_several_inte
     bridge = _bridge(bus)
     bridge.worker._opener = opener
     try:
-        bridge._poll(["fast"], time.monotonic())
+        bridge.polling.poll(["fast"], time.monotonic())
         assert 1 == len(opened)
         now = time.monotonic()
-        bridge._watchdog(now + 1)  # fresh: nothing to do
+        bridge.watchdog.check(now + 1)  # fresh: nothing to do
         assert 0 == bridge.stats.watchdog_resets
-        bridge._watchdog(now + 6 * 5 + 1)  # six fast intervals without a good poll
+        bridge.watchdog.check(now + 6 * 5 + 1)  # six fast intervals without a good poll
         assert 1 == bridge.stats.watchdog_resets
-        bridge._poll(["fast"], time.monotonic())
+        bridge.polling.poll(["fast"], time.monotonic())
         assert 2 == len(opened)  # the line was dropped and opened again
-        bridge._watchdog(now + 6 * 5 + 2)  # not again right away
+        bridge.watchdog.check(now + 6 * 5 + 2)  # not again right away
         assert 1 == bridge.stats.watchdog_resets
     finally:
         bridge.worker.stop()
@@ -484,9 +484,9 @@ def test_the_watchdog_restarts_a_dead_mqtt_network_thread() -> None:
     """paho #785: the network thread can die while is_connected() still says True."""
     bridge = _bridge(DumpBus({2: 1}))
     try:
-        pub = bridge.publisher
+        pub = bridge.shared.publisher
         pub.thread_alive = False  # type: ignore[union-attr]
-        bridge._watchdog(time.monotonic())
+        bridge.watchdog.check(time.monotonic())
         assert 1 == pub.restarts  # type: ignore[union-attr]
     finally:
         bridge.worker.stop()
@@ -499,13 +499,13 @@ def test_a_write_while_the_line_is_down_is_refused_instead_of_queued_for_later(
     bridge = _bridge(bus)
     try:
         assert not bridge.worker.line_up
-        bridge._on_set(_message("homie/aurora-42/dhw/set-point/set", b"125"))
+        bridge.writes.on_set(_message("homie/aurora-42/dhw/set-point/set", b"125"))
         assert 1 == bridge.stats.writes_failed
-        (outcome,) = bridge.publisher.outcomes()  # type: ignore[union-attr]
+        (outcome,) = bridge.shared.publisher.outcomes()  # type: ignore[union-attr]
         assert "failed" == outcome["result"]
         assert "no answer from the heat pump" in outcome["reason"]
         assert any(r.event.startswith("set_failed") for r in error_logs.records), error_logs.records
-        bridge._poll(["medium"], time.monotonic())
+        bridge.polling.poll(["medium"], time.monotonic())
         assert [] == [c for c in bus.calls if c[0] == "write"]
     finally:
         bridge.worker.stop()
@@ -517,7 +517,7 @@ def test_systemd_hears_ready_and_watchdog_through_notify_socket(
     """Type=notify + WatchdogSec= let systemd restart a bridge whose main loop hangs."""
     import socket
 
-    from aurora.bridge.app import sd_notify
+    from aurora.bridge.systemd import sd_notify
 
     path = tmp_path / "notify"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
@@ -534,14 +534,14 @@ def test_the_watchdog_breaks_a_session_that_acknowledges_nothing() -> None:
     """A half-open TCP connection looks connected for a long time; no PUBACK for minutes is the tell."""
     bridge = _bridge(DumpBus({2: 1}))
     try:
-        pub = bridge.publisher
+        pub = bridge.shared.publisher
         now = time.monotonic()
         pub.counters.published, pub.counters.acked, pub.counters.last_ack = 50, 40, now  # type: ignore[union-attr]
-        bridge._watchdog(now + 30)
+        bridge.watchdog.check(now + 30)
         assert 0 == pub.kicks  # type: ignore[union-attr]
-        bridge._watchdog(now + 200)
+        bridge.watchdog.check(now + 200)
         assert 1 == pub.kicks  # type: ignore[union-attr]
-        bridge._watchdog(now + 201)
+        bridge.watchdog.check(now + 201)
         assert 1 == pub.kicks  # type: ignore[union-attr]
     finally:
         bridge.worker.stop()
@@ -552,11 +552,11 @@ def test_the_watchdog_leaves_a_line_alone_while_clients_get_answers() -> None:
     bus = DumpBus({2: 1, 745: 680, 746: 700, 401: 1200})
     bridge = _bridge(bus)
     try:
-        bridge._poll(["fast"], time.monotonic())
+        bridge.polling.poll(["fast"], time.monotonic())
         late = time.monotonic() + 6 * 5 + 1  # six fast intervals after the last good poll ...
         bridge.worker.submit(lambda b: b.read_registers([745])).result(timeout=5)
         bridge.worker.last_success = late - 1  # ... but a client's read was answered a second ago
-        bridge._watchdog(late)
+        bridge.watchdog.check(late)
         assert 0 == bridge.stats.watchdog_resets
     finally:
         bridge.worker.stop()

@@ -192,9 +192,9 @@ def _runtime_bridge(bus: Bus, tmp: Path) -> Any:
         detect=lambda read, device_name: FakeUnit(),
         tiers={"fast": "F", "medium": "M", "slow": "S"},
     )
-    bridge.unit = FakeUnit()
-    bridge.root = "homie/aurora-42"
-    bridge.publisher = FakePublisher()  # type: ignore[assignment]
+    bridge.shared.unit = FakeUnit()
+    bridge.shared.root = "homie/aurora-42"
+    bridge.shared.publisher = FakePublisher()  # type: ignore[assignment]
     bridge.worker.start()
     return bridge
 
@@ -204,7 +204,7 @@ def test_the_first_poll_reads_while_the_retained_topics_are_scanned(tmp_path: Pa
     are published only after the description, as Homie wants."""
     bus = LineBus({2: 1, 745: 680, 746: 700, 401: 1200})
     bridge = _runtime_bridge(bus, tmp_path)
-    pub = bridge.publisher
+    pub = bridge.shared.publisher
     during: list[int] = []
 
     def scan(filters: list[str], stop: Any = None, **_: Any) -> dict[str, bytes]:
@@ -220,10 +220,10 @@ def test_the_first_poll_reads_while_the_retained_topics_are_scanned(tmp_path: Pa
     pub.owned = set
     pub.route = lambda *a: None
     try:
-        first = bridge._start_first_poll()
+        first = bridge.polling.start_first()
         bridge._publish_tree(first)
     finally:
-        bridge._stop.set()
+        bridge.shared.stop.set()
         bridge.worker.stop()
     assert during and during[0] >= 1
     topics = [t for t, _ in pub.messages]
@@ -238,7 +238,7 @@ def test_the_first_poll_does_not_read_again_what_detection_just_read(tmp_path: P
     published at ready as before."""
     bus = LineBus({2: 1, 745: 680, 746: 700, 401: 1200})
     bridge = _runtime_bridge(bus, tmp_path)
-    unit = bridge.unit
+    unit = bridge.shared.unit
 
     def detect(read: Any, device_name: str) -> Any:
         read([(745, 2)])
@@ -246,7 +246,7 @@ def test_the_first_poll_does_not_read_again_what_detection_just_read(tmp_path: P
         return unit
 
     bridge._detect_fn = detect
-    pub = bridge.publisher
+    pub = bridge.shared.publisher
     pub.scan_retained = lambda *a, **k: {}
     plain = pub.retain
     pub.retain = lambda topic, payload, force=False, **_: plain(topic, payload, force=force)
@@ -255,10 +255,10 @@ def test_the_first_poll_does_not_read_again_what_detection_just_read(tmp_path: P
     try:
         assert bridge._detect_unit() is unit
         bus.calls.clear()
-        first = bridge._start_first_poll()
+        first = bridge.polling.start_first(bridge._detected)
         bridge._publish_tree(first)
     finally:
-        bridge._stop.set()
+        bridge.shared.stop.set()
         bridge.worker.stop()
     assert bus.calls == [(401,)]  # 745, 746 and 2 came with detection
     assert pub.state == "ready"
@@ -277,25 +277,25 @@ def test_a_raw_write_rereads_only_what_it_affects_and_leaves_the_schedule(tmp_pa
     bus = LineBus({2: 1, 745: 680, 746: 700, 401: 1200, 12619: 0})
     bridge = _runtime_bridge(bus, tmp_path)
     real = Unit.build(Components(serial="1", thermostat=True, thermostat_version=3.0))
-    bridge._effects = WriteEffects(real.properties())
+    bridge.polling.effects = WriteEffects(real.properties())
     try:
-        assert bridge._poll(["fast", "medium", "slow"], time.monotonic())
+        assert bridge.polling.poll(["fast", "medium", "slow"], time.monotonic())
         for tier in ("fast", "medium", "slow"):
             bridge.schedule.done([tier], time.monotonic())
         due = dict(bridge.schedule.next_due)
-        bridge._poll_thread = bridge._start_poller()
+        bridge.polling.start()
         bus.calls.clear()
         bus.registers[745] = 690  # what the unit shows once 12619 was written
-        bridge._absorb_raw_write({12619: 690})
+        bridge.polling.absorb_raw_write({12619: 690})
         wait_for(lambda: bridge.stats.rereads == 1, 10, "the re-read")
         assert bridge.cache.lookup(745)[0] == 690
         assert bus.calls == [(745,)]
         assert bridge.schedule.next_due == due
         assert bridge.stats.cycles == 1
-        bridge._absorb_raw_write({745: 1})  # a register that shows only itself: nothing to read
+        bridge.polling.absorb_raw_write({745: 1})  # a register that shows only itself: nothing to read
         time.sleep(0.2)
         assert bus.calls == [(745,)]
     finally:
-        bridge._stop.set()
-        bridge._wake.set()
+        bridge.shared.stop.set()
+        bridge.polling.wake.set()
         bridge.worker.stop()

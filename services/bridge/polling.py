@@ -1,0 +1,223 @@
+"""The poll thread: read the tiers the schedule says are due, publish what changed, and read again
+what a raw write affected (docs/architecture.md#threads).
+
+A failed poll is logged, counted and retried; nothing here raises out of the loop (unlike the
+original, docs/architecture.md#original-bridge R1).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
+from dataclasses import replace
+
+import structlog
+from aurora.errors import AuroraError, BusError
+from aurora.logs import Repeats
+from aurora.urls import redact
+
+from .effects import WriteEffects
+from .poller import PollReport, read_words
+from .state import Shared
+
+log = structlog.get_logger(__name__)
+
+
+class PollLoop:
+    """Owns the poll thread, the re-reads a raw write asks for, and each tier's last good read."""
+
+    def __init__(self, shared: Shared, tiers: Mapping[str, object]) -> None:
+        self.shared = shared
+        self.tiers = dict(tiers)  # tier name → what the unit's ``registers`` takes
+        self.effects: WriteEffects | None = None  # set once the unit is detected
+        self.thread: threading.Thread | None = None
+        self.heartbeat = time.monotonic()
+        self.wake = threading.Event()  # the loop has a re-read to do
+        self._reread: set[int] = set()  # registers a raw write affected
+        self._reread_lock = threading.Lock()
+        self._tier_read: dict[str, float] = {}  # monotonic time of each tier's last good read
+        # An outage logs what is wrong once, then a summary a minute (issue 18), not a line a poll.
+        self._failures = Repeats("poll_failed")
+
+    # ------------------------------------------------------------ the thread
+
+    def start(self) -> threading.Thread:
+        """Start (or restart, after it died) the poll thread."""
+        self.thread = threading.Thread(target=self._loop, name="poller", daemon=True)
+        self.thread.start()
+        return self.thread
+
+    def alive(self) -> bool:
+        """The poll thread is running (False before ``start``)."""
+        return self.thread is not None and self.thread.is_alive()
+
+    def join(self, timeout_s: float) -> None:
+        """Wait for the thread to end (the stop event is set)."""
+        self.wake.set()
+        if self.thread is not None:
+            self.thread.join(timeout_s)
+
+    def _loop(self) -> None:
+        stop, schedule = self.shared.stop, self.shared.schedule
+        while not stop.is_set():
+            try:
+                now = time.monotonic()
+                self.heartbeat = now
+                reread = self._take_reread()
+                if reread:
+                    self._do_reread(reread)
+                    continue
+                tiers = schedule.due(now)
+                if not tiers:
+                    self.wake.wait(min(schedule.sleep_s(now), 1.0))
+                    self.wake.clear()
+                    continue
+                self.poll(tiers, now)
+            except Exception:  # poll never raises; this guards the loop itself (R1)
+                log.exception("poll_loop_failed")
+                stop.wait(1.0)
+
+    # ------------------------------------------------------------ raw writes
+
+    def absorb_raw_write(self, words: Mapping[int, int]) -> None:
+        """Worker thread: a $modbus write changed registers. Publish what that changes now, and
+        have the poll loop read again what the write affects (a write-only register shows up
+        elsewhere: 12619 → 745); the rest of the poll schedule stays as it is (issue 15)."""
+        self.shared.cache.update(words)
+        self.shared.publish_values()
+        wanted = self.effects.reread(words) if self.effects is not None else []
+        if not wanted:
+            return
+        with self._reread_lock:
+            self._reread.update(wanted)
+        self.wake.set()
+
+    def _take_reread(self) -> list[int]:
+        with self._reread_lock:
+            wanted, self._reread = sorted(self._reread), set()
+        return wanted
+
+    def _do_reread(self, addresses: Iterable[int]) -> None:
+        """Read what a raw write affected, and publish it."""
+        shared = self.shared
+        started = time.monotonic()
+        try:
+            report = read_words(shared.worker, addresses, missing=shared.missing, stop=shared.stop)
+        except AuroraError as err:
+            log.warning("reread_failed", error=str(err))
+            return
+        shared.stats.rereads += 1
+        shared.stats.transactions += report.transactions
+        shared.cache.update(report.words, at=started)
+        shared.publish_values()
+
+    # ------------------------------------------------------------ one poll
+
+    def addresses(self, tiers: Iterable[str]) -> set[int]:
+        """The registers of ``tiers``."""
+        unit = self.shared.detected
+        addresses: set[int] = set()
+        for name in tiers:
+            addresses |= set(unit.registers(self.tiers[name]))  # type: ignore[arg-type]
+        return addresses
+
+    def start_first(
+        self, known: Mapping[int, int] | None = None, on_read: Callable[[], None] | None = None
+    ) -> tuple[Future[PollReport], float]:
+        """Read every tier on a thread of its own (while MQTT connects); ``poll`` with
+        ``pending`` publishes what it read.
+
+        Registers in ``known`` (detection has just read most of them: the presence checks read
+        the sensors) are not read again: their words count as this poll's (issue 15: start to
+        ready). ``on_read`` is called once the words are in (a start-up step's time)."""
+        shared = self.shared
+        future: Future[PollReport] = Future()
+        started = time.monotonic()
+        addresses = self.addresses(list(self.tiers))
+        given = {a: w for a, w in (known or {}).items() if a in addresses}
+        addresses -= given.keys()
+
+        def read() -> None:
+            try:
+                if addresses:
+                    report = read_words(shared.worker, addresses, missing=shared.missing, stop=shared.stop)
+                else:
+                    report = PollReport({})
+                if on_read is not None:
+                    on_read()
+                future.set_result(replace(report, words={**given, **report.words}))
+            except BaseException as err:  # poll takes it as a failed read
+                future.set_exception(err)
+
+        threading.Thread(target=read, name="first-poll", daemon=True).start()
+        return future, started
+
+    def poll(self, tiers: list[str], started: float, pending: Future[PollReport] | None = None) -> bool:
+        """One read of ``tiers`` (or the one ``pending`` is making); publishes changed values.
+        Never raises; True when anything answered."""
+        shared = self.shared
+        shared.stats.cycles += 1
+        good = False
+        try:
+            if pending is not None:
+                report = pending.result()
+            else:
+                addresses = self.addresses(tiers)
+                report = read_words(shared.worker, addresses, missing=shared.missing, stop=shared.stop)
+        except BusError as err:
+            self._failed(str(err))
+        except Exception as err:  # bad data, a bug in a decoder: log, count, carry on (R1)
+            if not self._failures.failing:
+                log.exception("poll_failed_unexpectedly")  # a bug: its traceback, once per outage
+            self._failed(f"{type(err).__name__}: {err}")
+        else:
+            good = self._done(report, len(tiers) == len(self.tiers), started)
+        shared.schedule.done(tiers, started)
+        if good:
+            now = time.monotonic()
+            gaps = shared.stats.longest_gap_s
+            for name in tiers:
+                last = self._tier_read.get(name)
+                if last is not None:
+                    gaps[name] = max(gaps.get(name, 0.0), now - last)
+                self._tier_read[name] = now
+        return good
+
+    def _failed(self, why: str) -> None:
+        shared = self.shared
+        if shared.stop.is_set():
+            return
+        shared.stats.failed_cycles += 1
+        shared.stats.last_error = why
+        self._failures.failed(why, port=redact(shared.config.port))
+        if shared.publisher is not None and shared.ready.is_set():
+            shared.publisher.set_state("alert")
+
+    def _done(self, report: PollReport, full: bool, started: float) -> bool:
+        shared = self.shared
+        stats = shared.stats
+        stats.transactions += report.transactions
+        stats.failed_chunks += report.failed_chunks
+        stats.missing_registers = len(shared.missing)
+        if not report.words:
+            self._failed("no register answered")
+            return False
+        shared.cache.update(report.words, at=started)  # a write's read-back since then wins
+        if shared.energy is not None:
+            shared.energy.feed(report.words)  # this poll's own words: a cached value is no sample
+        stats.good_cycles += 1
+        stats.last_good_wall = time.time()
+        stats.last_good_mono = time.monotonic()
+        if full:
+            stats.last_cycle_s = time.monotonic() - started
+        self._failures.recovered("poll_recovered")
+        if report.failed:
+            stats.last_error = f"{len(report.failed)} registers failed: {next(iter(report.failed.values()))}"
+        else:
+            stats.last_error = None  # $health tells what is wrong now, not what once was
+        shared.publish_values()
+        if shared.publisher is not None and shared.ready.is_set():
+            shared.publisher.set_state("ready")
+        return True
