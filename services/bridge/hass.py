@@ -14,12 +14,27 @@ import json
 import re
 from collections.abc import Collection
 from importlib import metadata
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from .spec import PropertySpec
+from .components import Components
+from .spec import NodeSpec, PropertySpec
 
-if TYPE_CHECKING:
-    from .device import Unit
+
+class Unit(Protocol):
+    """What discovery needs of a detected unit (``device.Unit`` is one; device.py imports this
+    module, so naming it here would make the two a circle)."""
+
+    @property
+    def device_id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def components(self) -> Components: ...
+    @property
+    def nodes(self) -> tuple[NodeSpec, ...]: ...
+    def spec(self, node_prop: str) -> PropertySpec | None: ...
+    def properties(self) -> list[PropertySpec]: ...
+
 
 ORIGIN_NAME = "aurora-suite bridge"
 MANUFACTURER = "WaterFurnace"
