@@ -8,7 +8,8 @@ the transaction in flight. The line is shared fairly (issue 15):
   (``BULK``) and the poller's transactions take turns, one transaction each, so no flood of
   requests can stop polling (nor a poll hold up the requests) for more than a transaction at a time;
 * distinct interactive reads queued together are merged into one transaction when they fit in one
-  (at most 100 registers and 63 ranges, all on one side of a breakpoint: ``aurora.query``), and
+  (at most 100 registers, all on one side of a breakpoint: ``aurora.query``; FC 66 past the 63
+  items an FC 65 request holds), oldest first, and
   each job gets exactly its own words back; a merged read the board refuses is read again job by
   job, so a client's bad register costs only that client its answer;
 * identical reads queued or in flight at the same time share one transaction.
@@ -37,7 +38,7 @@ from aurora import registers, rtu
 from aurora.bus import Bus, BusStats
 from aurora.errors import BusError, BusTimeout, ExceptionReply, FrameError, IllegalAddress
 from aurora.logs import Repeats
-from aurora.query import MAX_PAIRS, Chunk
+from aurora.query import MAX_PAIRS
 
 log = structlog.get_logger(__name__)
 
@@ -92,6 +93,16 @@ def _segment(items: Items) -> int | None:
         if low != first or high != first:
             return None
     return first
+
+
+def merged_read(bus: Bus, items: Items) -> list[int]:
+    """One transaction for the items of several reads, in the shorter request: FC 65 ranges (4
+    bytes an item, at most 63 items) or FC 66 addresses (2 bytes a register). The reply's words
+    come in the items' order either way."""
+    count = sum(n for _, n in items)
+    if any(n > 1 for _, n in items) and len(items) <= MAX_PAIRS and 2 * len(items) < count:
+        return bus.read_ranges(items)
+    return bus.read_registers([a for start, n in items for a in range(start, start + n)])
 
 
 class _Replay:
@@ -264,9 +275,9 @@ class BusWorker:
             return []
         segment = _segment(first.reads)
         registers_used = sum(n for _, n in first.reads)
-        pairs = len(first.reads)
-        ranges = any(n > 1 for _, n in first.reads)
         taken: list[_Job] = []
+        # Oldest first, so no read waits behind later ones for more than the transaction it did
+        # not fit in. Only the register count limits a merge: past 63 items it goes as FC 66.
         for job in itertools.islice(queue, _MERGE_SCAN):
             reads = job.reads
             if reads is None or job.expires_at is not None or reads in self._solo:
@@ -274,15 +285,10 @@ class BusWorker:
             if _segment(reads) != segment:
                 continue
             more = sum(n for _, n in reads)
-            with_ranges = ranges or any(n > 1 for _, n in reads)
             if registers_used + more > rtu.MAX_READ_REGISTERS:
-                continue
-            if with_ranges and pairs + len(reads) > MAX_PAIRS:
                 continue
             taken.append(job)
             registers_used += more
-            pairs += len(reads)
-            ranges = with_ranges
             if registers_used == rtu.MAX_READ_REGISTERS:
                 break
         for job in taken:
@@ -406,7 +412,7 @@ class BusWorker:
             if self._bus is None:
                 self._bus = self._open()
             self.busy_since = time.monotonic()
-            values = Chunk(items).read(self._bus)
+            values = merged_read(self._bus, items)
         except (ExceptionReply, FrameError):
             # Someone's register is missing, or the reply was garbled: each job alone, so only
             # the job that asked for a bad register gets the board's refusal.

@@ -88,10 +88,53 @@ def test_distinct_reads_queued_together_share_transactions_and_each_gets_exactly
     for items, answer in zip(asks, answers, strict=True):
         assert answer == [WORDS[a] for a in Chunk(items).addresses]
     reads = list(bus.calls)
-    # 60 + 80 registers, 40 + 60 pairs: the fewest transactions of ≤100 registers and ≤63 pairs
-    assert len(reads) <= 4, reads
+    # 60 + 80 registers in 100 items: two transactions of ≤100 registers, past 63 items as FC 66
+    assert len(reads) == 2, reads
     assert all(len(c) <= 100 for c in reads)
     assert worker.merged_jobs == 80 and worker.merged_transactions == len(reads)
+
+
+class FunctionBus(LineBus):
+    """A LineBus that also records each transaction's function code."""
+
+    def __init__(self, registers: Mapping[int, int]) -> None:
+        super().__init__(registers)
+        self.functions: list[int] = []
+
+    def _values(self, function: int, addresses: Sequence[int]) -> list[int]:
+        self.functions.append(function)
+        return super()._values(function, addresses)
+
+
+def test_a_merge_takes_the_shorter_request_and_is_limited_by_registers_only() -> None:
+    """One read of a range among single registers used to make the merge FC 65, at most 63 items
+    (a third transaction at 200 clients); now 100 registers go in one transaction, each read
+    oldest first, in the encoding with the fewer bytes."""
+    bus = FunctionBus(WORDS)
+    worker = BusWorker(lambda: bus)
+    worker.start()
+    try:
+        release = _hold(worker)
+        asks = [((100 + 3 * n, 1),) for n in range(92)] + [((710, 8),)]  # 93 items, 100 registers
+        futures = [_read(worker, items) for items in asks]
+        late = _read(worker, ((1000, 1),))  # no room left: the next transaction
+        release.set()
+        for items, future in zip(asks, futures, strict=True):
+            assert future.result(10) == [WORDS[a] for a in Chunk(items).addresses]
+        assert late.result(10) == [WORDS[1000]]
+        assert [len(c) for c in bus.calls] == [100, 1]
+        assert bus.functions[0] == 66  # 93 items: no FC 65 request holds them
+        bus.calls.clear()
+        bus.functions.clear()
+        release = _hold(worker)
+        wide = [_read(worker, ((400 + 20 * n, 10),)) for n in range(5)]  # 5 items, 50 registers
+        release.set()
+        assert [f.result(10) for f in wide] == [
+            [WORDS[a] for a in range(400 + 20 * n, 410 + 20 * n)] for n in range(5)
+        ]
+        assert bus.functions == [65]  # 5 ranges: 20 bytes of request instead of 100
+    finally:
+        worker.stop()
 
 
 def test_a_merge_never_crosses_a_breakpoint_nor_takes_a_write_or_fc3(line: Any) -> None:
