@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from aurora import registers as regs
+
 from .components import Components
-from .derived import cop, water_delta_t
-from .shapes import int_setting, power_sensor, raw_integer, temperature_difference, temperature_sensor
+from .derived import COP_FORMAT, cop, water_delta_t
+from .shapes import flag_sensor, power_sensor, reading, setting, temperature_difference, temperature_sensor
 from .spec import TEMPERATURE, TEMPERATURE_DELTA, Hass, NodeSpec, PropertySpec, Tier, builder
-from .values import ABC_MODES, ValueFn, bit, current_mode
+from .values import current_mode, field, in_group
 
 _ON_OFF = Hass(platform="binary_sensor")
 _PROBLEM = Hass(platform="binary_sensor", device_class="problem")
@@ -17,11 +19,6 @@ _SWITCH = Hass(platform="sensor", device_class="enum", category="diagnostic", le
 _VOLTAGE = Hass(
     platform="sensor", device_class="voltage", state_class="measurement", category="diagnostic", legacy=""
 )
-
-
-def _switch(mask: int) -> ValueFn:
-    """A pressure switch's state from register 31."""
-    return lambda w: "closed" if w[31] & mask else "open"
 
 
 def abc_node(c: Components) -> NodeSpec:
@@ -32,7 +29,8 @@ def abc_node(c: Components) -> NodeSpec:
 def _properties(c: Components) -> list[PropertySpec]:
     p = builder("abc")
     air = 740 if c.awl_axb else 567  # docs/architecture.md#value-path: the AWL AXB's own entering-air sensor
-    modes = ABC_MODES + (("dehumidify",) if c.vs_drive else ())
+    # dehumidify is last in the map's options: only a VS drive reports it (register 362)
+    modes = [m for m in regs.OPTIONS["CURRENT_MODE"] if m != "dehumidify" or c.vs_drive]
     props = [
         p(
             "current-mode",
@@ -46,27 +44,27 @@ def _properties(c: Components) -> list[PropertySpec]:
         )
     ]
     props += [
-        p(id_, name, "boolean", (31,), bit(31, mask), Tier.FAST, hass=_ON_OFF)
-        for id_, name, mask in (
-            ("emergency-shutdown", "Emergency Shutdown Requested", 0x40),
-            ("load-shed", "Load Shed Requested", 0x200),
-        )
-    ]
-    props += [
-        p(id_, name, "boolean", (25,), value, Tier.FAST, hass=_PROBLEM)
-        for id_, name, value in (
-            ("locked-out", "Locked Out", bit(25, 0x8000)),
-            (
-                "derated",
-                "Compressor Derated",
-                lambda w: 41 <= w[25] & 0x7FFF <= 46,
-            ),
-            (
-                "safe-mode",
-                "Safe Mode",
-                lambda w: w[25] & 0x7FFF in (47, 48, 49, 72, 74),
-            ),
-        )
+        flag_sensor(
+            p,
+            "emergency-shutdown",
+            "Emergency Shutdown Requested",
+            31,
+            "emergency_shutdown",
+            Tier.FAST,
+            hass=_ON_OFF,
+        ),
+        flag_sensor(p, "load-shed", "Load Shed Requested", 31, "load_shed", Tier.FAST, hass=_ON_OFF),
+        flag_sensor(p, "locked-out", "Locked Out", 25, "locked_out", Tier.FAST, hass=_PROBLEM),
+        p(
+            "derated",
+            "Compressor Derated",
+            "boolean",
+            (25,),
+            in_group(25, "derated"),
+            Tier.FAST,
+            hass=_PROBLEM,
+        ),
+        p("safe-mode", "Safe Mode", "boolean", (25,), in_group(25, "safe_mode"), Tier.FAST, hass=_PROBLEM),
     ]
     # docs/architecture.md#homie-tree: absent when it reads 0.0 at start-up, as the original decided
     props.append(
@@ -81,21 +79,28 @@ def _properties(c: Components) -> list[PropertySpec]:
             ),
             temperature_sensor(p, "leaving-water-temperature", "Leaving Water Temperature", 1110, Tier.FAST),
         ]
+    switch = ",".join(regs.OPTIONS["PRESSURE_SWITCH"])
     props += [
         p(
-            id_,
-            name,
+            "low-pressure-switch",
+            "Low Pressure Switch Status",
             "enum",
             (31,),
-            _switch(mask),
+            field(31, "lps"),
             Tier.FAST,
-            fmt="open,closed",
+            fmt=switch,
             hass=_SWITCH,
-        )
-        for id_, name, mask in (
-            ("low-pressure-switch", "Low Pressure Switch Status", 0x80),
-            ("high-pressure-switch", "High Pressure Switch Status", 0x100),
-        )
+        ),
+        p(
+            "high-pressure-switch",
+            "High Pressure Switch Status",
+            "enum",
+            (31,),
+            field(31, "hps"),
+            Tier.FAST,
+            fmt=switch,
+            hass=_SWITCH,
+        ),
     ]
     if c.awl_axb:
         props.append(
@@ -116,29 +121,19 @@ def _properties(c: Components) -> list[PropertySpec]:
     props += [
         # docs/architecture.md#original-bridge C6: the value comes from 112 itself, never from the measured
         # line voltage
-        int_setting(
+        setting(
             p,
             "line-voltage-setting",
             "Line Voltage Setting",
             112,
             tier=Tier.SLOW,
-            unit="V",
             hass=Hass(platform="number", device_class="voltage", category="config", enabled=False, legacy=""),
         ),
         temperature_sensor(p, "air-coil-temperature", "Air Coil Temperature (FP2)", 20, Tier.FAST),
     ]
     if c.energy_monitoring:
         props += [
-            raw_integer(
-                p,
-                "line-voltage",
-                "Line Voltage",
-                16,
-                Tier.MEDIUM,
-                fmt="90:635",
-                unit="V",
-                hass=_VOLTAGE,
-            ),
+            reading(p, "line-voltage", "Line Voltage", 16, Tier.MEDIUM, hass=_VOLTAGE),
             power_sensor(p, 1152, "Total Power Usage"),
         ]
     # Derived values users computed by hand (issue 3)
@@ -163,7 +158,7 @@ def _properties(c: Components) -> list[PropertySpec]:
                 (30, 1152, 1153, 1154, 1155, 1156, 1157),
                 cop,
                 Tier.FAST,
-                fmt="0:20",
+                fmt=COP_FORMAT,
                 hass=Hass(platform="sensor", state_class="measurement", legacy=""),
             )
         )

@@ -5,8 +5,14 @@ from __future__ import annotations
 
 from .components import Components
 from .shapes import power_sensor
-from .spec import MEASURE, NodeSpec, Tier, builder
-from .values import EH1, EH2
+from .spec import MEASURE, NodeSpec, Tier, Value, Words, builder
+from .values import flag
+
+_EH1, _EH2 = flag(30, "eh1"), flag(30, "eh2")
+
+
+def _stage(words: Words) -> Value | None:
+    return 2 if _EH2(words) else 1 if _EH1(words) else 0
 
 
 def aux_heat_node(c: Components) -> NodeSpec:
@@ -18,7 +24,7 @@ def aux_heat_node(c: Components) -> NodeSpec:
             "Current Stage",
             "integer",
             (30,),
-            lambda w: 2 if w[30] & EH2 else 1 if w[30] & EH1 else 0,
+            _stage,
             Tier.FAST,
             fmt="0:2",
             hass=MEASURE,

@@ -4,7 +4,7 @@ compressor (docs/architecture.md#homie-tree); a VS drive reports much more."""
 from __future__ import annotations
 
 from .components import Components
-from .shapes import power_sensor, raw_integer, temperature_difference, temperature_sensor
+from .shapes import power_sensor, reading, temperature_difference, temperature_sensor
 from .spec import (
     MEASURE,
     MEASURE_DIAG,
@@ -17,7 +17,8 @@ from .spec import (
     Words,
     builder,
 )
-from .values import CC, CC2, RV, decoded, i32, temperature
+from .values import flag
+from .values import sensor as sensor_value
 
 _BTU = Hass(platform="sensor", state_class="measurement", unit="BTU/h")
 _PSI = Hass(
@@ -37,15 +38,14 @@ def compressor_node(c: Components) -> NodeSpec:
 def _properties(c: Components) -> list[PropertySpec]:
     p = builder("compressor")
     if c.vs_drive:
-        speed = raw_integer(p, "speed", "Current Speed", 3001, Tier.FAST, fmt="0:12", hass=MEASURE)
+        speed = reading(p, "speed", "Current Speed", 3001, Tier.FAST, hass=MEASURE)
     else:
         stages = c.stages
 
         def generic_speed(w: Words) -> Value | None:
             # docs/architecture.md#original-bridge C12: never above the stage count (a single-stage unit
             # published 2 when cc2 was set)
-            out = w[30]
-            return min(stages, 2 if out & CC2 else 1 if out & CC else 0)
+            return min(stages, 2 if flag(30, "cc2")(w) else 1 if flag(30, "cc")(w) else 0)
 
         speed = p(
             "speed",
@@ -77,11 +77,8 @@ def _properties(c: Components) -> list[PropertySpec]:
             ),
         ]
         props += [
-            p(id_, name, "integer", (address, address + 1), i32(address), Tier.FAST, unit="BTU/h", hass=_BTU)
-            for id_, name, address in (
-                ("heat-of-extraction", "Heat of Extraction", 1154),
-                ("heat-of-rejection", "Heat of Rejection", 1156),
-            )
+            reading(p, "heat-of-extraction", "Heat of Extraction", 1154, Tier.FAST, hass=_BTU),
+            reading(p, "heat-of-rejection", "Heat of Rejection", 1156, Tier.FAST, hass=_BTU),
         ]
     if c.energy_monitoring:
         props.append(power_sensor(p, 1146))
@@ -94,16 +91,16 @@ def _vs_drive(p: Builder, c: Components) -> list[PropertySpec]:
     """What only a variable-speed drive reports (registers 3000-3906)."""
 
     def percent(id_: str, name: str, address: int) -> PropertySpec:
-        return raw_integer(p, id_, name, address, Tier.MEDIUM, fmt="0:100", unit="%", hass=MEASURE_DIAG)
+        return reading(p, id_, name, address, Tier.MEDIUM, hass=MEASURE_DIAG)
 
     def pressure(id_: str, name: str, address: int) -> PropertySpec:
-        return p(id_, name, "float", (address,), decoded(address), Tier.MEDIUM, unit="psi", hass=_PSI)
+        return reading(p, id_, name, address, Tier.MEDIUM, hass=_PSI)
 
     def sensor(id_: str, name: str, address: int) -> PropertySpec:
         return temperature_sensor(p, id_, name, address, Tier.MEDIUM)
 
     props = [
-        raw_integer(p, "desired-speed", "Desired Speed", 3000, Tier.FAST, fmt="0:12", hass=MEASURE),
+        reading(p, "desired-speed", "Desired Speed", 3000, Tier.FAST, hass=MEASURE),
         sensor("ambient-temperature", "Ambient Temperature", 3326),
         sensor("drive-temperature", "Drive Temperature", 3327),
         sensor("inverter-temperature", "Inverter Temperature", 3522),
@@ -116,22 +113,20 @@ def _vs_drive(p: Builder, c: Components) -> list[PropertySpec]:
             "saturated-evaporator-discharge-temperature", "Saturated Evaporator Discharge Temperature", 3905
         ),
         temperature_difference(
-            p, "superheat-temperature", "SuperHeat Temperature", (3906,), temperature(3906), tier=Tier.MEDIUM
+            p, "superheat-temperature", "SuperHeat Temperature", (3906,), sensor_value(3906), tier=Tier.MEDIUM
         ),
         temperature_difference(
             p,
             "subcool-temperature",
             "SubCool Temperature",
             (30, 1135, 1136),
-            lambda w: temperature(1136 if w[30] & RV else 1135)(w),
+            lambda w: sensor_value(1136 if flag(30, "rv")(w) else 1135)(w),
             tier=Tier.MEDIUM,
         ),
         percent("eev-open-percentage", "Electronic Expansion Valve Open Percentage", 3808),
     ]
     if c.iz2:
         props.append(
-            raw_integer(
-                p, "iz2-desired-speed", "IZ2 Desired Speed", 564, Tier.MEDIUM, fmt="0:12", hass=MEASURE_DIAG
-            )
+            reading(p, "iz2-desired-speed", "IZ2 Desired Speed", 564, Tier.MEDIUM, hass=MEASURE_DIAG)
         )
     return props

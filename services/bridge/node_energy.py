@@ -9,6 +9,7 @@ known from words alone).
 from __future__ import annotations
 
 from .components import Components
+from .derived import COP_FORMAT
 from .energy import channels_for
 from .spec import Hass, NodeSpec, PropertySpec, Tier, Value, Words, builder
 
@@ -30,8 +31,8 @@ def energy_node(c: Components) -> NodeSpec:
         for ch in channels_for(pump=c.pump is not None)
     ]
     props += [
-        p("cop-today", "COP Today", "float", (), _from_meter, Tier.FAST, fmt="0:20", hass=_COP),
-        p("cop-running", "Running COP", "float", (), _from_meter, Tier.FAST, fmt="0:20", hass=_COP),
+        p("cop-today", "COP Today", "float", (), _from_meter, Tier.FAST, fmt=COP_FORMAT, hass=_COP),
+        p("cop-running", "Running COP", "float", (), _from_meter, Tier.FAST, fmt=COP_FORMAT, hass=_COP),
         # JSON: each local day's counter values at its start, for daily figures (web dashboard)
         p("history", "Daily History", "string", (), _from_meter, Tier.SLOW),
     ]

@@ -5,27 +5,19 @@ from __future__ import annotations
 
 from aurora import registers as regs
 
-from .setters import parse_enum
-from .spec import Hass, NodeSpec, Setter, Tier, builder
+from .setters import command_setter
+from .shapes import reading
+from .spec import Hass, NodeSpec, Tier, builder
 
-_NO_COUNTER = 0xFFFF
 _COUNTER = Hass(platform="sensor", state_class="total_increasing", category="diagnostic")
 
 
 def faults_node() -> NodeSpec:
     """The ``faults`` node; the same on every unit."""
     p = builder("faults")
+    counters = range(601, 700)  # 600 + n counts fault n
     props = [
-        p(
-            "current",
-            "Current fault",
-            "integer",
-            (25,),
-            lambda w: w[25] & 0x7FFF,
-            Tier.FAST,
-            fmt="0:99",
-            hass=Hass(platform="sensor"),
-        ),
+        reading(p, "current", "Current fault", 25, Tier.FAST, hass=Hass(platform="sensor")),
         p(
             "clear-history",
             "Reset Fault Counts",
@@ -35,23 +27,14 @@ def faults_node() -> NodeSpec:
             Tier.SLOW,
             fmt="clear",
             retained=False,
-            setter=Setter(parse_enum(("clear",)), lambda v, w: [(47, 0x5555)], frozenset(range(601, 700))),
+            setter=command_setter(47, "clear", reads=counters),
             hass=Hass(platform="button", category="config"),
         ),
     ]
-    for n in range(1, 100):
-        address = 600 + n
-        props.append(
-            p(
-                f"e{n}",
-                regs.FAULT_NAMES.get(n, f"E{n}"),
-                "integer",
-                (address,),
-                lambda w, a=address: None if w[a] == _NO_COUNTER else w[a],
-                Tier.SLOW,
-                hass=_COUNTER,
-                # docs/architecture.md#value-path: 0xFFFF at start-up is a fault this unit does not count
-                present=lambda w, a=address: w[a] != _NO_COUNTER,
-            )
-        )
+    # docs/architecture.md#value-path: a counter reading the map's "absent" 0xFFFF at start-up is a
+    # fault this unit does not count, and gets no property
+    props += [
+        reading(p, f"e{a - 600}", regs.FAULT_NAMES.get(a - 600, f"E{a - 600}"), a, Tier.SLOW, hass=_COUNTER)
+        for a in counters
+    ]
     return NodeSpec(id="faults", name="Fault History", type="ABC", properties=tuple(props))

@@ -8,12 +8,13 @@ from aurora import registers as regs
 
 from .components import Components
 from .setters import field_rule, need, parse_enum, parse_number, range_format
-from .shapes import raw_integer
-from .spec import Hass, NodeSpec, PropertySpec, Setter, Tier, Value, Words, builder
-from .values import ACCESSORY, bit, current_mode
+from .shapes import flag_sensor, reading
+from .spec import Hass, NodeSpec, PropertySpec, Role, Setter, Tier, Value, Words, builder
+from .values import current_mode, field, flag
 
-# mode bits: one mapping for reads and writes (docs/architecture.md#original-bridge C3)
-_HUMIDIFY, _DEHUMIDIFY = 0x8000, 0x4000
+# the mode flags, one mapping for reads and writes (docs/architecture.md#original-bridge C3)
+_HUMIDIFY, _DEHUMIDIFY = "auto_humidification", "auto_dehumidification"
+_TARGETS = {True: "humidification_target", False: "dehumidification_target"}  # high byte: humidification
 
 
 def humidistat_registers(c: Components) -> tuple[int, int, int, int]:
@@ -33,33 +34,49 @@ def humidistat_node(c: Components) -> NodeSpec:
     p = builder("humidistat")
     mode_r, targets_r, mode_w, targets_w = humidistat_registers(c)
 
-    def mode(id_: str, name: str, mode_bit: int) -> PropertySpec:
+    def mode(id_: str, name: str, mode_flag: str, role: Role) -> PropertySpec:
+        auto, manual = regs.OPTIONS["HUMIDISTAT_MODE"]
+        is_auto = flag(mode_r, mode_flag)
+
         def encode(value: Value, words: Words) -> list[tuple[int, int]]:
             word = need(words, mode_r, "the humidistat mode")
-            word = word | mode_bit if value == "auto" else word & ~mode_bit
-            return [(mode_w, word & 0xFFFF)]
+            humidify = (
+                value == auto if mode_flag == _HUMIDIFY else bool(regs.is_set(mode_r, _HUMIDIFY, words))
+            )
+            dehumidify = (
+                value == auto if mode_flag == _DEHUMIDIFY else bool(regs.is_set(mode_r, _DEHUMIDIFY, words))
+            )
+            return [
+                (
+                    mode_w,
+                    regs.encode_humidistat_mode(
+                        humidifier_auto=humidify, dehumidifier_auto=dehumidify, current=word
+                    ),
+                )
+            ]
 
         return p(
             id_,
             name,
             "enum",
             (mode_r,),
-            lambda w: "auto" if w[mode_r] & mode_bit else "manual",
+            lambda w: auto if is_auto(w) else manual,
             Tier.MEDIUM,
-            fmt="auto,manual",
-            setter=Setter(parse_enum(("auto", "manual")), encode, frozenset({mode_r})),
+            fmt=",".join(regs.OPTIONS["HUMIDISTAT_MODE"]),
+            setter=Setter(parse_enum(regs.OPTIONS["HUMIDISTAT_MODE"]), encode, frozenset({mode_r})),
+            role=role,
         )
 
     hum_rule, dehum_rule = field_rule(targets_w, 0xFF00), field_rule(targets_w, 0x00FF)
 
-    def target(id_: str, name: str, high: bool) -> PropertySpec:
+    def target(id_: str, name: str, high: bool, role: Role) -> PropertySpec:
         """The humidification (high byte) or dehumidification (low byte) target."""
         rule = hum_rule if high else dehum_rule
 
         def encode(value: Value, words: Words) -> list[tuple[int, int]]:
-            word = need(words, targets_r, "the other humidity target")
-            hum, dehum = word >> 8, word & 0xFF
-            hum, dehum = (int(value), dehum) if high else (hum, int(value))
+            need(words, targets_r, "the other humidity target")
+            hum = int(value) if high else int(regs.field_of(targets_r, _TARGETS[True], words) or 0)
+            dehum = int(value) if not high else int(regs.field_of(targets_r, _TARGETS[False], words) or 0)
             # the other half keeps its value, clamped into its own range so the word is valid
             hum = min(max(hum, int(hum_rule.low)), int(hum_rule.high))
             dehum = min(max(dehum, int(dehum_rule.low)), int(dehum_rule.high))
@@ -70,27 +87,47 @@ def humidistat_node(c: Components) -> NodeSpec:
             name,
             "integer",
             (targets_r,),
-            (lambda w: w[targets_r] >> 8) if high else (lambda w: w[targets_r] & 0xFF),
+            field(targets_r, _TARGETS[high]),
             Tier.MEDIUM,
             fmt=range_format(rule),
-            unit="%",
+            unit=regs.REGISTERS[targets_r].published_unit,
             setter=Setter(parse_number(rule, integer=True), encode, frozenset({targets_r}), rule=rule),
+            role=role,
         )
 
     props: list[PropertySpec] = []
     if c.humidifier:
         props.append(
-            p("humidifier-running", "Humidifier Running", "boolean", (30,), bit(30, ACCESSORY), Tier.FAST)
+            flag_sensor(
+                p,
+                "humidifier-running",
+                "Humidifier Running",
+                30,
+                "accessory",
+                Tier.FAST,
+                role=Role.HUMIDIFIER_ACTION,
+            )
         )
         if c.awl_communicating:
             props += [
-                mode("humidifier-mode", "Humidifier Mode", _HUMIDIFY),
-                target("humidification-target", "Humidification Target Relative Humidity", True),
+                mode("humidifier-mode", "Humidifier Mode", _HUMIDIFY, Role.HUMIDIFIER_MODE),
+                target(
+                    "humidification-target",
+                    "Humidification Target Relative Humidity",
+                    True,
+                    Role.HUMIDIFIER_TARGET,
+                ),
             ]
     if c.dehumidifier or c.vs_drive:
         if c.dehumidifier:
-            running = p(
-                "dehumidifier-running", "Dehumidifier Running", "boolean", (1104,), bit(1104, 0x10), Tier.FAST
+            running = flag_sensor(
+                p,
+                "dehumidifier-running",
+                "Dehumidifier Running",
+                1104,
+                "accessory2",
+                Tier.FAST,
+                role=Role.DEHUMIDIFIER_ACTION,
             )
         else:
             running = p(
@@ -100,24 +137,30 @@ def humidistat_node(c: Components) -> NodeSpec:
                 (30, 6, 362),
                 lambda w: current_mode(w) == "dehumidify",
                 Tier.FAST,
+                role=Role.DEHUMIDIFIER_ACTION,
             )
         props.append(running)
         if c.awl_communicating:
             props += [
-                mode("dehumidifier-mode", "Dehumidifier Mode", _DEHUMIDIFY),
-                target("dehumidification-target", "Dehumidification Target Relative Humidity", False),
+                mode("dehumidifier-mode", "Dehumidifier Mode", _DEHUMIDIFY, Role.DEHUMIDIFIER_MODE),
+                target(
+                    "dehumidification-target",
+                    "Dehumidification Target Relative Humidity",
+                    False,
+                    Role.DEHUMIDIFIER_TARGET,
+                ),
             ]
     if c.awl_communicating:
+        humidity = Hass(platform="sensor", device_class="humidity", state_class="measurement", unit="%")
         props.append(
-            raw_integer(
+            reading(
                 p,
                 "relative-humidity",
                 "Relative Humidity",
                 741,
                 Tier.MEDIUM,
-                fmt="0:100",
-                unit="%",
-                hass=Hass(platform="sensor", device_class="humidity", state_class="measurement", unit="%"),
+                hass=humidity,
+                role=Role.HUMIDITY,
             )
         )
     return NodeSpec(id="humidistat", name="Humidistat", type="Humidistat", properties=tuple(props))

@@ -10,8 +10,7 @@ from collections.abc import Sequence
 from aurora import registers as regs
 
 from .components import Components
-from .setters import enum_options, enum_setter, number_setter, parse_enum, range_format, rule_of, step_options
-from .shapes import temperature_sensor
+from .shapes import setting, temperature_sensor
 from .spec import (
     MEASURE_DIAG,
     RUNNING,
@@ -20,21 +19,16 @@ from .spec import (
     Hass,
     NodeSpec,
     PropertySpec,
-    Setter,
+    Role,
     Tier,
     Value,
     Words,
     builder,
 )
-from .values import G_INPUT, O_INPUT, Y1, Y2, ValueFn, bit, decoded
+from .values import ValueFn, decoded, field, flag
 
-HEATING_MODES = enum_options(12606)  # off, auto, cool, heat, eheat
-FAN_MODES = enum_options(12621)  # auto, continuous, intermittent
-CALLS = ("standby", "unknown1", "h1", "h2", "h3", "c1", "c2", "unknown7")
-ZONE_CALLS = ("standby", "h1", "h2", "h3", "c1", "c2")
-# 0..25 (docs/architecture.md#homie-tree; Homie said 0..20, docs/architecture.md#original-bridge C9)
-FAN_ON_MINUTES = step_options(12622)
-FAN_OFF_MINUTES = step_options(12623, exclude=(0,))  # decodes as 5..40; 0 never reads back (C9)
+# docs/architecture.md#original-bridge C8: unknown1/unknown7 of the map's CALLS are outside the enum
+ZONE_CALLS = tuple(name for name in regs.CALLS.values() if not name.startswith("unknown"))
 
 _FAN_MINUTES = Hass(platform="select", category="config")
 _ZONE_SETTING = Hass(platform="sensor", device_class="enum", category="diagnostic")
@@ -45,11 +39,13 @@ def thermostat_zone_node(c: Components) -> NodeSpec:
     p = builder("zone1")
 
     def call(w: Words) -> Value | None:
-        inputs = w[31]
-        cooling = inputs & O_INPUT
-        if inputs & Y2:
+        def calls(name: str) -> bool:
+            return bool(flag(31, name)(w))
+
+        cooling = calls("o")
+        if calls("y2"):
             return "c2" if cooling else "h2"
-        if inputs & Y1:
+        if calls("y1"):
             return "c1" if cooling else "h1"
         return "standby"
 
@@ -58,15 +54,14 @@ def thermostat_zone_node(c: Components) -> NodeSpec:
         props += _settings(
             p,
             zone=1,
-            iz2=False,
             config1=12005,
             mode_read=(12006,),
-            mode_value=lambda w: regs.HEATING_MODE.get((w[12006] >> 8) & 7),
+            mode_value=field(12006, "mode"),
             writes=(12606, 12619, 12620, 12621, 12622, 12623),
             heating=((745,), decoded(745)),
             cooling=((746,), decoded(746)),
             ambient=502,
-            fan_running=((31,), bit(31, G_INPUT)),
+            fan_running=((31,), flag(31, "g")),
         )
     return NodeSpec(id="zone1", name="Zone 1", type="Thermostat", properties=tuple(props))
 
@@ -80,53 +75,67 @@ def iz2_zone_node(zone: int) -> NodeSpec:
     def call(w: Words) -> Value | None:
         # docs/architecture.md#original-bridge C8: unknown1/unknown7 are outside the enum: left out rather
         # than published
-        name = CALLS[(w[c2] >> 1) & 7]
+        name = regs.field_of(c2, "call", w)
         return name if name in ZONE_CALLS else None
+
+    def mode(w: Words) -> Value | None:
+        # docs/architecture.md#original-bridge C8: three mode bits (8-10) so that eheat (4) reads
+        # back; the map's zone_configuration2 decodes two, as the original printed them
+        return regs.HEATING_MODE.get((w[c2] >> 8) & 7)
+
+    def heating(w: Words) -> Value | None:
+        target = regs.field_of(c2, "heating_target_temperature", w)
+        return None if target is None else float(target)
+
+    def cooling(w: Words) -> Value | None:
+        target = regs.field_of(c1, "cooling_target_temperature", w)
+        return None if target is None else float(target)
 
     configuration = [
         p(
-            id_,
-            name,
+            "priority",
+            "Zone Priority",
             "enum",
             (c3,),
-            lambda w, key=key: str(regs.zone_configuration3(w[c3])[key]),
+            field(c3, "zone_priority"),
             Tier.SLOW,
-            fmt=fmt,
+            fmt=",".join(regs.OPTIONS["ZONE_PRIORITY"]),
             hass=_ZONE_SETTING,
-        )
-        for id_, name, key, fmt in (
-            ("priority", "Zone Priority", "zone_priority", "economy,comfort"),
-            ("size", "Size", "zone_size", "0,25,45,70"),
-        )
-    ]
-    configuration.append(
+        ),
+        p(
+            "size",
+            "Size",
+            "enum",
+            (c3,),
+            lambda w: str(regs.field_of(c3, "zone_size", w)),
+            Tier.SLOW,
+            fmt=",".join(str(size) for size in regs.ZONE_SIZES.values()),
+            hass=_ZONE_SETTING,
+        ),
         p(
             "normalized-size",
             "Normalized Size",
             "integer",
             (c3,),
-            lambda w: regs.zone_configuration3(w[c3])["normalized_size"],
+            field(c3, "normalized_size"),
             Tier.SLOW,
             fmt="0:100",
             unit="%",
             hass=MEASURE_DIAG,
-        )
-    )
+        ),
+    ]
     props = [_requested(p, (c2,), call)]
     props += _settings(
         p,
         zone=zone,
-        iz2=True,
         config1=c1,
-        # docs/architecture.md#original-bridge C8: three mode bits (8-10) so that eheat (4) reads back; the
-        # original read two
         mode_read=(c2,),
-        mode_value=lambda w: regs.HEATING_MODE.get((w[c2] >> 8) & 7),
+        mode_value=mode,
         writes=tuple(21202 + 9 * (zone - 1) + i for i in range(6)),  # type: ignore[arg-type]
-        heating=((c1, c2), lambda w: float(((w[c1] & 1) << 5 | (w[c2] & 0xF800) >> 11) + 36)),
-        cooling=((c1,), lambda w: float(((w[c1] & 0x7E) >> 1) + 36)),
+        heating=((c1, c2), heating),
+        cooling=((c1,), cooling),
         ambient=ambient,
-        fan_running=((c2,), bit(c2, 0x10)),
+        fan_running=((c2,), lambda w: regs.field_of(c2, "damper", w) == "open"),
         configuration=configuration,
     )
     return NodeSpec(id=f"zone{zone}", name=f"Zone {zone}", type="IntelliZone 2 Zone", properties=tuple(props))
@@ -142,6 +151,7 @@ def _requested(p: Builder, registers: tuple[int, ...], value: ValueFn) -> Proper
         value,
         Tier.FAST,
         fmt=",".join(ZONE_CALLS),
+        role=Role.CLIMATE_ACTION,
     )
 
 
@@ -149,7 +159,6 @@ def _settings(
     p: Builder,
     *,
     zone: int,
-    iz2: bool,
     config1: int,
     mode_read: tuple[int, ...],
     mode_value: ValueFn,
@@ -160,70 +169,58 @@ def _settings(
     fan_running: tuple[tuple[int, ...], ValueFn],
     configuration: Sequence[PropertySpec] = (),
 ) -> list[PropertySpec]:
-    """A zone's mode, fan and target properties, with ``configuration`` before its temperatures."""
+    """A zone's mode, fan and target properties, with ``configuration`` before its temperatures.
+
+    Options, ranges and steps come from the write registers' rules: the IZ2 stores whole degrees
+    (step 10 tenths), the thermostat tenths."""
     # writes: mode, heating, cooling, fan mode, fan on, fan off registers (docs/protocol.md#writes)
     mode_w, heat_w, cool_w, fan_w, on_w, off_w = writes
-    modes = {k: v for k, v in HEATING_MODES.items() if k != "eheat" or zone == 1}
-    # Ranges and steps from the write registers' rules: the IZ2 stores whole degrees (step 10
-    # tenths), the thermostat tenths
 
-    def fan(key: str) -> ValueFn:
-        return lambda w: str(regs.zone_configuration1(w[config1])[key])
-
-    def minutes(id_: str, name: str, key: str, options: tuple[str, ...], write: int) -> PropertySpec:
-        return p(
+    def minutes(id_: str, name: str, key: str, write: int, exclude: tuple[str, ...] = ()) -> PropertySpec:
+        return setting(
+            p,
             id_,
             name,
-            "enum",
-            (config1,),
-            fan(key),
-            Tier.MEDIUM,
-            fmt=",".join(options),
-            unit="min",
-            setter=Setter(parse_enum(options), lambda v, w: [(write, int(str(v)))], frozenset({config1})),
+            write,
+            registers=(config1,),
+            value=field(config1, key),
+            datatype="enum",
+            exclude=exclude,
             hass=_FAN_MINUTES,
         )
 
     # docs/architecture.md#original-bridge C7: float, as published (68.0), not integer
-    def target(id_: str, name: str, read: tuple[tuple[int, ...], ValueFn], write: int) -> PropertySpec:
+    def target(
+        id_: str, name: str, read: tuple[tuple[int, ...], ValueFn], write: int, role: Role
+    ) -> PropertySpec:
         registers, value = read
-        return p(
-            id_,
-            name,
-            "float",
-            registers,
-            value,
-            Tier.MEDIUM,
-            fmt=range_format(rule_of(write)),
-            unit="°F",
-            setter=number_setter(write, reads=registers),
-        )
+        return setting(p, id_, name, write, registers=registers, value=value, datatype="float", role=role)
 
     return [
-        p(
+        setting(
+            p,
             "target-mode",
             "Target Heating/Cooling Mode",
-            "enum",
-            mode_read,
-            mode_value,
-            Tier.MEDIUM,
-            fmt=",".join(modes),
-            setter=enum_setter(mode_w, modes, reads=mode_read),
+            mode_w,
+            registers=mode_read,
+            value=mode_value,
+            # emergency heat is the whole unit's: only zone 1 offers it
+            exclude=() if zone == 1 else ("eheat",),
+            role=Role.CLIMATE_MODE,
         ),
-        p(
+        setting(
+            p,
             "target-fan-mode",
             "Target Fan Mode",
-            "enum",
-            (config1,),
-            fan("fan"),
-            Tier.MEDIUM,
-            fmt=",".join(FAN_MODES),
-            setter=enum_setter(fan_w, FAN_MODES, reads=(config1,)),
+            fan_w,
+            registers=(config1,),
+            value=field(config1, "fan"),
+            role=Role.CLIMATE_FAN_MODE,
         ),
-        minutes("fan-intermittent-on", "Fan Intermittent Mode On Duration", "on_time", FAN_ON_MINUTES, on_w),
-        minutes(
-            "fan-intermittent-off", "Fan Intermittent Mode Off Duration", "off_time", FAN_OFF_MINUTES, off_w
-        ),
+        # 0..25 (docs/architecture.md#homie-tree; Homie said 0..20, docs/architecture.md#original-bridge C9)
+        minutes("fan-intermittent-on", "Fan Intermittent Mode On Duration", "on_time", on_w),
+        # decodes as 5..40; 0 never reads back (C9)
+        minutes("fan-intermittent-off", "Fan Intermittent Mode Off Duration", "off_time", off_w, ("0",)),
         p("current-fan-mode", "Current Fan Status", "boolean", *fan_running, Tier.FAST, hass=RUNNING),
         *configuration,
         temperature_sensor(
@@ -234,7 +231,20 @@ def _settings(
             Tier.FAST,
             hass=TEMPERATURE,
             optional=False,
+            role=Role.CLIMATE_TEMPERATURE,
         ),
-        target("heating-target-temperature", "Heating Target Temperature", heating, heat_w),
-        target("cooling-target-temperature", "Cooling Target Temperature", cooling, cool_w),
+        target(
+            "heating-target-temperature",
+            "Heating Target Temperature",
+            heating,
+            heat_w,
+            Role.CLIMATE_HEATING_TARGET,
+        ),
+        target(
+            "cooling-target-temperature",
+            "Cooling Target Temperature",
+            cooling,
+            cool_w,
+            Role.CLIMATE_COOLING_TARGET,
+        ),
     ]

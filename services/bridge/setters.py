@@ -113,6 +113,42 @@ def enum_setter(address: int, table: Mapping[str, int], *, reads: Sequence[int])
     )
 
 
+def bool_setter(address: int, *, reads: Sequence[int]) -> Setter:
+    """Writes a boolean register: the rule's high word for true, its low word for false (1/0)."""
+    rule = rule_of(address)
+    return Setter(
+        parse_bool, lambda value, words: [(address, rule.high if value else rule.low)], frozenset(reads)
+    )
+
+
+def steps_setter(address: int, options: Sequence[str], *, reads: Sequence[int]) -> Setter:
+    """Writes one of a stepped rule's values offered as a choice (fan minutes 0, 5 … 25)."""
+    rule = rule_of(address)
+    return Setter(
+        parse_enum(options),
+        lambda value, words: [(address, rule.nearest(float(str(value))))],
+        frozenset(reads),
+        rule=rule,
+    )
+
+
+def command_setter(address: int, option: str, *, reads: Collection[int]) -> Setter:
+    """A button: the one payload ``option`` writes the one word the register's rule allows
+    (47 := 0x5555 clears the fault history)."""
+    rule = rule_of(address)
+    if rule.low != rule.high:
+        raise ValueError(f"register {address} takes more than one word; it is not a command")
+    return Setter(parse_enum((option,)), lambda value, words: [(address, rule.low)], frozenset(reads))
+
+
+def special_word(address: int, name: str) -> int:
+    """The raw word the register's write rule names ``name`` outside its range (323's 0x7fff "off")."""
+    for raw, special in rule_of(address).special.items():
+        if special == name:
+            return raw
+    raise ValueError(f"register {address} has no special word {name!r} in the register map")
+
+
 def need(words: Words, address: int, what: str) -> int:
     """A raw word a read-modify-write needs; refused until a poll has read it."""
     if address not in words:

@@ -26,6 +26,28 @@ class Tier(enum.Enum):
     SLOW = "slow"
 
 
+class Role(enum.Enum):
+    """What a property is to a composite Home Assistant entity (climate, water heater,
+    humidifier), which finds its parts by role rather than by topic path."""
+
+    CLIMATE_ACTION = "climate action"  # the stage a zone calls for
+    CLIMATE_MODE = "climate mode"
+    CLIMATE_FAN_MODE = "climate fan mode"
+    CLIMATE_TEMPERATURE = "climate temperature"  # a zone's ambient temperature
+    CLIMATE_HEATING_TARGET = "climate heating target"
+    CLIMATE_COOLING_TARGET = "climate cooling target"
+    HUMIDITY = "relative humidity"
+    WATER_HEATER_MODE = "water heater mode"
+    WATER_HEATER_TARGET = "water heater target"
+    WATER_HEATER_TEMPERATURE = "water heater temperature"
+    HUMIDIFIER_MODE = "humidifier mode"
+    HUMIDIFIER_TARGET = "humidifier target"
+    HUMIDIFIER_ACTION = "humidifier action"
+    DEHUMIDIFIER_MODE = "dehumidifier mode"
+    DEHUMIDIFIER_TARGET = "dehumidifier target"
+    DEHUMIDIFIER_ACTION = "dehumidifier action"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Hass:
     """How a property appears in Home Assistant by itself (docs/architecture.md#home-assistant).
@@ -107,6 +129,7 @@ class PropertySpec:
     # Whether the unit has this sensor, from words read at start-up (None: always). A sensor
     # that reads "not installed" then gets no property and no HA entity (docs/architecture.md#value-path).
     present: Callable[[Words], bool] | None = None
+    role: Role | None = None  # its part in a composite HA entity
 
     @property
     def path(self) -> str:
@@ -147,7 +170,7 @@ Builder = Callable[..., PropertySpec]  # what builder() returns
 
 
 def builder(node: str) -> Builder:
-    """``p(id, name, datatype, registers, value, tier, *, fmt, unit, retained, setter, hass, present)``:
+    """``p(id, name, datatype, registers, value, tier, *, fmt, unit, retained, setter, hass, present, role)``:
     a PropertySpec of ``node``, written positionally so that the table reads as one."""
 
     def make(  # noqa: PLR0917 - the table reads best positionally
@@ -164,6 +187,7 @@ def builder(node: str) -> Builder:
         setter: Setter | None = None,
         hass: Hass | None = None,
         present: Callable[[Words], bool] | None = None,
+        role: Role | None = None,
     ) -> PropertySpec:
         return PropertySpec(
             node=node,
@@ -179,6 +203,7 @@ def builder(node: str) -> Builder:
             setter=setter,
             hass=hass,
             present=present,
+            role=role,
         )
 
     return make

@@ -446,6 +446,15 @@ class Register:
     table: str | None = None
     part_of: int | None = None
     write: WriteRule | None = None
+    range: tuple[int, int] | None = None  # the values a reading takes
+    publish_unit: str | None = None  # the unit published where it differs from ``unit``
+    flags: str | None = None  # the FLAGS table naming the bits, when the converter is not flags
+    absent: int | None = None  # the raw word of something the unit does not have (0xFFFF counters)
+
+    @property
+    def published_unit(self) -> str | None:
+        """The unit a value of this register is published in (Homie ``$unit``)."""
+        return self.publish_unit or self.unit
 
     @property
     def ignored(self) -> bool:
@@ -566,8 +575,10 @@ def _write_rule(raw: Mapping[str, Any]) -> WriteRule:
 
 def _register(raw: Mapping[str, Any]) -> Register:
     known = {"address", "name", "converter", "length", "unit", "format", "table", "part_of", "write"}
+    known |= {"range", "publish_unit", "flags", "absent"}
     if unexpected := set(raw) - known:
         raise ValueError(f"register {raw['address']}: unknown keys {sorted(unexpected)}")
+    limits = raw.get("range")
     register = Register(
         address=raw["address"],
         name=raw["name"],
@@ -578,12 +589,18 @@ def _register(raw: Mapping[str, Any]) -> Register:
         table=raw.get("table"),
         part_of=raw.get("part_of"),
         write=_write_rule(raw["write"]) if "write" in raw else None,
+        range=None if limits is None else (limits[0], limits[1]),
+        publish_unit=raw.get("publish_unit"),
+        flags=raw.get("flags"),
+        absent=raw.get("absent"),
     )
     if register.converter not in _DECODERS:
         raise ValueError(f"register {register.address}: unknown converter {register.converter!r}")
     tables = ENUMS if register.converter == "enum" else FLAGS if register.converter == "flags" else None
     if tables is not None and register.table not in tables:
         raise ValueError(f"register {register.address}: unknown table {register.table!r}")
+    if register.flags is not None and register.flags not in FLAGS:
+        raise ValueError(f"register {register.address}: unknown flags table {register.flags!r}")
     if register.write and register.write.enum and register.write.enum not in ENUMS:
         raise ValueError(f"register {register.address}: unknown write enum {register.write.enum!r}")
     return register
@@ -631,6 +648,20 @@ ZONE_SIZES: Final[Mapping[int, int]] = MappingProxyType(_int_keys(_DATA["numeric
 IZ2_FAN_DESIRED: Final[Mapping[int, int]] = MappingProxyType(
     _int_keys(_DATA["numeric_tables"]["IZ2_FAN_DESIRED"])
 )
+
+OPTIONS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {name: tuple(values) for name, values in _DATA["options"].items()}
+)
+"""The names a decoded field or a value derived from registers takes, in publishing order
+(CURRENT_MODE, PRESSURE_SWITCH, HUMIDISTAT_MODE, ZONE_PRIORITY)."""
+FAULT_GROUPS: Final[Mapping[str, frozenset[int]]] = MappingProxyType(
+    {name: frozenset(codes) for name, codes in _DATA["fault_groups"].items()}
+)
+"""Fault codes by what they mean: ``derated`` (the VS drive runs slower), ``safe_mode``."""
+SENSOR_LIMITS: Final[Mapping[str, tuple[float, float]]] = MappingProxyType(
+    {unit: (low, high) for unit, (low, high) in _DATA["sensor_limits"].items()}
+)
+"""Per unit, the readings a fitted sensor gives: beyond them the sensor is missing (±999 °F)."""
 
 FAULT_NAMES: Final[Mapping[int, str]] = MappingProxyType(_int_keys(_DATA["faults"]))
 """Fault code -> name (docs/protocol.md#faults); register 600 + n counts fault n."""
@@ -702,3 +733,61 @@ def validate_raw_write(address: int, raw: int, *, dangerous: bool = False) -> No
         raise WriteRefused(f"{label} is not writable")
     if reason := rule.problem(raw):
         raise WriteRefused(f"{label}: {reason}")
+
+
+def enum_name(table: str, raw: int) -> str | None:
+    """The name enumeration ``table`` gives ``raw``, with the table's default (e.g. "Other")."""
+    return enum(raw, ENUMS[table], _ENUM_DEFAULTS[table])
+
+
+def flag_mask(table: str, name: str) -> int:
+    """The bit mask of the flag ``name`` in the FLAGS ``table``; KeyError for an unknown name."""
+    for bits, flag in FLAGS[table].items():
+        if flag == name:
+            return bits
+    raise KeyError(f"{table} has no flag {name!r}")
+
+
+def flag_table(address: int) -> str:
+    """The FLAGS table that names the register's bits (its ``table`` for a flags register)."""
+    register = REGISTERS[address]
+    table = register.flags or (register.table if register.converter == "flags" else None)
+    if table is None:
+        raise KeyError(f"register {address} has no flag table in the register map")
+    return table
+
+
+def is_set(address: int, name: str, words: Words) -> bool | None:
+    """Whether the register's flag ``name`` (as its flag table names it) is set; None when the
+    register was not read."""
+    raw = words.get(address)
+    return None if raw is None else bool(raw & flag_mask(flag_table(address), name))
+
+
+def reading(address: int, words: Words) -> Value | None:
+    """:func:`decode` as a consumer of values wants it: also None when the word is the register's
+    ``absent`` reading (a fault counter the unit does not keep reads 0xFFFF)."""
+    register = REGISTERS.get(address)
+    if register is not None and register.absent is not None and words.get(address) == register.absent:
+        return None
+    return decode(address, words)
+
+
+def field_of(address: int, key: str, words: Words) -> Field:
+    """One entry of a composite register's decoded value (``zone_priority`` of 31200); None when
+    the register, a neighbour it needs, or the entry is missing."""
+    value = decode(address, words)
+    return value.get(key) if isinstance(value, Mapping) else None
+
+
+def sensor_reading(address: int, words: Words) -> float | None:
+    """A sensor's decoded reading; None when it reads "not present" or beyond the map's
+    ``sensor_limits`` for its unit (a sensor that is not fitted, docs/architecture.md#detection)."""
+    value = reading(address, words)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    unit = REGISTERS[address].unit
+    limits = SENSOR_LIMITS.get(unit) if unit is not None else None
+    if limits is not None and not limits[0] <= value <= limits[1]:
+        return None
+    return float(value)

@@ -490,3 +490,52 @@ def test_every_zone_has_the_thermostats_write_rules_but_whole_degree_set_points(
                 rule.step,
             )
             assert (720, 730) == (rule.nearest(71.99999), rule.nearest(72.5))
+
+
+# --- the facts the bridge publishes from (issue 13: one register model) ------------------------
+
+
+def test_a_flag_table_names_the_bits_of_registers_whose_converter_is_not_flags() -> None:
+    """Register 31 decodes as a record and 25 as a fault code, yet their bits have names too."""
+    assert (True, False) == (
+        registers.is_set(31, "load_shed", {31: 0x200}),
+        registers.is_set(31, "g", {31: 0x200}),
+    )
+    assert registers.is_set(25, "locked_out", {25: 0x8005}) and 5 == decode(25, {25: 0x8005})
+    assert registers.is_set(30, "eh2", {30: 0x20}) and not registers.is_set(30, "eh1", {30: 0x20})
+    assert registers.is_set(30, "cc", {}) is None
+    with pytest.raises(KeyError, match="no flag 'nope'"):
+        registers.is_set(30, "nope", {30: 0})
+    with pytest.raises(KeyError, match="no flag table"):
+        registers.is_set(16, "x", {16: 1})
+    with pytest.raises(ValueError, match="unknown flags table"):
+        registers._register({"address": 1, "name": "x", "flags": "NOPE"})
+
+
+def test_an_absent_reading_is_no_value_while_decode_keeps_printing_it() -> None:
+    """A fault counter the unit does not keep reads 0xFFFF: no value for the bridge, 65535 for fetch."""
+    assert (None, 65535, 3) == (
+        registers.reading(605, {605: 0xFFFF}),
+        decode(605, {605: 0xFFFF}),
+        registers.reading(605, {605: 3}),
+    )
+
+
+def test_a_sensor_reading_beyond_the_maps_limits_is_a_missing_sensor() -> None:
+    assert (-1.0, 999.0, None, None) == tuple(
+        registers.sensor_reading(19, {19: raw}) for raw in (0xFFF6, 9990, 9991, registers.NOT_PRESENT)
+    )
+    assert (-3000.0, 1234.5) == (decode(19, {19: 0x8AD0}), decode(19, {19: 12345}))
+
+
+def test_composite_fields_enum_defaults_and_options_come_from_the_map() -> None:
+    assert "closed" == registers.field_of(31, "hps", {31: 0x100})
+    assert registers.field_of(31, "hps", {}) is None and registers.field_of(16, "x", {16: 1}) is None
+    assert ("Open Loop", "Other") == (
+        registers.enum_name("PUMP_TYPE", 0),
+        registers.enum_name("PUMP_TYPE", 99),
+    )
+    assert "open" == registers.OPTIONS["PRESSURE_SWITCH"][0]
+    assert 41 in registers.FAULT_GROUPS["derated"] and 72 in registers.FAULT_GROUPS["safe_mode"]
+    assert ((90, 635), "V") == (registers.REGISTERS[16].range, registers.REGISTERS[16].published_unit)
+    assert ("Btuh", "BTU/h") == (registers.REGISTERS[1154].unit, registers.REGISTERS[1154].published_unit)
