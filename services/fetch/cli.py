@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from contextlib import closing
@@ -11,6 +10,7 @@ from contextlib import closing
 from aurora.errors import AuroraError, IllegalAddress, MissingRegisters, UsageError
 from aurora.logs import configure_logging, configure_logging_on_first_use, get_logger
 from aurora.mqtt_args import add_mqtt_arguments, is_mqtt_url
+from aurora.options import ToolParser, log_deprecated_names
 from aurora.query import Chunk, ProgressLog, QueryResult, describe_addresses, parse_query, read_query
 from aurora.render import render_lines, render_yaml
 from aurora.transport import DEFAULT_LATENCY_S, open_bus
@@ -37,9 +37,10 @@ class _Version(argparse.Action):
         parser.exit()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command line; options also read AURORA_FETCH_<OPTION> where noted."""
-    p = argparse.ArgumentParser(  # exits 2 on a usage error, as EXIT_USAGE says
+def build_parser() -> ToolParser:
+    """The command line; every option also reads the variable its help names (AURORA_FETCH_<OPTION>)."""
+    p = ToolParser(  # exits 2 on a usage error, as EXIT_USAGE says
+        tool="fetch",
         prog="aurora_fetch",
         description="Read registers of a WaterFurnace Aurora heat pump once and print them.",
         epilog=(
@@ -74,10 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--timeout",
         type=float,
-        default=os.environ.get("AURORA_FETCH_TIMEOUT", str(DEFAULT_LATENCY_S)),  # argparse applies type
+        default=str(DEFAULT_LATENCY_S),
         metavar="SECONDS",
         help="time allowed beyond the line time of each reply (default %(default)s); through mqtt(s):// "
-        "the wait for each reply from the bridge, at least 10 s [AURORA_FETCH_TIMEOUT]",
+        "the wait for each reply from the bridge, at least 10 s",
     )
     p.add_argument("-v", "--version", action=_Version)
     add_mqtt_arguments(p, tool=True)
@@ -158,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(**options)  # it logs every frame anyway
     else:
         configure_logging_on_first_use(**options)
+    log_deprecated_names()
     try:
         result = fetch(args)
     except UsageError as err:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import signal
 import sys
 import threading
@@ -25,6 +24,7 @@ from aurora import __version__, registers, rtu
 from aurora.errors import AuroraError, UsageError
 from aurora.logs import configure_logging
 from aurora.mqtt_args import is_mqtt_url
+from aurora.options import ToolParser, log_deprecated_names
 from aurora.render import render_line
 from aurora.sniffer import SENSOR_REGISTERS, Event, Garbage, Sniffer, Transaction
 from aurora.transport import open_stream
@@ -46,10 +46,11 @@ _KINDS: dict[int, str] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> ToolParser:
     """The command line of the original (docs/protocol.md#sniffer), plus --json, --record and recordings as
     PORT."""
-    p = argparse.ArgumentParser(
+    p = ToolParser(
+        tool="monitor",
         prog="aurora_monitor",
         description="Listen to a ModBus bus where an AID tool or an AWL talks to the heat pump, and print "
         "the registers they read and write, by name. It never transmits.",
@@ -85,10 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--reply-timeout",
         type=float,
-        default=os.environ.get("AURORA_MONITOR_REPLY_TIMEOUT", "1.0"),  # argparse applies type
+        default="1.0",
         metavar="SECONDS",
-        help="a request with no reply after this long is reported unanswered (default %(default)s) "
-        "[AURORA_MONITOR_REPLY_TIMEOUT]",
+        help="a request with no reply after this long is reported unanswered (default %(default)s)",
     )
     p.add_argument("--debug-modbus", action="store_true", help="also show bytes that belong to no frame")
     p.add_argument("-v", "--version", action="version", version=__version__)
@@ -355,6 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``aurora_monitor``."""
     args = build_parser().parse_args(argv)
     configure_logging(debug=args.debug_modbus, fmt="console" if sys.stderr.isatty() else None)
+    log_deprecated_names()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -1,6 +1,6 @@
 """``aurora_setup``: CA, broker certificate, passwords and mosquitto files in one directory.
 
-Every option also comes from an ``AURORA_SETUP_*`` variable (flag > environment > default).
+Every option also comes from its ``AURORA_SETUP_<OPTION>`` variable (flag > environment > default).
 Safe to run again: what exists and is still valid is kept. Secrets are printed only on request.
 """
 
@@ -17,6 +17,7 @@ from pathlib import Path
 import structlog
 from aurora.errors import UsageError
 from aurora.logs import configure_logging
+from aurora.options import ToolParser, log_deprecated_names
 
 from . import certs
 from .deployment import DEFAULT_HOSTS, Options, Report, apply, parse_hosts
@@ -35,13 +36,10 @@ _SOURCE_CANDIDATES = (
 )
 
 
-def _env(name: str) -> str | None:
-    return os.environ.get(f"AURORA_SETUP_{name}") or None
-
-
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Flags, with defaults from the environment; pure apart from reading ``os.environ``."""
-    parser = argparse.ArgumentParser(
+def build_parser() -> ToolParser:
+    """The command line; every option also reads AURORA_SETUP_<OPTION>."""
+    parser = ToolParser(
+        tool="setup",
         prog="aurora_setup",
         description="Create the broker's CA, server certificate, passwords, password file and ACL "
         "in one directory, and print what Home Assistant needs to connect. Safe to run again.",
@@ -49,8 +47,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--dir",
         type=Path,
-        default=Path(_env("DIR") or DEFAULT_DIR),
-        help=f"the setup directory [AURORA_SETUP_DIR, default {DEFAULT_DIR}]",
+        default=DEFAULT_DIR,
+        help="the setup directory (default %(default)s)",
     )
     parser.add_argument(
         "--host",
@@ -58,45 +56,49 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         metavar="NAMES",
         help="host name or IP address clients use to reach the broker; repeat or separate with "
-        f"commas; {', '.join(DEFAULT_HOSTS)} are always added [AURORA_SETUP_HOSTS]",
+        f"commas; {', '.join(DEFAULT_HOSTS)} are always added",
     )
     parser.add_argument(
         "--broker-group",
-        default=_env("BROKER_GROUP"),
+        default=None,
         metavar="GROUP",
         help="group (name or id) mosquitto runs as; its files become 0640 root:GROUP "
-        f"[AURORA_SETUP_BROKER_GROUP, default: group mosquitto if it exists, else {EXAMPLE_GID}]",
+        f"(default: group mosquitto if it exists, else {EXAMPLE_GID})",
     )
     parser.add_argument(
         "--service-owner",
-        default=_env("SERVICE_OWNER"),
+        default=None,
         metavar="UID:GID",
         help="owner of the bridge, fetch and web directories (the containers' user) "
-        "[AURORA_SETUP_SERVICE_OWNER, default: leave them to the user running the setup]",
+        "(default: leave them to the user running the setup)",
     )
     parser.add_argument(
         "--broker-data",
-        default=_env("BROKER_DATA") or CONTAINER_DATA_DIR,
+        default=CONTAINER_DATA_DIR,
         metavar="DIR",
-        help="persistence directory as the broker sees it "
-        f"[AURORA_SETUP_BROKER_DATA, default {CONTAINER_DATA_DIR}]",
+        help="persistence directory as the broker sees it (default %(default)s)",
     )
     parser.add_argument(
         "--mosquitto-source",
         type=Path,
-        default=_env("MOSQUITTO_SOURCE"),
+        default=None,
         metavar="DIR",
         help="the suite's mosquitto/ directory with mosquitto.conf and acl "
-        "[AURORA_SETUP_MOSQUITTO_SOURCE, default: found next to the installed package]",
+        "(default: found next to the installed package)",
     )
     parser.add_argument(
         "--show-secrets",
         action="store_true",
         help="also print the homeassistant password and the CA certificate",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Flags, with defaults from the environment; pure apart from reading ``os.environ``."""
+    args = build_parser().parse_args(argv)
     if args.host is None:
-        args.host = [_env("HOSTS") or ""]
+        args.host = []
     return args
 
 
@@ -188,6 +190,7 @@ def summary(options: Options, report: Report, *, show_secrets: bool) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging()
+    log_deprecated_names()
     try:
         options = options_from(args)
         report = apply(options)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import threading
@@ -17,6 +16,7 @@ import structlog
 from aurora.dump import load_dump
 from aurora.errors import AuroraError, UsageError
 from aurora.logs import configure_logging
+from aurora.options import ToolParser, log_deprecated_names
 from aurora.simulator import BoardQuirks, Drift, PowerProfile, PowerStep, SimulatedAbc, parse_power_step
 
 from .line import (
@@ -36,22 +36,11 @@ DRIFT_STEP_S = 1.0
 WRITE_LOG_STEP_S = 0.1
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    return os.environ.get(f"AURORA_SIM_{name}", default)
-
-
-def _flag(name: str) -> bool:
-    value = (_env(name) or "").strip().lower()
-    if value in ("", "0", "false", "no", "off"):
-        return False
-    if value in ("1", "true", "yes", "on"):
-        return True
-    print(f"aurora_sim: AURORA_SIM_{name}={value!r}: use true or false", file=sys.stderr)
-    raise SystemExit(2)
-
-
 def _fraction(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"{text} is not a fraction between 0 and 1")
     return value
@@ -72,18 +61,10 @@ def _power_step(text: str) -> PowerStep:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def _power_env() -> list[PowerStep]:
-    text = _env("POWER") or ""
-    try:
-        return [parse_power_step(part) for part in text.split(";") if part.strip()]
-    except ValueError as err:
-        print(f"aurora_sim: AURORA_SIM_POWER: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> ToolParser:
     """The ``aurora_sim`` command line; every option also reads AURORA_SIM_<OPTION>."""
-    p = argparse.ArgumentParser(
+    p = ToolParser(
+        tool="sim",
         prog="aurora_sim",
         description="Serve a WaterFurnace ABC register dump as a ModBus RTU slave at real line speed. "
         "Without DUMP it serves a built-in demo unit (7 Series, VS drive, AXB, IntelliZone 2, DHW) "
@@ -92,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "dump",
         nargs="?",
-        default=_env("DUMP"),
-        help="YAML register dump (aurora_fetch --yaml) [AURORA_SIM_DUMP]",
+        default=None,
+        help="YAML register dump (aurora_fetch --yaml)",
     )
     where = p.add_mutually_exclusive_group()
     where.add_argument(
@@ -101,69 +82,69 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LINK",
         nargs="?",
         const="",
-        default=_env("PTY"),
-        help="serve on a pseudo-terminal; LINK becomes a symlink to it (default) [AURORA_SIM_PTY]",
+        default=None,
+        help="serve on a pseudo-terminal; LINK becomes a symlink to it (default)",
     )
     where.add_argument(
         "--tcp",
         metavar="HOST:PORT",
         type=_host_port,
-        default=_env("TCP"),
-        help="serve raw RTU on a TCP port, like ser2net (port 0: pick one) [AURORA_SIM_TCP]",
+        default=None,
+        help="serve raw RTU on a TCP port, like ser2net (port 0: pick one)",
     )
     where.add_argument(
         "--serial",
         metavar="PORT",
-        default=_env("SERIAL"),
-        help="serve as a slave on a real serial port (19200 8E1) [AURORA_SIM_SERIAL]",
+        default=None,
+        help="serve as a slave on a real serial port (19200 8E1)",
     )
     p.add_argument(
         "--baud",
         type=int,
-        default=_env("BAUD", "19200"),
-        help="line speed for pacing, 8E1; 0 turns pacing off (default 19200) [AURORA_SIM_BAUD]",
+        default="19200",
+        help="line speed for pacing, 8E1; 0 turns pacing off (default 19200)",
     )
     p.add_argument(
         "--turnaround-ms",
         type=float,
-        default=_env("TURNAROUND_MS", "2"),
-        help="board's pause before replying (default 2) [AURORA_SIM_TURNAROUND_MS]",
+        default="2",
+        help="board's pause before replying (default 2)",
     )
     p.add_argument(
         "--delay-ms",
         type=float,
-        default=_env("DELAY_MS", "0"),
-        help="extra delay before every reply [AURORA_SIM_DELAY_MS]",
+        default="0",
+        help="extra delay before every reply",
     )
     p.add_argument(
         "--refuse-wf-codes",
         action="store_true",
-        default=_flag("REFUSE_WF_CODES"),
+        default=False,
         help="answer 65/66 with IllegalFunction, like commercial 17X553 boards",
     )
     p.add_argument(
         "--silent-wf-codes",
         action="store_true",
-        default=_flag("SILENT_WF_CODES"),
+        default=False,
         help="never answer 65/66",
     )
-    p.add_argument("--drop", type=_fraction, default=_env("DROP", "0"), help="fraction of replies dropped")
+    p.add_argument("--drop", type=_fraction, default="0", help="fraction of replies dropped")
     p.add_argument(
         "--corrupt",
         type=_fraction,
-        default=_env("CORRUPT", "0"),
+        default="0",
         help="fraction of replies with a flipped bit",
     )
     p.add_argument(
         "--partial",
         type=_fraction,
-        default=_env("PARTIAL", "0"),
+        default="0",
         help="fraction of replies cut in half",
     )
     p.add_argument(
         "--stray",
         type=_fraction,
-        default=_env("STRAY", "0"),
+        default="0",
         help="fraction of replies preceded by stray bytes",
     )
     p.add_argument("--seed", type=int, default=None, help="random seed for the faults")
@@ -184,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         "extraction or rejection (heat of extraction/rejection, BTU/h); the total power (1152) is "
         "compressor + blower + aux + pump. Repeat it with AFTER_S@ to change readings AFTER_S seconds "
         "after the start, e.g. --power compressor=3000,blower=200 --power 60@compressor=6000; "
-        "readings not named keep their value [AURORA_SIM_POWER, entries separated by ';']",
+        "readings not named keep their value (in the variable, separate entries with ';')",
     )
     p.add_argument(
         "--modbus-tcp",
@@ -196,16 +177,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--tap-pty",
         metavar="LINK",
-        default=_env("TAP_PTY"),
+        default=None,
         help="repeat every byte on the line, both directions, to a second pty linked at LINK: a bus "
-        "aurora_monitor can listen to [AURORA_SIM_TAP_PTY]",
+        "aurora_monitor can listen to",
     )
     p.add_argument(
         "--write-log",
         metavar="FILE",
-        default=_env("WRITE_LOG"),
-        help="append every register write as an 'ADDRESS VALUE' line, within 0.1 s (for tests) "
-        "[AURORA_SIM_WRITE_LOG]",
+        default=None,
+        help="append every register write as an 'ADDRESS VALUE' line, within 0.1 s (for tests)",
     )
     p.add_argument("--debug", action="store_true", help="log every frame")
     return p
@@ -262,7 +242,7 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
         closers.append(tap.close)
     threads.append(threading.Thread(target=line.serve, args=(responder, stop), daemon=True))
     drift = args.drift if args.drift is not None else not args.dump
-    steps = args.power if args.power is not None else _power_env()
+    steps = args.power or []
     profile = PowerProfile(abc, steps) if steps else None
     if profile is not None:
         profile.step(0.0)  # held from the very first read
@@ -300,6 +280,7 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     configure_logging(debug=args.debug)
+    log_deprecated_names()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

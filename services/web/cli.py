@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 import sys
 import time
@@ -20,6 +19,7 @@ from aurora.errors import AuroraError, BusError, UsageError
 from aurora.logs import configure_logging
 from aurora.mqtt import MqttSettings
 from aurora.mqtt_args import add_mqtt_arguments, is_mqtt_url
+from aurora.options import ToolParser, log_deprecated_names
 from aurora.transport import DEFAULT_LATENCY_S, open_bus
 from aurora.urls import redact
 
@@ -42,10 +42,6 @@ log = structlog.get_logger("aurora.web")
 EXIT_OK, EXIT_DEVICE, EXIT_USAGE = 0, 1, 2
 DEFAULT_PORT = 4567
 CONNECT_S = 10.0
-
-
-def _env(name: str, default: str | None = None) -> str | None:
-    return os.environ.get(f"AURORA_WEB_{name}") or default
 
 
 def _port(text: str) -> int:
@@ -78,9 +74,10 @@ def _seconds(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> ToolParser:
     """The command line; each option also reads the environment variable in brackets."""
-    p = argparse.ArgumentParser(
+    p = ToolParser(
+        tool="web",
         prog="web_aid_tool",
         description=(
             "Serve the WaterFurnace AWL's web AID endpoints (/getunits.cgi, /setunits.cgi, /config.cgi, "
@@ -103,20 +100,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "target",
         nargs="?",
-        default=_env("TARGET"),
-        help="mqtt(s)://…/$modbus, serial device, tcp://, rfc2217:// or dump file [AURORA_WEB_TARGET]",
+        default=None,
+        help="mqtt(s)://…/$modbus, serial device, tcp://, rfc2217:// or dump file",
     )
     p.add_argument(
         "--port",
         type=_port,
-        default=_env("PORT", str(DEFAULT_PORT)),  # argparse applies type
-        help="HTTP port (default %(default)s; 0 picks a free one) [AURORA_WEB_PORT]",
+        default=str(DEFAULT_PORT),
+        help="HTTP port (default %(default)s; 0 picks a free one)",
     )
     p.add_argument(
         "--bind",
-        default=_env("BIND", "127.0.0.1"),
+        default="127.0.0.1",
         metavar="ADDRESS",
-        help="address to listen on (default %(default)s; 0.0.0.0 for the whole LAN) [AURORA_WEB_BIND]",
+        help="address to listen on (default %(default)s; 0.0.0.0 for the whole LAN)",
     )
     p.add_argument(
         "--allowed-host",
@@ -125,50 +122,49 @@ def build_parser() -> argparse.ArgumentParser:
         help="a host name browsers may use for this server, besides localhost, this machine's name "
         "(NAME and NAME.local), the --bind address and IP addresses; repeat it or separate names "
         "with commas; .example.lan allows a domain, * any name (requests for other names get 421, "
-        "which stops DNS rebinding) [AURORA_WEB_ALLOWED_HOSTS]",
+        "which stops DNS rebinding)",
     )
     p.add_argument(
         "--max-connections",
         type=_count,
-        default=_env("MAX_CONNECTIONS", str(MAX_CONNECTIONS)),  # argparse applies type
+        default=str(MAX_CONNECTIONS),
         metavar="N",
         help="open connections at most; beyond it the oldest one still waiting for its request is "
-        "closed (default %(default)s) [AURORA_WEB_MAX_CONNECTIONS]",
+        "closed (default %(default)s)",
     )
     p.add_argument(
         "--header-timeout",
         type=_seconds,
-        default=_env("HEADER_TIMEOUT", str(HEADER_TIMEOUT_S)),  # argparse applies type
+        default=str(HEADER_TIMEOUT_S),
         metavar="SECONDS",
         help="time a connection has to send a request's headers, from connecting or from the "
-        "previous response (default %(default)s) [AURORA_WEB_HEADER_TIMEOUT]",
+        "previous response (default %(default)s)",
     )
     p.add_argument(
         "--body-timeout",
         type=_seconds,
-        default=_env("BODY_TIMEOUT", str(BODY_TIMEOUT_S)),  # argparse applies type
+        default=str(BODY_TIMEOUT_S),
         metavar="SECONDS",
-        help="time a request has to send its body; then 408 (default %(default)s) [AURORA_WEB_BODY_TIMEOUT]",
+        help="time a request has to send its body; then 408 (default %(default)s)",
     )
     p.add_argument(
         "--html",
         metavar="DIR",
-        default=_env("HTML"),
-        help="directory holding the AWL page's own files, served at / [AURORA_WEB_HTML]",
+        default=None,
+        help="directory holding the AWL page's own files, served at /",
     )
     p.add_argument(
         "--password-file",
         metavar="FILE",
-        default=_env("PASSWORD_FILE"),
-        help="file holding the login password (required) [AURORA_WEB_PASSWORD_FILE]",
+        default=None,
+        help="file holding the login password (required)",
     )
     p.add_argument(
         "--timeout",
         type=float,
-        default=_env("TIMEOUT", str(DEFAULT_LATENCY_S)),  # argparse applies type
+        default=str(DEFAULT_LATENCY_S),
         metavar="SECONDS",
-        help="time allowed beyond the line time of each reply, direct targets "
-        "(default %(default)s) [AURORA_WEB_TIMEOUT]",
+        help="time allowed beyond the line time of each reply, direct targets (default %(default)s)",
     )
     p.add_argument("--debug-modbus", action="store_true", help="log every frame sent and received")
     p.add_argument("-v", "--version", action="version", version=__version__)
@@ -177,17 +173,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Parse and check the command line (pure: no file is opened)."""
+    """Parse and check the command line and the environment (pure: no file is opened)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.target:
         parser.error("TARGET is required (or set AURORA_WEB_TARGET)")
-    if args.allowed_host is None:  # the command line replaces the environment, as for every option
-        args.allowed_host = [_env("ALLOWED_HOSTS") or ""]
+    if args.allowed_host is None:
+        args.allowed_host = []
     if not args.password_file:
         parser.error(
             "--password-file is required: the web UI always asks for a password "
-            "(aurora_setup writes DIR/web/ui-password) [AURORA_WEB_PASSWORD_FILE]"
+            "(aurora_setup writes DIR/web/ui-password; or set AURORA_WEB_PASSWORD_FILE)"
         )
     return args
 
@@ -302,6 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``web_aid_tool``."""
     args = parse_args(argv)
     configure_logging(debug=args.debug_modbus)
+    log_deprecated_names()
     quiet_aiohttp_logs()
     try:
         password = read_password(args.password_file)

@@ -181,7 +181,7 @@ def host_check(allowed: AllowedHosts) -> Any:
             refused.note(host=host[:100], client=request.remote)
             raise web.HTTPMisdirectedRequest(
                 text="this server does not answer to that host name "
-                "(add it with --allowed-host or AURORA_WEB_ALLOWED_HOSTS)\n",
+                "(add it with --allowed-host or AURORA_WEB_ALLOWED_HOST)\n",
                 content_type="text/plain",
             )
         result: web.StreamResponse = await handler(request)

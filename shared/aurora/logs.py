@@ -116,7 +116,8 @@ def configure_logging(
     _pending = None
     explicit = stream is not None
     stream = stream or sys.stderr
-    fmt = fmt or os.environ.get("AURORA_LOG_FORMAT", "auto")  # type: ignore[assignment]
+    # empty is unset, as for every variable (docs/configuration.md)
+    fmt = fmt or (os.environ.get("AURORA_LOG_FORMAT") or "").strip() or "auto"  # type: ignore[assignment]
     as_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,

@@ -78,6 +78,7 @@ RENAMED: Mapping[str, tuple[str, ...]] = {
     "AURORA_SETUP_HOST": ("AURORA_SETUP_HOSTS",),
 }
 
+_NOT_A: Mapping[object, str] = {int: "not a whole number", float: "not a number"}
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 _SECRET = re.compile(r"PASSWORD(?!_FILE)|SECRET|TOKEN")
@@ -299,9 +300,8 @@ class ToolParser(argparse.ArgumentParser):
                 value = kind(text)
             except argparse.ArgumentTypeError as err:
                 self._bad(option, text, str(err), where)
-            except (TypeError, ValueError):
-                what = getattr(kind, "__name__", "value")
-                self._bad(option, text, f"not a valid {what}", where)
+            except (TypeError, ValueError) as err:
+                self._bad(option, text, _NOT_A.get(kind) or str(err) or "not a valid value", where)
         if action.choices is not None and value not in action.choices:
             self._bad(option, text, f"use one of {', '.join(map(str, action.choices))}", where)
         return value

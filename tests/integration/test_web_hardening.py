@@ -397,8 +397,8 @@ def test_local_names_are_served(tool: Tool, host: str) -> None:
 
 
 def test_more_host_names_come_from_the_environment(tmp_path: Path) -> None:
-    """AURORA_WEB_ALLOWED_HOSTS: names and domains; everything else is still refused."""
-    env = {"AURORA_WEB_ALLOWED_HOSTS": "heatpump.lan, .home.arpa"}
+    """AURORA_WEB_ALLOWED_HOST: names and domains; everything else is still refused."""
+    env = {"AURORA_WEB_ALLOWED_HOST": "heatpump.lan, .home.arpa"}
     with _start(tmp_path, env=env) as tool:
         for host in ("heatpump.lan", "pump.home.arpa", "home.arpa", "127.0.0.1"):
             assert 200 == tool.request("GET", "/login", headers={"Host": host})[0], host

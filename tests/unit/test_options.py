@@ -116,7 +116,7 @@ def test_blanks_around_a_value_are_dropped(monkeypatch: pytest.MonkeyPatch) -> N
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
-        ("AURORA_DEMO_COUNT", "many", "AURORA_DEMO_COUNT='many': not a valid int"),
+        ("AURORA_DEMO_COUNT", "many", "AURORA_DEMO_COUNT='many': not a whole number"),
         ("AURORA_DEMO_INTERVAL", "-1", "AURORA_DEMO_INTERVAL='-1': -1: more than 0 s"),
         ("AURORA_DEMO_FLAG", "maybe", "AURORA_DEMO_FLAG='maybe': use true or false"),
         ("AURORA_DEMO_MODE", "c", "AURORA_DEMO_MODE='c': use one of a, b"),

@@ -188,7 +188,7 @@ def test_the_summary_shows_a_password_only_when_asked(tmp_path: Path) -> None:
 
 def test_options_come_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AURORA_SETUP_DIR", str(tmp_path))
-    monkeypatch.setenv("AURORA_SETUP_HOSTS", "a.lan,b.lan")
+    monkeypatch.setenv("AURORA_SETUP_HOST", "a.lan,b.lan")
     monkeypatch.setenv("AURORA_SETUP_BROKER_GROUP", "1883")
     monkeypatch.setenv("AURORA_SETUP_SERVICE_OWNER", "10001:10002")
     monkeypatch.setenv("AURORA_SETUP_MOSQUITTO_SOURCE", str(REPO / "mosquitto"))

@@ -6,11 +6,16 @@ import pytest
 from aurora.mqtt import MqttSettings
 from aurora.web.cli import DEFAULT_PORT, parse_args
 
+from tests.support.environment import clear_tool_environment
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    clear_tool_environment(monkeypatch)
+
 
 def test_defaults_listen_on_localhost_port_4567(monkeypatch: pytest.MonkeyPatch) -> None:
     """Off the LAN unless asked (docs/protocol.md#bugs-web: the original bound 0.0.0.0 in production)."""
-    for name in ("PORT", "BIND", "HTML", "PASSWORD_FILE", "TARGET"):
-        monkeypatch.delenv(f"AURORA_WEB_{name}", raising=False)
     args = parse_args(["unit.yml", "--password-file", "pw"])
     assert ("unit.yml", DEFAULT_PORT, "127.0.0.1", None) == (args.target, args.port, args.bind, args.html)
 
@@ -37,7 +42,6 @@ def test_no_password_file_is_a_usage_error(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """There is no way to run the UI without a login."""
-    monkeypatch.delenv("AURORA_WEB_PASSWORD_FILE", raising=False)
     with pytest.raises(SystemExit) as exited:
         parse_args(["unit.yml"])
     assert 2 == exited.value.code
@@ -69,17 +73,15 @@ def test_the_device_is_taken_from_the_url_path_or_the_topic_option() -> None:
 def test_hardening_options_have_defaults_and_come_from_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """--allowed-host, --max-connections, --header-timeout, --body-timeout [AURORA_WEB_*]."""
-    for name in ("ALLOWED_HOSTS", "MAX_CONNECTIONS", "HEADER_TIMEOUT", "BODY_TIMEOUT"):
-        monkeypatch.delenv(f"AURORA_WEB_{name}", raising=False)
+    """--allowed-host, --max-connections, --header-timeout, --body-timeout [AURORA_WEB_<OPTION>]."""
     args = parse_args(["unit.yml", "--password-file", "pw"])
-    assert ([""], 256, 10.0, 10.0) == (
+    assert ([], 256, 10.0, 10.0) == (
         args.allowed_host,
         args.max_connections,
         args.header_timeout,
         args.body_timeout,
     )
-    monkeypatch.setenv("AURORA_WEB_ALLOWED_HOSTS", "pump.lan,.home.arpa")
+    monkeypatch.setenv("AURORA_WEB_ALLOWED_HOST", "pump.lan,.home.arpa")
     monkeypatch.setenv("AURORA_WEB_MAX_CONNECTIONS", "64")
     monkeypatch.setenv("AURORA_WEB_HEADER_TIMEOUT", "5")
     monkeypatch.setenv("AURORA_WEB_BODY_TIMEOUT", "20")
