@@ -1,7 +1,10 @@
 """Scenario 1 of `make bench`: a fetch against the paced sim, as wall time over the line's minimum.
 
 Paths: the sim's pty directly, its TCP port, ser2net (raw TCP and RFC 2217) in front of its pty,
-and the broker (TLS, QoS 1) through the bridge's `$modbus` request/response topics.
+and the broker (TLS, QoS 1) through the bridge's `$modbus` request/response topics. ser2net runs
+with ``chardelay`` on, as the docs recommend; its hold (about two characters after the board's
+last byte) is measured against the same ser2net with it off, and each ser2net path's small-read
+ratio is also given with that hold counted as part of the line (``ratio_hold_in_minimum``).
 The minimum is the wire time of every byte exchanged (0.573 ms each at 19200 8E1) plus the sim's
 fixed turnaround per transaction; the query time is measured in-process after the port is open,
 and the opening and a whole `aurora_fetch` process are reported beside it.
@@ -61,9 +64,10 @@ def path_to_sim(kind: str, tmp: Path) -> Iterator[str]:
         if kind == "pty":
             yield sim.url
             return
-        # chardelay on, as docs/network-serial.md recommends (it holds device bytes ~2 characters)
-        with Ser2net.start(tmp, device=sim.url) as s2n:
-            yield s2n.raw_url if kind == "ser2net-tcp" else s2n.rfc2217_url
+        # chardelay on, as docs/network-serial.md recommends (it holds device bytes ~2 characters);
+        # "ser2net-tcp-nodelay" is the same without it: what ser2net's hold costs, measured.
+        with Ser2net.start(tmp, device=sim.url, chardelay=kind != "ser2net-tcp-nodelay") as s2n:
+            yield s2n.rfc2217_url if kind == "ser2net-rfc2217" else s2n.raw_url
 
 
 @contextlib.contextmanager
@@ -140,12 +144,16 @@ def run(repeats_small: int = 60, repeats_valid: int = 8) -> dict[str, object]:
     byte_ms = round(rtu.BYTE_TIME_S * 1000, 4)
     out: dict[str, object] = {"turnaround_ms": TURNAROUND_MS, "byte_time_ms": byte_ms}
     with tempfile.TemporaryDirectory() as tmp:
-        for kind in ("pty", "tcp", "ser2net-tcp", "ser2net-rfc2217", "broker"):
+        for kind in ("pty", "tcp", "ser2net-tcp", "ser2net-tcp-nodelay", "ser2net-rfc2217", "broker"):
             sub = Path(tmp) / kind
             sub.mkdir()
             sub.chmod(0o711)
             with path_to_sim(kind, sub) as url:
                 row: dict[str, Any] = {}
+                if kind == "ser2net-tcp-nodelay":  # only the reference for ser2net's hold
+                    row["small"] = measure(url, QUERIES["small"], repeats_small)
+                    out[kind] = row
+                    continue
                 for name, query in QUERIES.items():
                     repeats = repeats_small if name == "small" else repeats_valid
                     if kind == "ser2net-rfc2217" and name == "small":
@@ -160,7 +168,23 @@ def run(repeats_small: int = 60, repeats_valid: int = 8) -> dict[str, object]:
                 # The whole process beside the in-process query above (start-up and open included).
                 row["small_process"] = process_time(url, QUERIES["small"], 11)
                 out[kind] = row
+    _without_hold(out)
     return out
+
+
+def _without_hold(out: dict[str, Any]) -> None:
+    """ser2net's chardelay hold (the small read with it on, less the same read with it off, same
+    run) and each ser2net path's small-read ratio with that hold counted as part of the line: what
+    is left is this suite's own overhead."""
+    on, off = out.get("ser2net-tcp", {}).get("small"), out.get("ser2net-tcp-nodelay", {}).get("small")
+    if not on or not off:
+        return
+    hold_s = max(0.0, on["wall_s"] - off["wall_s"])
+    out["ser2net_chardelay_hold_ms"] = round(hold_s * 1000, 2)
+    for kind in ("ser2net-tcp", "ser2net-rfc2217"):
+        small = out.get(kind, {}).get("small")
+        if small:
+            small["ratio_hold_in_minimum"] = round(small["wall_s"] / (small["minimum_s"] + hold_s), 3)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from aurora import rtu
 from aurora.logs import configure_logging
 from aurora.mqtt import MqttSettings
 from aurora.query import with_continuations
@@ -186,6 +187,15 @@ def flood(
     }
 
 
+def line_floor_ms(clients: int) -> float:
+    """The least mean latency the line allows ``clients`` reading back to back (Little's law):
+    all their registers, packed 100 to an FC 66 transaction at 19200 8E1 with the sim's 1 ms
+    turnaround, go round once per answer each."""
+    words = sum(len(with_continuations([REGISTERS[n % len(REGISTERS)]])) for n in range(clients))
+    per_transaction_s = (4 + 2 * 100 + 2 + 5 + 2 * 100) * rtu.BYTE_TIME_S + 0.001
+    return round(1000 * words / 100 * per_transaction_s, 1)
+
+
 def _fresh_health(broker: Broker) -> dict[str, Any]:
     """The next $health the bridge publishes (not the retained copy of an older one)."""
     topic = f"homie/{DEVICE}/$health"
@@ -257,6 +267,11 @@ def run(seconds: float, big_seconds: float) -> dict[str, Any]:
                 load_50 = os.getloadavg()
                 big = flood(broker, expected, 200, big_seconds)
                 load_200 = os.getloadavg()
+                big["line_floor_mean_ms"] = line_floor_ms(200)
+                # What the bridge's worker saw in the 200-client phase (the waits are its longest).
+                big_health = _fresh_health(broker).get("worker", {})
+                big["longest_wait_client_job_s"] = big_health.get("longest_wait_interactive_s")
+                big["longest_wait_poll_job_s"] = big_health.get("longest_wait_poll_s")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     poll, worker = during.get("poll", {}), during.get("worker", {})
