@@ -6,6 +6,13 @@ import pytest
 from aurora.fetch.cli import build_parser as fetch_parser
 from aurora.sim.cli import build_parser as sim_parser
 
+from tests.support.environment import clear_tool_environment
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    clear_tool_environment(monkeypatch)
+
 
 @pytest.mark.parametrize(
     ("variable", "value"),
@@ -35,3 +42,20 @@ def test_fetch_timeout_from_the_environment_is_a_number(monkeypatch: pytest.Monk
     with pytest.raises(SystemExit) as exited:
         fetch_parser().parse_args(["x", "1"])
     assert 2 == exited.value.code
+
+
+def test_sim_power_entries_in_the_environment_are_separated_by_semicolons(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AURORA_SIM_POWER", "compressor=3000,blower=200; 60@compressor=6000")
+    steps = sim_parser().parse_args([]).power
+    assert [(0.0, {"compressor": 3000, "blower": 200}), (60.0, {"compressor": 6000})] == [
+        (step.after_s, dict(step.readings)) for step in steps
+    ]
+    monkeypatch.setenv("AURORA_SIM_POWER", "compressor=3000;kettle=5")
+    with pytest.raises(SystemExit) as exited:
+        sim_parser().parse_args([])
+    assert 2 == exited.value.code
+    assert capsys.readouterr().err.startswith(
+        "aurora_sim: AURORA_SIM_POWER='kettle=5': 'kettle=5': use NAME=VALUE"
+    )
