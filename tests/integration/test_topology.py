@@ -302,6 +302,18 @@ def test_each_compose_healthcheck_passes(topology: Topology, device: str, name: 
     wait_for(lambda: topology.healthy(name), 30, f"{name} healthy")
 
 
+def test_no_service_is_configured_by_an_old_variable_name(topology: Topology, device: str) -> None:
+    """compose.yaml gives the tools their variables by the names of docs/configuration.md: none of
+    them warns of a name from before (each tool warns at start-up, before it serves)."""
+    web = f"http://127.0.0.1:{topology.local.ports['4567']}"
+    wait_for(lambda: _answers(f"{web}/login"), READY_S, "the web tool's login page")
+    topology.run_once("fetch", "745")
+    logs = {path.name: path.read_text(errors="replace") for path in topology.logs.glob("*.log")}
+    assert {"setup.log", "bridge.log", "web.log", "fetch.log"} <= set(logs)
+    assert "bridge_ready" in logs["bridge.log"]  # the logs are the tools' own
+    assert [] == [name for name, text in logs.items() if "deprecated_variable" in text]
+
+
 def _answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2):
