@@ -1,7 +1,8 @@
 """The bridge's MQTT session: last will, retained-topic cache, resubscribe and republish on connect.
 
-paho runs its own thread (``connect_async`` + ``loop_start``, docs/architecture.md#threads): every method
-here only queues and returns, callable from any thread, and nothing waits for a PUBACK. The cache
+The connection is ``aurora.mqtt.MqttConnection`` (paho's rules: reconnects, resubscription, socket
+options, typed errors); paho runs its own thread (docs/architecture.md#threads): every method here
+only queues and returns, callable from any thread, and nothing waits for a PUBACK. The cache
 holds every retained topic this run owns, so a broker that lost them (restart without
 persistence) gets them back on reconnect, and an unchanged value is never sent twice.
 """
@@ -10,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import socket
-import ssl
 import threading
 import time
 from collections import deque
@@ -20,17 +19,15 @@ from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 import structlog
+from aurora.errors import BrokerError, LoginRefused
 from aurora.logs import Repeats
-from aurora.mqtt import MqttSettings, make_client, shown_client_id
-from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
-from paho.mqtt.packettypes import PacketTypes
+from aurora.mqtt import MqttConnection, MqttSettings, make_client, shown_client_id
+from paho.mqtt.enums import MQTTProtocolVersion
 from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 
 log = structlog.get_logger(__name__)
 
 MessageHandler = Callable[[mqtt.MQTTMessage], None]
-KEEPALIVE_S = 30
 SCAN_QUIET_S = 0.3  # retained messages arrive right after SUBACK; this long without one ends the scan
 SCAN_MAX_S = 3.0
 REFUSED_LOG_EVERY_S = 60.0
@@ -53,34 +50,6 @@ class _QuietPaho(logging.Filter):
 
 _PAHO_LOG = logging.getLogger("paho.bridge")
 _PAHO_LOG.addFilter(_QuietPaho())
-
-
-def connect_failure(err: BaseException | None, where: str) -> str:
-    """One line saying why the broker at ``where`` could not be reached, and what to check."""
-    if err is None:
-        return f"cannot connect to {where}"
-    if isinstance(err, ssl.SSLCertVerificationError):
-        return (
-            f"{where}: TLS certificate not accepted ({err.verify_message}); "
-            "check AURORA_MQTT_CA_FILE and the host name"
-        )
-    if isinstance(err, ssl.SSLError):
-        return f"{where}: TLS failed ({err.reason or err}); is this port TLS (mqtts://) or plain (mqtt://)?"
-    if isinstance(err, ConnectionRefusedError):
-        return f"{where}: connection refused (is the broker running and listening on that port?)"
-    if isinstance(err, socket.gaierror):
-        return f"{where}: cannot resolve the host name ({err.strerror or err})"
-    if isinstance(err, TimeoutError | socket.timeout):
-        return f"{where}: no answer (timed out; a firewall, or the wrong host?)"
-    return f"{where}: {err.strerror if isinstance(err, OSError) and err.strerror else err}"
-
-
-def _set_nodelay(client: mqtt.Client) -> None:
-    """TCP_NODELAY: without it each QoS 1 exchange waits 40-80 ms for Nagle (mosquitto.conf)."""
-    sock = client.socket()
-    if isinstance(sock, socket.socket):
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 @dataclass(slots=True)
@@ -111,52 +80,41 @@ class Publisher:
         self.client_id = client_id
         self.state_topic = state_topic
         self.counters = MqttCounters()
-        self.client = client_factory(settings, client_id, protocol=protocol)
         self.protocol = protocol
-        if protocol != MQTTProtocolVersion.MQTTv5:
-            # MQTT 3.1.1 has no session expiry: a persistent session, the broker's to expire.
-            self.client._clean_session = False
-        self.client.enable_logger(_PAHO_LOG)
-        self._where = f"broker {settings.host}:{settings.port}"
-        self._connect_error: BaseException | None = None
+        # Homie's device lifecycle: the broker announces `lost` when we vanish (retained, QoS 1).
+        # The session outlives a reconnect (SESSION_EXPIRY_S; MQTT 3.1.1: the broker's to expire).
+        self._mqtt = MqttConnection(
+            settings,
+            client_id,
+            protocol=protocol,
+            persistent=True,
+            session_expiry_s=SESSION_EXPIRY_S,
+            will=(state_topic, "lost"),
+            max_queued=20000,  # bounded: a long outage must not eat the Pi's RAM
+            logger=_PAHO_LOG,
+            client_factory=client_factory,
+        )
+        self.client = self._mqtt.client
+        self._where = f"broker {settings.where}"
         self._connect_failures = Repeats("mqtt_connect_failed")
         self._refusals = Repeats("mqtt_refused")
-        paho_reconnect = self.client.reconnect
-
-        def reconnect() -> MQTTErrorCode:
-            # paho's on_connect_fail is told nothing; keep the reason for it.
-            try:
-                return paho_reconnect()
-            except OSError as err:
-                self._connect_error = err
-                raise
-
-        self.client.reconnect = reconnect  # type: ignore[method-assign]
-        self.client.on_connect_fail = self._on_connect_fail
-        # Homie's device lifecycle: the broker announces `lost` when we vanish (retained, QoS 1).
-        self.client.will_set(state_topic, "lost", qos=1, retain=True)
-        self.client.max_queued_messages_set(20000)  # bounded: a long outage must not eat the Pi's RAM
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = self._on_message
-        self.client.on_publish = self._on_publish
-        self.client.on_subscribe = self._on_subscribe
+        self._mqtt.on_connected = self._on_connected
+        self._mqtt.on_connect_failed = self._on_connect_failed
+        self._mqtt.on_disconnected = self._on_disconnected
+        self._mqtt.on_message = self._on_message
+        self._mqtt.on_published = self._on_published
         self._lock = threading.RLock()
         self._retained: dict[str, str] = {}  # topic -> payload, everything we own, in publish order
-        self._filters: list[str] = []  # resubscribed on every connect
         self._routes: list[tuple[Callable[[str], bool], MessageHandler]] = []
         # What the broker queued in our session while no bridge ran arrives right after CONNACK,
         # before the unit's routes exist: kept (bounded) and handed to the route that takes it.
         self._early: deque[mqtt.MQTTMessage] = deque(maxlen=EARLY_MAX)
         self._state = "init"
-        self._connected = threading.Event()
-        self._first_connect = True
         self._scan: dict[str, bytes] | None = None
         self._scan_last = 0.0
         self._scan_marker: str | None = None
         self._scan_marked = threading.Event()
         self.scan_marked = False  # the last scan ended on its marker, not on the quiet wait
-        self._suback = threading.Event()
         self._stopping = False
         self._refused_logged = -REFUSED_LOG_EVERY_S
         self.on_reconnect: Callable[[], None] | None = None  # after a reconnect's republish
@@ -166,35 +124,16 @@ class Publisher:
     def start(self) -> None:
         """Connect in the background; paho retries forever with backoff (never raises here)."""
         log.info("mqtt_connecting", broker=self.settings.url, client_id=shown_client_id(self.client_id))
-        self._connect_async()
-        self.client.loop_start()
-
-    def _connect_async(self) -> None:
-        if self.protocol == MQTTProtocolVersion.MQTTv5:
-            props = Properties(PacketTypes.CONNECT)
-            props.SessionExpiryInterval = SESSION_EXPIRY_S
-            self.client.connect_async(
-                self.settings.host,
-                self.settings.port,
-                keepalive=KEEPALIVE_S,
-                # Never a clean start: mosquitto persists (across its own restarts) only sessions
-                # begun without one. What the session queued while no bridge ran (a /set sent
-                # during a restart) is kept until its route exists and then applied once; the
-                # session's expiry bounds how old such a command can be.
-                clean_start=False,
-                properties=props,
-            )
-        else:
-            self.client.connect_async(self.settings.host, self.settings.port, keepalive=KEEPALIVE_S)
+        self._mqtt.start()
 
     def wait_connected(self, timeout_s: float | None = None) -> bool:
         """Whether the session is up (waits up to ``timeout_s``)."""
-        return self._connected.wait(timeout_s)
+        return self._mqtt.wait_connected(timeout_s)
 
     @property
     def connected(self) -> bool:
         """Whether the last CONNACK was a success and no disconnect followed."""
-        return self._connected.is_set()
+        return self._mqtt.connected
 
     def stop(self, final_state: str = "disconnected", timeout_s: float = 3.0) -> None:
         """Publish ``final_state`` (Homie: ``disconnected`` on a clean shutdown), then DISCONNECT.
@@ -202,35 +141,26 @@ class Publisher:
         Waiting for the PUBACK here is fine: this is the main thread, not a paho callback.
         """
         self._stopping = True
-        info = self.client.publish(self.state_topic, final_state, qos=1, retain=True)
+        sent = self._mqtt.publish(self.state_topic, final_state, qos=1, retain=True)
         if self.connected:
-            # RuntimeError/ValueError: queued while disconnected; nothing more to do on the way out
-            with contextlib.suppress(RuntimeError, ValueError):
-                info.wait_for_publish(timeout_s)
-        # paho logs "Client is not connected" at ERROR once the socket is closed on purpose.
-        self.client.disable_logger()
-        self.client.disconnect()
-        self.client.loop_stop()
+            # queued while disconnected, refused or not acknowledged: nothing more to do on the way out
+            with contextlib.suppress(Exception):
+                sent.result(timeout_s)
+        self._mqtt.close()
 
     def paho_thread_alive(self) -> bool:
         """Whether paho's network thread still runs (it can die on an unexpected error, paho #785)."""
-        thread = getattr(self.client, "_thread", None)
-        return thread is not None and thread.is_alive()
+        return self._mqtt.network_alive()
 
     def restart_loop(self) -> None:
         """Start paho's network thread again after it died (the watchdog's cure)."""
         log.warning("mqtt_loop_restart")
-        self.client.loop_stop()
-        self._connect_async()
-        self.client.loop_start()
+        self._mqtt.restart_loop()
 
     def kick(self) -> None:
         """Break a session that looks alive but acknowledges nothing; paho then reconnects itself."""
-        sock = self.client.socket()
         log.warning("mqtt_session_kicked")
-        if isinstance(sock, socket.socket):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        self._mqtt.kick()
 
     # ------------------------------------------------------------ publishing
 
@@ -245,7 +175,7 @@ class Publisher:
     ) -> None:
         """Queue one message (non-blocking, any thread). Retained ones are not cached here."""
         self.counters.published += 1
-        self.client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+        self._mqtt.publish(topic, payload, qos=qos, retain=retain, properties=properties)
 
     def retain(self, topic: str, payload: str, *, force: bool = False, cache: bool = True) -> bool:
         """Publish ``payload`` retained at QoS 1 when it differs from what this run last sent.
@@ -301,7 +231,6 @@ class Publisher:
         new = list(filters)
         with self._lock:
             self._routes.append((matches, handler))
-            self._filters.extend(new)
             waiting = [m for m in self._early if matches(m.topic)]
             for m in waiting:
                 self._early.remove(m)
@@ -312,8 +241,7 @@ class Publisher:
                     handler(m)
                 except Exception:  # as in _on_message: one bad message never stops the others
                     log.exception("mqtt_message_failed", topic=m.topic)
-        if self.connected and new:
-            self.client.subscribe([(f, 1) for f in new])
+        self._mqtt.keep(new, qos=1)
 
     def scan_retained(
         self, filters: list[str], stop: threading.Event | None = None, *, marker: str | None = None
@@ -326,17 +254,18 @@ class Publisher:
         message published after it. Without it, or when the broker drops the marker, the scan
         ends after SCAN_QUIET_S without a message (issue 15: that wait was most of start-up).
         """
-        self._suback.clear()
         self._scan_marked.clear()
         with self._lock:
             self._scan = {}
             self._scan_marker = marker
-        self.client.subscribe([(f, 1) for f in filters])
         deadline = time.monotonic() + SCAN_MAX_S
-        self._suback.wait(SCAN_MAX_S)
+        try:
+            self._mqtt.subscribe(filters, 1, timeout_s=SCAN_MAX_S)
+        except BrokerError as err:  # then the quiet wait ends it, with what came
+            log.warning("mqtt_scan_subscribe_failed", error=str(err))
         self._scan_last = time.monotonic()
         if marker is not None:
-            self.client.publish(marker, b"", qos=1, retain=False)
+            self._mqtt.publish(marker, b"", qos=1, retain=False)
         while time.monotonic() < deadline and not (stop and stop.is_set()):
             quiet = time.monotonic() - self._scan_last
             if quiet >= SCAN_QUIET_S:
@@ -353,67 +282,41 @@ class Publisher:
 
     # ------------------------------------------------------------ paho callbacks (paho's thread)
 
-    def _on_connect(
-        self,
-        client: mqtt.Client,
-        userdata: object,
-        flags: mqtt.ConnectFlags,
-        reason_code: object,
-        properties: Properties | None,
-    ) -> None:
-        if getattr(reason_code, "is_failure", False):
-            self._refusals.failed(
-                f"{self._where} refused the login as {self.settings.username}: {reason_code}",
-                broker=self.settings.url,
-                hint="check the user name, AURORA_MQTT_PASSWORD_FILE and the broker's password file",
-            )
-            return
+    def _on_connected(self, first: bool, session_present: bool) -> None:
         self._refusals.recovered("mqtt_login_accepted", broker=self.settings.url)
         self._connect_failures.recovered("mqtt_reachable", broker=self.settings.url)
         self.counters.connects += 1
-        _set_nodelay(client)
-        first = self._first_connect
-        self._first_connect = False
-        log.info(
-            "mqtt_connected", broker=self.settings.url, first=first, session_present=flags.session_present
-        )
-        with self._lock:
-            if self._filters:
-                client.subscribe([(f, 1) for f in self._filters])
-            if not first:
+        log.info("mqtt_connected", broker=self.settings.url, first=first, session_present=session_present)
+        if not first:
+            with self._lock:
                 # A restarted broker may have lost everything: $state init, the tree, then the state.
                 state = self._state
                 items = list(self._retained.items())
-                client.publish(self.state_topic, "init", qos=1, retain=True)
+                self._mqtt.publish(self.state_topic, "init", qos=1, retain=True)
                 for topic, payload in items:
                     if topic != self.state_topic:
-                        client.publish(topic, payload, qos=1, retain=True)
-                client.publish(self.state_topic, state, qos=1, retain=True)
-                log.info("mqtt_republished", topics=len(items), resubscribed=len(self._filters))
-        self._connected.set()
-        if not first and self.on_reconnect is not None:
-            self.on_reconnect()
+                        self._mqtt.publish(topic, payload, qos=1, retain=True)
+                self._mqtt.publish(self.state_topic, state, qos=1, retain=True)
+            log.info("mqtt_republished", topics=len(items))
+            if self.on_reconnect is not None:
+                self.on_reconnect()
 
-    def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
-        err, self._connect_error = self._connect_error, None
-        self._connect_failures.failed(connect_failure(err, self._where), broker=self.settings.url)
+    def _on_connect_failed(self, err: BrokerError) -> None:
+        if isinstance(err, LoginRefused):
+            self._refusals.failed(
+                f"{self._where}: {err}",
+                broker=self.settings.url,
+                hint="check the user name, AURORA_MQTT_PASSWORD_FILE and the broker's password file",
+            )
+        else:
+            self._connect_failures.failed(str(err), broker=self.settings.url)
 
-    def _on_disconnect(
-        self,
-        client: mqtt.Client,
-        userdata: object,
-        flags: object,
-        reason_code: object,
-        properties: Properties | None,
-    ) -> None:
-        if self._connected.is_set() and not self._stopping:
+    def _on_disconnected(self, reason: str) -> None:
+        if not self._stopping:
             self.counters.disconnects += 1
-            log.warning("mqtt_disconnected", broker=self.settings.url, reason=str(reason_code))
-        self._connected.clear()
+            log.warning("mqtt_disconnected", broker=self.settings.url, reason=reason)
 
-    def _on_publish(
-        self, client: mqtt.Client, userdata: object, mid: int, reason_code: object, properties: object
-    ) -> None:
+    def _on_published(self, reason_code: object) -> None:
         self.counters.acked += 1
         self.counters.last_ack = time.monotonic()
         if getattr(reason_code, "is_failure", False):
@@ -428,36 +331,21 @@ class Publisher:
                     hint="check the broker's ACL for this user",
                 )
 
-    def _on_subscribe(
-        self,
-        client: mqtt.Client,
-        userdata: object,
-        mid: int,
-        reason_codes: list[ReasonCode],
-        properties: Properties | None,
-    ) -> None:
-        self._suback.set()
-        for code in reason_codes:
-            if getattr(code, "is_failure", False):
-                log.error("mqtt_subscribe_refused", reason=str(code))
-
-    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        try:
-            scan = self._scan
-            if scan is not None and not msg.retain and msg.topic == self._scan_marker:
-                self._scan_marked.set()
-                return
-            if scan is not None and msg.retain:
-                self._scan_last = time.monotonic()
-                if msg.payload:
-                    scan[msg.topic] = bytes(msg.payload)
-                return
-            with self._lock:
-                routes = list(self._routes)
-                taken = next((handler for matches, handler in routes if matches(msg.topic)), None)
-                if taken is None and not msg.retain:
-                    self._early.append(msg)  # no route yet: route() hands it over
-            if taken is not None:
-                taken(msg)
-        except Exception:  # a bad message must never kill paho's thread (docs/architecture.md#threads)
-            log.exception("mqtt_message_failed", topic=msg.topic)
+    def _on_message(self, msg: mqtt.MQTTMessage) -> None:
+        """paho's thread; the adapter keeps an exception here from reaching it."""
+        scan = self._scan
+        if scan is not None and not msg.retain and msg.topic == self._scan_marker:
+            self._scan_marked.set()
+            return
+        if scan is not None and msg.retain:
+            self._scan_last = time.monotonic()
+            if msg.payload:
+                scan[msg.topic] = bytes(msg.payload)
+            return
+        with self._lock:
+            routes = list(self._routes)
+            taken = next((handler for matches, handler in routes if matches(msg.topic)), None)
+            if taken is None and not msg.retain:
+                self._early.append(msg)  # no route yet: route() hands it over
+        if taken is not None:
+            taken(msg)
