@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import structlog
 from aurora import __version__
 from aurora.errors import UsageError
-from aurora.logs import configure_logging
+from aurora.logs import add_log_format_argument, configure_logging
 from aurora.mqtt import MqttSettings
 from aurora.mqtt_args import add_mqtt_arguments, is_mqtt_url, topic_level
 from aurora.options import ToolParser, log_deprecated_names
@@ -231,12 +231,7 @@ def build_parser() -> ToolParser:
         default=False,
         help="log every frame, from the start-up detection on",
     )
-    p.add_argument(
-        "--log-format",
-        choices=("auto", "console", "json"),
-        default="auto",
-        help="auto: JSON lines unless stderr is a terminal",
-    )
+    add_log_format_argument(p)
     p.add_argument(
         "--status-file",
         metavar="FILE",

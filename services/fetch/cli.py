@@ -8,7 +8,12 @@ from collections.abc import Sequence
 from contextlib import closing
 
 from aurora.errors import AuroraError, IllegalAddress, MissingRegisters, UsageError
-from aurora.logs import configure_logging, configure_logging_on_first_use, get_logger
+from aurora.logs import (
+    add_log_format_argument,
+    configure_logging,
+    configure_logging_on_first_use,
+    get_logger,
+)
 from aurora.mqtt_args import add_mqtt_arguments, is_mqtt_url
 from aurora.options import ToolParser, log_deprecated_names
 from aurora.query import Chunk, ProgressLog, QueryResult, describe_addresses, parse_query, read_query
@@ -80,6 +85,7 @@ def build_parser() -> ToolParser:
         help="time allowed beyond the line time of each reply (default %(default)s); through mqtt(s):// "
         "the wait for each reply from the bridge, at least 10 s",
     )
+    add_log_format_argument(p)
     p.add_argument("-v", "--version", action=_Version)
     add_mqtt_arguments(p, tool=True)
     return p
@@ -154,7 +160,7 @@ def _warn_failed(result: QueryResult, port: str, *, implicit: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``aurora_fetch``."""
     args = build_parser().parse_args(argv)
-    options = {"debug": args.debug_modbus, "fmt": "console" if sys.stderr.isatty() else None}
+    options = {"debug": args.debug_modbus, "fmt": args.log_format}
     if args.debug_modbus:
         configure_logging(**options)  # it logs every frame anyway
     else:

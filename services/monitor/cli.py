@@ -22,7 +22,7 @@ import serial
 import structlog
 from aurora import __version__, registers, rtu
 from aurora.errors import AuroraError, UsageError
-from aurora.logs import configure_logging
+from aurora.logs import add_log_format_argument, configure_logging
 from aurora.mqtt_args import is_mqtt_url
 from aurora.options import ToolParser, log_deprecated_names
 from aurora.render import render_line
@@ -91,6 +91,7 @@ def build_parser() -> ToolParser:
         help="a request with no reply after this long is reported unanswered (default %(default)s)",
     )
     p.add_argument("--debug-modbus", action="store_true", help="also show bytes that belong to no frame")
+    add_log_format_argument(p)
     p.add_argument("-v", "--version", action="version", version=__version__)
     return p
 
@@ -354,7 +355,7 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``aurora_monitor``."""
     args = build_parser().parse_args(argv)
-    configure_logging(debug=args.debug_modbus, fmt="console" if sys.stderr.isatty() else None)
+    configure_logging(debug=args.debug_modbus, fmt=args.log_format)
     log_deprecated_names()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import structlog
 from aurora.errors import UsageError
-from aurora.logs import configure_logging
+from aurora.logs import add_log_format_argument, configure_logging
 from aurora.options import ToolParser, log_deprecated_names
 
 from . import certs
@@ -91,6 +91,7 @@ def build_parser() -> ToolParser:
         action="store_true",
         help="also print the homeassistant password and the CA certificate",
     )
+    add_log_format_argument(parser)
     return parser
 
 
@@ -189,7 +190,7 @@ def summary(options: Options, report: Report, *, show_secrets: bool) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    configure_logging()
+    configure_logging(fmt=args.log_format)
     log_deprecated_names()
     try:
         options = options_from(args)

@@ -15,7 +15,7 @@ import serial
 import structlog
 from aurora.dump import load_dump
 from aurora.errors import AuroraError, UsageError
-from aurora.logs import configure_logging
+from aurora.logs import add_log_format_argument, configure_logging
 from aurora.options import ToolParser, log_deprecated_names
 from aurora.simulator import BoardQuirks, Drift, PowerProfile, PowerStep, SimulatedAbc, parse_power_step
 
@@ -188,6 +188,7 @@ def build_parser() -> ToolParser:
         help="append every register write as an 'ADDRESS VALUE' line, within 0.1 s (for tests)",
     )
     p.add_argument("--debug", action="store_true", help="log every frame")
+    add_log_format_argument(p)
     return p
 
 
@@ -279,7 +280,7 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    configure_logging(debug=args.debug)
+    configure_logging(debug=args.debug, fmt=args.log_format)
     log_deprecated_names()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

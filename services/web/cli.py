@@ -16,7 +16,7 @@ from aiohttp import web
 from aurora import __version__
 from aurora.bus import Bus
 from aurora.errors import AuroraError, BusError, UsageError
-from aurora.logs import configure_logging
+from aurora.logs import add_log_format_argument, configure_logging
 from aurora.mqtt import MqttSettings
 from aurora.mqtt_args import add_mqtt_arguments, is_mqtt_url
 from aurora.options import ToolParser, log_deprecated_names
@@ -167,6 +167,7 @@ def build_parser() -> ToolParser:
         help="time allowed beyond the line time of each reply, direct targets (default %(default)s)",
     )
     p.add_argument("--debug-modbus", action="store_true", help="log every frame sent and received")
+    add_log_format_argument(p)
     p.add_argument("-v", "--version", action="version", version=__version__)
     add_mqtt_arguments(p, tool=True)
     return p
@@ -297,7 +298,7 @@ async def serve(args: argparse.Namespace, password: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``web_aid_tool``."""
     args = parse_args(argv)
-    configure_logging(debug=args.debug_modbus)
+    configure_logging(debug=args.debug_modbus, fmt=args.log_format)
     log_deprecated_names()
     quiet_aiohttp_logs()
     try:

@@ -18,9 +18,22 @@ import time
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 if TYPE_CHECKING:
+    import argparse
     import logging
 
 Format = Literal["auto", "console", "json"]
+FORMATS: tuple[Format, ...] = ("auto", "console", "json")
+
+
+def add_log_format_argument(parser: argparse.ArgumentParser) -> None:
+    """``--log-format``, the same in every tool (its variable: ``AURORA_LOG_FORMAT``)."""
+    parser.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default="auto",
+        help="log lines as console text or JSON; auto: JSON lines unless stderr is a terminal",
+    )
+
 
 _pending: dict[str, Any] | None = None  # configure_logging's arguments, until the first log
 
