@@ -17,7 +17,7 @@ from importlib import metadata
 from typing import Any, Protocol
 
 from .components import Components
-from .spec import NodeSpec, PropertySpec
+from .spec import NodeSpec, PropertySpec, Role
 
 
 class Unit(Protocol):
@@ -44,13 +44,19 @@ AVAILABILITY_TEMPLATE = "{{ 'online' if value == 'ready' else 'offline' }}"
 # the register's step (aurora.registers.WriteRule.nearest), so the templates only tidy the text.
 INTEGER_TEMPLATE = "{{ value | float | round(0) | int }}"
 NUMBER_TEMPLATE = "{{ value | float | round(2) }}"
-# The four topics the gem emptied on every start (docs/architecture.md#home-assistant)
+# The four topics the gem emptied on every start (docs/architecture.md#home-assistant), the first
+# three only for a unit with a water heater
 _GEM_LEGACY = (
-    ("switch", "dhw_enabled", "dhw"),
-    ("number", "dhw_set-point", "dhw"),
-    ("sensor", "dhw_water-temperature", "dhw"),
+    ("switch", "dhw_enabled", Role.WATER_HEATER_TARGET),
+    ("number", "dhw_set-point", Role.WATER_HEATER_TARGET),
+    ("sensor", "dhw_water-temperature", Role.WATER_HEATER_TARGET),
     ("scene", "faults_clear-history", None),
 )
+# The parts of a humidifier entity, by its kind
+_HUMIDIFIER_ROLES = {
+    "humidifier": (Role.HUMIDIFIER_MODE, Role.HUMIDIFIER_TARGET, Role.HUMIDIFIER_ACTION),
+    "dehumidifier": (Role.DEHUMIDIFIER_MODE, Role.DEHUMIDIFIER_TARGET, Role.DEHUMIDIFIER_ACTION),
+}
 
 
 def _version() -> str:
@@ -63,6 +69,25 @@ def _version() -> str:
 def object_id(spec: PropertySpec) -> str:
     """The component key and unique-id suffix: ``<node>_<property>`` as the gem named it."""
     return f"{spec.node}_{spec.id}"
+
+
+def part(unit: Unit, role: Role, node: NodeSpec | None = None) -> PropertySpec | None:
+    """The property playing ``role`` in a composite entity, in ``node`` or anywhere; None if none."""
+    for candidate in (node,) if node is not None else unit.nodes:
+        for spec in candidate.properties:
+            if spec.role is role:
+                return spec
+    return None
+
+
+def _parts(unit: Unit, node: NodeSpec | None, *roles: Role) -> list[PropertySpec] | None:
+    """Every role's property, or None when one is missing."""
+    specs = [part(unit, role, node) for role in roles]
+    return None if any(s is None for s in specs) else [s for s in specs if s is not None]
+
+
+def _options(spec: PropertySpec) -> list[str]:
+    return (spec.format or "").split(",")
 
 
 def _slug(text: str) -> str:
@@ -154,41 +179,47 @@ def _property_component(unit: Unit, spec: PropertySpec, base: str) -> dict[str, 
     return c
 
 
-def _climate(unit: Unit, node_id: str, base: str) -> dict[str, Any] | None:
-    spec = unit.spec
-    t = f"{base}/{node_id}"
-    mode = spec(f"{node_id}/target-mode")
-    if mode is None:
+def _climate(unit: Unit, node: NodeSpec, base: str) -> dict[str, Any] | None:
+    parts = _parts(
+        unit,
+        node,
+        Role.CLIMATE_MODE,
+        Role.CLIMATE_FAN_MODE,
+        Role.CLIMATE_HEATING_TARGET,
+        Role.CLIMATE_COOLING_TARGET,
+        Role.CLIMATE_TEMPERATURE,
+        Role.CLIMATE_ACTION,
+    )
+    if parts is None:
         return None  # a thermostat that does not communicate: nothing to control
+    mode, fan, heating, cooling, ambient, action = (f"{base}/{s.path}" for s in parts)
+    mode_spec, fan_spec, heating_spec, cooling_spec = parts[:4]
     single = unit.components.awl_thermostat and not unit.components.awl_iz2
-    node_name = next(n.name for n in unit.nodes if n.id == node_id)
-    c = _common(unit, "climate", node_id, None if single else node_name)
-    heating = spec(f"{node_id}/heating-target-temperature")
-    cooling = spec(f"{node_id}/cooling-target-temperature")
-    assert heating is not None and cooling is not None, node_id
-    step = max(_step(heating), _step(cooling))  # 1 °F for IZ2 zones, 0.1 °F for the thermostat
-    low, high = _target_limits(heating, cooling)
+    c = _common(unit, "climate", node.id, None if single else node.name)
+    step = max(_step(heating_spec), _step(cooling_spec))  # 1 °F for IZ2 zones, 0.1 °F for the thermostat
+    low, high = _target_limits(heating_spec, cooling_spec)
+    modes = _options(mode_spec)
     c.update(
         {
-            "current_temperature_topic": f"{t}/ambient-temperature",
-            "action_topic": f"{t}/current-mode",
+            "current_temperature_topic": ambient,
+            "action_topic": action,
             "action_template": "{% if value.startswith('h') %}heating{% elif value.startswith('c') %}cooling"
             "{% else %}idle{% endif %}",
             # Homie "auto" is the range mode HA calls heat_cool; eheat is a preset
             # (docs/architecture.md#home-assistant)
-            "modes": ["off", "heat_cool", "cool", "heat"],
-            "mode_state_topic": f"{t}/target-mode",
+            "modes": [{"auto": "heat_cool"}.get(m, m) for m in modes if m != "eheat"],
+            "mode_state_topic": mode,
             "mode_state_template": "{{ {'auto': 'heat_cool', 'eheat': 'heat'}.get(value, value) }}",
-            "mode_command_topic": f"{t}/target-mode/set",
+            "mode_command_topic": f"{mode}/set",
             "mode_command_template": "{{ 'auto' if value == 'heat_cool' else value }}",
-            "fan_modes": ["auto", "continuous", "intermittent"],
-            "fan_mode_state_topic": f"{t}/target-fan-mode",
-            "fan_mode_command_topic": f"{t}/target-fan-mode/set",
-            "temperature_low_state_topic": f"{t}/heating-target-temperature",
-            "temperature_low_command_topic": f"{t}/heating-target-temperature/set",
+            "fan_modes": _options(fan_spec),
+            "fan_mode_state_topic": fan,
+            "fan_mode_command_topic": f"{fan}/set",
+            "temperature_low_state_topic": heating,
+            "temperature_low_command_topic": f"{heating}/set",
             "temperature_low_command_template": NUMBER_TEMPLATE,
-            "temperature_high_state_topic": f"{t}/cooling-target-temperature",
-            "temperature_high_command_topic": f"{t}/cooling-target-temperature/set",
+            "temperature_high_state_topic": cooling,
+            "temperature_high_command_topic": f"{cooling}/set",
             "temperature_high_command_template": NUMBER_TEMPLATE,
             "temperature_unit": "F",
             "precision": 1.0 if step >= 1 else 0.1,
@@ -197,38 +228,42 @@ def _climate(unit: Unit, node_id: str, base: str) -> dict[str, Any] | None:
             "max_temp": high,
         }
     )
-    if "eheat" in (mode.format or "").split(","):
+    if "eheat" in modes:
         c.update(
             {
                 "preset_modes": ["emergency_heat"],
-                "preset_mode_state_topic": f"{t}/target-mode",
+                "preset_mode_state_topic": mode,
                 "preset_mode_value_template": "{{ 'emergency_heat' if value == 'eheat' else 'none' }}",
-                "preset_mode_command_topic": f"{t}/target-mode/set",
+                "preset_mode_command_topic": f"{mode}/set",
                 "preset_mode_command_template": "{{ 'eheat' if value == 'emergency_heat' else 'heat' }}",
             }
         )
-    if spec("humidistat/relative-humidity") is not None:
-        c["current_humidity_topic"] = f"{base}/humidistat/relative-humidity"
+    if (humidity := part(unit, Role.HUMIDITY)) is not None:
+        c["current_humidity_topic"] = f"{base}/{humidity.path}"
     return c
 
 
-def _water_heater(unit: Unit, base: str) -> dict[str, Any]:
-    t = f"{base}/dhw"
-    set_point = unit.spec("dhw/set-point")
-    assert set_point is not None
+def _water_heater(unit: Unit, base: str) -> dict[str, Any] | None:
+    parts = _parts(
+        unit, None, Role.WATER_HEATER_MODE, Role.WATER_HEATER_TARGET, Role.WATER_HEATER_TEMPERATURE
+    )
+    if parts is None:
+        return None
+    mode, target, temperature = (f"{base}/{s.path}" for s in parts)
+    set_point = parts[1]
     low, high = _target_limits(set_point)
-    c = _common(unit, "water_heater", "dhw", "Domestic Hot Water Generator")
+    c = _common(unit, "water_heater", set_point.node, "Domestic Hot Water Generator")
     c.update(
         {
             "icon": "mdi:water-boiler",
-            "current_temperature_topic": f"{t}/water-temperature",
+            "current_temperature_topic": temperature,
             "modes": ["off", "heat_pump"],
-            "mode_state_topic": f"{t}/enabled",
+            "mode_state_topic": mode,
             "mode_state_template": "{{ 'heat_pump' if value == 'true' else 'off' }}",
-            "mode_command_topic": f"{t}/enabled/set",
+            "mode_command_topic": f"{mode}/set",
             "mode_command_template": "{{ 'false' if value == 'off' else 'true' }}",
-            "temperature_state_topic": f"{t}/set-point",
-            "temperature_command_topic": f"{t}/set-point/set",
+            "temperature_state_topic": target,
+            "temperature_command_topic": f"{target}/set",
             "temperature_command_template": NUMBER_TEMPLATE,
             # docs/architecture.md#original-bridge U3: HA reads min_temp/max_temp; the gem sent min/max
             "min_temp": low,
@@ -242,35 +277,35 @@ def _water_heater(unit: Unit, base: str) -> dict[str, Any]:
 
 def _humidifier(unit: Unit, base: str, kind: str) -> dict[str, Any] | None:
     """kind "humidifier" or "dehumidifier"; needs the mode and target properties (AWL)."""
-    stem = "humidif" if kind == "humidifier" else "dehumidif"
-    mode = unit.spec(f"humidistat/{stem}ier-mode")
-    target = unit.spec(f"humidistat/{stem}ication-target")
-    if mode is None or target is None:
+    parts = _parts(unit, None, *_HUMIDIFIER_ROLES[kind])
+    if parts is None:
         return None
-    low, high = _range(target)
-    t = f"{base}/humidistat"
+    mode_spec, target_spec, _ = parts
+    mode, target, running = (f"{base}/{s.path}" for s in parts)
+    low, high = _range(target_spec)
+    on, off = _options(mode_spec)
     c = _common(unit, "humidifier", kind, kind.capitalize())
     c.update(
         {
             "device_class": kind,
             # docs/architecture.md#original-bridge U2: on/off went to a topic nobody read; here on = automatic
             # control, off = manual
-            "state_topic": f"{t}/{stem}ier-mode",
-            "command_topic": f"{t}/{stem}ier-mode/set",
-            "payload_on": "auto",
-            "payload_off": "manual",
-            "action_topic": f"{t}/{stem}ier-running",
+            "state_topic": mode,
+            "command_topic": f"{mode}/set",
+            "payload_on": on,
+            "payload_off": off,
+            "action_topic": running,
             "action_template": "{{ '%s' if value == 'true' else 'idle' }}"
             % ("humidifying" if kind == "humidifier" else "drying"),
-            "target_humidity_state_topic": f"{t}/{stem}ication-target",
-            "target_humidity_command_topic": f"{t}/{stem}ication-target/set",
+            "target_humidity_state_topic": target,
+            "target_humidity_command_topic": f"{target}/set",
             "target_humidity_command_template": INTEGER_TEMPLATE,
             "min_humidity": int(low),
             "max_humidity": int(high),
         }
     )
-    if unit.spec("humidistat/relative-humidity") is not None:
-        c["current_humidity_topic"] = f"{t}/relative-humidity"
+    if (humidity := part(unit, Role.HUMIDITY)) is not None:
+        c["current_humidity_topic"] = f"{base}/{humidity.path}"
     return c
 
 
@@ -282,10 +317,10 @@ def components(unit: Unit, *, homie_root: str = "homie") -> dict[str, dict[str, 
         if spec.hass is not None:
             cmps[object_id(spec)] = _property_component(unit, spec, base)
     for node in unit.nodes:
-        if node.id.startswith("zone") and (climate := _climate(unit, node.id, base)) is not None:
+        if (climate := _climate(unit, node, base)) is not None:
             cmps[node.id] = climate
-    if unit.spec("dhw/set-point") is not None:
-        cmps["dhw"] = _water_heater(unit, base)
+    if (water_heater := _water_heater(unit, base)) is not None:
+        cmps["dhw"] = water_heater
     for kind in ("humidifier", "dehumidifier"):
         if (humidifier := _humidifier(unit, base, kind)) is not None:
             cmps[kind] = humidifier
@@ -314,15 +349,16 @@ def legacy_topics(unit: Unit, *, prefix: str = "homeassistant") -> list[str]:
     """The gem's per-entity discovery topics this unit would have had
     (docs/architecture.md#home-assistant)."""
     topics: list[str] = []
+    specs = {object_id(spec): spec for spec in unit.properties()}
     for key, cmp in components(unit).items():
-        spec = unit.spec(key.replace("_", "/", 1))
+        spec = specs.get(key)
         platform = cmp["p"]
         if spec is not None and spec.hass is not None and spec.hass.legacy is not None:
             platform = spec.hass.legacy
         if platform:
             topics.append(f"{prefix}/{platform}/{unit.device_id}/{key}/config")
-    for platform, key, node in _GEM_LEGACY:
-        if node is None or unit.spec(f"{node}/set-point") is not None:
+    for platform, key, role in _GEM_LEGACY:
+        if role is None or part(unit, role) is not None:
             topics.append(f"{prefix}/{platform}/{unit.device_id}/{key}/config")
     return topics
 
