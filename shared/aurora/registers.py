@@ -735,6 +735,12 @@ def validate_raw_write(address: int, raw: int, *, dangerous: bool = False) -> No
         raise WriteRefused(f"{label}: {reason}")
 
 
+def register_from(entry: Mapping[str, Any]) -> Register:
+    """A Register from one entry of the map's ``registers`` list, checked as the map is at
+    import (unknown keys, converters and tables fail)."""
+    return _register(entry)
+
+
 def enum_name(table: str, raw: int) -> str | None:
     """The name enumeration ``table`` gives ``raw``, with the table's default (e.g. "Other")."""
     return enum(raw, ENUMS[table], _ENUM_DEFAULTS[table])
