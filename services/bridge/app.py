@@ -89,7 +89,8 @@ class Bridge:
     ) -> None:
         self.config = config
         if opener is None:
-            from aurora.transport import open_bus, preload_retries
+            from aurora.ports import open_bus
+            from aurora.transport import preload_retries
 
             preload_retries()
 

@@ -16,9 +16,9 @@ from aurora.logs import (
 )
 from aurora.mqtt_args import add_mqtt_arguments, is_mqtt_url
 from aurora.options import ToolParser, log_deprecated_names
+from aurora.ports import DEFAULT_LATENCY_S, open_bus
 from aurora.query import Chunk, ProgressLog, QueryResult, describe_addresses, parse_query, read_query
 from aurora.render import render_lines, render_yaml
-from aurora.transport import DEFAULT_LATENCY_S, open_bus
 from aurora.urls import redact
 
 # Only what the port needs is imported (issue 15): no structlog until something logs, no paho

@@ -20,7 +20,7 @@ from aurora.logs import add_log_format_argument, configure_logging
 from aurora.mqtt import MqttSettings
 from aurora.mqtt_args import add_mqtt_arguments, is_mqtt_url
 from aurora.options import ToolParser, log_deprecated_names
-from aurora.transport import DEFAULT_LATENCY_S, open_bus
+from aurora.ports import DEFAULT_LATENCY_S, open_bus
 from aurora.urls import redact
 
 from .app import build_app

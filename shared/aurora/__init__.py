@@ -1,8 +1,9 @@
 """The WaterFurnace Aurora library every service of the suite uses.
 
 Modules: ``rtu`` (frames), ``registers`` and ``render`` (the register map and how it prints),
-``query`` (the query grammar and request packing), ``transport`` (ports from URLs), ``bus``,
-``dump``, ``simulator``, ``sniffer``, ``mqtt``, ``rpc`` and ``rpc_client`` (the ``$modbus`` protocol).
+``query`` (the query grammar and request packing), ``transport`` (serial lines and RTU
+transactions), ``ports`` (any port argument as a ``bus``), ``urls``, ``dump``, ``simulator``,
+``sniffer``, ``mqtt``, ``rpc`` and ``rpc_client`` (the ``$modbus`` protocol).
 """
 
 from __future__ import annotations

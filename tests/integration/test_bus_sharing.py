@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 from aurora.mqtt import MqttSettings
+from aurora.ports import open_bus
 from aurora.query import with_continuations
 from aurora.rpc_client import MqttBus
 from aurora.sim.cli import demo_registers
-from aurora.transport import open_bus
 
 from tests.support import Broker, Collector, wait_for
 from tests.support.bridge import DEMO_ID, Bridge

@@ -143,8 +143,8 @@ def test_an_rfc2217_port_opens_in_milliseconds(tmp_path: Path, unit_dump: Path) 
     """pyserial's open polls 50 ms per answer and sleeps 0.1 s per modem line; with delayed
     acknowledgements ser2net's answers took 40 ms more each: 0.45 s per open. Now the answers
     set the pace (a few ms on loopback); the bound leaves room for a loaded machine."""
+    from aurora.ports import open_bus
     from aurora.query import parse_query, read_query
-    from aurora.transport import open_bus
 
     opens = []
     with Sim.start(tmp_path, str(unit_dump)) as sim, Ser2net.start(tmp_path, device=sim.url) as s2n:

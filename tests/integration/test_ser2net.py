@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 from aurora import rtu
-from aurora.transport import open_bus
+from aurora.ports import open_bus
 
 from tests.support import Broker, Collector, free_port, running, wait_for, wait_for_port
 from tests.support.bridge import DEMO_ID, Bridge

@@ -25,8 +25,8 @@ from aurora.bridge import device
 from aurora.bridge.poller import read_words
 from aurora.bridge.worker import BusWorker
 from aurora.logs import configure_logging
+from aurora.ports import open_bus
 from aurora.query import plan_chunks
-from aurora.transport import open_bus
 
 from tests.support import Broker, wait_for
 from tests.support.bridge import Bridge

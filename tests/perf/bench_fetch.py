@@ -26,8 +26,8 @@ from typing import Any
 
 from aurora import rtu
 from aurora.logs import configure_logging
+from aurora.ports import open_bus
 from aurora.query import read_query
-from aurora.transport import open_bus
 
 from tests.perf.bench_passthrough import BASE
 from tests.support import Broker

@@ -25,9 +25,9 @@ from typing import Any
 from aurora.bus import Bus
 from aurora.logs import configure_logging
 from aurora.mqtt import MqttSettings
+from aurora.ports import open_bus
 from aurora.rpc_client import MqttBus
 from aurora.sim.cli import demo_registers
-from aurora.transport import open_bus
 
 from tests.support import Broker, Collector
 from tests.support.bridge import DEMO_ID as DEVICE

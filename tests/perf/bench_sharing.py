@@ -33,10 +33,10 @@ from typing import Any
 from aurora import rtu
 from aurora.logs import configure_logging
 from aurora.mqtt import MqttSettings
+from aurora.ports import open_bus
 from aurora.query import with_continuations
 from aurora.rpc_client import MqttBus
 from aurora.sim.cli import demo_registers
-from aurora.transport import open_bus
 
 from tests.perf.bench_bridge import _cpu_s
 from tests.perf.bench_fetch import p99

@@ -31,8 +31,8 @@ from typing import Any
 from aurora import rtu
 from aurora.bus import Bus
 from aurora.logs import configure_logging
+from aurora.ports import open_bus
 from aurora.sim.cli import demo_registers
-from aurora.transport import open_bus
 
 from tests.support import Broker, Collector, free_port, wait_for_port
 from tests.support.bridge import DEMO_ID as DEVICE

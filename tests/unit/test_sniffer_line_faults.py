@@ -12,7 +12,9 @@ import time
 import pytest
 from aurora.errors import BusTimeout
 from aurora.simulator import SimulatedAbc
-from aurora.transport import PortBusy, SerialBus, _raise_for_ser2net_text, _read_size, preload_retries
+from aurora.transport import PortBusy, SerialBus, preload_retries
+from aurora.transport.ser2net import raise_for_ser2net_text
+from aurora.transport.serial_bus import _read_size
 
 from .fakeline import FakeLine
 
@@ -88,13 +90,13 @@ def test_ser2net_refusals_in_band_become_clear_errors() -> None:
     """The bytes ser2net 4.3.11 sent on the RFC 2217 port while the raw one held the device."""
     telnet = b"\xff\xfb\x03\xff\xfd\x03\xff\xfb\x01\xff\xfe\x01\xff\xfd\x00\xff\xfb\x00\xff\xfd,"
     with pytest.raises(PortBusy) as busy:
-        _raise_for_ser2net_text("rfc2217://pi:2217/", telnet + b"Port's device already in use\r\n")
+        raise_for_ser2net_text("rfc2217://pi:2217/", telnet + b"Port's device already in use\r\n")
     assert str(busy.value).startswith(
         "Serial port busy - rfc2217://pi:2217/: ser2net answered 'Port's device already in use'"
     )
     with pytest.raises(Exception, match="'Device open failure: Value or file not found'"):
-        _raise_for_ser2net_text("tcp://pi:2000/", b"Device open failure: Value or file not found\r\n")
-    _raise_for_ser2net_text("tcp://pi:2000/", bytes.fromhex("01 03 02 02 a8 b8 fa"))  # data: no error
+        raise_for_ser2net_text("tcp://pi:2000/", b"Device open failure: Value or file not found\r\n")
+    raise_for_ser2net_text("tcp://pi:2000/", bytes.fromhex("01 03 02 02 a8 b8 fa"))  # data: no error
 
 
 class SlowBoard:

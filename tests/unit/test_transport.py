@@ -6,7 +6,8 @@ import pytest
 from aurora import rtu
 from aurora.errors import BusError, BusTimeout, IllegalAddress, UsageError
 from aurora.simulator import BoardQuirks, SimulatedAbc
-from aurora.transport import SerialBus, _open_error, _pyserial_url
+from aurora.transport import SerialBus
+from aurora.transport.port_urls import for_pyserial, open_error
 from aurora.urls import redact
 
 from .fakeline import FakeLine
@@ -148,13 +149,13 @@ def test_a_board_silent_on_65_and_66_is_read_with_function_3() -> None:
 )
 def test_network_urls_map_to_pyserial_urls(url: str, expected: str) -> None:
     """The user's document's URL forms, with RFC 2217 defaulting to port 23."""
-    assert expected == _pyserial_url(url)[0]
+    assert expected == for_pyserial(url)[0]
 
 
 def test_a_tcp_url_without_a_port_is_a_usage_error() -> None:
     """The original crashed on tcp:// with no port (docs/protocol.md#bugs-transport)."""
     with pytest.raises(UsageError):
-        _pyserial_url("tcp://pi.local/")
+        for_pyserial("tcp://pi.local/")
 
 
 @pytest.mark.parametrize(
@@ -169,7 +170,7 @@ def test_a_tcp_url_without_a_port_is_a_usage_error() -> None:
 )
 def test_connection_failures_read_as_the_users_document_words_them(message: str, expected: str) -> None:
     """network-serial-connections.md, Troubleshooting."""
-    assert expected == str(_open_error("tcp://h:2000/", BusError(message)))
+    assert expected == str(open_error("tcp://h:2000/", BusError(message)))
 
 
 def test_passwords_are_redacted_from_urls() -> None:
@@ -181,4 +182,4 @@ def test_passwords_are_redacted_from_urls() -> None:
 def test_a_port_number_out_of_range_is_a_usage_error(url: str) -> None:
     """A typo in the URL is the user's mistake, not a traceback."""
     with pytest.raises(UsageError):
-        _pyserial_url(url)
+        for_pyserial(url)

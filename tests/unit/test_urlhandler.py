@@ -7,7 +7,7 @@ import time
 
 import pytest
 import serial
-from aurora.transport import _pyserial_url  # importing aurora.transport registers the handlers
+from aurora.transport.port_urls import for_pyserial  # importing aurora.transport registers the handlers
 from aurora.urlhandler import protocol_rfc2217, protocol_tcp
 
 
@@ -21,7 +21,7 @@ from aurora.urlhandler import protocol_rfc2217, protocol_tcp
 )
 def test_network_urls_open_with_our_handlers(url: str, handler: type[serial.SerialBase]) -> None:
     """tcp:// is ours alone; rfc2217:// (and telnet://, mapped to it) find ours before pyserial's."""
-    pyserial_url, settings = _pyserial_url(url)
+    pyserial_url, settings = for_pyserial(url)
     port = serial.serial_for_url(pyserial_url, do_not_open=True, **settings)
     assert type(port) is handler
     assert isinstance(port, serial.SerialBase)

@@ -1,58 +1,37 @@
-"""Open what a port argument names and run RTU transactions over it (docs/protocol.md#ports,
-docs/protocol.md#timing).
-
-Every byte stream comes from pyserial's ``serial_for_url``: a device path (19200 8E1),
-``tcp://host:port/`` (ser2net raw), ``telnet://``/``rfc2217://`` (RFC 2217 sets 19200 8E1 itself).
-The network schemes open through this suite's handlers in ``aurora.urlhandler``, registered here.
-A YAML register dump is a simulated unit; ``mqtt(s)://`` goes through the bridge.
-"""
+"""RTU transactions over one byte stream (docs/protocol.md#timing): the per-attempt allowance,
+retries of silent and garbled attempts, stale and late bytes kept out of the next reply, writes
+confirmed by reading back, and a reconnect when ser2net says its device is busy."""
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import os
-import re
-import socket
-import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import serial
 
-from . import rtu, urlhandler
-from .bus import Bus, BusStats
-from .errors import (
-    BusError,
+from .. import rtu
+from ..bus import BusStats
+from ..errors import (
     BusTimeout,
     ExceptionReply,
     FrameError,
     IllegalAddress,
     IllegalFunction,
-    UsageError,
 )
-from .logs import get_logger
-from .mqtt_args import is_mqtt_url
-from .urlhandler import protocol_tcp
-from .urls import redact
+from ..logs import get_logger
+from ..urls import redact
+from .port_urls import for_pyserial, open_error
+from .ser2net import BUSY_BACKOFF_S, BUSY_RETRIES, PortBusy, lost_error, raise_for_ser2net_text
+from .streams import LINE_ERRORS, connect, is_network, open_stream, pending_bytes
 
 if TYPE_CHECKING:
     from tenacity import RetryCallState
 
-    from .mqtt import MqttSettings
-    from .urlhandler import protocol_rfc2217
-
 log = get_logger(__name__)  # structlog only once something logs (issue 15)
 
-# First in pyserial's search list: tcp:// is ours alone, and rfc2217:// must find the hardened
-# client before pyserial's own.
-if urlhandler.__name__ not in serial.protocol_handler_packages:
-    serial.protocol_handler_packages.insert(0, urlhandler.__name__)
-
-SERIAL_SETTINGS = {"baudrate": 19200, "bytesize": 8, "parity": serial.PARITY_EVEN, "stopbits": 1}
 DEFAULT_LATENCY_S = 0.5  # what the board and the network may add to the wire time of a reply
 DEFAULT_ATTEMPTS = 3
 GARBLED_EXTRA = 2  # further attempts a transaction gets when replies came back garbled
@@ -61,34 +40,12 @@ GARBLED_EXTRA = 2  # further attempts a transaction gets when replies came back 
 # silence in mid-reply means it is broken; at worst an intact but stalled reply costs a retry.
 GARBLED_QUIET_S = 0.1
 _EXCEPTION_LENGTH = 5  # uid, function | 0x80, code, CRC
-READ_SLICE_S = 0.05  # fixed read timeout: changing it re-applies termios, which fails on a pty
 _STALE_LIMIT = 4096  # bytes read off a network port before each request, at most
-# ser2net writes these into the data stream and hangs up (docs/protocol.md#ser2net).
-_SER2NET_BUSY = b"already in use"  # "Port already in use", "Port's device already in use"
-_SER2NET_OPEN_FAIL = b"Device open failure"
-
-
-try:
-    import termios
-
-    # tcflush on a tty whose other end is gone (a pty whose simulator died, an unplugged adapter
-    # behind some drivers) raises termios.error, which is no OSError: it must count as a lost line.
-    LINE_ERRORS: tuple[type[Exception], ...] = (serial.SerialException, OSError, termios.error)
-except ImportError:  # not POSIX
-    LINE_ERRORS = (serial.SerialException, OSError)
 
 
 def _describe_attempt(state: RetryCallState) -> None:
     err = state.outcome.exception() if state.outcome else None
     log.warning("bus_retry", attempt=state.attempt_number, error=str(err))
-
-
-class PortBusy(BusError):
-    """ser2net said its device is in use (another client, or one that has just left)."""
-
-
-BUSY_RETRIES = 3
-BUSY_BACKOFF_S = 0.2
 
 
 class SerialBus:
@@ -158,7 +115,7 @@ class SerialBus:
                 found = rtu.find_reply(bytes(buf), request)
                 if found is None:
                     # Only bytes that hold no reply can be ser2net talking (string registers are ASCII).
-                    _raise_for_ser2net_text(self.name, bytes(buf))
+                    raise_for_ser2net_text(self.name, bytes(buf))
                 if found is not None:
                     reply, _ = found
                     if self.debug:
@@ -174,9 +131,9 @@ class SerialBus:
         except LINE_ERRORS as err:
             self.stats.bus_time_s += time.monotonic() - started
             # The server may have said why before it hung up (docs/protocol.md#ser2net).
-            text = bytes(buf) + _pending_bytes(self._port)
-            _raise_for_ser2net_text(self.name, text)
-            raise _lost_error(self.name, err) from err
+            text = bytes(buf) + pending_bytes(self._port)
+            raise_for_ser2net_text(self.name, text)
+            raise lost_error(self.name, err) from err
         self.stats.bus_time_s += time.monotonic() - started
         if self.debug and buf:
             log.debug("rx_garbage", frame=bytes(buf).hex(" "))
@@ -194,7 +151,7 @@ class SerialBus:
         # and what ser2net sent on connect is stale too (docs/protocol.md#ser2net).
         if self._unsettled:
             self._settle()
-        if not _is_network(self._port):
+        if not is_network(self._port):
             self._port.reset_input_buffer()  # termios flush: local and instant
             return
         # On a network port reset_input_buffer either drains the socket unseen (socket://), or sends an
@@ -205,11 +162,11 @@ class SerialBus:
             while len(stale) < _STALE_LIMIT and (waiting := self._port.in_waiting):
                 stale += self._port.read(min(waiting, _STALE_LIMIT))
         except LINE_ERRORS:
-            _raise_for_ser2net_text(self.name, bytes(stale) + _pending_bytes(self._port))
+            raise_for_ser2net_text(self.name, bytes(stale) + pending_bytes(self._port))
             raise
         if stale:
             self.stats.extra["stale_bytes"] = self.stats.extra.get("stale_bytes", 0) + len(stale)
-            _raise_for_ser2net_text(self.name, bytes(stale))
+            raise_for_ser2net_text(self.name, bytes(stale))
             if self.debug:
                 log.debug("rx_stale", frame=bytes(stale).hex(" "))
 
@@ -233,7 +190,7 @@ class SerialBus:
             if data:
                 late += len(data)
                 last_rx = time.monotonic()
-                _raise_for_ser2net_text(self.name, data)
+                raise_for_ser2net_text(self.name, data)
         if late:
             self.stats.extra["late_bytes"] = self.stats.extra.get("late_bytes", 0) + late
 
@@ -286,7 +243,7 @@ class SerialBus:
         try:
             self._port = self._reopen()
         except (serial.SerialException, OSError) as err:
-            raise _open_error(self.name, err) from err
+            raise open_error(self.name, err) from err
         self.stats.reconnects += 1
 
     def _stop_retrying(self, state: RetryCallState) -> bool:
@@ -431,162 +388,13 @@ def preload_retries() -> None:
     import tenacity  # noqa: F401
 
 
-def _pyserial_url(url: str) -> tuple[str, dict[str, object]]:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    try:
-        parts.port  # noqa: B018 -- urllib checks the port only when asked
-    except ValueError as err:
-        raise UsageError(f"{redact(url)}: {err}") from None
-    if scheme == "tcp":
-        if not parts.hostname or not parts.port:
-            raise UsageError(
-                f"{url}: a tcp:// port needs a host and a port, e.g. tcp://raspberrypi.local:2000/"
-            )
-        return url, {}
-    if scheme in ("telnet", "rfc2217"):
-        if not parts.hostname:
-            raise UsageError(f"{url}: needs a host, e.g. rfc2217://raspberrypi.local:2217/")
-        # ign_set_control: ser2net on a pty cannot change modem lines; the line settings still apply.
-        query = "ign_set_control" + (f"&{parts.query}" if parts.query else "")
-        return f"rfc2217://{parts.hostname}:{parts.port or 23}?{query}", dict(SERIAL_SETTINGS)
-    if scheme in ("socket", "loop", "spy"):
-        return url, {}
-    settings: dict[str, object] = {**SERIAL_SETTINGS, "exclusive": True}
-    if os.path.realpath(url).startswith("/dev/pts/"):
-        # A pseudo-terminal carries no parity; asking for it fails when the pty is opened again.
-        settings["parity"] = serial.PARITY_NONE
-    return url, settings
-
-
-def _open_error(url: str, err: Exception) -> BusError | UsageError:
-    text = str(err)
-    shown = redact(url)
-    if "Connection refused" in text or isinstance(err.__cause__, ConnectionRefusedError):
-        return BusError(f"Connection refused - {shown}")
-    if "timed out" in text or isinstance(err.__cause__, TimeoutError):
-        return BusError(f"Timeout connecting to {shown}")
-    if "exclusively lock" in text or "Resource busy" in text or "Device or resource busy" in text:
-        return BusError(f"Serial port busy - {shown}")
-    unresolved = err if isinstance(err, socket.gaierror) else err.__cause__
-    if isinstance(unresolved, socket.gaierror):
-        return BusError(f"Cannot resolve host name - {shown} ({unresolved.strerror or text})")
-    if "protocol" in text and "not known" in text:
-        return UsageError(
-            f"{shown}: not a port; give a serial device (/dev/ttyUSB0), tcp://HOST:PORT/, "
-            "rfc2217://HOST:PORT/, a YAML dump file or mqtts://USER@BROKER/"
-        )
-    cause = err.__cause__ if isinstance(err.__cause__, OSError) else err
-    errno_ = cause.errno if isinstance(cause, OSError) else None
-    if errno_ == errno.ENOENT or "No such file" in text:
-        if Path(url).suffix.lower() in (".yml", ".yaml"):
-            return UsageError(f"{shown}: no such dump file")
-        return BusError(
-            f"Cannot open {shown}: no such device (is the adapter plugged in? ls /dev/serial/by-id/)"
-        )
-    if errno_ == errno.EACCES or "Permission denied" in text:
-        return BusError(f"Cannot open {shown}: permission denied (is this user in the dialout group?)")
-    if errno_ == errno.EISDIR or "Is a directory" in text:
-        return BusError(f"Cannot open {shown}: a directory, not a serial device or dump file")
-    if "Inappropriate ioctl" in text:
-        return BusError(f"Cannot open {shown}: not a serial device (it takes no serial settings)")
-    if "could not open port" in text.lower():
-        return BusError(f"Cannot open {shown}: {text}")
-    return BusError(f"{shown}: {text}")
-
-
-def open_stream(url: str) -> serial.SerialBase:
-    """The raw byte stream a device path, tcp://, telnet:// or rfc2217:// port names.
-
-    ``read(n)`` waits at most 0.05 s; errors are BusError with the user's document's wording.
-    For a passive listener (``aurora_monitor``) as much as for ``SerialBus``.
-    """
-    pyserial_url, settings = _pyserial_url(url)
-    try:
-        return _connect(url, pyserial_url, settings)
-    except BusError:
-        raise
-    except (serial.SerialException, OSError, ValueError) as err:
-        raise _open_error(url, err) from err
-
-
-def _connect(url: str, pyserial_url: str, settings: dict[str, object]) -> serial.SerialBase:
-    if urlsplit(pyserial_url).scheme == "rfc2217":
-        return _open_rfc2217(url, pyserial_url, settings)
-    return serial.serial_for_url(pyserial_url, timeout=READ_SLICE_S, **settings)
-
-
 def open_serial(url: str, **bus_options: object) -> SerialBus:
     """Open a device path, tcp://, telnet:// or rfc2217:// port as a SerialBus."""
     port = open_stream(url)
-    pyserial_url, settings = _pyserial_url(url)
+    pyserial_url, settings = for_pyserial(url)
     network = urlsplit(pyserial_url).scheme in ("socket", "tcp", "rfc2217")
-    reopen = (lambda: _connect(url, pyserial_url, settings)) if network else None
+    reopen = (lambda: connect(url, pyserial_url, settings)) if network else None
     return SerialBus(port, redact(url), reopen=reopen, **bus_options)  # type: ignore[arg-type]
-
-
-def _open_rfc2217(url: str, pyserial_url: str, settings: dict[str, object]) -> protocol_rfc2217.Serial:
-    shown = redact(url)
-    said: BusError | None = None  # the last refusal ser2net managed to get across
-    for attempt in range(BUSY_RETRIES + 1):
-        port: protocol_rfc2217.Serial = serial.serial_for_url(
-            pyserial_url, timeout=READ_SLICE_S, do_not_open=True, **settings
-        )
-        tried_at = time.monotonic()
-        try:
-            port.open()
-            return port
-        except (serial.SerialException, OSError) as err:
-            # ser2net refuses in band, then hangs up mid-negotiation (docs/protocol.md#ser2net). Our
-            # option replies may then draw a TCP reset that discards its text, so an attempt can
-            # end without the reason: remember the last one that came through.
-            text = port.pending_after_hangup()
-            port.close()
-            # pyserial's SerialException is an OSError too; "Could not open port" is the TCP connect.
-            if "Could not open port" in str(err):
-                raise _open_error(url, err) from err
-            # Plain telnet without COM-port control: the options are refused or never answered.
-            plain_telnet = any(m in str(err) for m in ("not seem to support RFC2217", "not accept parameter"))
-            if plain_telnet and not text:
-                raise BusError(
-                    f"{shown}: the server does not speak RFC 2217 (ser2net: accepter telnet(rfc2217),PORT "
-                    "in ser2net.yaml, or remctl on a legacy ser2net.conf telnet line; a raw port is tcp://)"
-                ) from err
-            try:
-                _raise_for_ser2net_text(shown, text)
-            except PortBusy as busy:
-                said = busy
-            except BusError as refused:
-                raise refused from err  # a missing device does not come back by retrying
-            # ser2net refuses within milliseconds; a slow failure is something else: do not repeat it.
-            if attempt == BUSY_RETRIES or (said is None and time.monotonic() - tried_at > 1.0):
-                raise said or BusError(
-                    f"{shown}: the server hung up during RFC 2217 negotiation (ser2net: device busy "
-                    "or missing? its log says which; tcp:// shows its message)"
-                ) from err
-            log.warning("port_busy_reconnect", port=shown, after_s=BUSY_BACKOFF_S)
-            time.sleep(BUSY_BACKOFF_S)  # ser2net frees the device a moment after a client leaves
-    raise AssertionError("unreachable")
-
-
-def _is_network(port: object) -> bool:
-    if isinstance(port, protocol_tcp.Serial):
-        return True
-    # pyserial imports our RFC 2217 handler when a URL needs it: not imported, not one of its ports.
-    rfc2217 = sys.modules.get(f"{urlhandler.__name__}.protocol_rfc2217")
-    return rfc2217 is not None and isinstance(port, rfc2217.Serial)
-
-
-def _pending_bytes(port: object) -> bytes:
-    """Bytes a network stream received before it failed (empty for other ports)."""
-    pending = getattr(port, "pending", None)
-    if not callable(pending):
-        return b""
-    try:
-        out = pending()
-    except (OSError, serial.SerialException):
-        return b""
-    return out if isinstance(out, bytes) else b""
 
 
 def _read_size(have: int, expected: int, waiting: int) -> int:
@@ -597,73 +405,3 @@ def _read_size(have: int, expected: int, waiting: int) -> int:
     """
     want = min(expected, _EXCEPTION_LENGTH) - have if have < _EXCEPTION_LENGTH else expected - have
     return max(1, want, waiting)
-
-
-def _ser2net_line(text: bytes, marker: bytes) -> str:
-    """ser2net's sentence around ``marker`` ("Port's device already in use"), telnet bytes left out."""
-    at = text.find(marker)
-    start, end = at, at + len(marker)
-    while start > 0 and 0x20 <= text[start - 1] < 0x7F:
-        start -= 1
-    while end < len(text) and 0x20 <= text[end] < 0x7F:
-        end += 1
-    line = text[start:end].decode("ascii")
-    first_capital = re.search(r"[A-Z]", line)  # a telnet option byte such as ',' may lead the run
-    return line[first_capital.start() if first_capital else 0 :].strip()
-
-
-def _raise_for_ser2net_text(name: str, text: bytes) -> None:
-    """Turn ser2net's in-band error text into a BusError a user can act on."""
-    if _SER2NET_BUSY in text:
-        raise PortBusy(
-            f"Serial port busy - {name}: ser2net answered '{_ser2net_line(text, _SER2NET_BUSY)}' "
-            "(another client holds the port; stop it, or set kickolduser: true in ser2net's config)"
-        )
-    if _SER2NET_OPEN_FAIL in text:
-        raise BusError(
-            f"{name}: ser2net cannot open its serial device: '{_ser2net_line(text, _SER2NET_OPEN_FAIL)}' "
-            "(check the connector's device path in ser2net's config, and write a define as *(dev))"
-        )
-
-
-def _lost_error(name: str, err: Exception) -> BusError:
-    text = str(err)
-    if not isinstance(err, OSError) and len(err.args) == 2 and isinstance(err.args[1], str):
-        text = f"the device is gone: {err.args[1]}"  # termios.error(errno, text)
-    if "closed by the server" in text or "reader thread died" in text or "disconnected" in text:
-        return BusError(
-            f"{name}: connection closed by the server (another client may have taken the port over: "
-            "ser2net kickolduser)"
-        )
-    return BusError(f"{name}: {text}")
-
-
-def open_bus(
-    url: str,
-    *,
-    latency_s: float = DEFAULT_LATENCY_S,
-    debug: bool = False,
-    mqtt: MqttSettings | None = None,
-) -> Bus:
-    """Open whatever ``url`` names as a Bus.
-
-    ``latency_s`` is the allowance above the wire time per attempt (for ``mqtt(s)://``, the wait
-    for each reply, at least ``rpc_client.DEFAULT_TIMEOUT_S``). For ``mqtt(s)://`` URLs,
-    ``mqtt`` carries the parsed settings (password file, CA); without it they come from the URL
-    and the environment.
-    """
-    scheme = urlsplit(url).scheme.lower()
-    if is_mqtt_url(url):
-        from .mqtt import MqttSettings
-        from .rpc_client import DEFAULT_TIMEOUT_S, MqttBus  # only the MQTT path needs paho
-
-        # Through the bridge a reply may wait behind other clients' transactions: the line's
-        # latency allowance is too short a wait, so it only counts when it is the longer one.
-        timeout_s = max(DEFAULT_TIMEOUT_S, latency_s)
-        return MqttBus.connect(mqtt or MqttSettings.from_url(url), timeout_s=timeout_s)
-    path = Path(url)
-    if not scheme and path.is_file():
-        from .dump import DumpBus
-
-        return DumpBus.from_file(path)
-    return open_serial(url, latency_s=latency_s, debug=debug)

@@ -1,0 +1,55 @@
+"""Open whatever a port argument names as a :class:`~aurora.bus.Bus`: a serial line (device path,
+``tcp://``, ``telnet://``, ``rfc2217://``), a YAML register dump (a simulated unit), or the bridge's
+``$modbus`` pass-through over MQTT (``mqtt(s)://``, ``ws(s)://``) (docs/protocol.md#ports).
+
+The one place that knows every kind: the serial transport and the MQTT client stay apart, and
+each is imported only when a URL needs it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from .mqtt_args import is_mqtt_url
+from .transport import DEFAULT_LATENCY_S
+
+if TYPE_CHECKING:
+    from .bus import Bus
+    from .mqtt import MqttSettings
+
+__all__ = ["DEFAULT_LATENCY_S", "open_bus"]
+
+
+def open_bus(
+    url: str,
+    *,
+    latency_s: float = DEFAULT_LATENCY_S,
+    debug: bool = False,
+    mqtt: MqttSettings | None = None,
+) -> Bus:
+    """Open whatever ``url`` names as a Bus.
+
+    ``latency_s`` is the allowance above the wire time per attempt (for ``mqtt(s)://``, the wait
+    for each reply, at least ``rpc_client.DEFAULT_TIMEOUT_S``). For ``mqtt(s)://`` URLs,
+    ``mqtt`` carries the parsed settings (password file, CA); without it they come from the URL
+    and the environment.
+    """
+    scheme = urlsplit(url).scheme.lower()
+    if is_mqtt_url(url):
+        from .mqtt import MqttSettings
+        from .rpc_client import DEFAULT_TIMEOUT_S, MqttBus  # only the MQTT path needs paho
+
+        # Through the bridge a reply may wait behind other clients' transactions: the line's
+        # latency allowance is too short a wait, so it only counts when it is the longer one.
+        timeout_s = max(DEFAULT_TIMEOUT_S, latency_s)
+        return MqttBus.connect(mqtt or MqttSettings.from_url(url), timeout_s=timeout_s)
+    path = Path(url)
+    if not scheme and path.is_file():
+        from .dump import DumpBus
+
+        return DumpBus.from_file(path)
+    from .transport import open_serial
+
+    return open_serial(url, latency_s=latency_s, debug=debug)
