@@ -269,9 +269,15 @@ def run(seconds: float, big_seconds: float) -> dict[str, Any]:
                 load_200 = os.getloadavg()
                 big["line_floor_mean_ms"] = line_floor_ms(200)
                 # What the bridge's worker saw in the 200-client phase (the waits are its longest).
-                big_health = _fresh_health(broker).get("worker", {})
-                big["longest_wait_client_job_s"] = big_health.get("longest_wait_interactive_s")
-                big["longest_wait_poll_job_s"] = big_health.get("longest_wait_poll_s")
+                big_health = _fresh_health(broker)
+                big_worker, big_bus = big_health.get("worker", {}), big_health.get("bus", {})
+                big["longest_wait_client_job_s"] = big_worker.get("longest_wait_interactive_s")
+                big["longest_wait_poll_job_s"] = big_worker.get("longest_wait_poll_s")
+                # A stalled transaction (retried after its allowance) holds up every queued job.
+                big["bus_timeouts_and_retries"] = [
+                    big_bus.get("timeouts", 0) - during.get("bus", {}).get("timeouts", 0),
+                    big_bus.get("retries", 0) - during.get("bus", {}).get("retries", 0),
+                ]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     poll, worker = during.get("poll", {}), during.get("worker", {})
