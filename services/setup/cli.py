@@ -36,6 +36,16 @@ _SOURCE_CANDIDATES = (
 )
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (1-65535)")
+    return value
+
+
 def build_parser() -> ToolParser:
     """The command line; every option also reads AURORA_SETUP_<OPTION>."""
     parser = ToolParser(
@@ -85,6 +95,14 @@ def build_parser() -> ToolParser:
         metavar="DIR",
         help="the suite's mosquitto/ directory with mosquitto.conf and acl "
         "(default: found next to the installed package)",
+    )
+    parser.add_argument(
+        "--websocket-port",
+        type=_port,
+        default=None,
+        metavar="PORT",
+        help="also listen for MQTT over WebSockets with TLS (wss://) on PORT, with the same "
+        "passwords, ACL and certificate (mosquitto/websockets.conf; default: no such listener)",
     )
     parser.add_argument(
         "--show-secrets",
@@ -148,6 +166,7 @@ def options_from(args: argparse.Namespace) -> Options:
         broker_gid=_group_id(args.broker_group),
         service_owner=_owner(args.service_owner),
         broker_data=args.broker_data,
+        websocket_port=args.websocket_port,
     )
 
 
@@ -177,7 +196,8 @@ def summary(options: Options, report: Report, *, show_secrets: bool) -> str:
         "",
         'Home Assistant: Settings > Devices & services > Add integration > MQTT > "Advanced options"',
         f"  Broker:        {host}",
-        f"  Port:          {report.tls_port}",
+        f"  Port:          {report.tls_port}"
+        + (f" (or WebSockets: {report.websocket_port}, path /mqtt)" if report.websocket_port else ""),
         "  Username:      homeassistant",
         f"  Password:      {password}",
         f"  Broker certificate validation: Custom; upload {layout.ca_cert}",

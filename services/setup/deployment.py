@@ -37,6 +37,7 @@ class Options:
     broker_gid: int | None = None  # group the broker runs as (reads its files through it)
     service_owner: Owner = KEEP  # owner of the bridge/fetch/web directories
     broker_data: str = CONTAINER_DATA_DIR  # persistence_location as the broker sees it
+    websocket_port: int | None = None  # a wss:// listener (mosquitto/websockets.conf) on this port
 
 
 @dataclass(slots=True)
@@ -47,6 +48,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
     hosts: tuple[str, ...] = ()
     tls_port: int = 8883
+    websocket_port: int | None = None
 
     def add(self, path: Path, action: Action) -> None:
         self.actions[path] = action
@@ -58,6 +60,14 @@ def _listener_port(conf: str) -> int:
     if len(ports) != 1:
         raise ValueError(f"expected exactly one listener in mosquitto.conf, found {len(ports)}")
     return int(ports[0])
+
+
+def with_websockets(conf: str, websockets: str, port: int) -> str:
+    """``conf`` with the WebSocket listener of ``websockets`` (mosquitto/websockets.conf) on ``port``."""
+    block, count = re.subn(r"^(\s*listener\s+)\d+", rf"\g<1>{port}", websockets, flags=re.MULTILINE)
+    if count != 1:
+        raise ValueError(f"expected exactly one listener in websockets.conf, found {count}")
+    return conf.rstrip("\n") + "\n\n" + block
 
 
 def render_config(source: str, broker_dir: Path | str, data_dir: str) -> str:
@@ -140,6 +150,10 @@ def apply(options: Options) -> Report:
     conf_source = (options.mosquitto_source / "mosquitto.conf").read_text(encoding="utf-8")
     acl_source = (options.mosquitto_source / "acl").read_bytes()
     report = Report(hosts=options.hosts, tls_port=_listener_port(conf_source))
+    if options.websocket_port is not None:
+        websockets = (options.mosquitto_source / "websockets.conf").read_text(encoding="utf-8")
+        conf_source = with_websockets(conf_source, websockets, options.websocket_port)
+        report.websocket_port = options.websocket_port
     broker = Owner(0, options.broker_gid)
 
     if not layout.root.is_dir():  # an existing directory keeps the mode its owner chose

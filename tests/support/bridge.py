@@ -51,8 +51,10 @@ class Bridge:
         poll: Sequence[str] = FAST_POLL,
         device_id: str = DEMO_ID,
         ready_deadline_s: float | None = READY_S,
+        scheme: str = "mqtts",
     ) -> Iterator[Bridge]:
-        """Start ``aurora_mqtt_bridge PORT_URL mqtts://USER@… --mqtt-ca-file CA POLL EXTRA_ARGS``.
+        """Start ``aurora_mqtt_bridge PORT_URL mqtts://USER@… --mqtt-ca-file CA POLL EXTRA_ARGS``
+        (``scheme`` ``wss`` or ``ws``: over the broker's WebSocket listeners).
 
         ``env`` is added to (and may override) the password file and the JSON log format. The
         process is stopped and reaped on exit; its log shows in the report of a failing test.
@@ -60,7 +62,7 @@ class Bridge:
         argv = [
             str(BIN / "aurora_mqtt_bridge"),
             port_url,
-            broker.url(user),
+            broker.url(user, scheme=scheme),
             "--mqtt-ca-file",
             str(broker.ca_file),
             *poll,

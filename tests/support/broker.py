@@ -55,11 +55,25 @@ class MqttRefused(ConnectionError):
         self.reason = reason
 
 
-def local_config(rendered: str, port: int, host: str = HOST) -> str:
-    """``aurora_setup``'s mosquitto.conf with its one listener moved to ``host:port``."""
-    text, count = re.subn(r"^listener\s+\d+\s*$", f"listener {port} {host}", rendered, flags=re.MULTILINE)
-    if count != 1:
-        raise ValueError(f"expected one 'listener PORT' line in mosquitto.conf, found {count}")
+def local_config(
+    rendered: str, port: int, host: str = HOST, *, wss_port: int | None = None, ws_port: int | None = None
+) -> str:
+    """``aurora_setup``'s mosquitto.conf with its TLS listener moved to ``host:port``.
+
+    ``wss_port``: the config has the WebSocket listener too (``aurora_setup --websocket-port``),
+    moved there. ``ws_port``: a plain WebSocket listener is added there, for tests of ``ws://``
+    only (the project's config has no plain listener; passwords and ACL are the same for all)."""
+    ports = iter([port] if wss_port is None else [port, wss_port])
+    expected = 1 if wss_port is None else 2
+    text, count = re.subn(
+        r"^listener\s+\d+\s*$", lambda _: f"listener {next(ports)} {host}", rendered, flags=re.MULTILINE
+    )
+    if count != expected:
+        raise ValueError(f"expected {expected} 'listener PORT' lines in mosquitto.conf, found {count}")
+    if ws_port is not None:
+        text += (
+            f"\n# tests only: plain MQTT over WebSockets\nlistener {ws_port} {host}\nprotocol websockets\n"
+        )
     return text
 
 
@@ -97,6 +111,8 @@ class Broker:
     tls_port: int
     log: Path
     host: str = HOST
+    wss_port: int | None = None  # Broker.start(websockets=True): the setup's wss:// listener
+    ws_port: int | None = None  # and a plain ws:// one (tests only)
     _clients: list[mqtt.Client] = field(default_factory=list, repr=False)
 
     @property
@@ -116,9 +132,14 @@ class Broker:
     def password(self, user: str) -> str:
         return self.password_file(user).read_text(encoding="utf-8").strip()
 
-    def url(self, user: str, path: str = "") -> str:
-        """``mqtts://user@127.0.0.1:PORT/path``: no password, tools read it from a file."""
-        return f"mqtts://{user}@{self.host}:{self.tls_port}/{path.lstrip('/')}"
+    def url(self, user: str, path: str = "", *, scheme: str = "mqtts") -> str:
+        """``mqtts://user@127.0.0.1:PORT/path``: no password, tools read it from a file.
+
+        ``scheme`` ``wss`` or ``ws``: the WebSocket listeners (``path`` is then the WebSocket's)."""
+        port = {"mqtts": self.tls_port, "wss": self.wss_port, "ws": self.ws_port}[scheme]
+        if port is None:
+            raise ValueError(f"no {scheme}:// listener: start the broker with websockets=True")
+        return f"{scheme}://{user}@{self.host}:{port}/{path.lstrip('/')}"
 
     def client(
         self,
@@ -176,23 +197,32 @@ class Broker:
     @classmethod
     @contextlib.contextmanager
     def start(
-        cls, tmp_path: Path, *, port: int | None = None, setup_command: Sequence[str] | None = None
+        cls,
+        tmp_path: Path,
+        *,
+        port: int | None = None,
+        setup_command: Sequence[str] | None = None,
+        websockets: bool = False,
     ) -> Iterator[Broker]:
         """Run ``aurora_setup`` (or ``setup_command``, see ``run_setup``) and mosquitto.
 
-        Logs go to ``tmp_path``; everything ends on exit.
+        ``websockets``: with the setup's wss:// listener (``--websocket-port``) and a plain ws://
+        one. Logs go to ``tmp_path``; everything ends on exit.
         """
         root = Path(tempfile.mkdtemp(prefix="aurora-broker-"))
         try:
             root.chmod(0o711)  # user mosquitto may pass through, not list
             data = broker_data_dir(root)
-            run_setup(root, tmp_path / "setup.log", "--broker-data", str(data), command=setup_command)
+            wss_port, ws_port = (free_port(), free_port()) if websockets else (None, None)
+            extra = ("--websocket-port", str(wss_port)) if wss_port else ()
+            run_setup(root, tmp_path / "setup.log", "--broker-data", str(data), *extra, command=setup_command)
             port = port or free_port()
             conf = tmp_path / "mosquitto.conf"  # read as root, before the switch to mosquitto
-            conf.write_text(local_config(Layout(root).broker_conf.read_text(), port))
+            rendered = Layout(root).broker_conf.read_text()
+            conf.write_text(local_config(rendered, port, wss_port=wss_port, ws_port=ws_port))
             log = tmp_path / "mosquitto.log"
             with running([MOSQUITTO, "-c", str(conf)], log=log) as process:
-                broker = cls(root=root, tls_port=port, log=log)
+                broker = cls(root=root, tls_port=port, log=log, wss_port=wss_port, ws_port=ws_port)
 
                 def started() -> bool:
                     if process.poll() is not None:
