@@ -33,6 +33,7 @@ from tests.support.bridge import Bridge
 from tests.support.sim import Sim
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+TURNAROUND_S = 0.002  # the sim's default board turnaround (the bridge's sim runs with it)
 SET_ROUNDS = 15
 
 
@@ -50,8 +51,13 @@ def poll_cycle(url: str, cycles: int) -> dict[str, object]:
     try:
         stop = threading.Event()
 
+        detected: set[int] = set()
+        detection_wire = [0.0]
+
         def read(ranges: Sequence[tuple[int, int]]) -> Mapping[int, int]:
             addresses = [a for s, n in ranges for a in range(s, s + n)]
+            detected.update(addresses)
+            detection_wire[0] += sum(_wire_s(c.items) + TURNAROUND_S for c in plan_chunks(addresses))
             return read_words(worker, addresses, stop=stop).words
 
         unit = device.detect(read)
@@ -59,6 +65,9 @@ def poll_cycle(url: str, cycles: int) -> dict[str, object]:
         everything = frozenset().union(*tiers.values())
         chunks = plan_chunks(everything)
         wire_min = sum(_wire_s(c.items) for c in chunks)
+        # What the line needs before $state ready: detection, then the registers it did not read.
+        rest = plan_chunks(everything - detected)
+        start_line_s = detection_wire[0] + sum(_wire_s(c.items) + TURNAROUND_S for c in rest)
         times = []
         for _ in range(cycles):
             before = worker.stats.bus_time_s
@@ -77,6 +86,8 @@ def poll_cycle(url: str, cycles: int) -> dict[str, object]:
             "bus_time_s_median": round(statistics.median(b for _, b in times), 4),
             "wall_time_s_median": round(statistics.median(e for e, _ in times), 4),
             "bus_over_wire": round(statistics.median(b for _, b in times) / wire_min, 2),
+            "start_line_minimum_s": round(start_line_s, 3),
+            "first_poll_transactions": len(rest),
             "cycles": cycles,
         }
     finally:
