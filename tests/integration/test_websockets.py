@@ -169,3 +169,34 @@ def test_the_acl_and_the_passwords_hold_over_websockets(ws_broker: Broker) -> No
     plain = MqttConnection(_settings(ws_broker, "fetch", scheme="ws"), client_id("fetch"))
     plain.connect(10)  # the tests' plain listener: the same passwords
     plain.close()
+
+
+@pytest.mark.parametrize(
+    ("scheme", "listener", "says"),
+    [
+        ("wss", "mqtts", "did not accept a WebSocket"),  # wss:// to the MQTT-over-TLS port
+        ("ws", "wss", "expects TLS; use wss://"),  # ws:// to the TLS WebSocket port
+        ("mqtts", "wss", "use ws:// or wss://"),  # mqtts:// to the WebSocket port
+    ],
+)
+def test_the_wrong_listener_is_one_line_that_says_which_url_to_use(
+    ws_broker: Broker, scheme: str, listener: str, says: str
+) -> None:
+    port = {"mqtts": ws_broker.tls_port, "wss": ws_broker.wss_port}[listener]
+    url = f"{scheme}://fetch@{ws_broker.host}:{port}/"
+    done = subprocess.run(
+        [str(BIN / "aurora_fetch"), url, "745"],
+        env={
+            "AURORA_MQTT_PASSWORD_FILE": str(ws_broker.password_file("fetch")),
+            "AURORA_MQTT_CA_FILE": str(ws_broker.ca_file),
+            "PATH": "/usr/bin:/bin",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert 1 == done.returncode
+    (line,) = done.stderr.splitlines()
+    print(line)  # shown with -s
+    assert says in line, line
+    assert "Traceback" not in done.stderr

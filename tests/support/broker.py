@@ -203,11 +203,13 @@ class Broker:
         port: int | None = None,
         setup_command: Sequence[str] | None = None,
         websockets: bool = False,
+        homie_root: str = "homie",
     ) -> Iterator[Broker]:
         """Run ``aurora_setup`` (or ``setup_command``, see ``run_setup``) and mosquitto.
 
         ``websockets``: with the setup's wss:// listener (``--websocket-port``) and a plain ws://
-        one. Logs go to ``tmp_path``; everything ends on exit.
+        one. ``homie_root``: the ACL's rules for ``homie/`` made for that root instead, as
+        mosquitto/README.md says for ``--homie-root``. Logs go to ``tmp_path``; everything ends on exit.
         """
         root = Path(tempfile.mkdtemp(prefix="aurora-broker-"))
         try:
@@ -216,6 +218,9 @@ class Broker:
             wss_port, ws_port = (free_port(), free_port()) if websockets else (None, None)
             extra = ("--websocket-port", str(wss_port)) if wss_port else ()
             run_setup(root, tmp_path / "setup.log", "--broker-data", str(data), *extra, command=setup_command)
+            if homie_root != "homie":
+                acl = Layout(root).acl
+                acl.write_text(re.sub(r"(?<=\s)homie/", f"{homie_root}/", acl.read_text()))
             port = port or free_port()
             conf = tmp_path / "mosquitto.conf"  # read as root, before the switch to mosquitto
             rendered = Layout(root).broker_conf.read_text()

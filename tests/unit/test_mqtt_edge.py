@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import socket
 import subprocess
 import sys
+from typing import Any
 
+import pytest
+from aurora.errors import BusError, PublishRefused, UsageError
+from aurora.mqtt import MqttConnection, MqttSettings, choose_device, is_mqtt_url, set_no_delay
 from aurora.urls import redact
 
 
@@ -24,3 +30,163 @@ def test_the_mqtt_edge_imports_nothing_of_serial() -> None:
 def test_redact_hides_only_the_password() -> None:
     assert redact("mqtts://fetch:s3cret@broker:8883/homie") == "mqtts://fetch:***@broker:8883/homie"
     assert redact("mqtts://fetch@broker/") == "mqtts://fetch@broker/"
+
+
+# --- which URLs are MQTT, and what they say ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "mqtt"),
+    [
+        ("mqtt://b/", True),
+        ("MQTTS://b:8883/", True),
+        ("ws://b/", True),
+        ("wss://b:8884/mqtt", True),
+        ("tcp://pi:2000/", False),
+        ("rfc2217://pi:2217/", False),
+        ("/dev/ttyUSB0", False),
+        ("dump.yml", False),
+        ("http://b/", False),
+    ],
+)
+def test_one_answer_to_is_this_mqtt(url: str, mqtt: bool) -> None:
+    assert mqtt == is_mqtt_url(url)
+
+
+def test_the_url_gives_transport_tls_port_and_the_websockets_path() -> None:
+    cases = {
+        "mqtt://b/": ("tcp", False, 1883),
+        "mqtts://b/": ("tcp", True, 8883),
+        "ws://b/": ("websockets", False, 80),
+        "wss://b/": ("websockets", True, 443),
+        "wss://b:8884/": ("websockets", True, 8884),
+    }
+    for url, (transport, tls, port) in cases.items():
+        s = MqttSettings.from_url(url)
+        assert (transport, tls, port) == (s.transport, s.tls, s.port), url
+        assert s.scheme == url.split(":", 1)[0]
+    assert "/mqtt" == MqttSettings.from_url("wss://b:8884/").ws_path
+    assert "/ws/mqtt" == MqttSettings.from_url("wss://b:8884/ws/mqtt").ws_path
+
+
+def test_the_tools_topic_is_kept_apart_from_the_url_path() -> None:
+    over_tls = MqttSettings.from_url("mqtts://fetch@b/homie/aurora-1/$modbus")
+    assert ("homie", "aurora-1", "homie/aurora-1/$modbus") == (
+        over_tls.root,
+        over_tls.device,
+        over_tls.topic(),
+    )
+    # over WebSockets the path is the WebSocket's: the topic is an option of its own
+    over_ws = MqttSettings.from_url("wss://fetch@b:8884/mqtt", topic="site2/aurora-7/$modbus")
+    assert ("site2", "aurora-7", "/mqtt") == (over_ws.root, over_ws.device, over_ws.ws_path)
+    assert MqttSettings.from_url("wss://fetch@b:8884/homie/aurora-1").device is None
+    assert "site2" == MqttSettings.from_url("mqtts://fetch@b/", root="site2").root
+    assert "homie" == MqttSettings.from_url("mqtts://fetch@b/").root
+    # the bridge has no topic: its URL's path is not one
+    bridge = MqttSettings.from_url("mqtts://bridge@b/whatever/x/y", root="site2", path_is_topic=False)
+    assert ("site2", None) == (bridge.root, bridge.device)
+
+
+@pytest.mark.parametrize(
+    ("url", "kwargs", "says"),
+    [
+        ("mqtts://f@b/homie/aurora-1", {"topic": "homie/aurora-2"}, "give it once"),
+        ("mqtts://f@b/homie/aurora-1", {"root": "site2"}, "--homie-root says site2"),
+        ("mqtts://f@b/homie/+/$modbus", {}, "cannot hold + or #"),
+        ("http://f@b/", {}, "mqtt://, mqtts://, ws:// or wss://"),
+        ("wss://f:secret@/", {}, "no broker host"),
+    ],
+)
+def test_a_contradiction_is_a_usage_error(url: str, kwargs: dict[str, str], says: str) -> None:
+    with pytest.raises(UsageError, match=re.escape(says)) as raised:
+        MqttSettings.from_url(url, **kwargs)
+    assert "secret" not in str(raised.value)
+
+
+def test_choose_device_takes_the_one_aurora_device() -> None:
+    settings = MqttSettings.from_url("wss://fetch@b:8884/")
+    assert "aurora-1" == choose_device({"aurora-1": "ready", "other": "ready"}, settings)
+    with pytest.raises(BusError, match="no aurora-\\* device under homie/"):
+        choose_device({}, settings)
+    with pytest.raises(UsageError, match="--mqtt-topic homie/aurora-1/\\$modbus"):
+        choose_device({"aurora-1": "ready", "aurora-2": "lost"}, settings)
+
+
+# --- socket options on any socket kind ----------------------------------------------------------
+
+
+class _Wrapper:
+    """Like paho's WebSocket wrapper: not a socket, but it has the socket's file descriptor."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+
+def test_no_delay_reaches_the_socket_under_a_websocket_wrapper() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        for wrap in (lambda s: s, _Wrapper):
+            with socket.create_connection(server.getsockname()) as client:
+                assert 0 == client.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+                set_no_delay(wrap(client))
+                assert client.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+                client.send(b"x")  # still open and usable: the duplicate was closed, not the socket
+    left, right = socket.socketpair()  # a Unix socket has no Nagle: nothing to set, no error
+    with left, right:
+        set_no_delay(left)
+
+
+# --- the acknowledgement as a future ------------------------------------------------------------
+
+
+class _Info:
+    def __init__(self, mid: int) -> None:
+        self.rc, self.mid = 0, mid
+
+
+class _FakePaho:
+    """Just enough of paho's client for MqttConnection; ``ack_now`` acknowledges a publish before
+    publish() returns (paho's network thread can be that fast)."""
+
+    def __init__(self, *_: object, **__: object) -> None:
+        self.ack_now: object | None = None
+        self.mid = 0
+        self.on_publish: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *a, **k: None
+
+    def publish(self, *_: object, **__: object) -> _Info:
+        self.mid += 1
+        if self.ack_now is not None:
+            self.on_publish(self, None, self.mid, self.ack_now, None)
+        return _Info(self.mid)
+
+
+class _Reason:
+    def __init__(self, failure: bool, text: str) -> None:
+        self.is_failure, self.text = failure, text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def test_publish_settles_on_the_acknowledgement_early_or_late() -> None:
+    conn = MqttConnection(MqttSettings.from_url("mqtt://b/"), "t-1", client_factory=_FakePaho)
+    paho = conn.client
+    late = conn.publish("t", "1")
+    assert not late.done()
+    paho.on_publish(paho, None, 1, _Reason(False, "Success"), None)
+    assert late.result(0) is None
+    paho.ack_now = _Reason(True, "Not authorized")
+    early = conn.publish("t", "2")  # acknowledged before publish() returned its mid
+    with pytest.raises(PublishRefused, match="Not authorized") as refused:
+        early.result(0)
+    assert "Not authorized" == refused.value.reason
+    paho.ack_now = None
+    waiting = conn.publish("t", "3")
+    conn.close()
+    with pytest.raises(BusError, match="closed"):
+        waiting.result(0)
