@@ -25,13 +25,13 @@ from tests.support import Broker
 from tests.support.broker import Collector, MqttRefused, publish
 from tests.support.processes import free_port, running, tail, wait_for
 
-pytestmark = pytest.mark.integration
-
 REPO = Path(__file__).resolve().parents[2]
 # What the wheel is built from: pyproject.toml names nothing else.
 SOURCES = ("pyproject.toml", "README.md", "shared", "services", "mosquitto")
 BUILD_S = 300.0  # pip fetches setuptools into the isolated build environment
 INSTALL_S = 300.0
+# the module's fixture builds and installs the wheel inside the first test's time limit
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(BUILD_S + INSTALL_S + 120)]
 ENTRY_POINTS = (
     "aurora_fetch",
     "aurora_sim",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from tests.support.environment import clear_tool_environment
 from tests.support.processes import bare_env
 
 ROOT = Path(__file__).resolve().parents[2]
-BIN = ROOT / ".venv" / "bin"
+BIN = Path(sys.executable).parent  # the venv running the tests (a clone has no .venv of its own)
 
 TOOLS: dict[str, Callable[[], ToolParser]] = {
     "bridge": bridge_parser,
