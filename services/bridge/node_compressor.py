@@ -20,10 +20,8 @@ from .spec import (
 from .values import flag
 from .values import sensor as sensor_value
 
-_BTU = Hass(platform="sensor", state_class="measurement", unit="BTU/h")
-_PSI = Hass(
-    platform="sensor", device_class="pressure", state_class="measurement", category="diagnostic", unit="psi"
-)
+_BTU = Hass(platform="sensor", state_class="measurement")
+_PSI = Hass(platform="sensor", device_class="pressure", state_class="measurement", category="diagnostic")
 
 
 def compressor_node(c: Components) -> NodeSpec:

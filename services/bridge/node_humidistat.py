@@ -67,7 +67,8 @@ def humidistat_node(c: Components) -> NodeSpec:
             role=role,
         )
 
-    hum_rule, dehum_rule = field_rule(targets_w, 0xFF00), field_rule(targets_w, 0x00FF)
+    hum_rule = field_rule(targets_w, "humidification target")
+    dehum_rule = field_rule(targets_w, "dehumidification target")
 
     def target(id_: str, name: str, high: bool, role: Role) -> PropertySpec:
         """The humidification (high byte) or dehumidification (low byte) target."""
@@ -151,7 +152,7 @@ def humidistat_node(c: Components) -> NodeSpec:
                 ),
             ]
     if c.awl_communicating:
-        humidity = Hass(platform="sensor", device_class="humidity", state_class="measurement", unit="%")
+        humidity = Hass(platform="sensor", device_class="humidity", state_class="measurement")
         props.append(
             reading(
                 p,

@@ -11,7 +11,7 @@ from .setters import parse_bool, rule_of, special_word
 from .shapes import flag_sensor, power_sensor, reading, setting
 from .spec import RUNNING, Builder, Hass, NodeSpec, PropertySpec, Setter, Tier, Value, Words, builder
 
-_PERCENT = Hass(platform="number", category="config", unit="%")
+_PERCENT = Hass(platform="number", category="config")
 _FLOW = Hass(
     platform="sensor",
     device_class="volume_flow_rate",
@@ -80,7 +80,7 @@ def _vs_pump(p: Builder, c: Components) -> list[PropertySpec]:
     if c.awl_axb:
         # Writing a speed goes to 323, the manual-speed register: it also switches to manual
         # control (docs/architecture.md#original-bridge C5), which manual-control then shows.
-        speed = Hass(platform="number", category="diagnostic", unit="%")
+        speed = Hass(platform="number", category="diagnostic")
         props.append(
             setting(p, "speed", "Speed", 323, read=325, tier=Tier.FAST, readback=(323, 325), hass=speed)
         )

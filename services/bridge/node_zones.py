@@ -79,9 +79,7 @@ def iz2_zone_node(zone: int) -> NodeSpec:
         return name if name in ZONE_CALLS else None
 
     def mode(w: Words) -> Value | None:
-        # docs/architecture.md#original-bridge C8: three mode bits (8-10) so that eheat (4) reads
-        # back; the map's zone_configuration2 decodes two, as the original printed them
-        return regs.HEATING_MODE.get((w[c2] >> 8) & 7)
+        return regs.zone_mode(w[c2])  # three mode bits, so that eheat reads back
 
     def heating(w: Words) -> Value | None:
         target = regs.field_of(c2, "heating_target_temperature", w)

@@ -28,13 +28,13 @@ def rule_of(address: int) -> regs.WriteRule:
     return rule
 
 
-def field_rule(address: int, mask: int) -> regs.WriteRule:
+def field_rule(address: int, name: str) -> regs.WriteRule:
     """A packed part of a register's word (the humidity targets' high and low byte) as a rule of
     its own, with the range the map gives that part."""
     for part in rule_of(address).fields:
-        if part.mask == mask:
+        if part.name == name:
             return regs.WriteRule(low=part.low, high=part.high)
-    raise ValueError(f"register {address} has no field with mask 0x{mask:04x} in the register map")
+    raise ValueError(f"register {address} has no field {name!r} in the register map")
 
 
 def range_format(rule: regs.WriteRule) -> str:

@@ -37,7 +37,7 @@ from .spec import (
 )
 from .values import ValueFn, decoded, flag, sensor
 
-_POWER = Hass(platform="sensor", device_class="power", state_class="measurement", unit="W")
+_POWER = Hass(platform="sensor", device_class="power", state_class="measurement")
 
 # The Homie datatype of each converter's value (a composite has none: its fields are read with
 # values.field and a datatype of their own)

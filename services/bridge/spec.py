@@ -66,9 +66,9 @@ class Hass:
 
 
 # Hints several nodes share
-TEMPERATURE = Hass(platform="sensor", device_class="temperature", state_class="measurement", unit="°F")
+TEMPERATURE = Hass(platform="sensor", device_class="temperature", state_class="measurement")
 TEMPERATURE_DIAG = Hass(
-    platform="sensor", device_class="temperature", state_class="measurement", category="diagnostic", unit="°F"
+    platform="sensor", device_class="temperature", state_class="measurement", category="diagnostic"
 )
 # A difference of two temperatures (superheat, subcool, water ΔT): HA converts it by the factor
 # only (7 °F is 3.9 °C, not -13.9 °C); its Homie $unit says so too (DELTA_F)

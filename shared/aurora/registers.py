@@ -248,6 +248,13 @@ def zone_configuration2(raw: int, configuration1: int | None) -> Record:
     return _unknown(record, raw & ~0xFB1E)
 
 
+def zone_mode(raw: int) -> str | None:
+    """Registers 31009 + 3(z-1): the zone's HEATING_MODE in bits 8-10, so that emergency heat (4)
+    reads back. :func:`zone_configuration2` prints two bits, as the original read them
+    (docs/architecture.md#original-bridge C8)."""
+    return HEATING_MODE.get((raw >> 8) & 7)
+
+
 def zone_configuration3(raw: int) -> Record:
     """Registers 31200 + 3(z-1): priority, size and normalized size (%)."""
     record: dict[str, Field] = {
