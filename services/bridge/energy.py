@@ -39,24 +39,25 @@ from typing import Any, Final
 import structlog
 from aurora import registers as regs
 
+from .derived import BTUH_PER_WATT, COP_LIMIT
+
 log = structlog.get_logger(__name__)
 
-BTUH_PER_WATT: Final = 3.412141633
+__all__ = ["BTUH_PER_WATT"]
 MAX_PLAUSIBLE_W: Final = 200_000.0  # a 32-bit glitch reads millions of W; no home unit draws this
 STATE_VERSION: Final = 1
 HISTORY_DAYS: Final = 100  # day starts kept: the web's daily bars and a season of days
 COP_MIN_KWH: Final = 0.05  # below this much electricity today the ratio means nothing yet
-COP_MAX: Final = 20.0
+COP_MAX: Final = COP_LIMIT
 FAST_MARKER: Final = 30  # system outputs: read by every fast poll (the unit's current mode)
-_COMPRESSOR: Final = 0x01 | 0x02  # register 30: cc, cc2
-_REVERSING_VALVE: Final = 0x04  # register 30: rv set = cooling
 
 Words = Mapping[int, int]
 
 
 @dataclass(frozen=True, slots=True)
 class Channel:
-    """One counter: its Homie property id and name, and how its power comes from raw words."""
+    """One counter: its Homie property id and name, and how its power comes from the words read
+    (their decoded values, through the register map)."""
 
     id: str
     name: str
@@ -65,24 +66,37 @@ class Channel:
     watts: Callable[[Words], float | None]
 
 
+def _decoded(address: int, w: Words) -> float | None:
+    value = regs.reading(address, w)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def _u32(address: int) -> Callable[[Words], float | None]:
-    return lambda w: float(regs.uint32(w[address], w[address + 1]))
+    return lambda w: _decoded(address, w)
+
+
+def _compressor(w: Words) -> bool:
+    return bool(regs.is_set(30, "cc", w) or regs.is_set(30, "cc2", w))
 
 
 def _heating_w(w: Words) -> float | None:
-    outputs = w[30]
-    aux = float(regs.uint32(w[1150], w[1151]))
-    if outputs & _COMPRESSOR and not outputs & _REVERSING_VALVE:
-        extracted = max(0.0, float(regs.int32(w[1154], w[1155])) / BTUH_PER_WATT)
-        return extracted + float(regs.uint32(w[1146], w[1147])) + aux
+    aux = _decoded(1150, w)
+    if aux is None:
+        return None
+    if _compressor(w) and not regs.is_set(30, "rv", w):
+        extracted, compressor = _decoded(1154, w), _decoded(1146, w)
+        if extracted is None or compressor is None:
+            return None
+        return max(0.0, extracted / BTUH_PER_WATT) + compressor + aux
     return aux
 
 
 def _cooling_w(w: Words) -> float | None:
-    outputs = w[30]
-    if outputs & _COMPRESSOR and outputs & _REVERSING_VALVE:
-        rejected = float(regs.int32(w[1156], w[1157])) / BTUH_PER_WATT
-        return max(0.0, rejected - float(regs.uint32(w[1146], w[1147])))
+    if _compressor(w) and regs.is_set(30, "rv", w):
+        rejected, compressor = _decoded(1156, w), _decoded(1146, w)
+        if rejected is None or compressor is None:
+            return None
+        return max(0.0, rejected / BTUH_PER_WATT - compressor)
     return 0.0
 
 
