@@ -212,3 +212,23 @@ def test_bad_arguments_exit_2_without_writing(
     assert 2 == main(["--dir", str(tmp_path / "cfg"), "--mosquitto-source", str(REPO / "mosquitto"), *argv])
     assert not (tmp_path / "cfg").exists()
     assert ["bad_setup_arguments"] == [r.event for r in error_logs.records]
+
+
+def test_a_websocket_listener_only_when_asked_with_the_brokers_own_paths(tmp_path: Path) -> None:
+    import dataclasses
+
+    apply(_options(tmp_path / "plain"))
+    assert "websockets" not in Layout(tmp_path / "plain").broker_conf.read_text()
+    with_ws = dataclasses.replace(_options(tmp_path / "ws"), websocket_port=9443)
+    report = apply(with_ws)
+    conf = Layout(tmp_path / "ws").broker_conf.read_text()
+    assert 9443 == report.websocket_port
+    assert ["8883", "9443"] == [line.split()[1] for line in conf.splitlines() if line.startswith("listener ")]
+    block = conf.split("listener 9443", 1)[1]
+    assert "protocol websockets" in block
+    assert (
+        f"certfile {Layout(tmp_path / 'ws').broker_dir}/server.crt" in block
+    )  # the real path, not the container's
+    assert "/etc/aurora/mosquitto/" not in conf
+    with pytest.raises(SystemExit):
+        parse_args(["--websocket-port", "70000"])
