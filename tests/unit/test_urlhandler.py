@@ -43,3 +43,28 @@ def test_text_sent_before_a_hang_up_stays_readable_and_close_does_not_sleep() ->
         started = time.monotonic()
         port.close()
         assert time.monotonic() - started < 0.1  # pyserial's socket:// sleeps 0.3 s here
+
+
+def test_a_write_arrives_whole_and_one_the_peer_never_reads_times_out() -> None:
+    """tcp:// writes on its own (not through pyserial's socket:// module): all of a frame reaches
+    the peer, 8E1 settings are accepted as no-ops, and a peer that stops reading cannot hang a
+    write given a write_timeout."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        url = f"tcp://127.0.0.1:{server.getsockname()[1]}/"
+        port = serial.serial_for_url(url, timeout=1.0, baudrate=19200, parity=serial.PARITY_EVEN)
+        conn, _ = server.accept()
+        with conn:
+            frame = bytes(range(256)) * 40
+            assert port.write(frame) == len(frame)
+            got = bytearray()
+            conn.settimeout(5)
+            while len(got) < len(frame):
+                got += conn.recv(65536)
+            assert bytes(got) == frame
+            port.write_timeout = 0.2
+            started = time.monotonic()
+            with pytest.raises(serial.SerialTimeoutException):
+                for _ in range(10_000):  # the kernel's buffers fill up, then the write waits
+                    port.write(frame)
+            assert time.monotonic() - started < 5
+        port.close()

@@ -11,14 +11,15 @@ import socket
 from typing import Any
 from urllib.parse import urlsplit
 
-from serial.serialutil import PortNotOpenError, SerialException, Timeout
-from serial.urlhandler import protocol_socket
+from serial.serialutil import PortNotOpenError, SerialBase, SerialException, SerialTimeoutException, Timeout
 
 CONNECT_TIMEOUT_S = 5.0  # as the original's TCPSocket and pyserial: a dead host fails in 5 s
 
 
-class Serial(protocol_socket.Serial):  # type: ignore[misc]
-    """pyserial's ``socket://`` client under the ``tcp://`` scheme, changed where ser2net needs it.
+class Serial(SerialBase):  # type: ignore[misc]
+    """A raw TCP stream as a pyserial port under the ``tcp://`` scheme, made for ser2net.
+
+    Like pyserial's ``socket://`` client, with these differences:
 
     * Received bytes wait in a buffer here: pyserial's ``read`` throws away what it has received
       when the peer hangs up in the middle of it, which is exactly where ser2net's error text is.
@@ -27,6 +28,9 @@ class Serial(protocol_socket.Serial):  # type: ignore[misc]
       read in one call, and it raises once the peer has hung up and nothing is left.
     * ``open`` does not flush what the server sent first (ser2net's refusal), and sets TCP_NODELAY.
     * ``close`` does not sleep 0.3 s; ``reset_input_buffer`` drops the bytes received so far.
+    * It imports neither pyserial's ``socket://`` module nor ``logging`` (issue 15: a one-shot
+      ``aurora_fetch tcp://…`` starts without them); serial settings and modem lines mean
+      nothing on a raw socket and are accepted as no-ops.
     """
 
     is_open: bool  # set by SerialBase, which mypy cannot see (pyserial has no type hints)
@@ -40,14 +44,15 @@ class Serial(protocol_socket.Serial):  # type: ignore[misc]
 
     def open(self) -> None:
         """Connect within CONNECT_TIMEOUT_S, keeping whatever the server says first."""
-        self.logger = None  # pyserial's socket:// logging option; the inherited no-ops consult it
         if self._port is None:
             raise SerialException("Port must be configured before it can be used.")
         if self.is_open:
             raise SerialException("Port is already open.")
-        address = self.from_url(self.portstr)
+        host, port = self.from_url(self.portstr)
+        # An ASCII host goes to getaddrinfo as bytes: given str, it loads the idna codec first.
+        address = (host.encode("ascii") if host.isascii() else host, port)
         try:
-            sock = socket.create_connection(address, timeout=CONNECT_TIMEOUT_S)
+            sock = socket.create_connection(address, timeout=CONNECT_TIMEOUT_S)  # type: ignore[arg-type]
         except OSError as err:
             # The cause tells a refused connection, a timeout and an unknown host name apart.
             raise SerialException(f"Could not open port {self.portstr}: {err}") from err
@@ -123,11 +128,73 @@ class Serial(protocol_socket.Serial):  # type: ignore[misc]
         return out
 
     def write(self, data: bytes) -> int:
-        """Send all of ``data`` (pyserial's write), unless the server has hung up already."""
+        """Send all of ``data`` within ``write_timeout`` (None: however long it takes), unless the
+        server has hung up already."""
+        if not self.is_open or self._socket is None:
+            raise PortNotOpenError()
         if self._closed_by_peer:
             raise SerialException("connection closed by the server")
-        written: int = super().write(data)
-        return written
+        sock, view = self._socket, memoryview(bytes(data))
+        timeout = Timeout(self._write_timeout)
+        while view:
+            try:
+                view = view[sock.send(view) :]
+                continue
+            except (BlockingIOError, InterruptedError):
+                pass  # the send buffer is full: wait until it takes more
+            except OSError as err:
+                raise SerialException(f"write failed: {err}") from err
+            if timeout.expired():
+                raise SerialTimeoutException("Write timeout")
+            _, ready, _ = select.select([], [sock], [], timeout.time_left())
+            if not ready:
+                raise SerialTimeoutException("Write timeout")
+        return len(data)
+
+    def reset_output_buffer(self) -> None:
+        """Nothing waits here: a write hands everything to the kernel."""
+
+    def fileno(self) -> int:
+        """The socket's descriptor, for select()."""
+        if self._socket is None:
+            raise PortNotOpenError()
+        return self._socket.fileno()
+
+    # Serial settings and modem lines mean nothing on a raw socket (ser2net sets them itself).
+    def _reconfigure_port(self, *args: Any) -> None:
+        """No-op: baud rate, parity and timeouts are not the socket's business."""
+
+    def send_break(self, duration: float = 0.25) -> None:
+        """No-op: a raw socket cannot send a break."""
+
+    def _update_break_state(self) -> None:
+        """No-op."""
+
+    def _update_rts_state(self) -> None:
+        """No-op."""
+
+    def _update_dtr_state(self) -> None:
+        """No-op."""
+
+    @property
+    def cts(self) -> bool:
+        """Always True: no modem lines."""
+        return True
+
+    @property
+    def dsr(self) -> bool:
+        """Always True: no modem lines."""
+        return True
+
+    @property
+    def ri(self) -> bool:
+        """Always False: no modem lines."""
+        return False
+
+    @property
+    def cd(self) -> bool:
+        """Always True: no modem lines."""
+        return True
 
     def reset_input_buffer(self) -> None:
         """Drop what arrived so far (pyserial drains the socket the same way, unbuffered)."""
