@@ -49,9 +49,9 @@ MISSED_BECAUSE = {
     "RTU and transport modules, and the standard library they need (dataclasses with inspect, "
     "typing, argparse, socket); on a loaded shared machine each takes a multiple of its idle time, "
     "as the bare interpreter beside it shows.",
-    "aurora_fetch process over": "the imports above (the budget of 25 ms holds them alone on an idle "
-    "machine) plus argparse's and the interpreter's own work at exit; the bare interpreter's start "
-    "is subtracted, its slowness under load is not.",
+    "aurora_fetch process over": "mostly the imports above (import_fetch_cli), plus argparse and the "
+    "interpreter's work at exit; the bare interpreter's start is subtracted, but the imports slow "
+    "down under load as much as it does.",
     "bridge cold start": "measured from the process start: the interpreter and the imports (before "
     "bridge.process.start_steps_s.run), then the line, which alone needs "
     "bridge.poll_cycle.start_line_minimum_s (~0.41 s) one read after the other: detection (the "
