@@ -81,18 +81,25 @@ static: $(STAMP)
 # broker or a timeout rather than on a CPU, so 4 workers pay even on 2 cores. A module's tests run
 # on one worker (--dist loadfile), so a module-scoped fixture is set up once (xdist's own
 # --dist loadgroup groups nothing under pytest 9: it renames a node id pytest no longer reads);
-# tests marked `timing` (they measure time, CPU or rates) run afterwards, alone.
+# tests marked `timing` (they measure time, CPU or rates) run afterwards, alone, except that those
+# also marked `wallclock` (a minute of elapsed time each, little CPU: the energy integrals) run in a
+# process beside them, which keeps that pass to the length of its longest part.
 # TEST_WORKERS=0 runs everything in one process.
 # Bytecode goes to PYCACHE, outside the checkout; the run fails if a __pycache__ appears in it.
 TEST_WORKERS ?= 4
+WALLCLOCK_LOG := artifacts/wallclock.log
 PYCACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/aurora-suite/pycache
 PYTEST := PYTHONPYCACHEPREFIX=$(PYCACHE) $(BIN)/pytest -q -p no:cacheprovider
 IN_CHECKOUT := find . \( -path ./.git -o -path ./$(VENV) -o -path ./$(HA_VENV) \) -prune -o -name __pycache__ -type d
 define run_tests
 	@$(IN_CHECKOUT) -prune -exec rm -rf {} +
+	@mkdir -p artifacts
 	@rc=0; \
 	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile --durations=15 -m 'not timing' $(1) || rc=$$?; \
-	$(PYTEST) --durations=5 -m timing $(1) || { r=$$?; [ $$r = 5 ] || rc=$$r; }; \
+	$(PYTEST) -m 'timing and wallclock' $(1) >$(WALLCLOCK_LOG) 2>&1 & wall=$$!; \
+	$(PYTEST) --durations=5 -m 'timing and not wallclock' $(1) || { r=$$?; [ $$r = 5 ] || rc=$$r; }; \
+	wait $$wall || { r=$$?; [ $$r = 5 ] || rc=$$r; }; \
+	echo "---- wallclock tests ($(WALLCLOCK_LOG)) ----"; tail -n 25 $(WALLCLOCK_LOG); \
 	left=$$($(IN_CHECKOUT) -print); \
 	if [ -n "$$left" ]; then echo "bytecode written into the checkout:" $$left >&2; rc=1; fi; \
 	exit $$rc
