@@ -94,7 +94,6 @@ class Publisher:
             logger=_PAHO_LOG,
             client_factory=client_factory,
         )
-        self.client = self._mqtt.client
         self._where = f"broker {settings.where}"
         self._connect_failures = Repeats("mqtt_connect_failed")
         self._refusals = Repeats("mqtt_refused")
@@ -273,7 +272,7 @@ class Publisher:
             # polling a clock for the quiet end: no event marks "no more" without the marker
             if self._scan_marked.wait(SCAN_QUIET_S - quiet):
                 break
-        self.client.unsubscribe(filters)
+        self._mqtt.forget(filters)
         with self._lock:
             found, self._scan = self._scan or {}, None
             self._scan_marker = None
