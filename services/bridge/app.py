@@ -39,6 +39,7 @@ from .metering import EnergyRecorder, max_gap_for
 from .poller import PollReport, read_words
 from .polling import PollLoop
 from .publisher import Publisher
+from .spec import Tier
 from .state import BridgeConfig, Shared
 from .systemd import sd_notify
 from .vport import VirtualPorts
@@ -53,7 +54,6 @@ __all__ = ["Bridge", "BridgeConfig", "sd_notify"]
 
 log = structlog.get_logger(__name__)
 
-TIER_NAMES = ("fast", "medium", "slow")
 DETECT_MAX_BACKOFF_S = 60.0
 
 Detect = Callable[..., Unit]
@@ -84,7 +84,6 @@ class Bridge:
         *,
         opener: Callable[[], Bus] | None = None,
         detect: Detect | None = None,
-        tiers: Mapping[str, object] | None = None,
         client_factory: Callable[..., mqtt.Client] = make_client,
     ) -> None:
         self.config = config
@@ -97,18 +96,17 @@ class Bridge:
             def opener() -> Bus:
                 return open_bus(config.port, latency_s=config.latency_s, debug=config.debug_modbus)
 
-        if detect is None or tiers is None:
+        if detect is None:
             from . import device
 
-            detect = detect or device.detect
-            tiers = tiers or {name: device.Tier[name.upper()] for name in TIER_NAMES}
+            detect = device.detect
         self._detect_fn = detect
         self._client_factory = client_factory
         self.worker = BusWorker(opener, on_line_state=self._line_state)
         self.shared = Shared(config, self.worker, threading.Event())
         self.cache, self.stats, self.schedule = self.shared.cache, self.shared.stats, self.shared.schedule
         self.ready = self.shared.ready
-        self.polling = PollLoop(self.shared, tiers)
+        self.polling = PollLoop(self.shared)
         self.writes = Writes(self.shared)
         self.watchdog = Watchdog(self.shared, self.polling, sections=self._health_sections)
         self.passthrough: PassThrough | None = None
@@ -140,7 +138,7 @@ class Bridge:
         self.shared.unit = unit
         self._mark("detected")
         properties = getattr(unit, "properties", None)  # a test's stand-in may have none
-        self.polling.effects = WriteEffects(properties()) if properties is not None else None
+        self.shared.schedule.effects = WriteEffects(properties()) if properties is not None else None
         # The first poll reads while MQTT connects and the broker's retained topics are scanned:
         # the two used to run one after the other (issue 15: start to ready).
         first = self.polling.start_first(self._detected, on_read=lambda: self._mark("first_poll_read"))
@@ -271,7 +269,7 @@ class Bridge:
             discovery = unit.hass_discovery(homie_root=cfg.homie_root, prefix=cfg.ha_prefix, existing=earlier)
             pub.retain_many(discovery)
             migrated = {topic for topic, _ in discovery}  # cleared by the migration already
-        every = list(self.polling.tiers)
+        every = list(shared.schedule.tiers)
         if first is None:
             good = self.polling.poll(every, time.monotonic())
         else:
@@ -307,7 +305,7 @@ class Bridge:
         unit = shared.detected
         if not EnergyRecorder.wanted(unit):
             return
-        gap = cfg.energy_max_gap_s or max_gap_for(cfg.intervals_s["fast"])
+        gap = cfg.energy_max_gap_s or max_gap_for(cfg.intervals_s[Tier.FAST])
         path = Path(cfg.energy_state.replace("{device}", unit.device_id)) if cfg.energy_state else None
         shared.energy = EnergyRecorder(unit, path=path, max_gap_s=gap)
         shared.energy.restore(retained, shared.root)

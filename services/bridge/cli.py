@@ -26,6 +26,7 @@ from paho.mqtt.enums import MQTTProtocolVersion
 
 from .app import Bridge, BridgeConfig
 from .energy import default_state_path
+from .spec import Tier
 from .vport import IDLE_TIMEOUT_S, MAX_CLIENTS, VportConfig, parse_listen
 
 log = structlog.get_logger("aurora.bridge")
@@ -277,7 +278,11 @@ def config_from_args(args: argparse.Namespace) -> BridgeConfig:
         device_name=args.device_name,
         homie=args.homie,
         home_assistant=args.home_assistant,
-        intervals_s={"fast": args.fast_interval, "medium": args.medium_interval, "slow": args.slow_interval},
+        intervals_s={
+            Tier.FAST: args.fast_interval,
+            Tier.MEDIUM: args.medium_interval,
+            Tier.SLOW: args.slow_interval,
+        },
         debug_modbus=args.debug_modbus,
         allow_raw_writes=args.allow_raw_writes,
         protocol=MQTTProtocolVersion.MQTTv5 if args.mqtt_protocol == "5" else MQTTProtocolVersion.MQTTv311,
@@ -319,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=redact(args.port),
         broker=config.mqtt.url,
         version=__version__,
-        intervals_s=dict(config.intervals_s),
+        intervals_s={tier.value: s for tier, s in config.intervals_s.items()},
     )
     try:
         return Bridge(config).run(stop)

@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from .spec import Tier
+
 HEALTH_EVERY_S = 5.0
 
 
@@ -47,7 +49,7 @@ class PollStats:
     watchdog_resets: int = 0
     # Per tier, the longest time between two good reads: a value is never older than this (the
     # goal: within twice the tier's interval, however busy the line is; issue 15).
-    longest_gap_s: dict[str, float] = field(default_factory=dict)
+    longest_gap_s: dict[Tier, float] = field(default_factory=dict)
     rereads: int = 0  # reads of what a raw write affects, instead of polling every tier again
     started_mono: float = field(default_factory=time.monotonic)
     started_wall: float = field(default_factory=time.time)
@@ -87,7 +89,7 @@ def health_document(
             "writes_failed": poll.writes_failed,
             "watchdog_resets": poll.watchdog_resets,
             "rereads": poll.rereads,
-            "longest_gap_s": {tier: round(gap, 3) for tier, gap in sorted(poll.longest_gap_s.items())},
+            "longest_gap_s": {tier.value: round(gap, 3) for tier, gap in poll.longest_gap_s.items()},
         },
         "mqtt": mqtt,
         "worker": {k: round(v, 4) if isinstance(v, float) else v for k, v in worker.items()},

@@ -7,11 +7,14 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import structlog
 
 from .energy import EnergyMeter, channels_for, load_state, save_state
+
+if TYPE_CHECKING:
+    from .device import Unit
 
 log = structlog.get_logger(__name__)
 
@@ -28,7 +31,7 @@ def max_gap_for(fast_interval_s: float) -> float:
 class EnergyRecorder:
     """The meter of one unit, fed by the fast poll, saved to ``path`` (None: no file)."""
 
-    def __init__(self, unit: Any, *, path: Path | None, max_gap_s: float) -> None:
+    def __init__(self, unit: Unit, *, path: Path | None, max_gap_s: float) -> None:
         self.node = "energy"
         self.meter = EnergyMeter(channels_for(pump=unit.components.pump is not None), max_gap_s=max_gap_s)
         self.path = path
@@ -37,7 +40,7 @@ class EnergyRecorder:
         self._save_failed = False
 
     @staticmethod
-    def wanted(unit: Any) -> bool:
+    def wanted(unit: Unit) -> bool:
         """Whether ``unit`` has an energy node (it measures power: register 412 = 2)."""
         return unit.spec("energy/electrical-total") is not None
 

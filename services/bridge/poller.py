@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 import structlog
 from aurora.bus import Bus
@@ -183,42 +183,3 @@ def _split(chunk: Chunk) -> list[Chunk]:
     start, count = chunk.items[0]
     half = count // 2
     return [Chunk(((start, half),)), Chunk(((start + half, count - half),))]
-
-
-class TierSchedule:
-    """When each tier is next due; tiers due together are read in one pass (fewer transactions).
-
-    Thread-safe: the poll thread asks, other threads (line back up, MQTT reconnect, watchdog)
-    call ``force_all``.
-    """
-
-    def __init__(self, intervals_s: Mapping[Any, float]) -> None:
-        self.intervals_s = dict(intervals_s)
-        self.next_due: dict[Any, float] = {}
-        self._lock = threading.Lock()
-
-    def due(self, now: float) -> list[Any]:
-        """The tiers due at ``now`` (all of them the first time)."""
-        with self._lock:
-            return [tier for tier in self.intervals_s if self.next_due.get(tier, 0.0) <= now]
-
-    def done(self, tiers: Iterable[Any], started: float) -> None:
-        """Schedule the next read of ``tiers`` one interval after this one started (no drift)."""
-        with self._lock:
-            for tier in tiers:
-                interval = self.intervals_s[tier]
-                due = self.next_due.get(tier, started) + interval
-                # After an outage, don't fire a burst of catch-up cycles: start again from now.
-                self.next_due[tier] = due if due > started else started + interval
-
-    def force_all(self) -> None:
-        """Make every tier due now (after a reconnect or a watchdog reset)."""
-        with self._lock:
-            self.next_due.clear()
-
-    def sleep_s(self, now: float) -> float:
-        """Seconds until the next tier is due (0 when one is due already)."""
-        with self._lock:
-            if not self.next_due:
-                return 0.0
-            return max(0.0, min(self.next_due.get(t, 0.0) for t in self.intervals_s) - now)

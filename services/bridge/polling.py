@@ -18,26 +18,22 @@ from aurora.errors import AuroraError, BusError
 from aurora.logs import Repeats
 from aurora.urls import redact
 
-from .effects import WriteEffects
 from .poller import PollReport, read_words
+from .schedule import Idle, ReadTiers, Reread
+from .spec import Tier
 from .state import Shared
 
 log = structlog.get_logger(__name__)
 
 
 class PollLoop:
-    """Owns the poll thread, the re-reads a raw write asks for, and each tier's last good read."""
+    """Owns the poll thread and each tier's last good read; does what the schedule
+    (``Shared.schedule``, :mod:`.schedule`) says is due."""
 
-    def __init__(self, shared: Shared, tiers: Mapping[str, object]) -> None:
+    def __init__(self, shared: Shared) -> None:
         self.shared = shared
-        self.tiers = dict(tiers)  # tier name → what the unit's ``registers`` takes
-        self.effects: WriteEffects | None = None  # set once the unit is detected
         self.thread: threading.Thread | None = None
-        self.heartbeat = time.monotonic()
-        self.wake = threading.Event()  # the loop has a re-read to do
-        self._reread: set[int] = set()  # registers a raw write affected
-        self._reread_lock = threading.Lock()
-        self._tier_read: dict[str, float] = {}  # monotonic time of each tier's last good read
+        self._tier_read: dict[Tier, float] = {}  # monotonic time of each tier's last good read
         # An outage logs what is wrong once, then a summary a minute (issue 18), not a line a poll.
         self._failures = Repeats("poll_failed")
 
@@ -55,7 +51,7 @@ class PollLoop:
 
     def join(self, timeout_s: float) -> None:
         """Wait for the thread to end (the stop event is set)."""
-        self.wake.set()
+        self.shared.schedule.wake.set()
         if self.thread is not None:
             self.thread.join(timeout_s)
 
@@ -64,17 +60,14 @@ class PollLoop:
         while not stop.is_set():
             try:
                 now = time.monotonic()
-                self.heartbeat = now
-                reread = self._take_reread()
-                if reread:
-                    self._do_reread(reread)
-                    continue
-                tiers = schedule.due(now)
-                if not tiers:
-                    self.wake.wait(min(schedule.sleep_s(now), 1.0))
-                    self.wake.clear()
-                    continue
-                self.poll(tiers, now)
+                step = schedule.next(now)
+                if isinstance(step, Reread):
+                    self._do_reread(step.addresses)
+                elif isinstance(step, ReadTiers):
+                    self.poll(list(step.tiers), now)
+                elif isinstance(step, Idle):
+                    schedule.wake.wait(step.seconds)
+                    schedule.wake.clear()
             except Exception:  # poll never raises; this guards the loop itself (R1)
                 log.exception("poll_loop_failed")
                 stop.wait(1.0)
@@ -87,17 +80,7 @@ class PollLoop:
         elsewhere: 12619 → 745); the rest of the poll schedule stays as it is (issue 15)."""
         self.shared.cache.update(words)
         self.shared.publish_values()
-        wanted = self.effects.reread(words) if self.effects is not None else []
-        if not wanted:
-            return
-        with self._reread_lock:
-            self._reread.update(wanted)
-        self.wake.set()
-
-    def _take_reread(self) -> list[int]:
-        with self._reread_lock:
-            wanted, self._reread = sorted(self._reread), set()
-        return wanted
+        self.shared.schedule.wrote(words)
 
     def _do_reread(self, addresses: Iterable[int]) -> None:
         """Read what a raw write affected, and publish it."""
@@ -115,12 +98,12 @@ class PollLoop:
 
     # ------------------------------------------------------------ one poll
 
-    def addresses(self, tiers: Iterable[str]) -> set[int]:
+    def addresses(self, tiers: Iterable[Tier]) -> set[int]:
         """The registers of ``tiers``."""
         unit = self.shared.detected
         addresses: set[int] = set()
-        for name in tiers:
-            addresses |= set(unit.registers(self.tiers[name]))  # type: ignore[arg-type]
+        for tier in tiers:
+            addresses |= set(unit.registers(tier))
         return addresses
 
     def start_first(
@@ -135,7 +118,7 @@ class PollLoop:
         shared = self.shared
         future: Future[PollReport] = Future()
         started = time.monotonic()
-        addresses = self.addresses(list(self.tiers))
+        addresses = self.addresses(self.shared.schedule.tiers)
         given = {a: w for a, w in (known or {}).items() if a in addresses}
         addresses -= given.keys()
 
@@ -154,7 +137,7 @@ class PollLoop:
         threading.Thread(target=read, name="first-poll", daemon=True).start()
         return future, started
 
-    def poll(self, tiers: list[str], started: float, pending: Future[PollReport] | None = None) -> bool:
+    def poll(self, tiers: list[Tier], started: float, pending: Future[PollReport] | None = None) -> bool:
         """One read of ``tiers`` (or the one ``pending`` is making); publishes changed values.
         Never raises; True when anything answered."""
         shared = self.shared
@@ -173,7 +156,7 @@ class PollLoop:
                 log.exception("poll_failed_unexpectedly")  # a bug: its traceback, once per outage
             self._failed(f"{type(err).__name__}: {err}")
         else:
-            good = self._done(report, len(tiers) == len(self.tiers), started)
+            good = self._done(report, set(tiers) == set(Tier), started)
         shared.schedule.done(tiers, started)
         if good:
             now = time.monotonic()

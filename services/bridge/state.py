@@ -19,7 +19,9 @@ from aurora.mqtt import MqttSettings
 from paho.mqtt.enums import MQTTProtocolVersion
 
 from .health import PollStats
-from .poller import TierSchedule, WordCache
+from .poller import WordCache
+from .schedule import DEFAULT_INTERVALS_S, PollSchedule
+from .spec import Tier
 from .vport import VportConfig
 from .worker import BusWorker
 
@@ -40,9 +42,7 @@ class BridgeConfig:
     device_name: str = "WaterFurnace"
     homie: bool = True
     home_assistant: bool = True
-    intervals_s: Mapping[str, float] = field(
-        default_factory=lambda: {"fast": 5.0, "medium": 30.0, "slow": 300.0}
-    )
+    intervals_s: Mapping[Tier, float] = field(default_factory=lambda: dict(DEFAULT_INTERVALS_S))
     debug_modbus: bool = False
     allow_raw_writes: bool = False
     protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5
@@ -69,7 +69,7 @@ class Shared:
         self.stop = stop
         self.cache = WordCache()
         self.stats = PollStats()
-        self.schedule = TierSchedule({name: config.intervals_s[name] for name in config.intervals_s})
+        self.schedule = PollSchedule(config.intervals_s)
         self.missing: set[int] = set()  # registers the board says it lacks: not asked for again
         self.ready = threading.Event()  # the first publish of the tree is done
         self.unit: Unit | None = None

@@ -19,6 +19,7 @@ from aurora import status
 from . import homie
 from .health import HEALTH_EVERY_S, health_document
 from .polling import PollLoop
+from .spec import Tier
 from .state import Shared
 from .systemd import sd_notify
 
@@ -54,7 +55,7 @@ class Watchdog:
     def watch(self) -> None:
         """Until stop: health document, and recovery when something stalls (R3)."""
         stop = self.shared.stop
-        every = min(self.shared.config.intervals_s["fast"], HEALTH_EVERY_S)
+        every = min(self.shared.config.intervals_s[Tier.FAST], HEALTH_EVERY_S)
         while not stop.wait(every):
             try:
                 self.check(time.monotonic())
@@ -69,7 +70,7 @@ class Watchdog:
     def check(self, now: float) -> None:
         """One round of recovery at monotonic time ``now``."""
         shared = self.shared
-        fast = shared.config.intervals_s["fast"]
+        fast = shared.config.intervals_s[Tier.FAST]
         stale_s = max(shared.config.watchdog_cycles * fast, WATCHDOG_MIN_S)
         worker, pub, stats = shared.worker, shared.publisher, shared.stats
         assert pub is not None

@@ -14,8 +14,10 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from aurora.bridge.app import Bridge, BridgeConfig
-from aurora.bridge.poller import TierSchedule, WordCache, read_words
+from aurora.bridge.poller import WordCache, read_words
 from aurora.bridge.publisher import MqttCounters
+from aurora.bridge.schedule import Idle, PollSchedule, ReadTiers, Reread
+from aurora.bridge.spec import Tier
 from aurora.bridge.worker import BusWorker, Priority
 from aurora.dump import DumpBus
 from aurora.errors import BusTimeout, UsageError
@@ -130,16 +132,46 @@ def test_a_timeout_after_an_answer_costs_only_that_chunk() -> None:
 
 
 def test_tiers_due_together_are_read_in_one_pass_and_an_outage_does_not_cause_a_burst() -> None:
-    schedule = TierSchedule({"fast": 5.0, "medium": 30.0, "slow": 300.0})
-    assert ["fast", "medium", "slow"] == schedule.due(0.0)
-    schedule.done(["fast", "medium", "slow"], 0.0)
-    assert [] == schedule.due(4.9)
-    assert ["fast"] == schedule.due(5.0)
-    schedule.done(["fast"], 5.0)
-    assert ["fast", "medium"] == schedule.due(30.0)
-    schedule.done(["fast", "medium"], 1000.0)  # the line was down for 16 minutes
-    assert 1005.0 == schedule.next_due["fast"]
-    assert 1030.0 == schedule.next_due["medium"]
+    schedule = PollSchedule({Tier.FAST: 5.0, Tier.MEDIUM: 30.0, Tier.SLOW: 300.0})
+    assert ReadTiers((Tier.FAST, Tier.MEDIUM, Tier.SLOW)) == schedule.next(0.0)
+    schedule.done([Tier.FAST, Tier.MEDIUM, Tier.SLOW], 0.0)
+    assert Idle(1.0) == schedule.next(3.0)  # the poll thread looks again at least every second
+    assert Idle(pytest.approx(0.1)) == schedule.next(4.9)
+    assert [Tier.FAST] == schedule.due(5.0)
+    schedule.done([Tier.FAST], 5.0)
+    assert [Tier.FAST, Tier.MEDIUM] == schedule.due(30.0)
+    schedule.done([Tier.FAST, Tier.MEDIUM], 1000.0)  # the line was down for 16 minutes
+    assert 1005.0 == schedule.next_due[Tier.FAST]
+    assert 1030.0 == schedule.next_due[Tier.MEDIUM]
+    schedule.force_all()  # the line came back: everything now, and the poll thread woken
+    assert schedule.wake.is_set()
+    assert ReadTiers((Tier.FAST, Tier.MEDIUM, Tier.SLOW)) == schedule.next(1001.0)
+
+
+def test_a_raw_write_makes_only_what_it_shows_in_due() -> None:
+    """The schedule's answer to a raw write: the registers its effects name, before any tier,
+    once; a write that shows only itself, or before the unit is known, makes nothing due."""
+
+    class Effects:
+        def reread(self, written: Any) -> list[int]:
+            return [745] if 12619 in written else []
+
+    schedule = PollSchedule({Tier.FAST: 5.0, Tier.MEDIUM: 30.0, Tier.SLOW: 300.0})
+    assert not schedule.wrote([12619])  # no effects known yet
+    schedule.effects = Effects()  # type: ignore[assignment]
+    schedule.done(list(Tier), 0.0)
+    assert not schedule.wrote([745])
+    assert not schedule.wake.is_set()
+    assert schedule.wrote([12619])
+    assert schedule.wake.is_set()
+    assert Reread((745,)) == schedule.next(5.0)  # before the fast tier, due at the same time
+    assert ReadTiers((Tier.FAST,)) == schedule.next(5.0)
+    assert {Tier.FAST: 5.0, Tier.MEDIUM: 30.0, Tier.SLOW: 300.0} == schedule.next_due  # untouched
+
+
+def test_a_schedule_needs_every_tier() -> None:
+    with pytest.raises(ValueError, match="slow"):
+        PollSchedule({Tier.FAST: 5.0, Tier.MEDIUM: 30.0})
 
 
 def test_the_word_cache_remembers_when_each_word_was_read() -> None:
@@ -190,8 +222,10 @@ class FakeUnit:
             return None
         return FakeSpec(node_prop, self.setter(node_prop))
 
-    def registers(self, tier: str) -> frozenset[int]:
-        return {"F": frozenset({745, 746}), "M": frozenset({401}), "S": frozenset({2})}[tier]
+    def registers(self, tier: Tier) -> frozenset[int]:
+        return {Tier.FAST: frozenset({745, 746}), Tier.MEDIUM: frozenset({401}), Tier.SLOW: frozenset({2})}[
+            tier
+        ]
 
     def description(self) -> list[tuple[str, str]]:
         return [("$homie", "4.0.0"), ("dhw/set-point/$datatype", "float")]
@@ -267,7 +301,6 @@ def _bridge(bus: DumpBus) -> Bridge:
         config,
         opener=lambda: bus,
         detect=lambda read, device_name: FakeUnit(),
-        tiers={"fast": "F", "medium": "M", "slow": "S"},
     )
     bridge.shared.unit = FakeUnit()
     bridge.shared.root = "homie/aurora-42"
@@ -288,12 +321,12 @@ def test_a_poll_publishes_values_once_and_only_again_when_they_change() -> None:
     bus = DumpBus({2: 1, 745: 680, 746: 700, 401: 1200})
     bridge = _bridge(bus)
     try:
-        assert bridge.polling.poll(["fast", "medium", "slow"], time.monotonic())
+        assert bridge.polling.poll(list(Tier), time.monotonic())
         pub = bridge.shared.publisher
         assert {"homie/aurora-42/dhw/set-point": "120", "homie/aurora-42/abc/temperature": "680"} == pub.sent  # type: ignore[union-attr]
         assert 0 == bridge.shared.publish_values()
         bus.registers[745] = 681
-        bridge.polling.poll(["fast"], time.monotonic())
+        bridge.polling.poll([Tier.FAST], time.monotonic())
         assert "681" == pub.sent["homie/aurora-42/abc/temperature"]  # type: ignore[union-attr]
         assert "ready" == pub.state  # type: ignore[union-attr]
     finally:
@@ -308,11 +341,11 @@ def test_a_decoder_that_raises_is_logged_and_counted_and_the_bridge_carries_on(
     bridge = _bridge(bus)
     try:
         bridge.shared.unit.explode = True
-        bridge.polling.poll(["fast"], time.monotonic())
+        bridge.polling.poll([Tier.FAST], time.monotonic())
         assert "decoding failed" in (bridge.stats.last_error or "")
         assert ["values_failed"] == [r.event for r in error_logs.records]
         bridge.shared.unit.explode = False
-        assert bridge.polling.poll(["fast"], time.monotonic())
+        assert bridge.polling.poll([Tier.FAST], time.monotonic())
     finally:
         bridge.worker.stop()
 
@@ -321,12 +354,12 @@ def test_a_silent_unit_turns_the_state_to_alert_and_an_answer_back_to_ready() ->
     bus = SlowBus({2: 1, 745: 680, 746: 700, 401: 1200}, silent=True)
     bridge = _bridge(bus)
     try:
-        assert not bridge.polling.poll(["fast"], time.monotonic())
+        assert not bridge.polling.poll([Tier.FAST], time.monotonic())
         assert "alert" == bridge.shared.publisher.state  # type: ignore[union-attr]
         assert 1 == bridge.stats.failed_cycles
         assert bridge.stats.last_error and "no reply" in json.loads(bridge.health())["last_error"]
         bus.silent = False
-        assert bridge.polling.poll(["fast"], time.monotonic())
+        assert bridge.polling.poll([Tier.FAST], time.monotonic())
         assert "ready" == bridge.shared.publisher.state  # type: ignore[union-attr]
         assert json.loads(bridge.health())["last_error"] is None  # what is wrong now, not once
     finally:
@@ -337,7 +370,7 @@ def test_a_valid_set_writes_the_register_reads_it_back_and_publishes_it() -> Non
     bus = DumpBus({2: 1, 745: 680, 746: 700, 401: 1200})
     bridge = _bridge(bus)
     try:
-        bridge.polling.poll(["medium"], time.monotonic())
+        bridge.polling.poll([Tier.MEDIUM], time.monotonic())
         bridge.writes.on_set(_message("homie/aurora-42/dhw/set-point/set", b"125.5"))
         pub = bridge.shared.publisher
 
@@ -368,7 +401,7 @@ def test_setting_the_current_value_concludes_and_republishes_it() -> None:
     bus = DumpBus({2: 1, 745: 680, 746: 700, 401: 1200})
     bridge = _bridge(bus)
     try:
-        bridge.polling.poll(["medium"], time.monotonic())
+        bridge.polling.poll([Tier.MEDIUM], time.monotonic())
         pub = bridge.shared.publisher
         before = len(pub.messages)  # type: ignore[union-attr]
         bridge.writes.on_set(_message("homie/aurora-42/dhw/set-point/set", b"120"))
@@ -415,7 +448,7 @@ def test_a_bad_set_writes_nothing(topic: str, payload: bytes, retain: bool) -> N
     bus = SlowBus({2: 1, 745: 680, 746: 700, 401: 1200})
     bridge = _bridge(bus)
     try:
-        bridge.polling.poll(["medium"], time.monotonic())  # the line is up: only validation can refuse
+        bridge.polling.poll([Tier.MEDIUM], time.monotonic())  # the line is up: only validation can refuse
         assert bridge.worker.line_up
         pub = bridge.shared.publisher
         before = len(pub.messages)  # type: ignore[union-attr]
@@ -442,7 +475,7 @@ def test_the_health_document_carries_bus_poll_and_worker_numbers() -> None:
     bus = DumpBus({2: 1, 745: 680, 746: 700, 401: 1200})
     bridge = _bridge(bus)
     try:
-        bridge.polling.poll(["fast", "medium", "slow"], time.monotonic())
+        bridge.polling.poll(list(Tier), time.monotonic())
         doc = json.loads(bridge.health())
         assert 1 == doc["poll"]["good_cycles"]
         assert doc["last_good_poll"].endswith("+00:00")
@@ -465,14 +498,14 @@ def test_the_watchdog_reopens_a_line_on_which_no_poll_succeeded_for_several_inte
     bridge = _bridge(bus)
     bridge.worker._opener = opener
     try:
-        bridge.polling.poll(["fast"], time.monotonic())
+        bridge.polling.poll([Tier.FAST], time.monotonic())
         assert 1 == len(opened)
         now = time.monotonic()
         bridge.watchdog.check(now + 1)  # fresh: nothing to do
         assert 0 == bridge.stats.watchdog_resets
         bridge.watchdog.check(now + 6 * 5 + 1)  # six fast intervals without a good poll
         assert 1 == bridge.stats.watchdog_resets
-        bridge.polling.poll(["fast"], time.monotonic())
+        bridge.polling.poll([Tier.FAST], time.monotonic())
         assert 2 == len(opened)  # the line was dropped and opened again
         bridge.watchdog.check(now + 6 * 5 + 2)  # not again right away
         assert 1 == bridge.stats.watchdog_resets
@@ -505,7 +538,7 @@ def test_a_write_while_the_line_is_down_is_refused_instead_of_queued_for_later(
         assert "failed" == outcome["result"]
         assert "no answer from the heat pump" in outcome["reason"]
         assert any(r.event.startswith("set_failed") for r in error_logs.records), error_logs.records
-        bridge.polling.poll(["medium"], time.monotonic())
+        bridge.polling.poll([Tier.MEDIUM], time.monotonic())
         assert [] == [c for c in bus.calls if c[0] == "write"]
     finally:
         bridge.worker.stop()
@@ -552,7 +585,7 @@ def test_the_watchdog_leaves_a_line_alone_while_clients_get_answers() -> None:
     bus = DumpBus({2: 1, 745: 680, 746: 700, 401: 1200})
     bridge = _bridge(bus)
     try:
-        bridge.polling.poll(["fast"], time.monotonic())
+        bridge.polling.poll([Tier.FAST], time.monotonic())
         late = time.monotonic() + 6 * 5 + 1  # six fast intervals after the last good poll ...
         bridge.worker.submit(lambda b: b.read_registers([745])).result(timeout=5)
         bridge.worker.last_success = late - 1  # ... but a client's read was answered a second ago

@@ -7,6 +7,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 from aurora.bridge.cli import config_from_args, parse_args
+from aurora.bridge.spec import Tier
 
 from tests.support.environment import clear_tool_environment
 
@@ -22,7 +23,7 @@ def test_the_originals_form_gives_the_defaults() -> None:
     args = parse_args(["/dev/ttyUSB0", URL])
     config = config_from_args(args)
     assert "/dev/ttyUSB0" == config.port
-    assert {"fast": 5.0, "medium": 30.0, "slow": 300.0} == dict(config.intervals_s)
+    assert {Tier.FAST: 5.0, Tier.MEDIUM: 30.0, Tier.SLOW: 300.0} == dict(config.intervals_s)
     assert config.homie and config.home_assistant
     assert not config.allow_raw_writes
     assert mqtt.MQTTProtocolVersion.MQTTv5 == config.protocol
@@ -45,7 +46,7 @@ def test_every_option_also_comes_from_the_environment(
     config = config_from_args(parse_args([]))
     assert "tcp://pi:2000/" == config.port
     assert not config.homie
-    assert 2.0 == config.intervals_s["fast"]
+    assert 2.0 == config.intervals_s[Tier.FAST]
     assert mqtt.MQTTProtocolVersion.MQTTv311 == config.protocol
     assert config.allow_raw_writes
     assert "s3cret" == config.mqtt.password

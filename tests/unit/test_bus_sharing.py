@@ -17,6 +17,7 @@ import pytest
 from aurora.bridge.app import Bridge, BridgeConfig
 from aurora.bridge.effects import WriteEffects
 from aurora.bridge.poller import read_words
+from aurora.bridge.spec import Tier
 from aurora.bridge.worker import BusWorker, Priority
 from aurora.bus import Bus
 from aurora.dump import DumpBus
@@ -233,7 +234,6 @@ def _runtime_bridge(bus: Bus, tmp: Path) -> Any:
         config,
         opener=lambda: bus,
         detect=lambda read, device_name: FakeUnit(),
-        tiers={"fast": "F", "medium": "M", "slow": "S"},
     )
     bridge.shared.unit = FakeUnit()
     bridge.shared.root = "homie/aurora-42"
@@ -320,10 +320,10 @@ def test_a_raw_write_rereads_only_what_it_affects_and_leaves_the_schedule(tmp_pa
     bus = LineBus({2: 1, 745: 680, 746: 700, 401: 1200, 12619: 0})
     bridge = _runtime_bridge(bus, tmp_path)
     real = Unit.build(Components(serial="1", thermostat=True, thermostat_version=3.0))
-    bridge.polling.effects = WriteEffects(real.properties())
+    bridge.schedule.effects = WriteEffects(real.properties())
     try:
-        assert bridge.polling.poll(["fast", "medium", "slow"], time.monotonic())
-        for tier in ("fast", "medium", "slow"):
+        assert bridge.polling.poll(list(Tier), time.monotonic())
+        for tier in Tier:
             bridge.schedule.done([tier], time.monotonic())
         due = dict(bridge.schedule.next_due)
         bridge.polling.start()
@@ -340,5 +340,5 @@ def test_a_raw_write_rereads_only_what_it_affects_and_leaves_the_schedule(tmp_pa
         assert bus.calls == [(745,)]
     finally:
         bridge.shared.stop.set()
-        bridge.polling.wake.set()
+        bridge.schedule.wake.set()
         bridge.worker.stop()
