@@ -43,7 +43,7 @@ from aurora.render import render_line
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from .worker import Priority
+from .worker import WRITE_EXPIRES_S, Priority
 
 log = structlog.get_logger(__name__)
 
@@ -54,7 +54,6 @@ MAX_INFLIGHT_PER_CLIENT = 16  # requests of one client queued or running; more g
 # the other accounts always have MAX_INFLIGHT - MAX_INFLIGHT_PER_USER left.
 MAX_INFLIGHT_PER_USER = 64
 MAX_INFLIGHT = 256  # all clients together: the queue in front of a 19200-baud line stays short
-WRITE_EXPIRES_S = 10.0  # a raw write not started by then (the line went down meanwhile) is not made
 LEGACY = "(legacy)"  # the in-flight bucket of the original's topics, which carry no client id
 _MAX_LOGGED = 64
 

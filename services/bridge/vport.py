@@ -33,7 +33,7 @@ from aurora.errors import AuroraError, ExceptionReply
 from aurora.query import Chunk
 
 from . import vport_frames as vf
-from .worker import Priority
+from .worker import WRITE_EXPIRES_S, Priority
 
 log = structlog.get_logger(__name__)
 
@@ -65,6 +65,7 @@ class Submitter(Protocol):
         *,
         key: Hashable | None = ...,
         reads: tuple[tuple[int, int], ...] | None = ...,
+        expires_s: float | None = ...,
     ) -> Future[T]: ...
 
 
@@ -310,8 +311,11 @@ class VirtualPorts:
             )
             # A quiet client's write goes first, as a /set does; back to back, writes take turns
             # with the poller like a long query's reads (three such writers starved it otherwise).
+            # Expiring: queued when the line goes down, it is refused, never made when the line returns.
             return self._worker.submit(
-                self._write_job(request), Priority.WRITE if interactive else Priority.BULK
+                self._write_job(request),
+                Priority.WRITE if interactive else Priority.BULK,
+                expires_s=WRITE_EXPIRES_S,
             )
         priority = Priority.INTERACTIVE if interactive else Priority.BULK
         if f == rtu.FunctionCode.READ_HOLDING:

@@ -74,6 +74,9 @@ class _Job:
 
 
 FIRST_BACKOFF_S = 0.25  # then doubled per failed attempt, up to max_backoff_s
+# A write not started by then (the line went down meanwhile, or the queue was long) is not made: a
+# raw write that old is no longer what its sender meant. /set, RPC and the virtual ports use it.
+WRITE_EXPIRES_S = 10.0
 MAX_BACKOFF_S = 2.0  # an outage costs one attempt in this long; the line is back this soon after
 
 

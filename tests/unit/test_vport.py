@@ -27,7 +27,7 @@ from aurora.bridge import vport_frames as vf
 from aurora.bridge.cli import config_from_args, parse_args
 from aurora.bridge.poller import read_words
 from aurora.bridge.vport import VirtualPorts, VportConfig, parse_listen
-from aurora.bridge.worker import BusWorker
+from aurora.bridge.worker import BusWorker, Priority
 from aurora.dump import DumpBus
 from aurora.errors import BusError, FrameError
 from aurora.sim.cli import demo_registers
@@ -309,6 +309,41 @@ def test_requests_refused_while_the_line_is_down() -> None:
             assert silent(sock, rtu.write_single(340, 5).encode())
         assert worker.pending() == 0  # nothing queued to run when the line comes back
         assert ports.counters["refused_writes"] == 2
+    finally:
+        ports.stop()
+        worker.stop(0.5)
+
+
+def test_a_write_queued_when_the_line_goes_down_is_never_made(board: Board) -> None:
+    """Accepted while the line was up, still queued when it went down: refused at once, and not
+    made when the line comes back (a stale raw write, issue 11)."""
+    worker = BusWorker(lambda: SerialBus(board.line, "fake", latency_s=0.05))  # type: ignore[arg-type]
+    worker.start()
+    worker.submit(lambda bus: None).result(5)  # opened: the line is up
+    ports = VirtualPorts(VportConfig(rtu=(HOST, 0), modbus_tcp=(HOST, 0)), worker)
+    ports.start()
+    holding, release = threading.Event(), threading.Event()
+
+    def unplug(bus: object) -> None:  # the transaction in flight when the adapter goes
+        holding.set()
+        release.wait(10)
+        raise BusError("the adapter was unplugged")
+
+    try:
+        busy = worker.submit(unplug, Priority.WRITE)
+        assert holding.wait(5)
+        with connect(ports, "modbus_tcp") as sock:
+            sock.sendall(mbap(7, 1, struct.pack(">BHH", 6, 340, 5)))
+            wait_for(lambda: worker.pending() == 1, 5, "the write queued behind the transaction")
+            release.set()
+            with pytest.raises(BusError):
+                busy.result(5)
+            assert ask(sock, b"", 9) == struct.pack(">HHHBBB", 7, 0, 3, 1, 0x86, 11)
+        worker.mark_line_up()  # the line is back
+        worker.submit(lambda bus: None).result(5)
+        assert worker.pending() == 0
+        assert board.abc.writes == []
+        assert not [f for f in board.frames if f[1] == 6]
     finally:
         ports.stop()
         worker.stop(0.5)
