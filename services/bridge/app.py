@@ -125,7 +125,9 @@ class Bridge:
         self.worker.start()
         # The $modbus pass-through is needed only once the tree is out: imported while detection
         # waits on the line, not after the first poll (issue 15: start to ready).
-        threading.Thread(target=_preload, args=(f"{__package__}.passthrough",), daemon=True).start()
+        threading.Thread(
+            target=_preload, args=(f"{__package__}.passthrough",), name="preload", daemon=True
+        ).start()
         try:
             unit = self._detect_unit()
         except UsageError as err:

@@ -1,4 +1,5 @@
-"""The bridge's bus worker: the only thread that touches the line (docs/architecture.md#one-bus-worker).
+"""The bridge's bus worker: the only thread that talks on the line (docs/architecture.md#one-bus-worker;
+the watchdog may only close it from outside, ``force_close``, when one job has held it for a minute).
 
 Jobs are single transactions (or a few), so a write or an interactive request waits for at most
 the transaction in flight. The line is shared fairly (issue 15):
