@@ -16,6 +16,7 @@ def faults_node() -> NodeSpec:
     """The ``faults`` node; the same on every unit."""
     p = builder("faults")
     counters = range(601, 700)  # 600 + n counts fault n
+    clear = "clear"  # the button's one payload
     props = [
         reading(p, "current", "Current fault", 25, Tier.FAST, hass=Hass(platform="sensor")),
         p(
@@ -25,9 +26,9 @@ def faults_node() -> NodeSpec:
             (),
             lambda w: None,
             Tier.SLOW,
-            fmt="clear",
+            fmt=clear,
             retained=False,
-            setter=command_setter(47, "clear", reads=counters),
+            setter=command_setter(47, clear, reads=counters),
             hass=Hass(platform="button", category="config"),
         ),
     ]

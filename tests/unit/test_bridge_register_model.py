@@ -22,7 +22,7 @@ from aurora.bridge.components import Components
 from aurora.bridge.device import Unit
 from aurora.bridge.properties import build_nodes as shipped_nodes
 from aurora.bridge.shapes import reading, setting
-from aurora.bridge.spec import TEMPERATURE, Hass, NodeSpec, Tier, builder
+from aurora.bridge.spec import TEMPERATURE, Hass, NodeSpec, Role, Tier, builder
 from aurora.errors import UsageError
 
 # What a contributor adds to shared/aurora/data/registers.json: a register the map does not know
@@ -149,3 +149,27 @@ def test_the_shipped_tree_is_unchanged_by_the_copy(unit: Unit) -> None:
     abc = [path for path in shipped if path.startswith("abc/")]
     added = ["abc/loop-temperature", "abc/off-time-length"]
     assert _paths(unit.nodes) == abc + added + shipped[len(abc) :]
+
+
+def test_composite_entities_find_their_parts_by_role_not_by_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Renaming a zone's target property moves the climate entity's topics with it; taking the
+    role away takes the entity away (a thermostat with nothing to control)."""
+    c = Components(serial="1234", thermostat=True, thermostat_version=3.1)
+    shipped = device.build_nodes
+
+    def renamed(role: Role | None, new_id: str) -> tuple[NodeSpec, ...]:
+        nodes = list(shipped(c))
+        zone = next(i for i, n in enumerate(nodes) if n.id == "zone1")
+        props = tuple(
+            dataclasses.replace(s, id=new_id, role=role) if s.id == "heating-target-temperature" else s
+            for s in nodes[zone].properties
+        )
+        nodes[zone] = dataclasses.replace(nodes[zone], properties=props)
+        return tuple(nodes)
+
+    monkeypatch.setattr(device, "build_nodes", lambda _c: renamed(Role.CLIMATE_HEATING_TARGET, "heat-to"))
+    climate = _cmps(Unit.build(c))["zone1"]
+    assert "homie/aurora-1234/zone1/heat-to" == climate["temperature_low_state_topic"]
+    assert "homie/aurora-1234/zone1/heat-to/set" == climate["temperature_low_command_topic"]
+    monkeypatch.setattr(device, "build_nodes", lambda _c: renamed(None, "heating-target-temperature"))
+    assert "zone1" not in _cmps(Unit.build(c))
