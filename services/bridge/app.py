@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import paho.mqtt.client as mqtt
 import structlog
@@ -56,7 +56,13 @@ log = structlog.get_logger(__name__)
 
 DETECT_MAX_BACKOFF_S = 60.0
 
-Detect = Callable[..., Unit]
+ReadRanges = Callable[[Sequence[tuple[int, int]]], Mapping[int, int]]
+
+
+class Detect(Protocol):
+    """How the unit is found: ``device.detect``, or a test's stand-in."""
+
+    def __call__(self, read: ReadRanges, *, device_name: str) -> Unit: ...
 
 
 def process_age_s() -> float | None:
