@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 import structlog
 from aurora import registers as regs
 from aurora.errors import AuroraError, ExceptionReply
+from aurora.readplan import Depth, ReadPlan, Rules, run, spans_of
 
 from . import hass, homie
 from .components import Components
@@ -47,28 +48,30 @@ def device_id_for(serial: str) -> str:
     return homie.homie_id(f"aurora-{serial}") if serial.strip() else "aurora-unknown"
 
 
-def _read_all(read: Callable[[Sequence[tuple[int, int]]], Mapping[int, int]]) -> dict[int, int]:
-    """All detection ranges in one read; if the board refuses one, each range on its own."""
-    try:
-        return dict(read(DETECTION_RANGES))
-    except ExceptionReply as err:
-        log.warning("detection_read_refused", error=str(err), fallback="one range at a time")
-    words: dict[int, int] = {}
-    for item in DETECTION_RANGES:
-        try:
-            words.update(read([item]))
-            continue
-        except ExceptionReply as err:
-            if item in _IDENTITY:
-                raise AuroraError(f"the unit's identity (registers 88-109) cannot be read: {err}") from err
-            log.warning("detection_range_refused", start=item[0], count=item[1], error=str(err))
-        start, count = item
-        for address in range(start, start + count) if count > 1 else ():
-            try:  # docs/protocol.md#fallback: a refused range is retried one register at a time
-                words.update(read([(address, 1)]))
-            except ExceptionReply:
-                continue
-    return words
+ReadFn = Callable[[Sequence[tuple[int, int]]], Mapping[int, int]]
+
+
+def _read_planned(
+    read: ReadFn, ranges: Sequence[tuple[int, int]], depth: Depth, *, quiet: bool = False
+) -> dict[int, int]:
+    """``ranges`` read through the read plan (docs/protocol.md#fallback): one request if the board
+    takes it; refused, range by range, and with ``Depth.REGISTERS`` a refused range down to its
+    registers. ``read`` may leave out registers it found absent. A silence or a garbled reply
+    raises: a register that did not answer is not one the unit lacks, and detecting without it
+    would drop a component for the bridge's whole life."""
+    plan = ReadPlan(ranges, Rules(depth=depth, silent_limit=1))
+    result = run(plan, lambda chunk: read(chunk.items))
+    for start, count, err in result.failed.spans():
+        if not isinstance(err, ExceptionReply):
+            raise err
+        if not quiet:
+            log.warning("detection_registers_refused", start=start, count=count, error=str(err))
+    return result.values
+
+
+def _read_all(read: ReadFn) -> dict[int, int]:
+    """All detection ranges in one read; if the board refuses it, down to the registers it has."""
+    return _read_planned(read, DETECTION_RANGES, Depth.REGISTERS)
 
 
 def _installed(words: Words, address: int) -> bool:
@@ -146,32 +149,13 @@ def detect(
     return unit
 
 
-def _read_presence(
-    read: Callable[[Sequence[tuple[int, int]]], Mapping[int, int]], nodes: Sequence[NodeSpec]
-) -> dict[int, int]:
+def _read_presence(read: ReadFn, nodes: Sequence[NodeSpec]) -> dict[int, int]:
     """The words that decide which optional sensors the unit has (one read, or range by range if
     the board refuses it; a refused range decides nothing, and its sensors stay)."""
     wanted = {a for node in nodes for spec in node.properties if spec.present for a in spec.registers}
-    addresses = sorted(wanted)
-    ranges: list[tuple[int, int]] = []
-    for address in addresses:
-        if ranges and ranges[-1][0] + ranges[-1][1] == address:
-            ranges[-1] = (ranges[-1][0], ranges[-1][1] + 1)
-        else:
-            ranges.append((address, 1))
-    if not ranges:
+    if not wanted:
         return {}
-    try:
-        return dict(read(ranges))
-    except ExceptionReply as err:
-        log.warning("presence_read_refused", error=str(err), fallback="one range at a time")
-    words: dict[int, int] = {}
-    for item in ranges:
-        try:
-            words.update(read([item]))
-        except ExceptionReply:
-            continue
-    return words
+    return _read_planned(read, spans_of(wanted), Depth.ITEMS, quiet=True)
 
 
 def _fitted(nodes: Sequence[NodeSpec], words: Words) -> tuple[tuple[NodeSpec, ...], list[str]]:

@@ -19,7 +19,7 @@ import contextlib
 import functools
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -28,17 +28,10 @@ import paho.mqtt.client as mqtt
 import structlog
 from aurora import registers, rpc
 from aurora.bus import Bus
-from aurora.errors import (
-    AuroraError,
-    BusError,
-    BusTimeout,
-    ExceptionReply,
-    FrameError,
-    UsageError,
-    WriteRefused,
-)
+from aurora.errors import AuroraError, BusError, UsageError, WriteRefused
 from aurora.logs import Repeats
-from aurora.query import Chunk, parse_query, plan_chunks, with_continuations
+from aurora.query import continued_spans, parse_query, with_continuations
+from aurora.readplan import Chunk, Depth, ReadPlan, Rules, plan_chunks, without
 from aurora.render import render_line
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -54,6 +47,9 @@ MAX_INFLIGHT_PER_CLIENT = 16  # requests of one client queued or running; more g
 # the other accounts always have MAX_INFLIGHT - MAX_INFLIGHT_PER_USER left.
 MAX_INFLIGHT_PER_USER = 64
 MAX_INFLIGHT = 256  # all clients together: the queue in front of a 19200-baud line stays short
+# A job of fallback reads holds the line this long at most (some 5 transactions at 19200 baud):
+# a poll or a /set waits no longer behind it than behind one 100-register read.
+FALLBACK_JOB_S = 0.05
 LEGACY = "(legacy)"  # the in-flight bucket of the original's topics, which carry no client id
 _MAX_LOGGED = 64
 
@@ -108,21 +104,37 @@ class _Reply:
     writable: bool = False  # came on a write topic, which the broker lets only writers publish on
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _QueryRun:
-    """One query in progress: chunks still to read, what was read, what failed."""
+    """One query in progress: its read plan (which holds what was read and what failed) and what
+    this driver counts."""
 
-    chunks: list[Chunk]
-    fallback: bool  # keywords or skip_missing: a refused chunk is read item by item
-    words: dict[int, int] = field(default_factory=dict)
-    failed: dict[int, AuroraError] = field(default_factory=dict)
+    plan: ReadPlan
     cached: int = 0
-    transactions: int = 0
+    transactions: int = 0  # transactions this query ran itself (a shared one counts for its owner)
     jobs: int = 0
-    pending_items: list[Chunk] = field(default_factory=list)
-    item_timeouts: int = 0
-    progress: Callable[[_QueryRun, Chunk], None] | None = None  # after each chunk that answered
-    ahead: bool = True  # the first chunk takes an interactive turn (else a bulk one)
+    progress: Callable[[_QueryRun, Chunk], None] | None = None  # after each request that answered
+    ahead: bool = True  # the first request takes an interactive turn (else a bulk one)
+    pending: Chunk | None = None  # the plan's next request, taken by a fallback job for the next job
+    ended: bool = False  # a fallback job found the plan at its end
+
+    @property
+    def words(self) -> dict[int, int]:
+        """What was read so far (cached words included)."""
+        return self.plan.values
+
+    @property
+    def failed(self) -> Mapping[int, AuroraError]:
+        """Why the others are missing (spans: an `all` query's are a few hundred, not 62,000)."""
+        return self.plan.failed
+
+
+def query_rules(fallback: bool) -> Rules:
+    """A ``$modbus`` query's read policy (docs/protocol.md#fallback): with a keyword or
+    ``skip_missing`` a refused request is taken apart down to the registers the board has, else
+    the first refusal is the answer. Single registers go by FC 66, which the bus worker can merge
+    with other clients' reads."""
+    return Rules(depth=Depth.REGISTERS if fallback else Depth.NONE)
 
 
 class PassThrough:
@@ -478,7 +490,7 @@ class PassThrough:
             # it takes bulk turns only, so a flood from one client cannot crowd out others'.
             ahead = self._inflight.get(reply.client, 0) <= 1
         self._start_query(
-            request.query.addresses,
+            request.query.spans,
             fallback=request.query.implicit or request.skip_missing,
             max_age_s=request.max_age_s,
             finished=finished,
@@ -487,7 +499,7 @@ class PassThrough:
 
     def _start_query(
         self,
-        addresses: tuple[int, ...],
+        spans: Sequence[tuple[int, int]],
         *,
         fallback: bool,
         max_age_s: float | None,
@@ -495,33 +507,33 @@ class PassThrough:
         progress: Callable[[_QueryRun, Chunk], None] | None = None,
         ahead: bool = True,
     ) -> None:
-        wanted = with_continuations(addresses)
-        run = _QueryRun([], fallback, progress=progress, ahead=ahead)
+        wanted = continued_spans(spans)
+        cached: dict[int, int] = {}
         if max_age_s is not None:
             now = time.monotonic()
-            for address in wanted:
-                hit = self._cache(address)
-                if (
-                    hit is not None
-                    and now - hit[1] <= max_age_s
-                    and hit[1] > self._written.get(address, -1.0)
-                ):
-                    run.words[address] = hit[0]
-            run.cached = len(run.words)
-        run.chunks = plan_chunks(a for a in wanted if a not in run.words)
-        run.chunks.reverse()  # popped from the end
+            for start, count in wanted:
+                for address in range(start, start + count):
+                    hit = self._cache(address)
+                    if (
+                        hit is not None
+                        and now - hit[1] <= max_age_s
+                        and hit[1] > self._written.get(address, -1.0)
+                    ):
+                        cached[address] = hit[0]
+        run = _QueryRun(
+            ReadPlan(without(wanted, cached), query_rules(fallback)), progress=progress, ahead=ahead
+        )
+        run.plan.values.update(cached)
+        run.cached = len(cached)
         self._advance(run, finished)
 
     def _advance(self, run: _QueryRun, finished: Callable[[_QueryRun, BaseException | None], None]) -> None:
-        """Submit the query's next job; its done-callback comes back here. Loops instead of
-        recursing when a future is already done (a stopping worker fails them at once)."""
+        """Submit the plan's next request as a job; its done-callback comes back here. Loops
+        instead of recursing when a future is already done (a stopping worker fails them at once)."""
         while True:
-            if run.pending_items:
-                chunk, is_item = run.pending_items.pop(0), True
-            elif run.chunks:
-                chunk, is_item = run.chunks.pop(), False
-            else:
-                finished(run, None)
+            chunk, run.pending = run.pending or run.plan.next(), None
+            if chunk is None:
+                finished(run, run.plan.error)
                 return
             # The first job is interactive; later ones take BULK's turn (the worker's classes take
             # turns): each next job is queued from the previous one's callback, before the worker
@@ -529,18 +541,22 @@ class PassThrough:
             # its end (a `valid` query is 42 reads, `all` some 650: docs/architecture.md#original-bridge K2).
             priority = Priority.INTERACTIVE if run.jobs == 0 and run.ahead else Priority.BULK
             run.jobs += 1
-            future = self._worker.submit(
-                self._chunk_job(run, chunk), priority, key=("read", chunk.items), reads=chunk.items
-            )
-            if not future.done():
-                future.add_done_callback(
-                    functools.partial(self._resumed, run, chunk, is_item, finished=finished)
+            future: Future[list[int] | None]
+            if run.plan.first_try:
+                # A chunk of the plan may share its transaction with other clients' reads, and an
+                # identical one in flight (another query's) is shared whole: its words come back.
+                future = self._worker.submit(
+                    self._chunk_job(run, chunk), priority, key=("read", chunk.items), reads=chunk.items
                 )
+            else:
+                future = self._worker.submit(self._fallback_job(run, chunk), priority)
+            if not future.done():
+                future.add_done_callback(functools.partial(self._resumed, run, chunk, finished=finished))
                 return
-            if not self._take(run, chunk, is_item, future, finished):
+            if not self._take(run, chunk, future, finished):
                 return
 
-    def _chunk_job(self, run: _QueryRun, chunk: Chunk) -> Callable[[Bus], list[int]]:
+    def _chunk_job(self, run: _QueryRun, chunk: Chunk) -> Callable[[Bus], list[int] | None]:
         def job(bus: Bus) -> list[int]:
             run.transactions += 1  # only runs when this query's job is the one that reads
             self.counters["transactions"] += 1
@@ -548,56 +564,74 @@ class PassThrough:
 
         return job
 
+    def _fallback_job(self, run: _QueryRun, chunk: Chunk) -> Callable[[Bus], list[int] | None]:
+        """The plan's fallback requests, several in one job for up to FALLBACK_JOB_S: an `all`
+        query's fallback is some 62,000 single-register reads, and with a job each the bridge
+        would spend more time queueing than reading. It stops before the plan's next chunk (that
+        one goes as a job of its own, which other clients' reads may share)."""
+
+        def job(bus: Bus) -> None:
+            request: Chunk | None = chunk
+            until = time.monotonic() + FALLBACK_JOB_S
+            while request is not None:
+                run.transactions += 1
+                self.counters["transactions"] += 1
+                try:
+                    values = request.read(bus)
+                except AuroraError as err:
+                    run.plan.fail(err)
+                else:
+                    run.plan.answer(values)
+                    if run.progress is not None:
+                        run.progress(run, request)
+                if time.monotonic() >= until:
+                    return
+                request = run.plan.next()
+                if request is not None and run.plan.first_try:
+                    run.pending = request
+                    return
+            run.ended = True
+
+        return job
+
     def _resumed(
         self,
         run: _QueryRun,
         chunk: Chunk,
-        is_item: bool,
-        future: Future[list[int]],
+        future: Future[list[int] | None],
         finished: Callable[[_QueryRun, BaseException | None], None],
     ) -> None:
-        if self._take(run, chunk, is_item, future, finished):
+        if self._take(run, chunk, future, finished):
             self._advance(run, finished)
 
+    @staticmethod
     def _take(
-        self,
         run: _QueryRun,
         chunk: Chunk,
-        is_item: bool,
-        future: Future[list[int]],
+        future: Future[list[int] | None],
         finished: Callable[[_QueryRun, BaseException | None], None],
     ) -> bool:
-        """Absorb one job's result; False when the query has ended (then ``finished`` was called
-        if an error ended it)."""
+        """Hand a job's outcome to the plan; False when the query has ended here (then
+        ``finished`` was called)."""
         try:
-            return self._absorb(run, chunk, is_item, future)
+            try:
+                values = future.result()
+            except BaseException as err:
+                if not run.plan.outstanding:
+                    raise  # a bug in a fallback job, after its request was answered
+                run.plan.fail(err)  # the plan decides what a failure costs (a bug ends the read)
+                return True
+            if values is None:  # a fallback job: it fed the plan itself
+                if run.ended:
+                    finished(run, run.plan.error)
+                    return False
+                return True
+            run.plan.answer(values)
+            if run.progress is not None:
+                run.progress(run, chunk)
         except BaseException as err:
             finished(run, err)
             return False
-
-    @staticmethod
-    def _absorb(run: _QueryRun, chunk: Chunk, is_item: bool, future: Future[list[int]]) -> bool:
-        """Take one job's result into ``run``; raises what ends the query (docs/protocol.md#fallback)."""
-        try:
-            values = future.result()
-        except (ExceptionReply, BusTimeout, FrameError) as err:
-            if isinstance(err, BusTimeout):
-                # A lost line is not a missing register: two silent reads in a row end the query.
-                run.item_timeouts += 1
-                if not run.fallback or run.item_timeouts >= 2:
-                    raise
-            elif not run.fallback:
-                raise
-            if is_item or len(chunk.items) == 1:
-                # without its traceback: thousands of refused registers would each keep frames alive
-                run.failed.update(dict.fromkeys(chunk.addresses, err.with_traceback(None)))
-            else:
-                run.pending_items.extend(Chunk((item,)) for item in chunk.items)
-            return True
-        run.item_timeouts = 0
-        run.words.update(zip(chunk.addresses, values, strict=True))
-        if run.progress is not None:
-            run.progress(run, chunk)
         return True
 
     # ------------------------------------------------------------ writes
@@ -729,7 +763,7 @@ class PassThrough:
         # The original: explicit lists abort on an error, keywords skip what fails
         # (docs/protocol.md#fallback).
         self._start_query(  # a failure here gives the slot back in _offload's guard
-            query.addresses, fallback=query.implicit, max_age_s=None, finished=finished, progress=progress
+            query.spans, fallback=query.implicit, max_age_s=None, finished=finished, progress=progress
         )
 
     def _on_getregs(self, msg: mqtt.MQTTMessage) -> None:

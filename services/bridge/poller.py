@@ -19,16 +19,8 @@ from typing import Protocol, TypeVar
 
 import structlog
 from aurora.bus import Bus
-from aurora.errors import (
-    AuroraError,
-    BusError,
-    BusTimeout,
-    ExceptionReply,
-    FrameError,
-    IllegalAddress,
-    UsageError,
-)
-from aurora.query import Chunk, plan_chunks
+from aurora.errors import AuroraError, BusError, ExceptionReply, IllegalAddress
+from aurora.readplan import Depth, ReadPlan, Rules, spans_of
 
 from .worker import Priority
 
@@ -109,6 +101,11 @@ def _wait(future: Future[T], stop: threading.Event | None) -> T:
                 raise BusError("the bridge is stopping") from None
 
 
+# The poll's read policy (docs/protocol.md#fallback): a refused chunk down to the registers the
+# board has; a silent or garbled chunk costs its own registers; a silent first chunk ends the read.
+POLL_RULES = Rules(depth=Depth.REGISTERS, split_silent=False, silent_limit=None, silent_start_ends=True)
+
+
 def read_words(
     worker: Submitter,
     addresses: Iterable[int],
@@ -117,7 +114,7 @@ def read_words(
     missing: set[int] | None = None,
     stop: threading.Event | None = None,
 ) -> PollReport:
-    """Read ``addresses`` as one worker job per chunk.
+    """Read ``addresses`` as one worker job per request of the read plan (``POLL_RULES``).
 
     A chunk refused with an exception reply is read again range by range, and a refused range in
     halves down to single addresses (docs/protocol.md#fallback); addresses the board says it does not
@@ -127,59 +124,23 @@ def read_words(
     delay the alert.
     """
     skip = missing if missing is not None else set()
-    words: dict[int, int] = {}
-    failed: dict[int, AuroraError] = {}
-    transactions = 0
+    plan = ReadPlan(spans_of(a for a in addresses if a not in skip), POLL_RULES)
     failed_chunks = 0
-    answered = False
-
-    def run(chunk: Chunk) -> list[int]:
-        nonlocal transactions
-        transactions += 1
-        return _wait(worker.submit(chunk.read, priority, key=("read", chunk.items)), stop)
-
-    for chunk in plan_chunks(a for a in addresses if a not in skip):
+    while (chunk := plan.next()) is not None:
+        first_try = plan.first_try
         try:
-            words.update(zip(chunk.addresses, run(chunk), strict=True))
-            answered = True
-            continue
-        except BusTimeout as err:
-            if not answered:
-                raise
-            failure: AuroraError = err
-        except (BusError, UsageError):
-            raise  # the line is gone, or the port itself is wrong: nothing else will answer either
-        except (FrameError, ExceptionReply) as err:
-            failure = err
+            values = _wait(worker.submit(chunk.read, priority, key=("read", chunk.items)), stop)
         except AuroraError as err:
-            failure = err
-        failed_chunks += 1
-        if not isinstance(failure, ExceptionReply):
-            failed.update(dict.fromkeys(chunk.addresses, failure))
-            log.warning("poll_chunk_failed", registers=str(chunk), error=str(failure))
+            plan.fail(err)
+            if first_try:
+                failed_chunks += 1
+                if not isinstance(err, ExceptionReply) and plan.error is None:
+                    log.warning("poll_chunk_failed", registers=str(chunk), error=str(err))
             continue
-        answered = True  # the board answered, only not with data
-        pending = _split(chunk)
-        while pending:
-            item = pending.pop(0)
-            try:
-                words.update(zip(item.addresses, run(item), strict=True))
-            except IllegalAddress as err:
-                if item.count > 1:
-                    pending[:0] = _split(item)  # bisect: a few reads find the one missing register
-                    continue
-                failed[item.addresses[0]] = err
-                skip.add(item.addresses[0])
-                log.warning("register_missing", address=item.addresses[0])
-            except (ExceptionReply, FrameError, BusTimeout) as err:
-                failed.update(dict.fromkeys(item.addresses, err))
-    return PollReport(words, failed, transactions, failed_chunks)
-
-
-def _split(chunk: Chunk) -> list[Chunk]:
-    """A refused chunk's items one by one; a refused range in two halves."""
-    if len(chunk.items) > 1:
-        return [Chunk((item,)) for item in chunk.items]
-    start, count = chunk.items[0]
-    half = count // 2
-    return [Chunk(((start, half),)), Chunk(((start + half, count - half),))]
+        plan.answer(values)
+    result = plan.result()
+    for start, count, why in result.failed.spans():
+        if isinstance(why, IllegalAddress):
+            skip.update(range(start, start + count))
+            log.warning("register_missing", address=start if count == 1 else f"{start}-{start + count - 1}")
+    return PollReport(result.values, result.failed, result.transactions, failed_chunks)

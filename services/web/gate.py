@@ -98,7 +98,7 @@ def read_browser(bus: Bus, query: Query) -> QueryResult:
 
 def read_faults(bus: Bus) -> QueryResult:
     """The current fault (25), last lockout (26) and the fault counters 601..699."""
-    return read_query(bus, Query((25, 26, *FAULT_COUNTERS), implicit=False), skip_missing=True)
+    return read_query(bus, Query.of((25, 26, *FAULT_COUNTERS)), skip_missing=True)
 
 
 __all__ = [

@@ -1,35 +1,55 @@
-"""The query grammar of ``aurora_fetch`` and ``$modbus`` ("745-747,813", known, valid, all) and
-how a set of registers is packed into bus transactions (docs/protocol.md#chunking).
+"""The query grammar of ``aurora_fetch`` and ``$modbus`` ("745-747,813", known, valid, all), and
+``read_query``: the read plan (``aurora.readplan``) driven on a bus.
 
 Fixed from the original (docs/protocol.md#bugs-queries): at most 100 registers per request (never 101),
 requests split at the breakpoints 12100 and 12500, ``valid``/``all`` combine with the other items, and a
-malformed
-item is an error instead of register 0.
+malformed item is an error instead of register 0.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
-from . import registers, rtu
+from . import registers
 from .bus import Bus
-from .errors import (
-    AuroraError,
-    BusError,
-    BusTimeout,
-    ExceptionReply,
-    IllegalAddress,
-    MissingRegisters,
-    UsageError,
-)
+from .errors import AuroraError, IllegalAddress, MissingRegisters, UsageError
 from .logs import get_logger
+from .readplan import (
+    MAX_PAIRS,
+    Chunk,
+    Depth,
+    Failures,
+    ReadPlan,
+    ReadResult,
+    Rules,
+    Span,
+    merge_spans,
+    plan_chunks,
+    plan_spans,
+    run,
+    spans_of,
+)
+
+__all__ = [
+    "KEYWORDS",
+    "MAX_PAIRS",
+    "Chunk",
+    "ProgressLog",
+    "Query",
+    "QueryResult",
+    "describe_addresses",
+    "parse_query",
+    "plan_chunks",
+    "read_query",
+    "with_continuations",
+]
 
 log = get_logger(__name__)  # structlog only once something logs (issue 15)
 
-MAX_PAIRS = 63  # an RTU frame of 256 bytes holds 63 (start, count) pairs
 _RANGE = re.compile(r"^(\d+|0x[0-9a-f]+)\s*(?:\.\.|-)\s*(\d+|0x[0-9a-f]+)$", re.IGNORECASE)
 _NUMBER = re.compile(r"^(\d+|0x[0-9a-f]+)$", re.IGNORECASE)
 KEYWORDS = ("known", "valid", "all")
@@ -37,10 +57,30 @@ KEYWORDS = ("known", "valid", "all")
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    """A parsed query: the sorted, unique addresses it names, and whether a keyword was used."""
+    """A parsed query: the registers it names as sorted, merged (start, count) spans (``all`` is
+    one span, not 65,536 addresses), and whether a keyword was used."""
 
-    addresses: tuple[int, ...]
+    spans: tuple[Span, ...]
     implicit: bool  # known/valid/all: the user asked for "whatever is there"
+
+    @classmethod
+    def of(cls, addresses: Iterable[int], implicit: bool = False) -> Query:
+        """The query for these addresses."""
+        return cls(tuple(spans_of(addresses)), implicit)
+
+    @property
+    def addresses(self) -> tuple[int, ...]:
+        """Every address, ascending (built on each call: prefer ``spans``)."""
+        return tuple(a for start, count in self.spans for a in range(start, start + count))
+
+    @property
+    def count(self) -> int:
+        """How many registers the query names."""
+        return sum(n for _, n in self.spans)
+
+    def __str__(self) -> str:
+        """The query in the grammar (``0-65535``, ``745-747,813``): what a bridge is asked."""
+        return ",".join(str(s) if n == 1 else f"{s}-{s + n - 1}" for s, n in self.spans)
 
 
 def _number(text: str, item: str) -> int:
@@ -88,105 +128,41 @@ def parse_query(text: str) -> Query:
             raise UsageError(
                 f"{item[:64]!r} is not a register: use N, A-B, A..B, comma lists, known, valid or all"
             )
-    merged: list[list[int]] = []
-    for start, end in sorted(spans):
-        if merged and start <= merged[-1][1] + 1:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    if not known:
-        return Query(tuple(a for start, end in merged for a in range(start, end + 1)), implicit)
-    addresses = set(registers.KNOWN_ADDRESSES)
-    for start, end in merged:
-        addresses.update(range(start, end + 1))
-    return Query(tuple(sorted(addresses)), implicit)
+    merged = merge_spans((start, end - start + 1) for start, end in spans)
+    if known:
+        merged = merge_spans([*merged, *((a, 1) for a in registers.KNOWN_ADDRESSES)])
+    return Query(tuple(merged), implicit)
 
 
-@dataclass(frozen=True, slots=True)
-class Chunk:
-    """One read transaction: (start, count) items, at most 100 registers and 63 items."""
-
-    items: tuple[tuple[int, int], ...]
-
-    @property
-    def uses_ranges(self) -> bool:
-        """FC 65 when any item is a range, else FC 66 (as the original chooses)."""
-        return any(n > 1 for _, n in self.items)
-
-    @property
-    def count(self) -> int:
-        return sum(n for _, n in self.items)
-
-    @property
-    def addresses(self) -> list[int]:
-        return [a for s, n in self.items for a in range(s, s + n)]
-
-    def read(self, bus: Bus) -> list[int]:
-        """Send this chunk as one transaction."""
-        if self.uses_ranges:
-            return bus.read_ranges(self.items)
-        return bus.read_registers([s for s, _ in self.items])
-
-    def __str__(self) -> str:
-        return ", ".join(str(s) if n == 1 else f"{s}..{s + n - 1}" for s, n in self.items)
-
-
-def _runs(addresses: Iterable[int]) -> list[tuple[int, int]]:
-    """Consecutive runs of sorted unique addresses, never crossing a breakpoint."""
-    runs: list[tuple[int, int]] = []
-    for a in addresses:
-        if runs:
-            start, count = runs[-1]
-            if a == start + count and a not in registers.BREAKPOINTS:
-                runs[-1] = (start, count + 1)
-                continue
-        runs.append((a, 1))
-    return runs
-
-
-def _segment(address: int) -> int:
-    return sum(1 for b in registers.BREAKPOINTS if address >= b)
-
-
-def plan_chunks(addresses: Iterable[int], max_registers: int = rtu.MAX_READ_REGISTERS) -> list[Chunk]:
-    """Pack sorted addresses into the fewest requests of at most ``max_registers`` each.
-
-    A run is split where a request fills up, so every request but the last of a segment is full;
-    requests never mix registers from both sides of a breakpoint.
-    """
-    chunks: list[Chunk] = []
-    items: list[tuple[int, int]] = []
-    used = 0
-    segment = None
-    for run_start, run_count in _runs(sorted(set(addresses))):
-        if segment is not None and _segment(run_start) != segment and items:
-            chunks.append(Chunk(tuple(items)))
-            items, used = [], 0
-        segment = _segment(run_start)
-        start, count = run_start, run_count
-        while count:
-            if used == max_registers or len(items) == MAX_PAIRS:
-                chunks.append(Chunk(tuple(items)))
-                items, used = [], 0
-            take = min(count, max_registers - used)
-            items.append((start, take))
-            used += take
-            start, count = start + take, count - take
-    if items:
-        chunks.append(Chunk(tuple(items)))
-    return chunks
-
-
-@dataclass(slots=True)
-class QueryResult:
-    """Raw words read, by address in ascending order, and why any address is missing."""
-
-    values: dict[int, int] = field(default_factory=dict)
-    failed: dict[int, AuroraError] = field(default_factory=dict)
-    transactions: int = 0
-
+QueryResult = ReadResult  # raw words by address, failures as spans, transactions
 
 ProgressFn = Callable[[int, int, Chunk], None]
+
+# Through the bridge a query waits for every transaction it takes: the plan's chunks, and in the
+# register-by-register fallback one transaction per register at worst (~10 ms each at 19200 baud).
+PER_CHUNK_S = 0.3
+PER_FALLBACK_REGISTER_S = 0.015
+
+
+@runtime_checkable
+class QueryBus(Protocol):
+    """A bus that runs a whole query where the line is (``aurora.rpc_client.MqttBus``: the bridge
+    drives the read plan on its own bus worker, one request instead of one per transaction)."""
+
+    def query(
+        self, text: str, *, skip_missing: bool = ..., timeout_s: float | None = ...
+    ) -> Any: ...  # rpc.QueryAnswer (not imported: it would load the MQTT side)
+
+
+def rules_for(query: Query, *, try_individual: bool | None = None, skip_missing: bool = False) -> Rules:
+    """The read plan's rules for ``aurora_fetch``'s options (docs/protocol.md#fallback): keywords,
+    ``--try-individual`` and ``--ignore-missing-registers`` read a refused request's items one by
+    one and then (unless ``--no-try-individual``) its registers one by one with FC 3."""
+    individual = query.implicit if try_individual is None else try_individual
+    if not (query.implicit or individual or skip_missing):
+        return Rules(depth=Depth.NONE)
+    depth = Depth.REGISTERS if individual or skip_missing else Depth.ITEMS
+    return Rules(depth=depth, holding_singles=True)
 
 
 def read_query(
@@ -200,53 +176,73 @@ def read_query(
 ) -> QueryResult:
     """Read every register of ``query`` in as few transactions as the board allows.
 
-    On a chunk the board refuses (illegal address or function) or does not answer, queries with a
-    keyword, ``try_individual`` or ``skip_missing`` read the chunk's items one by one, and then
-    with ``try_individual`` each address with FC 3 (docs/protocol.md#fallback). Addresses that still
-    fail are in ``failed``; without fallback the first error is raised. A lost line always raises.
-    With ``name_missing``, an illegal-address reply without fallback is narrowed down (the chunk
-    read again item by item) and raised as MissingRegisters naming the registers the unit lacks.
+    The fallback follows :func:`rules_for` (docs/protocol.md#fallback): addresses that still fail
+    are in ``failed``; without fallback the first error is raised. A lost line always raises. With
+    ``name_missing``, an illegal-address reply without fallback is narrowed down (the refused
+    request read again register by register) and raised as MissingRegisters naming the registers
+    the unit lacks. A bus that runs queries itself (:class:`QueryBus`) gets a query with fallback
+    as one request.
     """
     parsed = parse_query(query) if isinstance(query, str) else query
-    individual = parsed.implicit if try_individual is None else try_individual
-    fallback = parsed.implicit or individual or skip_missing
-    result = QueryResult()
-    chunks = plan_chunks(with_continuations(parsed.addresses))
-    for done, chunk in enumerate(chunks):
-        if progress:
-            progress(done, len(chunks), chunk)
-        try:
-            _read_chunk(bus, chunk, result, fallback=fallback, individual=individual or skip_missing)
-        except IllegalAddress as err:
-            if not name_missing:
-                raise
-            raise _narrowed(bus, chunk, err) from err
+    rules = rules_for(parsed, try_individual=try_individual, skip_missing=skip_missing)
+    spans = continued_spans(parsed.spans)
+    if rules.depth is not Depth.NONE and isinstance(bus, QueryBus):
+        return _remote_query(bus, parsed, spans, progress)
+    plan = ReadPlan(spans, rules)
+
+    def started(plan: ReadPlan, chunk: Chunk) -> None:
+        if progress is not None:
+            progress(plan.chunks_started - 1, plan.chunks_total, chunk)
+
+    try:
+        result = run(plan, lambda chunk: chunk.read(bus), started)
+    except IllegalAddress as err:
+        if not name_missing or plan.ended_by is None:
+            raise
+        raise _narrowed(bus, plan.ended_by, err) from err
     if progress:
-        progress(len(chunks), len(chunks), Chunk(()))
-    result.values = dict(sorted(result.values.items()))
+        progress(plan.chunks_total, plan.chunks_total, Chunk(()))
     return result
 
 
+def _remote_query(
+    bus: QueryBus, query: Query, spans: Sequence[Span], progress: ProgressFn | None
+) -> QueryResult:
+    chunks = plan_spans(spans)
+    registers_asked = sum(n for _, n in spans)
+    if progress:
+        progress(0, 1, chunks[0] if chunks else Chunk(()))
+    answer = bus.query(
+        str(query),
+        skip_missing=True,  # the keyword is not in the text: ask the bridge for the fallback itself
+        timeout_s=getattr(bus, "timeout_s", 10.0)
+        + PER_CHUNK_S * len(chunks)
+        + PER_FALLBACK_REGISTER_S * registers_asked,
+    )
+    if progress:
+        progress(1, 1, Chunk(()))
+    failed = (
+        answer.failed
+        if isinstance(answer.failed, Failures)
+        else Failures((a, 1, err) for a, err in answer.failed.items())
+    )
+    return QueryResult(dict(sorted(answer.values.items())), failed, answer.transactions)
+
+
 def _narrowed(bus: Bus, chunk: Chunk, err: IllegalAddress) -> IllegalAddress:
-    """The chunk read again item by item, and a refused run address by address, to name the
-    registers the board refuses; the original error when the probe finds none or fails."""
-    missing: list[int] = []
+    """The refused request read again register by register, to name the registers the board
+    refuses; the original error when the probe finds none or the line fails meanwhile."""
+    plan = ReadPlan(chunk.items, Rules(depth=Depth.REGISTERS, holding_singles=False, silent_limit=1))
     try:
-        for start, count in chunk.items:
-            try:
-                Chunk(((start, count),)).read(bus)
-                continue
-            except IllegalAddress:
-                if count == 1:
-                    missing.append(start)
-                    continue
-            for address in range(start, start + count):
-                try:
-                    Chunk(((address, 1),)).read(bus)
-                except IllegalAddress:
-                    missing.append(address)
+        probe = run(plan, lambda c: c.read(bus))
     except AuroraError:
         return err  # the line failed while probing: the board's first answer stands
+    missing = [
+        a
+        for start, count, e in probe.failed.spans()
+        if isinstance(e, IllegalAddress)
+        for a in range(start, start + count)
+    ]
     if not missing:
         return err
     return MissingRegisters(err.function, missing, describe_addresses(missing))
@@ -258,73 +254,32 @@ def describe_addresses(addresses: Iterable[int], limit: int = 8) -> str:
     if len(ordered) == 1:
         name = registers.name_of(ordered[0])
         return f"register {ordered[0]}" + (f" ({name})" if name else "")
-    runs = [f"{s}" if n == 1 else f"{s}-{s + n - 1}" for s, n in _runs(ordered)]
+    runs = [f"{s}" if n == 1 else f"{s}-{s + n - 1}" for s, n in spans_of(ordered)]
     shown = ", ".join(runs[:limit]) + (f" and {len(runs) - limit} more" if len(runs) > limit else "")
     return f"registers {shown}"
 
 
-def with_continuations(addresses: Iterable[int]) -> list[int]:
-    """The addresses plus the other words of any 32-bit or string register they start.
+_MULTIWORD = sorted((a, r.length) for a, r in registers.REGISTERS.items() if r.length > 1)
+
+
+def continued_spans(spans: Iterable[Span]) -> list[Span]:
+    """The spans plus the other words of any 32-bit or string register they start, merged.
 
     `1146` alone decodes to the compressor's watts only with 1147 beside it (the original crashed,
     docs/protocol.md#bugs-decoding).
     """
-    wanted = set(addresses)
-    for address in list(wanted):
-        register = registers.REGISTERS.get(address)
-        if register is not None and register.length > 1:
-            wanted.update(range(address, min(address + register.length, 0x10000)))
-    return sorted(wanted)
+    merged = merge_spans(spans)
+    extra = [
+        (address, min(length, 0x10000 - address))
+        for address, length in _MULTIWORD
+        if any(start <= address < start + count for start, count in merged)
+    ]
+    return merge_spans([*merged, *extra]) if extra else merged
 
 
-def _read_chunk(bus: Bus, chunk: Chunk, result: QueryResult, *, fallback: bool, individual: bool) -> None:
-    try:
-        result.transactions += 1
-        result.values.update(zip(chunk.addresses, chunk.read(bus), strict=True))
-        return
-    except BusTimeout:
-        if not fallback:
-            raise
-    except ExceptionReply:
-        if not fallback:
-            raise
-    except BusError:
-        raise
-    consecutive_timeouts = 0
-    for start, count in chunk.items:
-        item = Chunk(((start, count),))
-        try:
-            result.transactions += 1
-            result.values.update(zip(item.addresses, item.read(bus), strict=True))
-            consecutive_timeouts = 0
-            continue
-        except BusTimeout as err:
-            consecutive_timeouts += 1
-            if consecutive_timeouts >= 2:
-                raise  # two silent items in a row: the line is gone, not the registers
-            failure: AuroraError = err
-        except ExceptionReply as err:
-            failure = err
-        if not individual:
-            result.failed.update(dict.fromkeys(item.addresses, failure))
-            continue
-        for address in item.addresses:
-            try:
-                result.transactions += 1
-                (result.values[address],) = bus.read_holding(address, 1)
-                consecutive_timeouts = 0
-            except IllegalAddress as err:
-                result.failed[address] = err
-                log.debug("missing_register", address=address)  # callers summarise result.failed
-            except ExceptionReply as err:
-                result.failed[address] = err
-            except BusTimeout as err:
-                # One silent register costs only itself (the original aborted the whole query,
-                # docs/protocol.md#bugs-queries).
-                consecutive_timeouts += 1
-                if consecutive_timeouts >= 2:
-                    raise
-                result.failed[address] = err
+def with_continuations(addresses: Iterable[int]) -> list[int]:
+    """The addresses plus the other words of any multi-word register they start (sorted)."""
+    return [a for start, count in continued_spans(spans_of(addresses)) for a in range(start, start + count)]
 
 
 class ProgressLog:
