@@ -37,6 +37,7 @@ from .readplan import (
 __all__ = [
     "KEYWORDS",
     "MAX_PAIRS",
+    "MAX_QUERY_CHARS",
     "Chunk",
     "ProgressLog",
     "Query",
@@ -49,6 +50,8 @@ __all__ = [
 ]
 
 log = get_logger(__name__)  # structlog only once something logs (issue 15)
+
+MAX_QUERY_CHARS = 4096  # the longest query text a bridge takes (aurora.rpc)
 
 _RANGE = re.compile(r"^(\d+|0x[0-9a-f]+)\s*(?:\.\.|-)\s*(\d+|0x[0-9a-f]+)$", re.IGNORECASE)
 _NUMBER = re.compile(r"^(\d+|0x[0-9a-f]+)$", re.IGNORECASE)
@@ -186,7 +189,7 @@ def read_query(
     parsed = parse_query(query) if isinstance(query, str) else query
     rules = rules_for(parsed, try_individual=try_individual, skip_missing=skip_missing)
     spans = continued_spans(parsed.spans)
-    if rules.depth is not Depth.NONE and isinstance(bus, QueryBus):
+    if rules.depth is not Depth.NONE and isinstance(bus, QueryBus) and len(str(parsed)) <= MAX_QUERY_CHARS:
         return _remote_query(bus, parsed, spans, progress)
     plan = ReadPlan(spans, rules)
 
@@ -210,8 +213,8 @@ def _remote_query(
 ) -> QueryResult:
     chunks = plan_spans(spans)
     registers_asked = sum(n for _, n in spans)
-    if progress:
-        progress(0, 1, chunks[0] if chunks else Chunk(()))
+    if progress:  # one request: shown as started, then as done
+        progress(0, len(chunks), chunks[0] if chunks else Chunk(()))
     answer = bus.query(
         str(query),
         skip_missing=True,  # the keyword is not in the text: ask the bridge for the fallback itself
@@ -220,7 +223,7 @@ def _remote_query(
         + PER_FALLBACK_REGISTER_S * registers_asked,
     )
     if progress:
-        progress(1, 1, Chunk(()))
+        progress(len(chunks), len(chunks), Chunk(()))
     failed = (
         answer.failed
         if isinstance(answer.failed, Failures)

@@ -45,6 +45,8 @@ from .errors import (
     exception_for,
 )
 from .query import MAX_PAIRS, Query, parse_query
+from .query import MAX_QUERY_CHARS as _MAX_QUERY_CHARS
+from .readplan import Failures
 from .render import render_line
 
 # ------------------------------------------------------------------------------------------ topics
@@ -56,8 +58,8 @@ RESPONSE: Final = "response"
 REQUEST_KINDS: Final = (REQUEST, WRITE)
 GETREGS: Final = "getregs"
 
+MAX_QUERY_CHARS: Final = _MAX_QUERY_CHARS  # the longest query text (fetch keeps to it too)
 MAX_PAYLOAD_BYTES: Final = 16384  # a query of every keyword and a few hundred ranges fits easily
-MAX_QUERY_CHARS: Final = 4096
 MAX_ID_CHARS: Final = 128
 MAX_WRITES: Final = 32  # one request's writes run as one bus job; keep it short for the poller
 MAX_GETREGS_BYTES: Final = 4096
@@ -497,18 +499,20 @@ def failed_object(failed: Mapping[int, BaseException]) -> dict[str, dict[str, An
     """``{"5": {"code": "illegal_address", …}, "7-99": {…}}`` in address order.
 
     Consecutive addresses that failed with the same error share one ``"A-B"`` key: an ``all``
-    query has some 62,000 missing registers, one entry each would be megabytes.
+    query has some 62,000 missing registers, one entry each would be megabytes. A
+    ``readplan.Failures`` is read span by span, never address by address.
     """
+    spans = failed.spans() if isinstance(failed, Failures) else ((a, 1, failed[a]) for a in sorted(failed))
     out: dict[str, dict[str, Any]] = {}
     run: list[Any] = []  # [first, last, error object]
-    for address in sorted(failed):
-        obj = error_object(failed[address])
-        if run and address == run[1] + 1 and obj == run[2]:
-            run[1] = address
+    for start, count, err in spans:
+        obj = error_object(err)
+        if run and start == run[1] + 1 and obj == run[2]:
+            run[1] = start + count - 1
             continue
         if run:
             out[_span(run[0], run[1])] = run[2]
-        run = [address, address, obj]
+        run = [start, start + count - 1, obj]
     if run:
         out[_span(run[0], run[1])] = run[2]
     return out
@@ -587,7 +591,7 @@ class QueryAnswer:
     """The answer to a ``query`` request: raw words, why others are missing, and decoded values."""
 
     values: dict[int, int]
-    failed: dict[int, AuroraError] = field(default_factory=dict)
+    failed: Mapping[int, AuroraError] = field(default_factory=Failures)  # spans, read as a mapping
     decoded: dict[int, dict[str, Any]] = field(default_factory=dict)
     cached: int = 0  # words taken from the bridge's poll cache
     transactions: int = 0  # bus transactions this request ran itself (shared ones not counted)
@@ -607,20 +611,20 @@ def query_answer(body: Mapping[str, Any]) -> QueryAnswer:
     values = _int_keys(body.get("values", {}), "values")
     if not all(_is_int(v) and 0 <= v <= 0xFFFF for v in values.values()):
         raise FrameError("reply values are not 16-bit words")
-    failed: dict[int, AuroraError] = {}
+    spans: list[tuple[int, int, AuroraError]] = []
     raw_failed = body.get("failed", {})
     if not isinstance(raw_failed, Mapping):
         raise FrameError("reply failed is not an object")
     for key, obj in raw_failed.items():
         first, _, last = str(key).partition("-")
         try:
-            span = range(int(first), int(last or first) + 1)
+            start, end = int(first), int(last or first)
         except ValueError:
             raise FrameError(f"reply failed has a key {str(key)[:32]!r} that is not an address") from None
-        if len(span) > 0x10000:
-            raise FrameError("reply failed has a range beyond the register space")
-        err = error_from_object(obj)
-        failed.update(dict.fromkeys(span, err))
+        if not 0 <= start <= end <= 0xFFFF:
+            raise FrameError(f"reply failed has a range {str(key)[:32]!r} beyond the register space")
+        spans.append((start, end - start + 1, error_from_object(obj)))
+    failed = Failures(spans)
     decoded = _int_keys(body.get("decoded", {}), "decoded")
     cached, transactions = body.get("cached", 0), body.get("transactions", 0)
     return QueryAnswer(
