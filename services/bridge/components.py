@@ -4,8 +4,11 @@ docs/architecture.md#homie-tree)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
+
+from aurora import registers as regs
 
 # docs/architecture.md#detection: program name → VS drive
 VS_PROGRAMS = frozenset({"ABCVSP", "ABCVSPR", "ABCSPLVS"})
@@ -59,10 +62,17 @@ class Components:
         """A variable-speed compressor drive (docs/architecture.md#detection)."""
         return self.program in VS_PROGRAMS
 
+    def _dip(self, key: str) -> regs.Field:
+        """One DIP switch setting of register 33 as the map decodes it; None when unknown."""
+        if self.dip is None:
+            return None
+        switches = regs.dip_switches(self.dip)
+        return switches.get(key) if isinstance(switches, Mapping) else None
+
     @property
     def stages(self) -> int:
-        """Compressor stages of a generic compressor: DIP switch bit 5 set → 1 (unknown → 2)."""
-        return 1 if self.dip is not None and self.dip & 0x20 else 2
+        """Compressor stages of a generic compressor: the DIP switch's 1 or 2 (unknown → 2)."""
+        return 1 if self._dip("compressor") == 1 else 2
 
     @property
     def blower(self) -> Literal["ecm", "5speed", "psc"]:
@@ -88,13 +98,15 @@ class Components:
 
     @property
     def humidifier(self) -> bool:
-        """ABC accessory relay (DIP bits 3-4) set to humidifier."""
-        return self.dip is not None and (self.dip >> 3) & 3 == 2
+        """ABC accessory relay (DIP switches) set to humidifier."""
+        return self._dip("accessory_relay") == "humidifier"
 
     @property
     def dehumidifier(self) -> bool:
-        """AXB accessory relay 2 (1103 bits 7-8) set to dehumidifier (neither bit)."""
-        return self.axb and self.axb_dip is not None and self.axb_dip & 0x180 == 0
+        """AXB accessory relay 2 (register 1103) set to dehumidifier."""
+        if not self.axb or self.axb_dip is None:
+            return False
+        return regs.axb_inputs(self.axb_dip).get("accessory_relay2") == "dehumidifier"
 
     @property
     def humidistat(self) -> bool:
