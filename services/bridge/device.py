@@ -92,8 +92,6 @@ def components_from(words: Words, zone_count: int = 0) -> Components:
         raise AuroraError("the unit's identity (registers 88-109) was not read")
     axb = _installed(words, 806)
     dip = words.get(33)
-    dhw_raw = words.get(1114)
-    dhw_temp = None if dhw_raw is None else regs.signed_tenths(dhw_raw)
     return Components(
         serial=regs.string([words[a] for a in range(105, 110)]),
         model=regs.string([words[a] for a in range(92, 104)]),
@@ -112,7 +110,7 @@ def components_from(words: Words, zone_count: int = 0) -> Components:
         energy_monitor=words.get(412, 0),
         blower_type=words.get(404, 0),
         pump_type=words.get(413, 0),
-        dhw=axb and dhw_temp is not None and -999 <= dhw_temp <= 999,
+        dhw=axb and regs.sensor_reading(1114, words) is not None,  # a fitted DHW temperature sensor
     )
 
 
