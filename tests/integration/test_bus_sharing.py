@@ -201,3 +201,29 @@ def test_the_retained_scan_ends_on_its_marker_with_every_retained_message(tmp_pa
         finally:
             new.stop()
     assert {t: p.decode() for t, p in found.items() if t in topics} == topics
+
+
+def test_start_up_reads_what_detection_did_not_and_logs_each_steps_time(tmp_path: Path) -> None:
+    """Start to ready (issue 15): the words detection read count as the first poll's, so that poll
+    reads only the rest (a full poll of the demo unit is three transactions), and the
+    bridge_ready log line gives each start-up step's time since the process start, in order."""
+    with (
+        Broker.start(tmp_path) as broker,
+        Sim.start(tmp_path, "--tcp", "127.0.0.1:0", "--no-drift") as sim,
+    ):
+        health = Collector(broker.client("fetch"), HEALTH)
+        with Bridge.start(tmp_path, broker, sim.url, poll=QUIET) as bridge:
+            line = wait_for(
+                lambda: next((x for x in bridge.log.read_text().splitlines() if '"bridge_ready"' in x), None),
+                30,
+                "the bridge_ready log line",
+            )
+            doc = json.loads(health.wait_for(HEALTH, 30).payload)
+    ready = json.loads(line)
+    steps = ready["steps_s"]
+    order = ["run", "detected", "mqtt_connected", "scanned", "ready"]
+    assert [steps[s] for s in order] == sorted(steps[s] for s in order), steps
+    assert steps["detected"] <= steps["first_poll_read"] <= steps["ready"], steps
+    assert 0 < steps["ready"] <= ready["since_process_start_s"] + 0.02  # /proc's clock ticks
+    assert 1 <= doc["poll"]["transactions"] < 3, doc["poll"]
+    assert doc["poll"]["good_cycles"] == 1
