@@ -88,11 +88,46 @@ def get_logger(name: str) -> Any:
 def configure_logging_on_first_use(**options: Any) -> None:
     """``configure_logging(**options)`` when something first logs, through ``get_logger`` or the
     standard library (paho, pyserial), so a run that logs nothing never imports structlog. For
-    tools that log only when something goes wrong."""
-    import logging
+    tools that log only when something goes wrong.
 
+    The standard library's records are caught from the moment something imports ``logging``
+    (paho does, a ``tcp://`` port does not): this does not import it itself (issue 15)."""
     global _pending
     _pending = options
+    if "logging" in sys.modules:
+        _catch_first_record()
+    elif not any(isinstance(finder, _WhenLoggingImported) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _WhenLoggingImported())
+
+
+class _WhenLoggingImported:
+    """A finder that finds nothing itself: on the first import of ``logging`` it lets the usual
+    finder load it, then puts the first-record catch on the root logger (while configuring is
+    still pending), and leaves ``sys.meta_path``."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "logging":
+            return None
+        sys.meta_path.remove(self)
+        from importlib.machinery import PathFinder
+
+        spec = PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        load = spec.loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            load(module)
+            if _pending is not None:
+                _catch_first_record()
+
+        spec.loader.exec_module = exec_module  # type: ignore[method-assign]  # this loader only
+        return spec
+
+
+def _catch_first_record() -> None:
+    """Configure from ``_pending`` when the root logger gets its first record."""
+    import logging
 
     class _FirstRecord(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
@@ -104,7 +139,7 @@ def configure_logging_on_first_use(**options: Any) -> None:
 
     root = logging.getLogger()
     root.handlers[:] = [_FirstRecord()]
-    root.setLevel(logging.DEBUG if options.get("debug") else logging.INFO)
+    root.setLevel(logging.DEBUG if (_pending or {}).get("debug") else logging.INFO)
 
 
 def _configure_pending() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import subprocess
 import sys
 
 import pytest
@@ -83,3 +84,23 @@ def test_a_logged_traceback_carries_no_local_variables(monkeypatch: pytest.Monke
     text = out.getvalue()
     assert "connect_failed" in text and "RuntimeError" in text
     assert secret not in text
+
+
+def test_a_tool_that_logs_late_imports_no_logging_yet_still_formats_a_librarys_record() -> None:
+    """configure_logging_on_first_use leaves ``logging`` unimported (a tcp:// fetch never needs
+    it, issue 15); a library that imports it later and logs (paho) still goes through the format."""
+    script = (
+        "import sys\n"
+        "from aurora.logs import configure_logging_on_first_use\n"
+        "configure_logging_on_first_use(fmt='json')\n"
+        "print('logging' in sys.modules)\n"
+        "import logging\n"
+        "logging.getLogger('paho').warning('connection %s', 'lost')\n"
+        "logging.getLogger('paho').debug('not shown')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "False"
+    lines = [json.loads(line) for line in done.stderr.splitlines() if line.strip()]
+    assert [(x["event"], x["level"], x["logger"]) for x in lines] == [("connection lost", "warning", "paho")]
