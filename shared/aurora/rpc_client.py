@@ -35,6 +35,11 @@ log = get_logger(__name__)  # structlog only once something logs (issue 15)
 DEFAULT_TIMEOUT_S = 10.0  # a reply waits behind a few transactions of ≤2 s each (bus retries included)
 PER_CHUNK_S = 0.3  # a query chunk: ~0.12 s of line time, and a poll read may go between two
 DEFAULT_ROOT = "homie"
+# A retained $state saying the bridge is gone: no request can be answered, so fail at once.
+NOT_RUNNING = {
+    "disconnected": ("its bridge was stopped", "start aurora_mqtt_bridge"),
+    "lost": ("its bridge vanished from the broker", "it crashed or lost its connection: see its log"),
+}
 
 
 def resolve_path(path: str) -> tuple[str, str | None]:
@@ -81,6 +86,8 @@ class MqttBus:
         self._cond = threading.Condition()
         self._pending: dict[str, _Slot] = {}
         self._closed = False
+        self._state_topic: str | None = None  # watched while opening (a named device's $state)
+        self._state: str | None = None
         connection.on_message = self._on_message
         connection.on_disconnected = self._on_disconnected
 
@@ -116,6 +123,7 @@ class MqttBus:
             found = self._mqtt.discover(self.root, timeout_s=_left(deadline))
             device = choose_device(found, self.settings)
             log.info("device_discovered", device=device, state=found[device])
+            self._state = found[device]
         if not device.startswith(DEVICE_PREFIX):
             log.warning("not_an_aurora_device", device=device)
         self.device = device
@@ -124,8 +132,16 @@ class MqttBus:
         self.reply_topic = rpc.response_topic(self.base, user, self.client_id)
         self.request_topic = rpc.request_topic(self.base, user, self.client_id)
         self.write_topic = rpc.write_topic(self.base, user, self.client_id)
-        self._mqtt.subscribe(self.reply_topic, 1, timeout_s=_left(deadline), keep=True)
         try:
+            if self._state is None:
+                # The retained $state is delivered before the broker handles the next SUBSCRIBE,
+                # so once the reply topic's SUBACK is in, it has arrived if there is one.
+                self._state_topic = f"{self.root}/{device}/$state"
+                self._mqtt.subscribe(self._state_topic, 0, timeout_s=_left(deadline))
+            self._mqtt.subscribe(self.reply_topic, 1, timeout_s=_left(deadline), keep=True)
+            gone = self._not_running()
+            if gone is not None:
+                raise gone
             self.request({"op": "ping"}, timeout_s=max(_left(deadline), 0.5))
         except BusTimeout as err:
             raise BusError(
@@ -133,6 +149,21 @@ class MqttBus:
                 f"{self.timeout_s:g} s: is aurora_mqtt_bridge running, and does the broker's ACL let "
                 f"{self.settings.username} use it?"
             ) from err
+        finally:
+            if self._state_topic is not None:
+                self._mqtt.forget([self._state_topic])
+                self._state_topic = None
+
+    def _not_running(self) -> BusError | None:
+        """The error to fail with when the device's $state says its bridge is gone, else None."""
+        state = self._state
+        if state not in NOT_RUNNING:
+            return None
+        what, advice = NOT_RUNNING[state]
+        return BusError(
+            f"the heat pump {self.device} is not connected: {what} ($state {state} on "
+            f"{self.settings.scheme}://{self.settings.where}); {advice}"
+        )
 
     # ------------------------------------------------------------ paho callbacks (network thread)
 
@@ -156,6 +187,12 @@ class MqttBus:
         )
 
     def _on_message(self, msg: mqtt.MQTTMessage) -> None:
+        if self._state_topic is not None and msg.topic == self._state_topic:
+            self._state = bytes(msg.payload).decode("utf-8", "replace")
+            gone = self._not_running()
+            if gone is not None:  # the bridge stopped while we waited for its answer
+                self._fail_all(gone)
+            return
         if msg.topic != self.reply_topic:
             return
         try:
