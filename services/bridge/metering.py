@@ -35,7 +35,7 @@ class EnergyRecorder:
         self.node = "energy"
         self.meter = EnergyMeter(channels_for(pump=unit.components.pump is not None), max_gap_s=max_gap_s)
         self.path = path
-        self._lock = threading.Lock()  # the poll thread feeds, a write's done-callback publishes
+        self._lock = threading.Lock()  # polls feed (poll thread, main at start-up); values go out from any
         self._saved = time.monotonic()
         self._save_failed = False
 
