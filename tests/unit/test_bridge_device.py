@@ -17,7 +17,7 @@ from aurora import rtu
 from aurora.bridge.components import Components
 from aurora.bridge.device import DETECTION_RANGES, Tier, Unit, detect
 from aurora.dump import load_dump
-from aurora.errors import AuroraError, IllegalAddress, UsageError
+from aurora.errors import AuroraError, BusTimeout, FrameError, IllegalAddress, UsageError
 from aurora.query import plan_chunks
 from aurora.simulator import SimulatedAbc
 
@@ -156,6 +156,23 @@ def test_an_unreadable_identity_is_an_error(dumps: dict[str, dict[int, int]]) ->
         detect(Reader(dumps["seed"], refuse=[105]))
     with pytest.raises(AuroraError, match="identity"):
         detect(Reader({a: v for a, v in dumps["seed"].items() if a != 107}))
+
+
+@pytest.mark.parametrize("fault", [BusTimeout("no answer"), FrameError("bad CRC")])
+def test_a_silent_or_garbled_detection_read_is_an_error_not_a_missing_component(
+    dumps: dict[str, dict[int, int]], fault: AuroraError
+) -> None:
+    """A status word that did not answer is not one the unit lacks: detecting without it would
+    drop the component for the bridge's whole life, so detection fails (and is tried again)."""
+    reader = Reader(dumps["seed"])
+
+    def read(ranges: Sequence[tuple[int, int]]) -> dict[int, int]:
+        if any(start <= 806 < start + count for start, count in ranges):
+            raise fault
+        return reader(ranges)
+
+    with pytest.raises(type(fault)):
+        detect(read)
 
 
 def test_manual_dip_switches_do_not_crash_detection(dumps: dict[str, dict[int, int]]) -> None:
