@@ -593,3 +593,34 @@ def test_the_watchdog_leaves_a_line_alone_while_clients_get_answers() -> None:
         assert 0 == bridge.stats.watchdog_resets
     finally:
         bridge.worker.stop()
+
+
+@pytest.mark.error_log_expected("a dead poll thread and a wedged job are logged at ERROR as they are cured")
+def test_the_watchdog_restarts_a_dead_poll_thread_and_closes_a_line_a_job_has_held_for_a_minute() -> None:
+    class ClosedBus(DumpBus):
+        closes = 0
+
+        def close(self) -> None:
+            self.closes += 1
+            super().close()
+
+    bus = ClosedBus({2: 1, 745: 680, 746: 700, 401: 1200})
+    bridge = _bridge(bus)
+    try:
+        assert bridge.polling.poll(list(Tier), time.monotonic())  # the line is open
+        bridge.watchdog.check(time.monotonic())
+        assert bridge.polling.thread is None  # never started: nothing to restart
+        dead = threading.Thread(target=lambda: None, name="poller")
+        dead.start()
+        dead.join()
+        bridge.polling.thread = dead
+        bridge.watchdog.check(time.monotonic())
+        assert bridge.polling.thread is not dead and bridge.polling.alive()
+        bridge.worker.busy_since = time.monotonic() - 61  # one job on the line for over a minute
+        bridge.watchdog.check(time.monotonic())
+        assert 1 == bus.closes
+    finally:
+        bridge.shared.stop.set()
+        bridge.polling.join(5)
+        bridge.worker.stop()
+    assert not bridge.polling.alive()  # the stop ends the restarted thread too
