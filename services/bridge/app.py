@@ -142,6 +142,7 @@ class Bridge:
             return 2
         if unit is None:  # stopped while the unit was not answering
             self.worker.stop()
+            log.info("bridge_stopped", during="detection")
             return 0
         self.shared.unit = unit
         self._mark("detected")
@@ -170,18 +171,19 @@ class Bridge:
             self._detected = {}  # a failed attempt's words are older than the next attempt's
             try:
                 unit = self._detect_fn(self._detect_read, device_name=self.config.device_name)
-            except UsageError as err:
-                if self.worker.stats.reconnects == 0:
+            except Exception as err:
+                if self.shared.stop.is_set():
+                    # A stop cut the detection's reads short ("the bridge is stopping"): not a failure.
+                    log.info("detect_stopped", reason=str(err))
+                    return None
+                if isinstance(err, UsageError) and self.worker.stats.reconnects == 0:
                     raise  # the port itself is wrong: the user has to fix the command line
-                why = str(err)
-                self._detect_failures.failed(why, port=redact(self.config.port), retry_in_s=backoff)
-            except AuroraError as err:
-                why = str(err)
-                self._detect_failures.failed(why, port=redact(self.config.port), retry_in_s=backoff)
-            except Exception as err:  # bad data must not end the process (R1)
-                if not self._detect_failures.failing:
-                    log.exception("detect_failed_unexpectedly")  # a bug: its traceback, once
-                why = f"{type(err).__name__}: {err}"
+                if isinstance(err, AuroraError):
+                    why = str(err)
+                else:  # bad data must not end the process (R1)
+                    if not self._detect_failures.failing:
+                        log.exception("detect_failed_unexpectedly")  # a bug: its traceback, once
+                    why = f"{type(err).__name__}: {err}"
                 self._detect_failures.failed(why, port=redact(self.config.port), retry_in_s=backoff)
             else:
                 self._detect_failures.recovered("detect_recovered")

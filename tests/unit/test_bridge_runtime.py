@@ -624,3 +624,48 @@ def test_the_watchdog_restarts_a_dead_poll_thread_and_closes_a_line_a_job_has_he
         bridge.polling.join(5)
         bridge.worker.stop()
     assert not bridge.polling.alive()  # the stop ends the restarted thread too
+
+
+class HangingBus(DumpBus):
+    """A line whose reads hang until released: the unit answers slowly, or not at all."""
+
+    def __init__(self) -> None:
+        super().__init__({})
+        self.reading = threading.Event()
+        self.release = threading.Event()
+
+    def _values(self, function: int, addresses: Sequence[int]) -> list[int]:
+        self.reading.set()
+        self.release.wait(30)
+        raise BusTimeout("no reply")
+
+
+def test_a_stop_during_detection_is_a_clean_stop_not_a_failure() -> None:
+    """SIGTERM while detection waits for the unit: exit 0, logged at info ("detect_stopped",
+    "bridge_stopped"), nothing at WARNING or above (the stop once looked like detect_failed)."""
+    from structlog.testing import capture_logs
+
+    bus = HangingBus()
+    config = BridgeConfig(port="unused", mqtt=MqttSettings(host="127.0.0.1", port=1, tls=False))
+
+    def detect(read: Any, device_name: str) -> FakeUnit:
+        read([(0, 10)])
+        return FakeUnit()
+
+    bridge = Bridge(config, opener=lambda: bus, detect=detect)
+    stop = threading.Event()
+    result: list[int] = []
+    with capture_logs() as logs:
+        runner = threading.Thread(target=lambda: result.append(bridge.run(stop)))
+        runner.start()
+        try:
+            assert bus.reading.wait(10), "detection never read"
+            stop.set()  # the read in flight then ends one way or the other: both are the stop
+        finally:
+            bus.release.set()
+            runner.join(15)
+    assert [0] == result
+    events = [(entry["log_level"], entry["event"]) for entry in logs]
+    assert ("info", "detect_stopped") in events and ("info", "bridge_stopped") in events, events
+    loud = [e for e in logs if e["log_level"] in ("warning", "error", "critical", "exception")]
+    assert [] == loud
