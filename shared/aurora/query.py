@@ -147,6 +147,13 @@ PER_CHUNK_S = 0.3
 PER_FALLBACK_REGISTER_S = 0.015
 
 
+def remote_timeout_s(base_s: float, spans: Sequence[Span], *, fallback: bool) -> float:
+    """How long a query through the bridge may take: ``base_s`` plus its chunks, and with the
+    bridge's register-by-register ``fallback`` one transaction for each register at worst."""
+    registers = sum(n for _, n in spans) if fallback else 0
+    return base_s + PER_CHUNK_S * len(plan_spans(spans)) + PER_FALLBACK_REGISTER_S * registers
+
+
 @runtime_checkable
 class QueryBus(Protocol):
     """A bus that runs a whole query where the line is (``aurora.rpc_client.MqttBus``: the bridge
@@ -212,15 +219,12 @@ def _remote_query(
     bus: QueryBus, query: Query, spans: Sequence[Span], progress: ProgressFn | None
 ) -> QueryResult:
     chunks = plan_spans(spans)
-    registers_asked = sum(n for _, n in spans)
     if progress:  # one request: shown as started, then as done
         progress(0, len(chunks), chunks[0] if chunks else Chunk(()))
     answer = bus.query(
         str(query),
         skip_missing=True,  # the keyword is not in the text: ask the bridge for the fallback itself
-        timeout_s=getattr(bus, "timeout_s", 10.0)
-        + PER_CHUNK_S * len(chunks)
-        + PER_FALLBACK_REGISTER_S * registers_asked,
+        timeout_s=remote_timeout_s(getattr(bus, "timeout_s", 10.0), spans, fallback=True),
     )
     if progress:
         progress(len(chunks), len(chunks), Chunk(()))

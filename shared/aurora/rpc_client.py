@@ -26,14 +26,13 @@ from .bus import BusStats
 from .errors import AuroraError, BusError, BusTimeout, FrameError, PublishRefused, WriteRefused
 from .logs import get_logger
 from .mqtt import DEVICE_PREFIX, MqttConnection, MqttSettings, choose_device, client_id, resolve_topic
-from .query import parse_query, plan_chunks, with_continuations
+from .query import continued_spans, parse_query, remote_timeout_s
 
 __all__ = ["DEFAULT_TIMEOUT_S", "MqttBus", "resolve_path"]
 
 log = get_logger(__name__)  # structlog only once something logs (issue 15)
 
 DEFAULT_TIMEOUT_S = 10.0  # a reply waits behind a few transactions of ≤2 s each (bus retries included)
-PER_CHUNK_S = 0.3  # a query chunk: ~0.12 s of line time, and a poll read may go between two
 DEFAULT_ROOT = "homie"
 # A retained $state saying the bridge is gone: no request can be answered, so fail at once.
 NOT_RUNNING = {
@@ -330,8 +329,8 @@ class MqttBus:
         if skip_missing:
             body["skip_missing"] = True
         if timeout_s is None:
-            chunks = len(plan_chunks(with_continuations(parse_query(text).addresses)))
-            timeout_s = self.timeout_s + PER_CHUNK_S * chunks
+            spans = continued_spans(parse_query(text).spans)
+            timeout_s = remote_timeout_s(self.timeout_s, spans, fallback=skip_missing)
         return rpc.query_answer(self.request(body, timeout_s=timeout_s).body)
 
     def ping(self) -> dict[str, Any]:

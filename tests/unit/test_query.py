@@ -9,7 +9,7 @@ import pytest
 from aurora import registers
 from aurora.dump import DumpBus
 from aurora.errors import BusTimeout, IllegalAddress, MissingRegisters, UsageError
-from aurora.query import Chunk, parse_query, plan_chunks, read_query
+from aurora.query import Chunk, continued_spans, parse_query, plan_chunks, read_query, remote_timeout_s
 
 
 def chunks_of(text: str) -> list[list[tuple[int, int]]]:
@@ -143,3 +143,14 @@ def test_one_silent_register_costs_only_itself_in_the_individual_fallback() -> N
     query."""
     result = read_query(_SilentAt({745: 1, 746: 2, 747: 3}), "745-747", try_individual=True)
     assert ({745: 1, 747: 3}, [746]) == (result.values, list(result.failed))
+
+
+def test_a_remote_query_waits_for_its_fallback_reads_only_when_it_has_them() -> None:
+    """Through the bridge, a query with the register-by-register fallback may cost one transaction
+    per register (a board refuses any request naming a register it lacks): its deadline allows it."""
+    every = continued_spans(parse_query("all").spans)
+    small = continued_spans(parse_query("745-747").spans)
+    line_s = 0.010  # one small transaction at 19200 baud, at the least
+    assert remote_timeout_s(10.0, every, fallback=True) > 10.0 + 65536 * line_s
+    assert remote_timeout_s(10.0, small, fallback=False) == pytest.approx(10.3)
+    assert 10.3 < remote_timeout_s(10.0, small, fallback=True) < 11.0
