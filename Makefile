@@ -85,6 +85,7 @@ static: $(STAMP)
 # also marked `wallclock` (a minute of elapsed time each, little CPU: the energy integrals) run in a
 # process beside them, which keeps that pass to the length of its longest part.
 # TEST_WORKERS=0 runs everything in one process.
+# Each pass leaves a JUnit report in artifacts/ (per-test times: what one process would take).
 # Bytecode goes to PYCACHE, outside the checkout; the run fails if a __pycache__ appears in it.
 TEST_WORKERS ?= 4
 WALLCLOCK_LOG := artifacts/wallclock.log
@@ -95,9 +96,9 @@ define run_tests
 	@$(IN_CHECKOUT) -prune -exec rm -rf {} +
 	@mkdir -p artifacts
 	@rc=0; \
-	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile --durations=15 -m 'not timing' $(1) || rc=$$?; \
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile --durations=15 --junitxml=artifacts/parallel.xml -m 'not timing' $(1) || rc=$$?; \
 	$(PYTEST) -m 'timing and wallclock' $(1) >$(WALLCLOCK_LOG) 2>&1 & wall=$$!; \
-	$(PYTEST) --durations=5 -m 'timing and not wallclock' $(1) || { r=$$?; [ $$r = 5 ] || rc=$$r; }; \
+	$(PYTEST) --durations=5 --junitxml=artifacts/timing.xml -m 'timing and not wallclock' $(1) || { r=$$?; [ $$r = 5 ] || rc=$$r; }; \
 	wait $$wall || { r=$$?; [ $$r = 5 ] || rc=$$r; }; \
 	echo "---- wallclock tests ($(WALLCLOCK_LOG)) ----"; tail -n 25 $(WALLCLOCK_LOG); \
 	left=$$($(IN_CHECKOUT) -print); \
