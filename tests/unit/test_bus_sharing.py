@@ -6,6 +6,7 @@ Counts and orders of transactions are asserted, not timings: these hold on a loa
 from __future__ import annotations
 
 import itertools
+import statistics
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -210,10 +211,11 @@ def test_a_flood_of_requests_never_stops_polling_and_a_write_waits_for_one_trans
     poll_at = [i for i, c in enumerate(bus.calls) if len(c) == 100]
     assert len(poll_at) >= 35
     # Between two transactions of a poll, one merged read of the clients (the poller queues its
-    # next chunk while that read is on the line; on a loaded machine it may miss a turn or two):
-    # before issue 15 the flood ran first and the poll waited for all of it.
+    # next chunk while that read is on the line; on a loaded machine its thread may miss a few
+    # turns now and then, so the bound is on the typical gap and a generous worst one): before
+    # issue 15 the flood ran first and the poll waited for all of it (gaps of 50 and more).
     gaps = [b - a - 1 for i, (a, b) in enumerate(itertools.pairwise(poll_at)) if (i + 1) % 7]
-    assert max(gaps) <= 4 and sum(gaps) <= 1.5 * len(gaps), gaps
+    assert max(gaps) <= 10 and statistics.median(gaps) <= 1 and sum(gaps) <= 2 * len(gaps), gaps
     assert worker.most_transactions_waited <= 1
     assert worker.merged_transactions > 0
 
