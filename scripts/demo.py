@@ -2,12 +2,14 @@
 
 Broker (TLS, passwords, ACL) → sim → bridge → web proxy, then one fetch through the broker.
 Everything lives in .demo/ (kept between runs, so passwords stay the same); logs in .demo/logs/.
-Ctrl-C stops it all. ``--check`` starts everything, proves data flows, and exits (used by tests).
+Ctrl-C stops it all; so does the exit of any one process, which is named with the end of its
+log. ``--check`` starts everything, proves data flows, and exits (used by tests).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import os
 import re
@@ -43,8 +45,34 @@ def free_port(preferred: int) -> int:
     raise RuntimeError("no free port")
 
 
+LOG_TAIL_LINES = 12  # of a process that exited, shown with the reason
+
+
+def exit_reason(returncode: int) -> str:
+    """How a process ended, in words: ``killed by SIGKILL`` or ``exited with status 1``."""
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exited with status {returncode}"
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES, width: int = 300) -> list[str]:
+    """The last ``lines`` lines of a log, each cut to ``width`` characters."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return []
+    return [line[:width] + ("…" if len(line) > width else "") for line in text.splitlines()[-lines:]]
+
+
 class Suite:
-    """The processes of the demo; stopped together."""
+    """The processes of the demo; stopped together, the last started first.
+
+    Each runs in a process group of its own, so a Ctrl-C reaches only the demo, which then stops
+    them in order (the bridge says ``disconnected`` while the broker is still there).
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -52,43 +80,79 @@ class Suite:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.processes: list[tuple[str, subprocess.Popen[str]]] = []
 
-    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-        log = (self.logs / f"{name}.log").open("w")
+    def log(self, name: str) -> Path:
+        return self.logs / f"{name}.log"
+
+    def start(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None, *, read_stdout: bool = False
+    ) -> subprocess.Popen[str]:
+        """Start ``argv`` with stderr (and stdout, unless ``read_stdout``) appended to its log."""
+        self.log(name).write_text("")
+        log = self.log(name).open("a")  # O_APPEND: the stdout drain below writes beside it
         process = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=log, text=True, env={**os.environ, **(env or {})}
+            argv,
+            stdout=subprocess.PIPE if read_stdout else log,
+            stderr=log,
+            text=True,
+            env={**os.environ, **(env or {})},
+            process_group=0,
         )
+        log.close()
         self.processes.append((name, process))
         return process
 
     def wait_line(
         self, name: str, process: subprocess.Popen[str], pattern: str, deadline_s: float = 30
     ) -> str:
-        """Read the process's stdout until a line matches (the sim prints where it listens)."""
+        """Read the process's stdout until a line matches (the sim prints where it listens); the
+        rest of its stdout goes on to its log, so a full pipe never blocks it."""
         assert process.stdout is not None
         result: list[str] = []
+        found = threading.Event()
 
         def reader() -> None:
-            for line in process.stdout:  # type: ignore[union-attr]
-                if re.search(pattern, line):
-                    result.append(line.strip())
-                    return
+            with self.log(name).open("a") as log:
+                for line in process.stdout:  # type: ignore[union-attr]
+                    if not found.is_set() and re.search(pattern, line):
+                        result.append(line.strip())
+                        found.set()
+                    log.write(line)
+                    log.flush()
 
-        thread = threading.Thread(target=reader, daemon=True)
-        thread.start()
-        thread.join(deadline_s)
-        if not result:
-            raise RuntimeError(f"{name} did not start; see {self.logs / (name + '.log')}")
+        threading.Thread(target=reader, name=f"{name}-stdout", daemon=True).start()
+        if not found.wait(deadline_s):
+            raise RuntimeError(self.died(name, process) or f"{name} did not start; see {self.log(name)}")
         return result[0]
 
+    def died(self, name: str, process: subprocess.Popen[str]) -> str | None:
+        """None while ``process`` runs; else which one it was, how it ended and its log's end."""
+        if process.poll() is None:
+            return None
+        lines = [f"{name} {exit_reason(process.returncode)}; the end of {self.log(name)}:"]
+        lines += [f"  {line}" for line in log_tail(self.log(name))] or ["  (empty)"]
+        return "\n".join(lines)
+
+    def first_dead(self) -> str | None:
+        """The report of the first process that is no longer running, if any."""
+        for name, process in self.processes:
+            report = self.died(name, process)
+            if report is not None:
+                return report
+        return None
+
     def stop(self) -> None:
+        """Stop every process, the last started first, each before the next (SIGTERM, then
+        SIGKILL after 10 s); a second Ctrl-C meanwhile does not interrupt it."""
+        with contextlib.suppress(ValueError):  # not the main thread
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         for _, process in reversed(self.processes):
             if process.poll() is None:
                 process.terminate()
-        for _, process in self.processes:
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
 
 
 def setup_broker(suite: Suite, port: int) -> Path:
@@ -113,17 +177,21 @@ def setup_broker(suite: Suite, port: int) -> Path:
     conf_text = re.sub(r"^listener\s+\d+\s*$", f"listener {port} 127.0.0.1", conf_text, flags=re.MULTILINE)
     conf = suite.root / "mosquitto.conf"
     conf.write_text(conf_text)
-    suite.start("mosquitto", ["mosquitto", "-c", str(conf)])
+    mosquitto = suite.start("mosquitto", ["mosquitto", "-c", str(conf)])
     deadline = time.monotonic() + 15
-    while " running" not in (suite.logs / "mosquitto.log").read_text():
+    while " running" not in suite.log("mosquitto").read_text():
+        dead = suite.died("mosquitto", mosquitto)
+        if dead is not None:
+            raise RuntimeError(dead)
         if time.monotonic() > deadline:
-            raise RuntimeError(f"mosquitto did not start; see {suite.logs / 'mosquitto.log'}")
+            raise RuntimeError(f"mosquitto did not start; see {suite.log('mosquitto')}")
         time.sleep(0.05)
     return etc
 
 
-def wait_ready(etc: Path, port: int, deadline_s: float = 60) -> None:
-    """Wait for the bridge's retained $state=ready, as user fetch sees it."""
+def wait_ready(suite: Suite, etc: Path, port: int, deadline_s: float = 60) -> None:
+    """Wait for the bridge's retained $state=ready, as user fetch sees it; RuntimeError naming
+    the process when one of the suite's exits meanwhile."""
     ready = threading.Event()
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"fetch-demo-{os.getpid()}")
     layout = Layout(etc)
@@ -133,9 +201,14 @@ def wait_ready(etc: Path, port: int, deadline_s: float = 60) -> None:
     client.on_message = lambda c, u, m: m.payload == b"ready" and ready.set()
     client.connect("127.0.0.1", port)
     client.loop_start()
+    deadline = time.monotonic() + deadline_s
     try:
-        if not ready.wait(deadline_s):
-            raise RuntimeError("the bridge did not become ready; see .demo/logs/bridge.log")
+        while not ready.wait(0.5):
+            dead = suite.first_dead()
+            if dead is not None:
+                raise RuntimeError(dead)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the bridge did not become ready; see {suite.log('bridge')}")
     finally:
         client.disconnect()
         client.loop_stop()
@@ -179,7 +252,8 @@ def main() -> int:
         return 1
     suite = Suite(root)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for signum in (signal.SIGTERM, signal.SIGHUP):  # a service manager, a closed terminal
+        signal.signal(signum, lambda *_: stop.set())
     try:
         mqtt_port = free_port(8883)
         web_port = free_port(4567)
@@ -190,7 +264,9 @@ def main() -> int:
         writes = suite.logs / "sim-writes.log"
         writes.write_text("")  # there from the start, for `tail -f`
         sim = suite.start(
-            "sim", [str(BIN / "aurora_sim"), "--tcp", "127.0.0.1:0", "--write-log", str(writes)]
+            "sim",
+            [str(BIN / "aurora_sim"), "--tcp", "127.0.0.1:0", "--write-log", str(writes)],
+            read_stdout=True,
         )
         sim_url = suite.wait_line("sim", sim, r"listening: tcp://").split()[-1]
         broker = f"mqtts://{{user}}@127.0.0.1:{mqtt_port}/"
@@ -200,13 +276,14 @@ def main() -> int:
             {"AURORA_MQTT_PASSWORD_FILE": secret["bridge"], "AURORA_MQTT_CA_FILE": ca,
              "AURORA_BRIDGE_ENERGY_STATE": str(args.root.resolve() / "energy-{device}.json")},
         )  # fmt: skip
-        wait_ready(etc, mqtt_port)
+        wait_ready(suite, etc, mqtt_port)
         web_target = broker.format(user="web") + f"homie/{DEVICE}/$modbus"
         web = suite.start(
             "web",
             [str(BIN / "web_aid_tool"), web_target, "--port", str(web_port)],
             {"AURORA_MQTT_PASSWORD_FILE": secret["web"], "AURORA_MQTT_CA_FILE": ca,
              "AURORA_WEB_PASSWORD_FILE": str(layout.web_ui_password)},
+            read_stdout=True,
         )  # fmt: skip
         web_url = suite.wait_line("web", web, r"listening: http://").split()[-1]
         fetch_url = broker.format(user="fetch") + f"homie/{DEVICE}/$modbus"
@@ -239,10 +316,13 @@ Ctrl-C stops everything."""
         if args.check:
             return 0
         while not stop.wait(0.5):
-            for name, process in suite.processes:
-                if process.poll() is not None:
-                    print(f"{name} exited with {process.returncode}; see {suite.logs / (name + '.log')}")
-                    return 1
+            dead = suite.first_dead()
+            if dead is not None:
+                print(
+                    f"demo: {dead}\nStopping the others; `make demo` starts everything again.",
+                    file=sys.stderr,
+                )
+                return 1
         return 0
     except KeyboardInterrupt:
         return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -9,6 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -142,3 +144,93 @@ def test_a_second_demo_on_the_same_directory_refuses_and_touches_nothing(tmp_pat
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == f"make demo: another demo is running in {root} (pid 4242); stop it first\n"
     assert sorted(p.name for p in root.iterdir()) == ["lock"]
+
+
+def _children(pid: int) -> dict[int, str]:
+    """The direct children of ``pid``: {pid: command line}."""
+    found: dict[int, str] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            with contextlib.suppress(OSError):
+                found[int(child)] = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    return found
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")  # unreaped
+    except OSError:
+        return True
+
+
+@contextlib.contextmanager
+def _running_demo(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, Path, dict[int, str]]]:
+    """`make demo`'s script in a session of its own (as a terminal runs it), up to its summary:
+    the process, its output file, its root and its children."""
+    root = Path(tempfile.mkdtemp(prefix="aurora-demo-"))
+    root.chmod(0o711)
+    out = tmp_path / "demo.out"
+    with out.open("w") as sink:
+        demo = subprocess.Popen(
+            [sys.executable, str(REPO / "scripts" / "demo.py"), "--root", str(root / "demo")],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,
+        )
+    try:
+        wait_for(
+            lambda: "Ctrl-C stops everything." in out.read_text() or demo.poll() is not None,
+            150,
+            "the demo's summary",
+        )
+        assert None is demo.poll(), out.read_text()
+        children = _children(demo.pid)
+        assert {"mosquitto", "aurora_sim", "aurora_mqtt_bridge", "web_aid_tool"} <= {
+            Path(c.split()[1] if "python" in c.split()[0] else c.split()[0]).name for c in children.values()
+        }, children
+        yield demo, out, root / "demo", children
+    finally:
+        if demo.poll() is None:
+            demo.send_signal(signal.SIGTERM)
+        try:
+            demo.wait(60)
+        except subprocess.TimeoutExpired:
+            demo.kill()
+            demo.wait()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_process_that_dies_is_named_with_the_end_of_its_log_and_the_others_stop_cleanly(
+    tmp_path: Path,
+) -> None:
+    """The sim killed under the running demo: the demo says which process, how it ended and the
+    last lines of its log, stops the others (the bridge's clean stop: its broker still up) and
+    exits 1, with no traceback and no process left behind."""
+    with _running_demo(tmp_path) as (demo, out, root, children):
+        sim = next(pid for pid, command in children.items() if "aurora_sim" in command)
+        os.kill(sim, signal.SIGKILL)
+        assert 1 == demo.wait(60)
+        text = out.read_text()
+        report = text.split("Ctrl-C stops everything.", 1)[1]
+        assert f"demo: sim killed by SIGKILL; the end of {root / 'logs' / 'sim.log'}:" in report, text
+        assert "  listening: tcp://127.0.0.1:" in report  # the sim's own output, from its log
+        assert "Stopping the others; `make demo` starts everything again." in report
+        assert "Traceback" not in text
+        assert all(_gone(pid) for pid in children), {p: c for p, c in children.items() if not _gone(p)}
+        bridge_log = (root / "logs" / "bridge.log").read_text()
+        assert '"event": "bridge_stopped"' in bridge_log.splitlines()[-1], bridge_log[-2000:]
+
+
+def test_ctrl_c_stops_every_process_in_order_without_a_traceback(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the terminal's foreground group) reaches only the demo, which stops the
+    web tool, the bridge (publishing `disconnected` while the broker is up), the sim and the broker."""
+    with _running_demo(tmp_path) as (demo, out, root, children):
+        os.killpg(demo.pid, signal.SIGINT)
+        assert 0 == demo.wait(60)
+        text = out.read_text()
+        assert "Traceback" not in text and "demo:" not in text, text
+        assert all(_gone(pid) for pid in children)
+        bridge_log = (root / "logs" / "bridge.log").read_text().splitlines()
+        assert '"event": "bridge_stopped"' in bridge_log[-1]
+        assert not [line for line in bridge_log if '"level": "error"' in line or '"level": "warning"' in line]
