@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from contextlib import closing
+from typing import Any
 
 from aurora.errors import AuroraError, IllegalAddress, MissingRegisters, UsageError
 from aurora.logs import (
@@ -42,11 +44,37 @@ class _Version(argparse.Action):
         parser.exit()
 
 
+def _columns() -> int:
+    """The terminal's width as ``shutil.get_terminal_size`` finds it: COLUMNS, then the terminal
+    of stdout, else 80."""
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns > 0:
+        return columns
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, given the terminal's width: asked for it, argparse imports shutil (and
+    with it zlib, bz2, lzma) for each option it adds, whether help is shown or not (issue 15)."""
+
+    def __init__(self, prog: str, *args: Any, **kwargs: Any) -> None:
+        if len(args) < 3 and kwargs.get("width") is None:
+            kwargs["width"] = _columns() - 2  # argparse's own margin
+        super().__init__(prog, *args, **kwargs)
+
+
 def build_parser() -> ToolParser:
     """The command line; every option also reads the variable its help names (AURORA_FETCH_<OPTION>)."""
     p = ToolParser(  # exits 2 on a usage error, as EXIT_USAGE says
         tool="fetch",
         prog="aurora_fetch",
+        formatter_class=_HelpFormatter,
         description="Read registers of a WaterFurnace Aurora heat pump once and print them.",
         epilog=(
             "PORT: /dev/ttyUSB0 (19200 8E1), tcp://host:2000/ (ser2net raw), rfc2217://host:2217/ or "
