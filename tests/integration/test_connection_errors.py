@@ -181,3 +181,37 @@ def test_the_web_tool_says_the_same(broker: Broker, tmp_path: Path) -> None:
     code, stderr, _ = run("web_aid_tool", f"mqtts://{HOST}:{broker.tls_port}/", *common, **env)
     assert 1 == code
     assert "refused a login without a user name" in one_line(stderr)
+
+
+def test_the_bridge_given_mqtt_for_the_tls_port_logs_once_that_it_expects_tls(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """The bridge never exits on a broker it cannot reach; it says why, once: paho itself says
+    only "failed to receive on socket" for a connection the broker closes before its CONNACK."""
+    from tests.support.processes import wait_for
+    from tests.support.sim import Sim
+
+    log = tmp_path / "bridge.log"
+    env = {
+        "AURORA_MQTT_PASSWORD_FILE": str(broker.password_file("bridge")),
+        "AURORA_LOG_FORMAT": "json",
+        "AURORA_BRIDGE_ENERGY_STATE": "-",
+        "AURORA_BRIDGE_STATUS_FILE": str(tmp_path / "bridge.status"),
+    }
+    with (
+        Sim.start(tmp_path, "--tcp", "127.0.0.1:0") as sim,
+        running(
+            [str(BIN / "aurora_mqtt_bridge"), sim.url, f"mqtt://bridge@{HOST}:{broker.tls_port}/"],
+            env=env,
+            log=log,
+        ) as bridge,
+    ):
+
+        def said() -> list[str]:
+            return [line for line in log.read_text().splitlines() if "mqtt_connect_failed" in line]
+
+        lines = wait_for(said, 30, "mqtt_connect_failed in the bridge's log")
+        assert f"expects TLS; use mqtts:// (mqtts://bridge@{HOST}:{broker.tls_port}/)" in lines[0]
+        wait_for(lambda: log.read_text().count("failed to receive on socket") >= 3, 30, "two retries")
+        assert bridge.poll() is None
+        assert 1 == len(said())  # the retries are not logged again (a summary once a minute)

@@ -195,6 +195,8 @@ class MqttConnection:
         self._ever_connected = False
         self._connected = threading.Event()
         self._closing = False
+        self._background = False  # start(): paho's own retries, failures go to on_connect_failed
+        self._attempt_answered = False  # a CONNACK came on the current connection
         self._subacks: OrderedDict[int, list[Any]] = OrderedDict()
         self._pending: dict[int, Future[None]] = {}
         self._early_acks: OrderedDict[int, object] = OrderedDict()
@@ -284,7 +286,9 @@ class MqttConnection:
 
     def start(self) -> None:
         """Connect in the background; paho retries forever with backoff (never raises here).
-        Each failure goes to ``on_connect_failed``; each success to ``on_connected``."""
+        Each failure goes to ``on_connect_failed`` (a connection closed before the broker's
+        CONNACK too: mqtt:// to a TLS port); each success to ``on_connected``."""
+        self._background = True
         self.client.connect_async(
             self.settings.host, self.settings.port, keepalive=KEEPALIVE_S, **self._connect_options()
         )
@@ -459,6 +463,7 @@ class MqttConnection:
         self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags, reason: object, props: object
     ) -> None:
         with self._cond:
+            self._attempt_answered = True
             if not self._answered:
                 self._connack, self._answered = reason, True
                 self._cond.notify_all()
@@ -486,11 +491,15 @@ class MqttConnection:
         was = self._connected.is_set()
         self._connected.clear()
         with self._cond:
+            answered, self._attempt_answered = self._attempt_answered, False
             if not self._answered:
                 self._early_close, self._answered = reason, True
                 self._cond.notify_all()
         if was and not self._closing and self.on_disconnected is not None:
             self.on_disconnected(str(reason))
+        elif not answered and self._background and not self._closing and self.on_connect_failed is not None:
+            # closed before any CONNACK: paho calls nothing else, and says only "failed to receive"
+            self.on_connect_failed(closed_before_connack(self.settings, reason))
 
     def _on_subscribe(
         self, client: mqtt.Client, userdata: object, mid: int, codes: list[Any], props: object
