@@ -121,3 +121,15 @@ def test_the_image_is_non_root_with_a_configurable_slim_base() -> None:
     assert user and user[-1] not in ("root", "0")
     assert "--groups dialout" in dockerfile
     assert not re.search(r"amd64|arm64|x86_64|aarch64", dockerfile.split("\nFROM", 1)[1])
+
+
+def test_every_setting_compose_reads_is_in_its_header_and_in_the_configuration_docs() -> None:
+    """A user finds compose's own variables in the file's header and in docs/configuration.md
+    (AURORA_BROKER_WEBSOCKET_PORT was once read but listed in neither)."""
+    text = (REPO / "compose.yaml").read_text()
+    read = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", "\n".join(_strings(COMPOSE))))
+    header = "\n".join(line for line in text.splitlines() if line.startswith("#"))
+    docs = (REPO / "docs" / "configuration.md").read_text()
+    own = docs.split("## compose.yaml's own settings", 1)[1].split("\n## ", 1)[0]
+    assert [] == sorted(v for v in read if not re.search(rf"\b{v}\b", header))
+    assert [] == sorted(v for v in read if f"`{v}`" not in own)
