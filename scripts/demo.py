@@ -198,7 +198,12 @@ def wait_ready(suite: Suite, etc: Path, port: int, deadline_s: float = 60) -> No
     client.username_pw_set("fetch", layout.password("fetch").read_text().strip())
     client.tls_set_context(ssl.create_default_context(cafile=str(layout.ca_cert)))
     client.on_connect = lambda c, *_: c.subscribe(f"homie/{DEVICE}/$state", qos=1)
-    client.on_message = lambda c, u, m: m.payload == b"ready" and ready.set()
+
+    def on_message(c: mqtt.Client, u: object, m: mqtt.MQTTMessage) -> None:
+        if m.payload == b"ready":
+            ready.set()
+
+    client.on_message = on_message
     client.connect("127.0.0.1", port)
     client.loop_start()
     deadline = time.monotonic() + deadline_s

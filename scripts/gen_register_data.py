@@ -1,11 +1,12 @@
 """Write shared/aurora/data/registers.json, the project's own register map, from the protocol spec.
 
-Dev-only and run once (the runtime reads only the JSON it writes): it turns the spec's description
+Dev-only, run once to bootstrap the map (the runtime reads only the JSON it writes; the JSON is now
+edited by hand and this refuses to overwrite it without --force): it turns the spec's description
 of the original map (tests/data/registers.json and register_constants.json) into the project's
 schema, applies the decode fixes of docs/protocol.md#bugs-decoding and adds the write rules of
 docs/protocol.md#writes.
 
-Run: .venv/bin/python scripts/gen_register_data.py [SPEC_DIR]
+Run: .venv/bin/python scripts/gen_register_data.py [--force] [SPEC_DIR]
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ _FLAG_TABLES = (
 )
 
 # docs/protocol.md#writes: what the gem writes and how it validates; ranges are in the register's unit.
-_ZONE_WRITES = {
+_ZONE_WRITES: dict[int, dict[str, Any]] = {
     0: {"low": 0, "high": 4, "enum": "HEATING_MODE"},
     1: {"low": 40, "high": 90, "scale": 10},
     2: {"low": 54, "high": 99, "scale": 10},
@@ -254,7 +255,18 @@ def dumps(data: dict[str, Any]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    spec_dir = Path(argv[1]) if len(argv) > 1 else ROOT / "tests" / "data"
+    force = "--force" in argv
+    args = [a for a in argv[1:] if a != "--force"]
+    if OUT.exists() and not force:
+        # The map has been edited by hand since it was bootstrapped from here (publish units, flags,
+        # options, sensor limits: docs/protocol.md#register-map); regenerating would drop that.
+        print(
+            f"{OUT.relative_to(ROOT)} exists and is now edited by hand (docs/protocol.md#register-map); "
+            "this bootstrap would drop what was added since. Use --force to overwrite it anyway.",
+            file=sys.stderr,
+        )
+        return 2
+    spec_dir = Path(args[0]) if args else ROOT / "tests" / "data"
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(dumps(build(spec_dir)), encoding="utf-8")
     print(f"wrote {OUT.relative_to(ROOT)}")
