@@ -248,11 +248,15 @@ class Bridge:
                 waited = time.monotonic()
 
     def _tree_topics(self) -> set[str]:
-        """Topics of this run's tree, published or not (a value not read yet is not stale)."""
+        """Topics of this run's tree, published or not (a value not read yet is not stale); with
+        --no-homie the values only, so that an earlier run's attributes are cleared."""
         root = self.shared.root
-        topics = {f"{root}/$state", f"{root}/$health", f"{root}/{homie.STATS_UPTIME}"}
+        topics = {f"{root}/$state", f"{root}/$health"}
+        if self.config.homie:
+            topics.add(f"{root}/{homie.STATS_UPTIME}")
         for suffix, _ in self.shared.detected.description():
-            topics.add(f"{root}/{suffix}")
+            if self.config.homie:
+                topics.add(f"{root}/{suffix}")
             if suffix.endswith("/$datatype"):
                 topics.add(f"{root}/{suffix.removesuffix('/$datatype')}")
         return topics

@@ -426,6 +426,24 @@ def test_without_homie_attributes_the_values_state_and_set_still_work(
     assert '"frame"' in first_line
 
 
+def test_switching_to_no_homie_clears_the_attributes_an_earlier_run_left(
+    tmp_path: Path, broker: Broker, sim_tcp: Sim
+) -> None:
+    """A user who turns the Homie attributes off finds none left retained, values kept."""
+    root = f"homie/{DEMO_ID}"
+    with Bridge.start(tmp_path, broker, sim_tcp.url, "--no-home-assistant", name="with-homie"):
+        wait_state(observer(broker), "ready")
+    watch = observer(broker)
+    with Bridge.start(tmp_path, broker, sim_tcp.url, "--no-homie", "--no-home-assistant", name="without"):
+        wait_state(watch, "ready")
+    late = Collector(broker.client("homeassistant"), f"{root}/#")
+    late.barrier(f"{root}/$state")
+    retained = {m.topic for m in late.messages if m.retain}
+    assert f"{root}/dhw/set-point" in retained
+    attributes = sorted(t for t in retained if "/$" in t and not t.endswith(("/$state", "/$health")))
+    assert not attributes, attributes[:10]
+
+
 def test_after_a_broker_restart_the_bridge_is_ready_again_and_set_still_works(
     tmp_path: Path, sim_tcp: Sim
 ) -> None:
