@@ -12,6 +12,7 @@ import pytest
 from tests.support import Broker, free_port, wait_for
 from tests.support.bridge import DEMO_ID, READY_S, Bridge
 from tests.support.broker import Collector
+from tests.support.processes import bare_env
 from tests.support.sim import Sim
 from tests.support.web import mqtt_env, web_tool
 
@@ -24,12 +25,12 @@ ROOT = "site2"
 def _fetch(broker: Broker, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(BIN / "aurora_fetch"), broker.url("fetch"), "745", *args],
-        env={
-            "AURORA_MQTT_PASSWORD_FILE": str(broker.password_file("fetch")),
-            "AURORA_MQTT_CA_FILE": str(broker.ca_file),
-            "PATH": "/usr/bin:/bin",
+        env=bare_env(
+            "/usr/bin:/bin",
+            AURORA_MQTT_PASSWORD_FILE=str(broker.password_file("fetch")),
+            AURORA_MQTT_CA_FILE=str(broker.ca_file),
             **(env or {}),
-        },
+        ),
         capture_output=True,
         text=True,
         timeout=60,

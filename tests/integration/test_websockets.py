@@ -20,6 +20,7 @@ from aurora.mqtt import MqttConnection, MqttSettings, client_id
 from tests.support import Broker, free_port, wait_for
 from tests.support.bridge import DEMO_ID, READY_S, Bridge
 from tests.support.broker import Collector, publish
+from tests.support.processes import bare_env
 from tests.support.sim import Sim
 from tests.support.web import mqtt_env, web_tool
 
@@ -57,11 +58,11 @@ def test_fetch_reads_registers_over_wss(tmp_path: Path, ws_broker: Broker) -> No
         Sim.start(tmp_path, "--tcp", "127.0.0.1:0") as sim,
         Bridge.start(tmp_path, ws_broker, sim.url),
     ):
-        env = {
-            "AURORA_MQTT_PASSWORD_FILE": str(ws_broker.password_file("fetch")),
-            "AURORA_MQTT_CA_FILE": str(ws_broker.ca_file),
-            "PATH": "/usr/bin:/bin",
-        }
+        env = bare_env(
+            "/usr/bin:/bin",
+            AURORA_MQTT_PASSWORD_FILE=str(ws_broker.password_file("fetch")),
+            AURORA_MQTT_CA_FILE=str(ws_broker.ca_file),
+        )
         over_tls = subprocess.run(
             [str(BIN / "aurora_fetch"), ws_broker.url("fetch"), "745-747"],
             env=env,
@@ -186,11 +187,11 @@ def test_the_wrong_listener_is_one_line_that_says_which_url_to_use(
     url = f"{scheme}://fetch@{ws_broker.host}:{port}/"
     done = subprocess.run(
         [str(BIN / "aurora_fetch"), url, "745"],
-        env={
-            "AURORA_MQTT_PASSWORD_FILE": str(ws_broker.password_file("fetch")),
-            "AURORA_MQTT_CA_FILE": str(ws_broker.ca_file),
-            "PATH": "/usr/bin:/bin",
-        },
+        env=bare_env(
+            "/usr/bin:/bin",
+            AURORA_MQTT_PASSWORD_FILE=str(ws_broker.password_file("fetch")),
+            AURORA_MQTT_CA_FILE=str(ws_broker.ca_file),
+        ),
         capture_output=True,
         text=True,
         timeout=60,
