@@ -266,9 +266,6 @@ def describe_addresses(addresses: Iterable[int], limit: int = 8) -> str:
     return f"registers {shown}"
 
 
-_MULTIWORD = sorted((a, r.length) for a, r in registers.REGISTERS.items() if r.length > 1)
-
-
 def continued_spans(spans: Iterable[Span]) -> list[Span]:
     """The spans plus the other words of any 32-bit or string register they start, merged.
 
@@ -278,7 +275,7 @@ def continued_spans(spans: Iterable[Span]) -> list[Span]:
     merged = merge_spans(spans)
     extra = [
         (address, min(length, 0x10000 - address))
-        for address, length in _MULTIWORD
+        for address, length in registers.MULTIWORD
         if any(start <= address < start + count for start, count in merged)
     ]
     return merge_spans([*merged, *extra]) if extra else merged

@@ -1,15 +1,16 @@
 """The Aurora register map (docs/protocol.md#register-map): names, converters, print formats and write rules.
 
-The map is data (``data/registers.json``); each entry names a converter defined here, so a bad name
-fails at import. Quirk: strings, 32-bit pairs and IZ2 zone configuration 2 decode from neighbouring
-words, so :func:`decode` takes every word read, and a missing neighbour decodes as None.
+The map is data (``data/registers.json``); each entry names a converter defined here, and a bad name
+fails when the entry is built (on first lookup; tests/unit/test_registers.py builds every entry).
+Quirk: strings, 32-bit pairs and IZ2 zone configuration 2 decode from neighbouring words, so
+:func:`decode` takes every word read, and a missing neighbour decodes as None.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -542,7 +543,8 @@ _DECODERS: Final[Mapping[str, Callable[[Register, Words], Value | None]]] = {
 
 
 # ---------------------------------------------------------------------------------------------
-# Loading data/registers.json: every key is checked, so a typo fails at import, not mid-poll
+# Loading data/registers.json: every key of an entry is checked when it is built (the unit tests
+# build them all, so a typo in the packaged map fails the tests, not a poll)
 
 
 def _load() -> dict[str, Any]:
@@ -673,9 +675,36 @@ SENSOR_LIMITS: Final[Mapping[str, tuple[float, float]]] = MappingProxyType(
 FAULT_NAMES: Final[Mapping[int, str]] = MappingProxyType(_int_keys(_DATA["faults"]))
 """Fault code -> name (docs/protocol.md#faults); register 600 + n counts fault n."""
 
-REGISTERS: Final[Mapping[int, Register]] = MappingProxyType(
-    {r.address: r for r in map(_register, _DATA["registers"])}
-)
+
+class _RegisterMap(Mapping[int, Register]):
+    """The map's entries by address, each built into a :class:`Register` (and checked) when first
+    looked up: a fetch of three registers builds three records, not all of them at every start
+    (issue 15). tests/unit/test_registers.py builds and checks every entry of the packaged map."""
+
+    __slots__ = ("_built", "_entries")
+
+    def __init__(self, entries: Sequence[Mapping[str, Any]]) -> None:
+        self._entries: dict[int, Mapping[str, Any]] = {e["address"]: e for e in entries}
+        self._built: dict[int, Register] = {}
+
+    def __getitem__(self, address: int) -> Register:
+        register = self._built.get(address)
+        if register is None:
+            # Two threads may build the same entry at once: equal records, either one kept.
+            register = self._built[address] = _register(self._entries[address])
+        return register
+
+    def __contains__(self, address: object) -> bool:
+        return address in self._entries
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+REGISTERS: Final[Mapping[int, Register]] = _RegisterMap(_DATA["registers"])
 """Every register of the map by address, continuation words included (with name None)."""
 
 KNOWN_ADDRESSES: Final[frozenset[int]] = frozenset(REGISTERS)
@@ -686,6 +715,11 @@ REGISTER_RANGES: Final[tuple[tuple[int, int], ...]] = tuple((a, b) for a, b in _
 
 BREAKPOINTS: Final[tuple[int, ...]] = tuple(_DATA["breakpoints"])
 """Addresses a read never runs across (docs/protocol.md#valid-ranges)."""
+
+MULTIWORD: Final[tuple[tuple[int, int], ...]] = tuple(
+    sorted((e["address"], e["length"]) for e in _DATA["registers"] if e.get("length", 1) > 1)
+)
+"""(address, length) of every register whose value takes more than one word (strings, 32-bit)."""
 
 
 # ---------------------------------------------------------------------------------------------

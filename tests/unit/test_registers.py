@@ -7,6 +7,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -121,8 +122,32 @@ def test_fault_names_and_tables_are_the_originals() -> None:
         assert [(int(k, 16), v) for k, v in constants[name].items()] == list(registers.FLAGS[name].items())
 
 
-def test_an_unknown_converter_name_fails_when_the_map_loads() -> None:
-    """A typo in the data file fails at import, not mid-poll."""
+def test_every_entry_of_the_packaged_map_builds_and_passes_its_checks() -> None:
+    """Entries are built on first lookup (issue 15): this builds each one, so a typo in
+    data/registers.json fails here, not mid-poll."""
+    entries = json.loads((Path(registers.__file__).parent / "data" / "registers.json").read_text("utf-8"))
+    built = [registers.register_from(e) for e in entries["registers"]]
+    assert len(built) == len(registers.REGISTERS) == len(registers.KNOWN_ADDRESSES)
+    assert {r.address: r for r in built} == dict(registers.REGISTERS)
+    assert sorted(registers.MULTIWORD) == sorted((r.address, r.length) for r in built if r.length > 1)
+    assert (105, 5) in registers.MULTIWORD  # the serial number, a string of 5 words
+
+
+def test_a_lookup_builds_only_the_register_asked_for() -> None:
+    """A fresh map builds nothing to answer ``in`` or to be iterated, and one record per lookup,
+    the same record each time."""
+    fresh = registers._RegisterMap(registers._DATA["registers"])
+    assert 745 in fresh and 9999 not in fresh and 745 in list(fresh)
+    assert 0 == len(fresh._built)
+    assert fresh[745] is fresh.get(745) and "Heating Set Point" == fresh[745].name
+    assert [745] == list(fresh._built)
+    assert fresh.get(9999) is None
+    with pytest.raises(KeyError):
+        fresh[9999]
+
+
+def test_an_unknown_converter_name_fails_when_the_entry_is_built() -> None:
+    """A typo in the data file fails when its entry is built (the test above builds them all)."""
     with pytest.raises(ValueError, match="unknown converter 'tenth'"):
         registers._register({"address": 1, "name": "x", "converter": "tenth"})
     with pytest.raises(ValueError, match="unknown table"):
