@@ -51,12 +51,15 @@ def on_the_line(sim: Sim) -> str:
     return done.stdout
 
 
+@pytest.mark.parametrize("chardelay", [False, True], ids=["as-documented", "ser2net-default-chardelay"])
 @pytest.mark.parametrize("scheme", ["raw", "rfc2217", "telnet"])
 def test_fetch_through_ser2net_prints_what_the_serial_line_gives(
-    tmp_path: Path, sim: Sim, on_the_line: str, scheme: str
+    tmp_path: Path, sim: Sim, on_the_line: str, scheme: str, chardelay: bool
 ) -> None:
-    """tcp://, rfc2217:// and telnet:// are the user's document's three ways to reach the Pi."""
-    with Ser2net.start(tmp_path, sim.url) as s2n:
+    """tcp://, rfc2217:// and telnet:// are the user's document's three ways to reach the Pi, with
+    docs/network-serial.md's ``chardelay: false`` (replies in pieces as the bytes come) and with
+    ser2net's default that a user may have kept (each reply held, then sent whole)."""
+    with Ser2net.start(tmp_path, sim.url, chardelay=chardelay) as s2n:
         url = {"raw": s2n.raw_url, "rfc2217": s2n.rfc2217_url, "telnet": s2n.telnet_url}[scheme]
         done = fetch(url, QUERY)
     assert 0 == done.returncode, done.stderr + s2n.output()
@@ -184,10 +187,12 @@ def legacy_ser2net(tmp_path: Path, line: str, port: int) -> AbstractContextManag
     return running(argv, log=tmp_path / "legacy-ser2net.log")
 
 
-def test_the_documents_legacy_raw_line_serves_tcp(tmp_path: Path, sim: Sim) -> None:
-    """`2000:raw:0:/dev/ttyUSB0:19200 EVEN 8DATABITS 1STOPBIT kickolduser`, as the document has it."""
+@pytest.mark.parametrize("options", ["kickolduser", "kickolduser -chardelay"])
+def test_the_documents_legacy_raw_line_serves_tcp(tmp_path: Path, sim: Sim, options: str) -> None:
+    """`2000:raw:0:/dev/ttyUSB0:19200 EVEN 8DATABITS 1STOPBIT kickolduser`, as the document has it,
+    and with docs/network-serial.md's `-chardelay`."""
     port = free_port()
-    with legacy_ser2net(tmp_path, f"{port}:raw:0:{sim.url}:19200 EVEN 8DATABITS 1STOPBIT kickolduser", port):
+    with legacy_ser2net(tmp_path, f"{port}:raw:0:{sim.url}:19200 EVEN 8DATABITS 1STOPBIT {options}", port):
         wait_for_port("127.0.0.1", port, 10)
         done = fetch(f"tcp://127.0.0.1:{port}/", "745")
     assert (0, "Heating Set Point (745): 0.0°F\n") == (done.returncode, done.stdout), done.stderr
@@ -207,3 +212,33 @@ def test_a_legacy_telnet_line_without_remctl_is_named_as_not_rfc2217(tmp_path: P
         wait_for_port("127.0.0.1", remctl, 10)
         done = fetch(f"rfc2217://127.0.0.1:{remctl}/", "745")
     assert (0, "Heating Set Point (745): 0.0°F\n") == (done.returncode, done.stdout), done.stderr
+
+
+def _documented_ser2net_yaml(device: str, raw_port: int, rfc2217_port: int) -> str:
+    """docs/network-serial.md's /etc/ser2net.yaml as written, on this test's pty and free loopback ports."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "network-serial.md").read_text()
+    start = doc.index("# /etc/ser2net.yaml")
+    block = doc[doc.rindex("```yaml\n", 0, start) + len("```yaml\n") : doc.index("```", start)]
+    assert "chardelay: false" in block, "the documented configuration changed: look at this test again"
+    define = next(line for line in block.splitlines() if line.startswith("define: &dev "))
+    block = block.replace(define, f"define: &dev {device}")
+    block = block.replace("accepter: tcp,2000", f"accepter: tcp,127.0.0.1,{raw_port}")
+    rfc2217 = f"accepter: telnet(rfc2217),tcp,127.0.0.1,{rfc2217_port}"
+    return block.replace("accepter: telnet(rfc2217),2217", rfc2217)
+
+
+@pytest.mark.parametrize("scheme", ["tcp", "rfc2217"])
+def test_the_documented_ser2net_yaml_serves_fetch(
+    tmp_path: Path, sim: Sim, on_the_line: str, scheme: str
+) -> None:
+    """The configuration a user copies from docs/network-serial.md (chardelay off) gives the line's output."""
+    raw_port, rfc2217_port = free_port(), free_port()
+    conf = tmp_path / "ser2net.yaml"
+    conf.write_text(_documented_ser2net_yaml(str(sim.url), raw_port, rfc2217_port))
+    argv = [SER2NET, "-n", "-d", "-u", "-c", str(conf), "-P", str(tmp_path / "doc.pid")]
+    with running(argv, log=tmp_path / "doc-ser2net.log"):
+        port = raw_port if scheme == "tcp" else rfc2217_port
+        wait_for_port("127.0.0.1", port, 10)
+        done = fetch(f"{scheme}://127.0.0.1:{port}/", QUERY)
+    assert 0 == done.returncode, done.stderr + (tmp_path / "doc-ser2net.log").read_text()
+    assert on_the_line == done.stdout

@@ -31,10 +31,6 @@ BENCHMARKS = {
 WIRE_RATIO_GOAL = 1.15
 # Why a goal can be missed for reasons outside the suite; printed only when it is missed.
 MISSED_BECAUSE = {
-    "fetch small over ser2net": "ser2net runs with chardelay on, as docs/network-serial.md recommends: "
-    "it holds the board's reply after its last byte before sending it (fetch.ser2net_chardelay_hold_ms, "
-    "the same read with chardelay off in the same run), a quarter of a 12 ms exchange. The row with "
-    "that hold counted as line time shows what the suite itself adds; `valid` stays within the goal.",
     "fetch small over broker": "MQTT over TLS with QoS 1 adds a few ms per request (the broker path "
     "row: two TLS hops each way and three threads in the bridge), and the bridge polls meanwhile "
     "(default intervals), so a request sometimes waits for a poll transaction; `valid` through the "
@@ -124,13 +120,6 @@ def checks(results: dict[str, Any]) -> list[tuple[str, float | None, str, bool |
             ratio = _get(fetch, f"{path}.{query}.ratio")
             if ratio is not None:
                 add(f"fetch {query} over {path}: wall / line minimum", ratio, "≤", WIRE_RATIO_GOAL)
-    for path in ("ser2net-tcp", "ser2net-rfc2217"):
-        add(
-            f"fetch small over {path}: wall / (line minimum + ser2net's chardelay hold)",
-            _get(fetch, f"{path}.small.ratio_hold_in_minimum"),
-            "≤",
-            WIRE_RATIO_GOAL,
-        )
     bridge = results.get("bridge", {})
     add(
         "bridge poll cycle: bus time / line minimum",

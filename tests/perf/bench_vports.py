@@ -4,10 +4,10 @@ clients at once while the bridge polls.
     .venv/bin/python -m tests.perf.bench_vports [--samples 300] [--clients 20] [--seconds 20]
 
 Both paths end at an identical paced sim (19200 baud, 1 ms turnaround) behind a real ser2net (raw
-TCP, chardelay off). The direct path is this suite's RTU client on ser2net; the virtual-port path
-is the same client on the bridge's ``--vport-rtu`` (the bridge itself on the second ser2net), and a
-minimal Modbus/TCP client on ``--vport-modbus-tcp``. The difference of the latency distributions
-is what the bridge adds. Prints one JSON document.
+TCP, chardelay off as docs/network-serial.md configures it). The direct path is this suite's RTU
+client on ser2net; the virtual-port path is the same client on the bridge's ``--vport-rtu`` (the
+bridge itself on the second ser2net), and a minimal Modbus/TCP client on ``--vport-modbus-tcp``.
+The difference of the latency distributions is what the bridge adds. Prints one JSON document.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def sim_behind_ser2net(tmp: Path, name: str) -> Iterator[str]:
     """A paced sim on a pty with ser2net (raw TCP) in front: its URL."""
     where = tmp / name
     where.mkdir()
-    with Sim.start(where, *SIM_ARGS) as sim, Ser2net.start(where, device=sim.url, chardelay=False) as s2n:
+    with Sim.start(where, *SIM_ARGS) as sim, Ser2net.start(where, device=sim.url) as s2n:
         yield s2n.raw_url
 
 

@@ -31,14 +31,14 @@ def ser2net_config(
     raw_port: int,
     rfc2217_port: int,
     kickolduser: bool = True,
-    chardelay: bool = True,
+    chardelay: bool = False,
     host: str = HOST,
 ) -> str:
     """The YAML ser2net 4 reads: ``device`` at 19200 8E1 as raw TCP and as telnet(rfc2217).
 
     ``kickolduser`` False makes a second client receive ser2net's in-band ``Port already in use``;
-    ``chardelay`` False forwards device bytes at once instead of waiting ~2 characters
-    (docs/protocol.md#ser2net).
+    ``chardelay`` False (as docs/network-serial.md configures it) forwards device bytes at once;
+    True leaves ser2net's own default, which holds them ~2 characters (docs/protocol.md#ser2net).
     """
     options = [f"      kickolduser: {'true' if kickolduser else 'false'}", "      max-connections: 1"]
     if not chardelay:
@@ -98,7 +98,7 @@ class Ser2net:
         device: Path | str,
         *,
         kickolduser: bool = True,
-        chardelay: bool = True,
+        chardelay: bool = False,
         deadline_s: float = 10.0,
     ) -> Iterator[Ser2net]:
         """Write the config into ``tmp_path``, start ser2net on free ports, stop and reap it on exit."""

@@ -36,8 +36,9 @@ DEFAULT_LATENCY_S = 0.5  # what the board and the network may add to the wire ti
 DEFAULT_ATTEMPTS = 3
 GARBLED_EXTRA = 2  # further attempts a transaction gets when replies came back garbled
 # Silence after some bytes that ends an attempt early. A reply's bytes follow one another within
-# 0.6 ms on the wire and ser2net forwards a frame in one or two segments (chardelay), so 0.1 s of
-# silence in mid-reply means it is broken; at worst an intact but stalled reply costs a retry.
+# 0.6 ms on the wire, and ser2net forwards them as they come (chardelay off) or a frame at a time
+# (its default), so 0.1 s of silence in mid-reply means it is broken; at worst an intact but
+# stalled reply costs a retry.
 GARBLED_QUIET_S = 0.1
 _EXCEPTION_LENGTH = 5  # uid, function | 0x80, code, CRC
 _STALE_LIMIT = 4096  # bytes read off a network port before each request, at most
