@@ -19,7 +19,7 @@ from aurora.errors import UsageError
 from aurora.logs import add_log_format_argument, configure_logging
 from aurora.mqtt import MqttSettings
 from aurora.mqtt_args import add_mqtt_arguments, is_mqtt_url, topic_level
-from aurora.options import ToolParser, log_deprecated_names
+from aurora.options import ToolParser, bounded, log_deprecated_names
 from aurora.transport import DEFAULT_LATENCY_S
 from aurora.urls import redact
 from paho.mqtt.enums import MQTTProtocolVersion
@@ -34,14 +34,9 @@ log = structlog.get_logger("aurora.bridge")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0.5 <= value <= 86400:
-        raise argparse.ArgumentTypeError(f"{text} s is outside 0.5..86400")
-    return value
+_seconds = bounded(float, 0.5, 86400.0, what="a number of seconds", unit=" s")
+_idle_seconds = bounded(float, 5.0, 86400.0, what="a number of seconds", unit=" s")
+_clients = bounded(int, 1, 1000, what="a number of clients")
 
 
 def _listen(text: str) -> tuple[str, int]:
@@ -49,19 +44,6 @@ def _listen(text: str) -> tuple[str, int]:
         return parse_listen(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
-
-
-def _clients(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 1000:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a number of clients, 1..1000")
-    return int(text)
-
-
-def _idle_seconds(text: str) -> float:
-    value = _seconds(text)
-    if value < 5:
-        raise argparse.ArgumentTypeError(f"{text} s: at least 5 s")
-    return value
 
 
 def _add_vport_arguments(p: argparse.ArgumentParser) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import structlog
 from aurora.errors import UsageError
 from aurora.logs import add_log_format_argument, configure_logging
-from aurora.options import ToolParser, log_deprecated_names
+from aurora.options import ToolParser, bounded, log_deprecated_names
 
 from . import certs
 from .deployment import DEFAULT_HOSTS, Options, Report, apply, parse_hosts
@@ -36,14 +36,7 @@ _SOURCE_CANDIDATES = (
 )
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{value} is not a port number (1-65535)")
-    return value
+_port = bounded(int, 1, 65535, what="a port number")
 
 
 def build_parser() -> ToolParser:

@@ -16,7 +16,7 @@ import structlog
 from aurora.dump import load_dump
 from aurora.errors import AuroraError, UsageError
 from aurora.logs import add_log_format_argument, configure_logging
-from aurora.options import ToolParser, log_deprecated_names
+from aurora.options import ToolParser, bounded, log_deprecated_names
 from aurora.simulator import BoardQuirks, Drift, PowerProfile, PowerStep, SimulatedAbc, parse_power_step
 
 from .line import (
@@ -36,14 +36,7 @@ DRIFT_STEP_S = 1.0
 WRITE_LOG_STEP_S = 0.1
 
 
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a fraction between 0 and 1")
-    return value
+_fraction = bounded(float, 0.0, 1.0, what="a fraction (0 to 1)")
 
 
 def _host_port(text: str) -> tuple[str, int]:

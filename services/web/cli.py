@@ -19,7 +19,7 @@ from aurora.errors import AuroraError, BusError, UsageError
 from aurora.logs import add_log_format_argument, configure_logging
 from aurora.mqtt import MqttSettings
 from aurora.mqtt_args import add_mqtt_arguments, is_mqtt_url
-from aurora.options import ToolParser, log_deprecated_names
+from aurora.options import ToolParser, bounded, log_deprecated_names
 from aurora.ports import DEFAULT_LATENCY_S, open_bus
 from aurora.urls import redact
 
@@ -44,34 +44,9 @@ DEFAULT_PORT = 4567
 CONNECT_S = 10.0
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{value} is not a port number (0-65535; 0 picks a free one)")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: at least 1")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 < value <= 3600:
-        raise argparse.ArgumentTypeError(f"{value:g}: between 0 and 3600 seconds")
-    return value
+_port = bounded(int, 0, 65535, what="a port number", hint="(0 picks a free one)")
+_count = bounded(int, 1, what="a whole number")
+_seconds = bounded(float, 0.0, 3600.0, what="a number of seconds", unit=" s", low_exclusive=True)
 
 
 def build_parser() -> ToolParser:

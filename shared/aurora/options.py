@@ -29,8 +29,8 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, NoReturn
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, NoReturn, TypeVar
 
 __all__ = [
     "COMMON_OPTIONS",
@@ -115,6 +115,45 @@ def parse_bool(text: str) -> bool:
     if lowered in _FALSE:
         return False
     raise ValueError("use true or false")
+
+
+Number = TypeVar("Number", int, float)
+
+
+def bounded(
+    convert: Callable[[str], Number],
+    low: Number,
+    high: Number | None = None,
+    *,
+    what: str,
+    unit: str = "",
+    low_exclusive: bool = False,
+    hint: str = "",
+) -> Callable[[str], Number]:
+    """An argparse ``type``: the text as ``convert`` reads it, from ``low`` to ``high`` (no upper
+    bound when None; more than ``low`` when ``low_exclusive``), or one line saying what is wrong.
+
+    ``what`` names the kind of value ("a port number"), ``unit`` follows each number (" s"),
+    ``hint`` follows the range ("(0 picks a free one)"). NaN is outside every range."""
+
+    def parse(text: str) -> Number:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        above = value > low if low_exclusive else value >= low
+        if above and (high is None or value <= high):
+            return value
+        if high is None:
+            reason = f"at least {low:g}{unit}"
+        elif low_exclusive:
+            reason = f"more than {low:g} and at most {high:g}{unit}"
+        else:
+            reason = f"outside {low:g}..{high:g}{unit}"
+        raise argparse.ArgumentTypeError(" ".join(filter(None, [f"{text}{unit}:", reason, hint])))
+
+    parse.__name__ = what  # argparse names the type by it in its own messages
+    return parse
 
 
 def env_value(name: str, environ: Mapping[str, str] | None = None) -> str | None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import structlog
 from aurora import options
-from aurora.options import ToolParser, env_value, log_deprecated_names, variable_name
+from aurora.options import ToolParser, bounded, env_value, log_deprecated_names, variable_name
 
 from tests.support.environment import clear_tool_environment
 from tests.support.processes import bare_env
@@ -223,3 +223,50 @@ def test_a_real_tool_ends_with_one_line_and_no_traceback(tmp_path: Path) -> None
         "aurora_mqtt_bridge: AURORA_BRIDGE_FAST_INTERVAL='soon': 'soon' is not a number of seconds"
     ] == done.stderr.splitlines()
     assert not list(tmp_path.iterdir())  # nothing written: no state file, no status file
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "message"),
+    [
+        ("port", "http", "'http' is not a port number"),
+        ("port", "0", "0: outside 1..65535"),
+        ("port", "65536", "65536: outside 1..65535"),
+        ("seconds", "nan", "nan s: outside 0.5..86400 s"),
+        ("seconds", "inf", "inf s: outside 0.5..86400 s"),
+        ("timeout", "0", "0 s: more than 0 and at most 3600 s"),
+        ("count", "0", "0: at least 1"),
+        ("free-port", "-1", "-1: outside 0..65535 (0 picks a free one)"),
+    ],
+)
+def test_a_bounded_value_out_of_its_range_is_refused_in_one_line(kind: str, text: str, message: str) -> None:
+    parse = BOUNDED[kind]
+    with pytest.raises(argparse.ArgumentTypeError) as refused:
+        parse(text)
+    assert message == str(refused.value)
+
+
+def test_a_bounded_value_within_its_range_is_the_value_itself() -> None:
+    assert (1, 65535) == (BOUNDED["port"]("1"), BOUNDED["port"](" 65535 "))
+    assert 0.5 == BOUNDED["seconds"]("0.5") and 3600.0 == BOUNDED["timeout"]("3600")
+    assert 0 == BOUNDED["free-port"]("0") and 10**6 == BOUNDED["count"]("1000000")
+
+
+def test_a_bounded_option_from_the_environment_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parser = ToolParser(tool="demo", prog="demo")
+    parser.add_argument("--port", type=BOUNDED["port"], default=8883)
+    monkeypatch.setenv("AURORA_DEMO_PORT", "99999")
+    with pytest.raises(SystemExit) as ended:
+        parser.parse_args([])
+    assert 2 == ended.value.code
+    assert "AURORA_DEMO_PORT='99999': 99999: outside 1..65535" in capsys.readouterr().err
+
+
+BOUNDED = {
+    "port": bounded(int, 1, 65535, what="a port number"),
+    "free-port": bounded(int, 0, 65535, what="a port number", hint="(0 picks a free one)"),
+    "seconds": bounded(float, 0.5, 86400.0, what="a number of seconds", unit=" s"),
+    "timeout": bounded(float, 0.0, 3600.0, what="a number of seconds", unit=" s", low_exclusive=True),
+    "count": bounded(int, 1, what="a whole number"),
+}
