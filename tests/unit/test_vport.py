@@ -465,8 +465,9 @@ def test_vport_options_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         (["--vport-rtu", "99999"], "port of 1..65535"),
         (["--vport-modbus-tcp", "host:"], "port of 1..65535"),
-        (["--vport-max-clients", "0"], "number of clients"),
-        (["--vport-idle-timeout", "1"], "at least 5 s"),
+        (["--vport-max-clients", "0"], "--vport-max-clients: 0: outside 1..1000"),
+        (["--vport-max-clients", "many"], "'many' is not a number of clients"),
+        (["--vport-idle-timeout", "1"], "1 s: outside 5..86400 s"),
     ],
 )
 def test_bad_vport_options_are_usage_errors(
