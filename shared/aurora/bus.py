@@ -4,28 +4,46 @@ bus."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
 from typing import Protocol, runtime_checkable
 
+from .records import Record
 
-@dataclass(slots=True)
-class BusStats:
+
+class BusStats(Record):
     """Counters a bus keeps for the health document; mutated only by the thread that runs the
     bus's transactions (in the bridge, the bus worker), read by any."""
 
-    transactions: int = 0
-    timeouts: int = 0
-    frame_errors: int = 0
-    exception_replies: int = 0
-    retries: int = 0
-    reconnects: int = 0
-    bytes_sent: int = 0
-    bytes_received: int = 0
-    last_latency_s: float = 0.0
-    latency_ewma_s: float = 0.0
-    wire_time_s: float = 0.0  # sum of the pure line time of every successful exchange
-    bus_time_s: float = 0.0  # sum of the wall time of every transaction, failed ones included
-    extra: dict[str, int] = field(default_factory=dict)
+    _fields = (
+        "transactions",
+        "timeouts",
+        "frame_errors",
+        "exception_replies",
+        "retries",
+        "reconnects",
+        "bytes_sent",
+        "bytes_received",
+        "last_latency_s",
+        "latency_ewma_s",
+        "wire_time_s",
+        "bus_time_s",
+        "extra",
+    )
+    __slots__ = _fields
+
+    def __init__(self) -> None:
+        self.transactions = 0
+        self.timeouts = 0
+        self.frame_errors = 0
+        self.exception_replies = 0
+        self.retries = 0
+        self.reconnects = 0
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self.last_latency_s = 0.0
+        self.latency_ewma_s = 0.0
+        self.wire_time_s = 0.0  # sum of the pure line time of every successful exchange
+        self.bus_time_s = 0.0  # sum of the wall time of every transaction, failed ones included
+        self.extra: dict[str, int] = {}
 
     def record_latency(self, seconds: float) -> None:
         """Fold one successful transaction's wall time into the averages."""
@@ -36,9 +54,7 @@ class BusStats:
 
     def as_dict(self) -> dict[str, float | int]:
         """A JSON-ready copy."""
-        out: dict[str, float | int] = {
-            f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"
-        }
+        out: dict[str, float | int] = {name: getattr(self, name) for name in self._fields if name != "extra"}
         out.update(self.extra)
         return out
 

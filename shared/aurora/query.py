@@ -11,8 +11,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 from . import registers
 from .bus import Bus
@@ -33,6 +32,7 @@ from .readplan import (
     run,
     spans_of,
 )
+from .records import FrozenRecord
 
 __all__ = [
     "KEYWORDS",
@@ -58,13 +58,17 @@ _NUMBER = re.compile(r"^(\d+|0x[0-9a-f]+)$", re.IGNORECASE)
 KEYWORDS = ("known", "valid", "all")
 
 
-@dataclass(frozen=True, slots=True)
-class Query:
+class Query(FrozenRecord):
     """A parsed query: the registers it names as sorted, merged (start, count) spans (``all`` is
     one span, not 65,536 addresses), and whether a keyword was used."""
 
-    spans: tuple[Span, ...]
-    implicit: bool  # known/valid/all: the user asked for "whatever is there"
+    _fields = ("spans", "implicit")
+    __slots__ = _fields
+    spans: Final[tuple[Span, ...]]
+    implicit: Final[bool]  # known/valid/all: the user asked for "whatever is there"
+
+    def __init__(self, spans: tuple[Span, ...], implicit: bool) -> None:
+        self.spans, self.implicit = spans, implicit
 
     @classmethod
     def of(cls, addresses: Iterable[int], implicit: bool = False) -> Query:

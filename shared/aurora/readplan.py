@@ -22,11 +22,12 @@ import bisect
 import enum
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from typing import Final
 
 from . import registers, rtu
 from .bus import Bus
 from .errors import AuroraError, BusError, BusTimeout, ExceptionReply, FrameError, UsageError
+from .records import FrozenRecord, Record
 
 __all__ = [
     "MAX_PAIRS",
@@ -48,16 +49,20 @@ MAX_PAIRS = 63  # an RTU frame of 256 bytes holds 63 (start, count) pairs
 Span = tuple[int, int]  # (start, count)
 
 
-@dataclass(frozen=True, slots=True)
-class Chunk:
+class Chunk(FrozenRecord):
     """One read transaction: (start, count) items, at most 100 registers and 63 items.
 
     FC 65 when any item is a range, else FC 66 (as the original chooses); FC 3 with ``holding``
     (one item: the register-by-register fallback of ``aurora_fetch``).
     """
 
-    items: tuple[Span, ...]
-    holding: bool = False
+    _fields = ("items", "holding")
+    __slots__ = _fields
+    items: Final[tuple[Span, ...]]
+    holding: Final[bool]
+
+    def __init__(self, items: tuple[Span, ...], holding: bool = False) -> None:
+        self.items, self.holding = items, holding
 
     @property
     def uses_ranges(self) -> bool:
@@ -233,14 +238,19 @@ def _same(a: AuroraError, b: AuroraError) -> bool:
     return a is b or (type(a) is type(b) and str(a) == str(b))
 
 
-@dataclass(slots=True)
-class ReadResult:
+class ReadResult(Record):
     """What a read produced: raw words by address (ascending), why the others are missing, and how
     many transactions it took."""
 
-    values: dict[int, int] = field(default_factory=dict)
-    failed: Failures = field(default_factory=Failures)
-    transactions: int = 0
+    _fields = ("values", "failed", "transactions")
+    __slots__ = _fields
+
+    def __init__(
+        self, values: dict[int, int] | None = None, failed: Failures | None = None, transactions: int = 0
+    ) -> None:
+        self.values: dict[int, int] = {} if values is None else values
+        self.failed: Failures = Failures() if failed is None else failed
+        self.transactions = transactions
 
 
 # ------------------------------------------------------------------------------------------ the plan
@@ -254,44 +264,69 @@ class Depth(enum.Enum):
     REGISTERS = "registers"  # ... and a refused range down to the registers the board has
 
 
-@dataclass(frozen=True, slots=True)
-class Rules:
+class Rules(FrozenRecord):
     """The board's limits and what a failure costs: one policy, a few knobs for what each caller
     needs (the defaults are a keyword query's)."""
 
-    depth: Depth = Depth.REGISTERS
+    _fields = (
+        "depth",
+        "holding_singles",
+        "split_silent",
+        "silent_limit",
+        "silent_start_ends",
+        "max_registers",
+        "max_items",
+    )
+    __slots__ = _fields
+    depth: Final[Depth]
     # A register on its own is read with FC 3 (aurora_fetch, docs/protocol.md#fallback) or FC 66
     # (the bridge: its worker can merge FC 65/66 reads of several clients into one transaction).
-    holding_singles: bool = False
+    holding_singles: Final[bool]
     # A silent request read again in pieces (so one silent register costs only itself), or
     # failing as a whole (the poller: a silence is not an answer about registers).
-    split_silent: bool = True
+    split_silent: Final[bool]
     # This many silent requests in a row end the read: the line is gone, not the registers.
-    silent_limit: int | None = 2
+    silent_limit: Final[int | None]
     # A silent first request ends the read (the poller: the unit is silent, alert at once).
-    silent_start_ends: bool = False
-    max_registers: int = rtu.MAX_READ_REGISTERS
-    max_items: int = MAX_PAIRS
+    silent_start_ends: Final[bool]
+    max_registers: Final[int]
+    max_items: Final[int]
+
+    def __init__(
+        self,
+        *,
+        depth: Depth = Depth.REGISTERS,
+        holding_singles: bool = False,
+        split_silent: bool = True,
+        silent_limit: int | None = 2,
+        silent_start_ends: bool = False,
+        max_registers: int = rtu.MAX_READ_REGISTERS,
+        max_items: int = MAX_PAIRS,
+    ) -> None:
+        self.depth, self.holding_singles, self.split_silent = depth, holding_singles, split_silent
+        self.silent_limit, self.silent_start_ends = silent_limit, silent_start_ends
+        self.max_registers, self.max_items = max_registers, max_items
 
 
 _CHUNK, _ITEM, _HALF, _SINGLE = range(4)
 
 
-@dataclass(slots=True, eq=False)
 class _Pair:
     """The two halves of a refused range; both refused means the range is mostly absent, so they
     are read register by register instead of being halved again."""
 
-    first_refused: bool = False
-    deferred: _Piece | None = None  # the refused first half, waiting for its sibling's answer
+    __slots__ = ("deferred", "first_refused")
+
+    def __init__(self) -> None:
+        self.first_refused = False
+        self.deferred: _Piece | None = None  # the refused first half, waiting for its sibling's answer
 
 
-@dataclass(slots=True, eq=False)
 class _Piece:
-    chunk: Chunk
-    level: int
-    pair: _Pair | None = None
-    second: bool = False
+    __slots__ = ("chunk", "level", "pair", "second")
+
+    def __init__(self, chunk: Chunk, level: int, pair: _Pair | None = None, second: bool = False) -> None:
+        self.chunk, self.level, self.pair, self.second = chunk, level, pair, second
 
 
 class ReadPlan:

@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, TypeAlias
 
 from .errors import WriteRefused
+from .records import FrozenRecord
 
 Words: TypeAlias = Mapping[int, int]
 """Raw 16-bit words as read, by address."""
@@ -324,15 +324,19 @@ def encode_humidistat_targets(humidification: int, dehumidification: int) -> int
 # Write rules (docs/protocol.md#writes)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WriteField:
+class WriteField(FrozenRecord):
     """One packed part of a written word (e.g. 3002's compressor speed in bits 0-3)."""
 
-    name: str
-    mask: int
-    low: int
-    high: int
-    also: tuple[int, ...] = ()
+    _fields = ("name", "mask", "low", "high", "also")
+    __slots__ = _fields
+    name: Final[str]
+    mask: Final[int]
+    low: Final[int]
+    high: Final[int]
+    also: Final[tuple[int, ...]]
+
+    def __init__(self, *, name: str, mask: int, low: int, high: int, also: tuple[int, ...] = ()) -> None:
+        self.name, self.mask, self.low, self.high, self.also = name, mask, low, high, also
 
     def problem(self, raw: int) -> str | None:
         """Why this part of raw is refused, or None."""
@@ -344,8 +348,7 @@ class WriteField:
         return f"{self.name} {part} is outside {self.low}..{self.high}{also}"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WriteRule:
+class WriteRule(FrozenRecord):
     """What may be written to a register: ``low..high`` in the register's unit, raw = value × scale.
 
     ``step`` counts raw words between allowed values from ``low × scale``; ``signed`` registers
@@ -353,15 +356,35 @@ class WriteRule:
     ``fields`` constrain packed parts; ``dangerous`` rules apply only when asked for explicitly.
     """
 
-    low: int
-    high: int
-    scale: int = 1
-    step: int = 1
-    signed: bool = False
-    enum: str | None = None
-    special: Mapping[int, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
-    fields: tuple[WriteField, ...] = ()
-    dangerous: bool = False
+    _fields = ("low", "high", "scale", "step", "signed", "enum", "special", "fields", "dangerous")
+    __slots__ = _fields
+    _unhashed = ("special",)  # a mapping; equal rules still hash alike
+    low: Final[int]
+    high: Final[int]
+    scale: Final[int]
+    step: Final[int]
+    signed: Final[bool]
+    enum: Final[str | None]
+    special: Final[Mapping[int, str]]
+    fields: Final[tuple[WriteField, ...]]
+    dangerous: Final[bool]
+
+    def __init__(
+        self,
+        *,
+        low: int,
+        high: int,
+        scale: int = 1,
+        step: int = 1,
+        signed: bool = False,
+        enum: str | None = None,
+        special: Mapping[int, str] | None = None,
+        fields: tuple[WriteField, ...] = (),
+        dangerous: bool = False,
+    ) -> None:
+        self.low, self.high, self.scale, self.step, self.signed = low, high, scale, step, signed
+        self.enum, self.fields, self.dangerous = enum, fields, dangerous
+        self.special = MappingProxyType({}) if special is None else special
 
     def describe(self) -> str:
         """The allowed values in words, e.g. ``100..140 (raw 1000..1400)``."""
@@ -440,24 +463,61 @@ class WriteRule:
 # The map
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Register:
+class Register(FrozenRecord):
     """One register of the map. ``name`` is None for the continuation words of strings and 32-bit
     values (``part_of`` names the owner): they belong to ``known`` but are never printed."""
 
-    address: int
-    name: str | None
-    converter: str = "uint16"
-    length: int = 1
-    unit: str | None = None
-    format: str | None = None
-    table: str | None = None
-    part_of: int | None = None
-    write: WriteRule | None = None
-    range: tuple[int, int] | None = None  # the values a reading takes
-    publish_unit: str | None = None  # the unit published where it differs from ``unit``
-    flags: str | None = None  # the FLAGS table naming the bits, when the converter is not flags
-    absent: int | None = None  # the raw word of something the unit does not have (0xFFFF counters)
+    _fields = (
+        "address",
+        "name",
+        "converter",
+        "length",
+        "unit",
+        "format",
+        "table",
+        "part_of",
+        "write",
+        "range",
+        "publish_unit",
+        "flags",
+        "absent",
+    )
+    __slots__ = _fields
+    address: Final[int]
+    name: Final[str | None]
+    converter: Final[str]
+    length: Final[int]
+    unit: Final[str | None]
+    format: Final[str | None]
+    table: Final[str | None]
+    part_of: Final[int | None]
+    write: Final[WriteRule | None]
+    range: Final[tuple[int, int] | None]  # the values a reading takes
+    publish_unit: Final[str | None]  # the unit published where it differs from ``unit``
+    flags: Final[str | None]  # the FLAGS table naming the bits, when the converter is not flags
+    absent: Final[int | None]  # the raw word of something the unit does not have (0xFFFF counters)
+
+    def __init__(
+        self,
+        *,
+        address: int,
+        name: str | None,
+        converter: str = "uint16",
+        length: int = 1,
+        unit: str | None = None,
+        format: str | None = None,
+        table: str | None = None,
+        part_of: int | None = None,
+        write: WriteRule | None = None,
+        range: tuple[int, int] | None = None,
+        publish_unit: str | None = None,
+        flags: str | None = None,
+        absent: int | None = None,
+    ) -> None:
+        self.address, self.name, self.converter, self.length = address, name, converter, length
+        self.unit, self.format, self.table, self.part_of = unit, format, table, part_of
+        self.write, self.range, self.publish_unit = write, range, publish_unit
+        self.flags, self.absent = flags, absent
 
     @property
     def published_unit(self) -> str | None:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Final
 
 from .errors import FrameError, Incomplete, exception_for
+from .records import FrozenRecord
 
 BYTE_TIME_S = 11 / 19200  # 1 start + 8 data + 1 parity + 1 stop bit at 19200 baud: 0.573 ms
 MAX_FRAME = 256
@@ -54,15 +55,26 @@ def _words(values: Sequence[int]) -> bytes:
 # ---------------------------------------------------------------- requests
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
+class Request(FrozenRecord):
     """One request PDU, decoded. ``ranges`` is the (start, count) list every read reduces to."""
 
-    slave: int
-    function: int
-    ranges: tuple[tuple[int, int], ...] = ()  # reads: FC3 one pair, FC65 pairs, FC66 (addr, 1) each
-    writes: tuple[tuple[int, int], ...] = ()  # writes: (address, value) in request order
-    raw: bytes = b""  # the PDU data, for FC68 and unknown codes
+    _fields = ("slave", "function", "ranges", "writes", "raw")
+    __slots__ = _fields
+    slave: Final[int]
+    function: Final[int]
+    ranges: Final[tuple[tuple[int, int], ...]]  # reads: FC3 one pair, FC65 pairs, FC66 (addr, 1) each
+    writes: Final[tuple[tuple[int, int], ...]]  # writes: (address, value) in request order
+    raw: Final[bytes]  # the PDU data, for FC68 and unknown codes
+
+    def __init__(
+        self,
+        slave: int,
+        function: int,
+        ranges: tuple[tuple[int, int], ...] = (),
+        writes: tuple[tuple[int, int], ...] = (),
+        raw: bytes = b"",
+    ) -> None:
+        self.slave, self.function, self.ranges, self.writes, self.raw = slave, function, ranges, writes, raw
 
     @property
     def addresses(self) -> list[int]:
@@ -243,15 +255,26 @@ def split_request(buf: bytes) -> tuple[Request, int] | None:
 # ---------------------------------------------------------------- replies
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+class Reply(FrozenRecord):
     """One normal reply: register values for reads, the echo for writes, a byte for FC 68."""
 
-    slave: int
-    function: int
-    values: tuple[int, ...] = ()
-    echo: tuple[int, int] = (0, 0)  # FC 6: (address, value); FC 16: (start, quantity)
-    raw: bytes = field(default=b"")
+    _fields = ("slave", "function", "values", "echo", "raw")
+    __slots__ = _fields
+    slave: Final[int]
+    function: Final[int]
+    values: Final[tuple[int, ...]]
+    echo: Final[tuple[int, int]]  # FC 6: (address, value); FC 16: (start, quantity)
+    raw: Final[bytes]
+
+    def __init__(
+        self,
+        slave: int,
+        function: int,
+        values: tuple[int, ...] = (),
+        echo: tuple[int, int] = (0, 0),
+        raw: bytes = b"",
+    ) -> None:
+        self.slave, self.function, self.values, self.echo, self.raw = slave, function, values, echo, raw
 
 
 def encode_reply(request: Request, values: Sequence[int] = ()) -> bytes:

@@ -84,7 +84,9 @@ def test_a_fetch_on_a_line_imports_nothing_it_does_not_need(
     assert not _loaded(modules, "aurora.urlhandler.protocol_rfc2217")  # only rfc2217:// needs it
     # not pyserial's socket:// module, the idna codec getaddrinfo loads for a host given as str,
     # logging until something logs, nor shutil for a help text nobody asked for (issue 15)
+    # dataclasses with inspect (ast, dis, tokenize) either: the records are aurora.records ones
     unused = ("serial.urlhandler.protocol_socket", "encodings.idna", "logging", "shutil")
+    unused += ("dataclasses", "inspect", "ast", "dis", "tokenize")
     assert [] == [m for m in unused if m in modules]
 
 
