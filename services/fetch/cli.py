@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 from contextlib import closing
-from typing import Any
+from typing import Any, NoReturn
 
 from aurora.errors import AuroraError, IllegalAddress, MissingRegisters, UsageError
 from aurora.logs import (
@@ -214,6 +214,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print("\n".join(render_lines(result.values)))
     return EXIT_OK
+
+
+def command() -> NoReturn:
+    """The ``aurora_fetch`` command (its console script): :func:`main`, then its output flushed
+    and the process ended without the interpreter's teardown.
+
+    Freeing every module and object at exit cost a quarter of a short fetch's own time (~5 ms of
+    ~20, issue 15) and does nothing a finished fetch needs: its port is closed and its output
+    flushed here. Logging's exit handler (flushing its handlers) runs if anything logged. When
+    flushing fails (stdout closed early), the usual exit reports it.
+    """
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        raise SystemExit(code) from None
+    if "logging" in sys.modules:
+        import logging
+
+        logging.shutdown()
+    os._exit(code)
 
 
 if __name__ == "__main__":

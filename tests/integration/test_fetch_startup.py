@@ -166,3 +166,63 @@ def test_an_rfc2217_port_opens_in_milliseconds(tmp_path: Path, unit_dump: Path) 
             finally:
                 bus.close()
     assert statistics.median(opens) < 0.15, [round(o * 1000) for o in opens]
+
+
+def _command(
+    *args: str, stdout: int = subprocess.PIPE, via_main: bool = False, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The installed console script, as a user runs it (its entry point is cli.command), or the
+    same through main() and the interpreter's usual exit."""
+    usual = [sys.executable, "-c", "import sys; from aurora.fetch.cli import main; sys.exit(main())"]
+    return subprocess.run(
+        [*usual, *args] if via_main else [str(Path(sys.executable).parent / "aurora_fetch"), *args],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+
+def test_the_command_skips_the_teardown_but_not_its_output_or_exit_status(
+    tmp_path: Path, unit_dump: Path
+) -> None:
+    """The console script ends with os._exit after flushing (issue 15): every line, a warning
+    logged on the way and each exit status still come out as from main()."""
+    with Sim.start(tmp_path, str(unit_dump), "--tcp", "127.0.0.1:0") as sim:
+        done = _command(sim.url, "745-747")
+        assert (0, "") == (done.returncode, done.stderr)
+        assert ["Heating Set Point (745): 68.0°F", "Cooling Set Point (746): 73.0°F"] == (
+            done.stdout.splitlines()[:2]
+        )
+        assert 3 == len(done.stdout.splitlines()) and done.stdout.endswith("\n")
+        assert done.stdout == _command(sim.url, "745-747", via_main=True).stdout
+        warned = _command(sim.url, "745,9999", "--ignore-missing-registers", "--log-format", "json")
+        assert 0 == warned.returncode
+        logged = [json.loads(line) for line in warned.stderr.splitlines()]
+        assert ["registers_not_read"] == [e["event"] for e in logged]
+        yaml_out = _command(sim.url, "745-747", "--yaml")
+        assert "---\n745: 680\n746: 730\n747: 712\n" == yaml_out.stdout
+    gone = _command(sim.url, "745")  # the sim has stopped
+    assert 1 == gone.returncode and gone.stderr.startswith("aurora_fetch: ")
+    assert 2 == _command("tcp://127.0.0.1:1/", "nonsense").returncode
+
+
+@pytest.mark.parametrize("buffered", [True, False])
+def test_the_command_into_a_closed_pipe_ends_as_main_does(
+    tmp_path: Path, unit_dump: Path, buffered: bool
+) -> None:
+    """stdout closed before the output is written or flushed: the same status and report as the
+    interpreter's usual exit gives (the fast exit steps aside when flushing fails)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED" or not buffered}
+    ends = []
+    with Sim.start(tmp_path, str(unit_dump), "--tcp", "127.0.0.1:0") as sim:
+        for via_main in (False, True):
+            read, write = os.pipe()
+            os.close(read)
+            try:
+                done = _command(sim.url, "745-747", stdout=write, via_main=via_main, env=env)
+            finally:
+                os.close(write)
+            ends.append((done.returncode, done.stderr.strip().splitlines()[-1]))
+    assert ends[0] == ends[1] and "BrokenPipeError" in ends[0][1]
