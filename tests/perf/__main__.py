@@ -40,14 +40,15 @@ MISSED_BECAUSE = {
     "latency at sharing.two_hundred_clients.line_floor_mean_ms (~0.5 s), and a 100-register poll "
     "transaction between two rounds adds 0.24 s to every request waiting then: no p99 under 0.6 s "
     "while polling goes on.",
-    "import of aurora.fetch.cli": "what it imports is what a tcp:// or pty fetch uses (tests/integration/"
-    "test_fetch_startup.py): the register map (JSON read and checked into ~1000 records), the "
-    "RTU and transport modules, and the standard library they need (dataclasses with inspect, "
-    "typing, argparse, socket); on a loaded shared machine each takes a multiple of its idle time, "
-    "as the bare interpreter beside it shows.",
-    "aurora_fetch process over": "mostly the imports above (import_fetch_cli), plus argparse and the "
-    "interpreter's work at exit; the bare interpreter's start is subtracted, but the imports slow "
-    "down under load as much as it does.",
+    "import of aurora.fetch.cli": "what is left is what a tcp:// or pty fetch uses (tests/integration/"
+    "test_fetch_startup.py): typing (the Bus protocol), argparse, socket and pyserial, json and the "
+    "register map's tables (its records are built on lookup), the RTU, plan and transport modules "
+    "(no dataclasses); on a loaded shared machine each takes a multiple of its idle time, as the "
+    "bare interpreter beside it shows.",
+    "aurora_fetch process over": "the imports above (import_fetch_cli) and argparse's parser (~2 ms) "
+    "after the bare interpreter's start, which is subtracted, but the imports slow down under load "
+    "as much as it does (the exit skips the interpreter's teardown: services/fetch/cli.py command); "
+    "through the broker also paho, TLS and the connection.",
     "bridge cold start": "measured from the process start: the interpreter and the imports (before "
     "bridge.process.start_steps_s.run), then the line, which alone needs "
     "bridge.poll_cycle.start_line_minimum_s (~0.41 s) one read after the other: detection (the "
