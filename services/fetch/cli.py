@@ -16,7 +16,7 @@ from aurora.logs import (
     configure_logging_on_first_use,
     get_logger,
 )
-from aurora.mqtt_args import add_mqtt_arguments, is_mqtt_url
+from aurora.mqtt_args import add_mqtt_arguments, defer_unused_imports, is_mqtt_url
 from aurora.options import ToolParser, log_deprecated_names
 from aurora.ports import DEFAULT_LATENCY_S, open_bus
 from aurora.query import Chunk, ProgressLog, QueryResult, describe_addresses, parse_query, read_query
@@ -142,6 +142,7 @@ def fetch(args: argparse.Namespace) -> QueryResult:
     query = parse_query(args.query)
     mqtt_settings = None
     if is_mqtt_url(args.port):
+        defer_unused_imports()  # what paho imports and this one-shot process never uses
         from aurora.mqtt import MqttSettings  # paho: only this path needs it
 
         mqtt_settings = MqttSettings.from_url(

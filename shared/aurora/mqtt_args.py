@@ -7,13 +7,18 @@ On an ``aurora.options.ToolParser`` each option also reads its ``AURORA_MQTT_*``
 from __future__ import annotations
 
 import argparse
+import importlib
 import re
+import sys
+import types
+from typing import Any
 from urllib.parse import urlsplit
 
 __all__ = [
     "DEFAULT_ROOT",
     "MQTT_SCHEMES",
     "add_mqtt_arguments",
+    "defer_unused_imports",
     "is_mqtt_url",
     "topic_level",
 ]
@@ -27,11 +32,49 @@ MQTT_SCHEMES: dict[str, tuple[bool, bool]] = {
 }
 DEFAULT_ROOT = "homie"
 _TOPIC_LEVEL = re.compile(r"^[A-Za-z0-9_-]+$")
+# Standard modules paho.mqtt.client imports at its top but uses only for what a one-shot tool
+# never does: urllib.request (with http.client, email, tempfile, shutil, bz2, lzma) for a proxy
+# from the environment, and only with PySocks installed; hashlib for the WebSocket handshake;
+# uuid for a client id paho makes up (ours are given). Together most of paho's import time.
+_DEFERRED = ("urllib.request", "hashlib", "uuid")
 
 
 def is_mqtt_url(url: str) -> bool:
     """Whether ``url`` names a broker: ``mqtt://``, ``mqtts://``, ``ws://`` or ``wss://``."""
     return "://" in url and urlsplit(url).scheme.lower() in MQTT_SCHEMES
+
+
+class _Deferred(types.ModuleType):
+    """Stands in for a standard module until one of its attributes is asked for, then imports
+    it and takes its namespace (so the names bound to this stand-in work from then on)."""
+
+    def __getattr__(self, attr: str) -> Any:
+        name = self.__name__
+        if sys.modules.get(name) is self:
+            del sys.modules[name]
+        real = importlib.import_module(name)
+        parent, _, child = name.rpartition(".")
+        if parent:
+            setattr(sys.modules[parent], child, real)
+        self.__dict__.update(real.__dict__)
+        return getattr(real, attr)
+
+
+def defer_unused_imports() -> None:
+    """Stand-ins (``_Deferred``) for the modules of ``_DEFERRED`` not imported yet: they load on
+    first use instead of at ``import``. For a short-lived tool about to import paho
+    (``aurora_fetch mqtts://…``, issue 15), not for a long-running multi-threaded service."""
+    for name in _DEFERRED:
+        if name in sys.modules:
+            continue
+        stand_in = _Deferred(name)
+        # ``import x`` looks at ``__spec__._initializing`` of a module it finds: a spec-less
+        # stand-in is taken as imported, as it should be
+        stand_in.__spec__ = None
+        sys.modules[name] = stand_in
+        parent, _, child = name.rpartition(".")
+        if parent:  # ``import urllib.request`` binds urllib and reaches request as its attribute
+            setattr(importlib.import_module(parent), child, stand_in)
 
 
 def topic_level(text: str) -> str:

@@ -8,9 +8,9 @@ waits on its own slot, matched by MQTT 5 CorrelationData or by the echoed ``id``
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -87,6 +87,7 @@ class MqttBus:
         self._closed = False
         self._state_topic: str | None = None  # watched while opening (a named device's $state)
         self._state: str | None = None
+        self._heard = False  # a reply came on this connection: the bridge is there
         connection.on_message = self._on_message
         connection.on_disconnected = self._on_disconnected
 
@@ -100,29 +101,56 @@ class MqttBus:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         client_prefix: str | None = None,
         protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5,
+        ping: bool = True,
     ) -> MqttBus:
         """Log in, find the device (the only ``aurora-*`` one when the settings name none),
         subscribe to the reply topic and ping the bridge. BusError when the broker or the bridge
-        cannot be reached or no device is there, UsageError when several are and none is named."""
+        cannot be reached or no device is there, UsageError when several are and none is named.
+
+        ``ping`` False: no round trip to the bridge before the first request (a one-shot tool's
+        first request tells as much); a retained ``$state`` saying the bridge is gone still fails
+        here, and a first request nothing answers fails with the same BusError a ping would."""
         # The ACL confines client "fetch-…" of user fetch to …/request/fetch/fetch-… and
         # …/response/fetch/fetch-… (mosquitto/README.md); only writers may use …/write/….
         cid = client_id(client_prefix or settings.username or "aurora")
         bus = cls(MqttConnection(settings, cid, protocol=protocol), timeout_s=timeout_s)
         try:
-            bus._open(settings.device)
+            bus._open(settings.device, ping=ping)
         except BaseException:
             bus.close()
             raise
         return bus
 
-    def _open(self, device: str | None) -> None:
+    def _open(self, device: str | None, *, ping: bool = True) -> None:
         deadline = time.monotonic() + self.timeout_s
-        self._mqtt.connect(self.timeout_s)
         if device is None:
+            self._mqtt.connect(self.timeout_s)
             found = self._mqtt.discover(self.root, timeout_s=_left(deadline))
             device = choose_device(found, self.settings)
             log.info("device_discovered", device=device, state=found[device])
             self._state = found[device]
+            self._use(device)
+            self._mqtt.subscribe(self.reply_topic, 1, timeout_s=_left(deadline), keep=True)
+        else:
+            self._use(device)
+            # The retained $state is delivered before the broker handles the next SUBSCRIBE,
+            # so once the reply topic's SUBACK is in, it has arrived if there is one. Both are
+            # sent with CONNECT: one round trip opens the bus.
+            self._state_topic = f"{self.root}/{device}/$state"
+            subscriptions = [(self._state_topic, 0, False), (self.reply_topic, 1, True)]
+            self._mqtt.connect(self.timeout_s, subscribe=subscriptions)
+        try:
+            gone = self._not_running()
+            if gone is not None:
+                raise gone
+            if ping:
+                self.request({"op": "ping"}, timeout_s=max(_left(deadline), 0.5))
+        finally:
+            if self._state_topic is not None:
+                self._mqtt.forget([self._state_topic])
+                self._state_topic = None
+
+    def _use(self, device: str) -> None:
         if not device.startswith(DEVICE_PREFIX):
             log.warning("not_an_aurora_device", device=device)
         self.device = device
@@ -131,27 +159,15 @@ class MqttBus:
         self.reply_topic = rpc.response_topic(self.base, user, self.client_id)
         self.request_topic = rpc.request_topic(self.base, user, self.client_id)
         self.write_topic = rpc.write_topic(self.base, user, self.client_id)
-        try:
-            if self._state is None:
-                # The retained $state is delivered before the broker handles the next SUBSCRIBE,
-                # so once the reply topic's SUBACK is in, it has arrived if there is one.
-                self._state_topic = f"{self.root}/{device}/$state"
-                self._mqtt.subscribe(self._state_topic, 0, timeout_s=_left(deadline))
-            self._mqtt.subscribe(self.reply_topic, 1, timeout_s=_left(deadline), keep=True)
-            gone = self._not_running()
-            if gone is not None:
-                raise gone
-            self.request({"op": "ping"}, timeout_s=max(_left(deadline), 0.5))
-        except BusTimeout as err:
-            raise BusError(
-                f"no answer from the bridge of {device} on {self.request_topic} within "
-                f"{self.timeout_s:g} s: is aurora_mqtt_bridge running, and does the broker's ACL let "
-                f"{self.settings.username} use it?"
-            ) from err
-        finally:
-            if self._state_topic is not None:
-                self._mqtt.forget([self._state_topic])
-                self._state_topic = None
+
+    def _unanswered(self, wait_s: float) -> BusError:
+        """A timeout while the bridge has answered nothing on this connection: not worth another
+        attempt (it would wait as long again), and the likely causes named."""
+        return BusError(
+            f"no answer from the bridge of {self.device} on {self.request_topic} within "
+            f"{wait_s:g} s: is aurora_mqtt_bridge running, and does the broker's ACL let "
+            f"{self.settings.username} use it?"
+        )
 
     def _not_running(self) -> BusError | None:
         """The error to fail with when the device's $state says its bridge is gone, else None."""
@@ -199,6 +215,7 @@ class MqttBus:
         except FrameError as err:
             log.warning("bad_reply", error=str(err))
             return
+        self._heard = True
         correlation = getattr(getattr(msg, "properties", None), "CorrelationData", None)
         key = correlation.decode("ascii", "replace") if isinstance(correlation, bytes) else reply.id
         with self._cond:
@@ -226,7 +243,7 @@ class MqttBus:
         if self._closed:
             raise BusError("the MQTT bus is closed")
         wait_s = self.timeout_s if timeout_s is None else timeout_s
-        rid = uuid.uuid4().hex
+        rid = os.urandom(16).hex()  # as random as uuid4, without importing uuid
         payload = rpc.encode({"id": rid, **body})
         properties = None
         if self.protocol == MQTTProtocolVersion.MQTTv5:
@@ -252,6 +269,8 @@ class MqttBus:
             self._mqtt.publish(topic, payload, qos=1, properties=properties).add_done_callback(acknowledged)
             if not slot.event.wait(wait_s):
                 self.stats.timeouts += 1
+                if not self._heard:
+                    raise self._unanswered(wait_s)
                 raise BusTimeout(
                     f"no reply from the bridge of {self.device} within {wait_s:g} s "
                     f"({body.get('op')} request)"

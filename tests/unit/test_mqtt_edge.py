@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import socket
 import subprocess
@@ -190,3 +192,35 @@ def test_publish_settles_on_the_acknowledgement_early_or_late() -> None:
     conn.close()
     with pytest.raises(BusError, match="closed"):
         waiting.result(0)
+
+
+def test_deferred_modules_load_on_first_use_and_then_are_the_real_ones() -> None:
+    """``defer_unused_imports`` (aurora_fetch mqtts://, issue 15): paho imports urllib.request,
+    hashlib and uuid without loading them; the first use loads the real module, and a module
+    imported before is left alone."""
+    code = (
+        "import sys, json, types\n"
+        "from aurora.mqtt_args import defer_unused_imports\n"
+        "defer_unused_imports()\n"
+        "import paho.mqtt.client\n"
+        "import aurora.rpc_client\n"
+        "heavy = ('urllib.request', 'hashlib', 'uuid', 'email', 'http.client', 'tempfile')\n"
+        "def real(m): return m in sys.modules and type(sys.modules[m]) is types.ModuleType\n"
+        "before = [m for m in heavy if real(m)]\n"
+        "import hashlib, urllib.request\n"
+        "from uuid import uuid4\n"
+        "digest = hashlib.sha256(b'aurora').hexdigest()[:8]\n"
+        "proxies = type(urllib.request.getproxies()).__name__\n"
+        "print(json.dumps([before, digest, proxies, len(str(uuid4())), [real(m) for m in heavy[:3]],\n"
+        "    paho.mqtt.client.hashlib.sha1 is hashlib.sha1]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    before, digest, proxies, uuid_len, real_after, same = json.loads(done.stdout)
+    assert [] == before
+    assert hashlib.sha256(b"aurora").hexdigest()[:8] == digest
+    assert ("dict", 36, [True, True, True], True) == (proxies, uuid_len, real_after, same)
+    # already imported: untouched
+    code = "import hashlib, types\nfrom aurora.mqtt_args import defer_unused_imports\n"
+    code += "defer_unused_imports()\nimport sys\nprint(sys.modules['hashlib'] is hashlib)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "True" == done.stdout.strip()

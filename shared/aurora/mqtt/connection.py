@@ -154,6 +154,10 @@ class _Discovery:
     live: threading.Event = field(default_factory=threading.Event)  # a $state published now
 
 
+class _LostEarly(Exception):
+    """The connection closed before its CONNACK was read while SUBSCRIBEs went with CONNECT."""
+
+
 class MqttConnection:
     """One paho client with its rules: see the module's docstring.
 
@@ -240,13 +244,42 @@ class MqttConnection:
         return {"clean_start": False, "properties": props}
 
     def connect(
-        self, timeout_s: float, *, retry_refused: bool = False, stop: threading.Event | None = None
+        self,
+        timeout_s: float,
+        *,
+        retry_refused: bool = False,
+        stop: threading.Event | None = None,
+        subscribe: Sequence[tuple[str, int, bool]] = (),
     ) -> None:
         """Connect and log in now, or raise the one error that says why (BrokerError,
         LoginRefused). ``retry_refused``: a refused TCP connection is tried again until
         ``timeout_s`` (a broker started at the same time may not listen yet). paho then keeps
-        the connection, reconnecting by itself."""
+        the connection, reconnecting by itself.
+
+        ``subscribe``: (filter, QoS, keep) sent right behind CONNECT, before its CONNACK (MQTT
+        lets a client do so; the broker handles them in order, after the login), each checked
+        as ``subscribe`` does: one round trip for all instead of one each (issue 15)."""
         deadline = time.monotonic() + timeout_s
+        try:
+            self._connect(deadline, timeout_s, retry_refused, stop, subscribe)
+        except _LostEarly:
+            # mosquitto closes a refused login right after its CONNACK, and a SUBSCRIBE written
+            # then may break the connection before that CONNACK is read: step by step, for the reason
+            self.client.loop_stop()
+            with self._cond:
+                self._answered, self._connack, self._early_close = False, None, None
+            self._connect(deadline, timeout_s, retry_refused, stop, ())
+            for topic, qos, keep in subscribe:
+                self.subscribe(topic, qos, timeout_s=max(0.0, deadline - time.monotonic()), keep=keep)
+
+    def _connect(
+        self,
+        deadline: float,
+        timeout_s: float,
+        retry_refused: bool,
+        stop: threading.Event | None,
+        subscribe: Sequence[tuple[str, int, bool]],
+    ) -> None:
         # paho would log every failed attempt; until the broker accepts us the error raised says it all
         self.client.disable_logger()
         while True:
@@ -266,8 +299,15 @@ class MqttConnection:
                 raise connect_failure(self.settings, err) from err
             except ValueError as err:  # paho's checks of host and port
                 raise BrokerError(f"{self.settings.url}: {err}") from err
-        self._start_loop()
         try:
+            sent: list[tuple[int, str, int, bool]] = []
+            for topic, qos, keep in subscribe:
+                # Before paho's thread runs, paho writes each packet from this thread at once
+                result, mid = self.client.subscribe([(topic, qos)])
+                if result != mqtt.MQTT_ERR_SUCCESS or mid is None:
+                    raise _LostEarly()
+                sent.append((mid, topic, qos, keep))
+            self._start_loop()
             with self._cond:
                 if not self._cond.wait_for(lambda: self._answered, max(0.0, deadline - time.monotonic())):
                     raise BrokerError(
@@ -276,9 +316,18 @@ class MqttConnection:
                     )
                 reason, closed = self._connack, self._early_close
             if reason is None:
+                if subscribe:
+                    raise _LostEarly()
                 raise closed_before_connack(self.settings, closed)
             if _failed(reason):
                 raise login_refused(self.settings, reason)
+            for mid, topic, qos, keep in sent:
+                self._await_suback(mid, [topic], max(0.0, deadline - time.monotonic()))
+                if keep:
+                    with self._cond:
+                        self._kept[topic] = qos
+        except _LostEarly:
+            raise
         except BaseException:
             self.close()
             raise
@@ -347,11 +396,17 @@ class MqttConnection:
         if keep:
             with self._cond:
                 self._kept.update(dict.fromkeys(topics, qos))
+        self._await_suback(self._send_subscribe(topics, qos), topics, timeout_s)
+
+    def _send_subscribe(self, topics: list[str], qos: int) -> int:
         result, mid = self.client.subscribe([(f, qos) for f in topics])
         if result != mqtt.MQTT_ERR_SUCCESS or mid is None:
             raise BrokerError(
                 f"{self.settings.url}: cannot subscribe to {', '.join(topics)}: {mqtt.error_string(result)}"
             )
+        return mid
+
+    def _await_suback(self, mid: int, topics: list[str], timeout_s: float) -> None:
         with self._cond:
             if not self._cond.wait_for(lambda: mid in self._subacks, timeout_s):
                 raise BrokerError(f"{self.settings.url}: no SUBACK for {', '.join(topics)}")

@@ -10,9 +10,7 @@ still works but is never logged (``redact``).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import uuid
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -175,7 +173,7 @@ class MqttSettings:
 
 def client_id(prefix: str) -> str:
     """A tool's client id ``<prefix>-<random>``: new on every run, known to no other account."""
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+    return f"{prefix}-{os.urandom(6).hex()}"  # 48 random bits, as uuid4().hex[:12] had
 
 
 BRIDGE_ID_DIGITS = 24  # 96 bits: no one guesses it, as no one guesses the password it comes from
@@ -193,6 +191,9 @@ def bridge_client_id(serial: str, username: str | None, password: str | None) ->
     """
     if not password:
         return f"bridge-{serial}"
+    import hashlib  # the bridge's only: a tool need not import it (issue 15)
+    import hmac
+
     message = f"aurora bridge client id\0{username or ''}\0{serial}".encode()
     digest = hmac.new(password.encode("utf-8"), message, hashlib.sha256).hexdigest()
     return f"bridge-{serial}-{digest[:BRIDGE_ID_DIGITS]}"
