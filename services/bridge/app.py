@@ -1,7 +1,8 @@
 """The bridge's life: start-up, the threads it starts, shutdown (docs/architecture.md#threads).
 
 Start-up order: the unit is detected first (retried with backoff for as long as it takes: the
-device id comes from its serial number), then MQTT is connected, earlier retained topics are
+device id comes from its serial number; the first attempt runs from before this module is
+imported, :mod:`.early`), then MQTT is connected, earlier retained topics are
 scanned, and the tree is published; nothing is wiped before there is something to replace it
 (docs/architecture.md#original-bridge R2). The first poll reads meanwhile, only what detection
 did not; the ``bridge_ready`` log line says how long each step took from the process start.
@@ -27,16 +28,17 @@ from typing import TYPE_CHECKING, Protocol
 import paho.mqtt.client as mqtt
 import structlog
 from aurora.bus import Bus
-from aurora.errors import AuroraError, BusTimeout, ExceptionReply, UsageError
+from aurora.errors import AuroraError, UsageError
 from aurora.logs import Repeats
 from aurora.mqtt import bridge_client_id, make_client
 from aurora.urls import redact
 
 from . import homie
 from .device import Unit
+from .early import EarlyStart, detection_read
 from .effects import WriteEffects
 from .metering import EnergyRecorder, max_gap_for
-from .poller import PollReport, read_words
+from .poller import PollReport
 from .polling import PollLoop
 from .publisher import Publisher
 from .spec import Tier
@@ -91,7 +93,10 @@ class Bridge:
         opener: Callable[[], Bus] | None = None,
         detect: Detect | None = None,
         client_factory: Callable[..., mqtt.Client] = make_client,
+        early: EarlyStart | None = None,
     ) -> None:
+        """``early``: the worker and the first detection attempt, started before this module was
+        imported (cli.py); ``opener`` and ``detect`` then serve the later attempts only."""
         self.config = config
         if opener is None:
             from aurora.ports import open_bus
@@ -108,7 +113,12 @@ class Bridge:
             detect = device.detect
         self._detect_fn = detect
         self._client_factory = client_factory
-        self.worker = BusWorker(opener, on_line_state=self._line_state)
+        self._early = early
+        if early is not None:
+            self.worker = early.worker
+            early.on_line_state = self._line_state
+        else:
+            self.worker = BusWorker(opener, on_line_state=self._line_state)
         self.shared = Shared(config, self.worker, threading.Event())
         self.cache, self.stats, self.schedule = self.shared.cache, self.shared.stats, self.shared.schedule
         self.ready = self.shared.ready
@@ -128,7 +138,10 @@ class Bridge:
         died (a bug: the service manager should restart the bridge), 2 on a usage error."""
         self.shared.stop = stop
         self._mark("run")
-        self.worker.start()
+        if self._early is None:
+            self.worker.start()
+        else:
+            self._marks["detection_started"] = self._early.started
         # The $modbus pass-through is needed only once the tree is out: imported while detection
         # waits on the line, not after the first poll (issue 15: start to ready).
         threading.Thread(
@@ -167,10 +180,17 @@ class Bridge:
     def _detect_unit(self) -> Unit | None:
         """Detect the unit's components, retrying with backoff until it answers (R2: never give up)."""
         backoff = 1.0
+        early, self._early = self._early, None
         while not self.shared.stop.is_set():
             self._detected = {}  # a failed attempt's words are older than the next attempt's
             try:
-                unit = self._detect_fn(self._detect_read, device_name=self.config.device_name)
+                if early is not None:  # the first attempt, started before the MQTT stack was imported
+                    self._detected = early.words
+                    attempt, early = early.attempt, None
+                    unit = attempt.result()
+                else:
+                    read = detection_read(self.worker, self.shared.stop, self._detected)
+                    unit = self._detect_fn(read, device_name=self.config.device_name)
             except Exception as err:
                 if self.shared.stop.is_set():
                     # A stop cut the detection's reads short ("the bridge is stopping"): not a failure.
@@ -188,23 +208,13 @@ class Bridge:
             else:
                 self._detect_failures.recovered("detect_recovered")
                 return unit  # device.detect logged what it found
+            finally:
+                self.shared.cache.update(self._detected)
             self.stats.last_error = f"unit not answering at start-up: {why}"
             self.watchdog.write_status("init")
             self.shared.stop.wait(backoff)
             backoff = min(backoff * 2, DETECT_MAX_BACKOFF_S)
         return None
-
-    def _detect_read(self, ranges: Sequence[tuple[int, int]]) -> Mapping[int, int]:
-        addresses = [a for start, count in ranges for a in range(start, start + count)]
-        report = read_words(self.worker, addresses, stop=self.shared.stop)
-        self.shared.cache.update(report.words)
-        self._detected.update(report.words)
-        lost = [err for err in report.failed.values() if not isinstance(err, ExceptionReply)]
-        if lost:
-            # A register that timed out is not a register the unit lacks: detecting without it
-            # would drop a component for the bridge's whole life. Try the detection again.
-            raise BusTimeout(f"detection read incomplete: {lost[0]}")
-        return report.words
 
     def _start_vports(self) -> bool:
         """Serve the virtual ports (if configured) once the unit answers, before MQTT: ModBus tools

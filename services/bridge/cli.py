@@ -9,27 +9,29 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import structlog
-from aurora import __version__
 from aurora.errors import UsageError
-from aurora.logs import add_log_format_argument, configure_logging
-from aurora.mqtt import MqttSettings
+from aurora.logs import add_log_format_argument, configure_logging_on_first_use, configure_pending, get_logger
 from aurora.mqtt_args import add_mqtt_arguments, is_mqtt_url, topic_level
 from aurora.options import ToolParser, bounded, log_deprecated_names
 from aurora.transport import DEFAULT_LATENCY_S
 from aurora.urls import redact
-from paho.mqtt.enums import MQTTProtocolVersion
 
-from .app import Bridge, BridgeConfig
 from .energy import default_state_path
 from .spec import Tier
-from .vport import IDLE_TIMEOUT_S, MAX_CLIENTS, VportConfig, parse_listen
+from .vport_config import IDLE_TIMEOUT_S, MAX_CLIENTS, VportConfig, parse_listen
 
-log = structlog.get_logger("aurora.bridge")
+# Only what reading the command line needs is imported here: the line is opened and detection
+# started before the MQTT stack and the rest of the bridge are imported (main, issue 15).
+if TYPE_CHECKING:
+    from .app import BridgeConfig
+
+log = get_logger("aurora.bridge")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -89,6 +91,19 @@ def _add_vport_arguments(p: argparse.ArgumentParser) -> None:
         metavar="S",
         help="close a connection that sent no complete request for S seconds (default %(default)s)",
     )
+
+
+class _Version(argparse.Action):
+    """``--version``; the version (importlib.metadata) is looked up only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from aurora import __version__
+
+        sys.stdout.write(f"aurora_mqtt_bridge {__version__}\n")
+        parser.exit()
 
 
 def build_parser() -> ToolParser:
@@ -222,7 +237,7 @@ def build_parser() -> ToolParser:
         help="where the bridge keeps its state for the container healthcheck "
         "(default aurora-bridge.status in the temporary directory)",
     )
-    p.add_argument("-v", "--version", action="version", version=f"aurora_mqtt_bridge {__version__}")
+    p.add_argument("-v", "--version", action=_Version, help="show the version and exit")
     add_mqtt_arguments(p)
     _add_vport_arguments(p)
     return p
@@ -247,6 +262,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def config_from_args(args: argparse.Namespace) -> BridgeConfig:
     """The bridge's configuration; UsageError for an unreadable password or CA file."""
+    from aurora.mqtt import MqttSettings
+    from paho.mqtt.enums import MQTTProtocolVersion
+
+    from .app import BridgeConfig
+
     settings = MqttSettings.from_url(
         args.mqtt_url,
         password_file=args.mqtt_password_file,
@@ -289,18 +309,33 @@ def config_from_args(args: argparse.Namespace) -> BridgeConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     """``aurora_mqtt_bridge``; runs until SIGTERM or SIGINT."""
     args = parse_args(argv)
-    configure_logging(debug=args.debug_modbus, fmt=args.log_format)
+    configure_logging_on_first_use(debug=args.debug_modbus, fmt=args.log_format)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    # The line first: detection waits on it while this thread imports the rest (issue 15).
+    from . import early
+
+    started = early.start(
+        args.port,
+        latency_s=args.timeout,
+        debug=args.debug_modbus,
+        device_name=args.device_name,
+        stop=stop,
+    )
+    configure_pending()  # structlog, while the first request is on the line
     log_deprecated_names()
     try:
         config = config_from_args(args)
     except UsageError as err:
         log.error("bad_configuration", error=str(err))
+        stop.set()
+        started.worker.stop()
         return EXIT_USAGE
     if urlsplit(args.mqtt_url).password:
         log.warning("password_in_url", hint="ps shows it; use AURORA_MQTT_PASSWORD_FILE instead")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    from aurora import __version__
+
     log.info(
         "bridge_starting",
         port=redact(args.port),
@@ -308,8 +343,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         version=__version__,
         intervals_s={tier.value: s for tier, s in config.intervals_s.items()},
     )
+    from .app import Bridge
+
     try:
-        return Bridge(config).run(stop)
+        return Bridge(config, early=started).run(stop)
     except UsageError as err:
         log.error("bad_configuration", error=str(err))
         return EXIT_USAGE

@@ -9,29 +9,30 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-import structlog
 from aurora import registers as regs
 from aurora.errors import AuroraError, ExceptionReply
+from aurora.logs import get_logger
 from aurora.readplan import Depth, ReadPlan, Rules, run, spans_of
 
-from . import hass, homie
 from .components import Components
 from .health import HEALTH_EVERY_S
-from .properties import build_nodes, register_tiers
 from .spec import NodeSpec, PropertySpec, Setter, Tier, Words
 
 __all__ = ["DETECTION_RANGES", "Components", "Setter", "Tier", "Unit", "detect", "device_id_for"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)  # structlog imported when it first logs (issue 15)
 
-# docs/architecture.md#detection step 1, plus the component status/version block 800-813 in the same
-# transaction (the original read each flag with its own FC 3 request): 43 registers, one read.
+# docs/architecture.md#detection step 1, plus the component status/version block 800-813 and the
+# IZ2 zone count in the same transaction (the original read each flag with its own FC 3 request,
+# and the zone count after them): 44 registers, one read. Every unit scanned has 483, with an IZ2
+# or without (tests/data); one that refused it would be read range by range.
 DETECTION_RANGES: Sequence[tuple[int, int]] = (
     (2, 1),  # ABC program version
     (33, 1),  # ABC DIP switches
     (88, 22),  # program 88-91, model 92-103, serial 105-109
     (404, 1),  # blower type
     (412, 2),  # energy monitor type, pump type
+    (483, 1),  # IZ2 zone count (used only with an IZ2)
     (800, 14),  # thermostat, AXB, IZ2 status and versions (800-813)
     (1103, 1),  # AXB DIP switches
     (1114, 1),  # DHW water temperature: plausible → DHW fitted
@@ -45,6 +46,8 @@ _REMOVED, _MISSING = 3, 0xFFFF  # component status (docs/architecture.md#detecti
 def device_id_for(serial: str) -> str:
     """``aurora-<serial>`` as a valid Homie ID (docs/architecture.md#original-bridge R10: the original aborted
     on other characters)."""
+    from . import homie  # homie_spec: not needed before detection has read the unit (issue 15)
+
     return homie.homie_id(f"aurora-{serial}") if serial.strip() else "aurora-unknown"
 
 
@@ -123,19 +126,23 @@ def detect(
     read; an IZ2 whose zone count cannot be read gets no zones (logged).
     """
     words = _read_all(read)
+    # Not imported with this module: the bridge's main thread imports the node modules while the
+    # first read is on the line (issue 15: start to ready).
+    from .properties import build_nodes
+
     zones = 0
     probe = components_from(words)
     if probe.awl_iz2:
-        try:
-            zones = read([(ZONE_COUNT, 1)]).get(ZONE_COUNT, 0)
-        except ExceptionReply as err:
-            log.warning("zone_count_unreadable", register=ZONE_COUNT, error=str(err))
+        if ZONE_COUNT in words:
+            zones = words[ZONE_COUNT]
+        else:  # refused: the unit gets no zones
+            log.warning("zone_count_unreadable", register=ZONE_COUNT)
         if not 0 <= zones <= MAX_ZONES:
             log.warning("zone_count_implausible", zones=zones, using=0)
             zones = 0
     components = components_from(words, zones)
     presence = dict(words)
-    presence.update(_read_presence(read, build_nodes(components)))
+    presence.update(_read_presence(read, build_nodes(components), known=words))
     unit = Unit.build(components, name=device_name, presence=presence)
     log.info(
         "unit_detected",
@@ -147,10 +154,12 @@ def detect(
     return unit
 
 
-def _read_presence(read: ReadFn, nodes: Sequence[NodeSpec]) -> dict[int, int]:
-    """The words that decide which optional sensors the unit has (one read, or range by range if
-    the board refuses it; a refused range decides nothing, and its sensors stay)."""
+def _read_presence(read: ReadFn, nodes: Sequence[NodeSpec], known: Words) -> dict[int, int]:
+    """The words that decide which optional sensors the unit has, but for those ``known`` already
+    (one read, or range by range if the board refuses it; a refused range decides nothing, and
+    its sensors stay)."""
     wanted = {a for node in nodes for spec in node.properties if spec.present for a in spec.registers}
+    wanted -= known.keys()
     if not wanted:
         return {}
     return _read_planned(read, spans_of(wanted), Depth.ITEMS, quiet=True)
@@ -190,6 +199,8 @@ class Unit:
     ) -> Unit:
         """The Unit for detected components; with ``presence`` (words read at start-up), without
         the sensors the unit does not have."""
+        from .properties import build_nodes, register_tiers
+
         nodes = build_nodes(components)
         if presence is not None:
             nodes, absent = _fitted(nodes, presence)
@@ -217,6 +228,8 @@ class Unit:
         """(topic suffix under ``homie/<device_id>/``, payload) of every Homie attribute, in
         publishing order; ``$state`` is not included."""
         if self._description is None:  # the tree never changes after detection
+            from . import homie
+
             self._description = homie.description(
                 self.device_id, self.name, self.nodes, stats_interval_s=HEALTH_EVERY_S
             )
@@ -224,6 +237,8 @@ class Unit:
 
     def values(self, words: Mapping[int, int]) -> dict[str, str]:
         """``<node>/<prop>`` → payload for each property whose registers are all in ``words``."""
+        from . import homie
+
         return homie.values(self.nodes, words)
 
     def setter(self, node_prop: str) -> Setter | None:
@@ -249,4 +264,6 @@ class Unit:
         ``existing``: the retained topics seen at start-up; when given, only those of the gem's
         topics are migrated (nothing to migrate after the first run).
         """
+        from . import hass  # built when it is published, not at detection (issue 15)
+
         return hass.discovery(self, homie_root=homie_root, prefix=prefix, migrate=migrate, existing=existing)

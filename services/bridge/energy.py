@@ -36,12 +36,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import structlog
 from aurora import registers as regs
+from aurora.logs import get_logger
 
 from .derived import BTUH_PER_WATT, COP_LIMIT
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)  # structlog imported when it first logs (issue 15)
 
 __all__ = ["BTUH_PER_WATT"]
 MAX_PLAUSIBLE_W: Final = 200_000.0  # a 32-bit glitch reads millions of W; no home unit draws this

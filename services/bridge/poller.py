@@ -17,14 +17,14 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-import structlog
 from aurora.bus import Bus
 from aurora.errors import AuroraError, BusError, ExceptionReply, IllegalAddress
+from aurora.logs import get_logger
 from aurora.readplan import Depth, ReadPlan, Rules, spans_of
 
 from .worker import Priority
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)  # structlog imported when it first logs (issue 15)
 
 T = TypeVar("T")
 

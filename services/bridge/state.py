@@ -22,7 +22,7 @@ from .health import PollStats
 from .poller import WordCache
 from .schedule import DEFAULT_INTERVALS_S, PollSchedule
 from .spec import Tier
-from .vport import VportConfig
+from .vport_config import VportConfig
 from .worker import BusWorker
 
 if TYPE_CHECKING:

@@ -23,7 +23,6 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import structlog
@@ -33,15 +32,17 @@ from aurora.errors import AuroraError, ExceptionReply
 from aurora.query import Chunk
 
 from . import vport_frames as vf
+
+# The settings live apart so that the command line is read without importing asyncio (issue 15).
+from .vport_config import VportConfig, parse_listen
 from .worker import WRITE_EXPIRES_S, Priority
+
+__all__ = ["VirtualPorts", "VportConfig", "parse_listen"]
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
-DEFAULT_HOST = "127.0.0.1"
-MAX_CLIENTS = 16
-IDLE_TIMEOUT_S = 300.0  # no complete request for this long: the connection is closed
 FRAME_GAP_S = 0.5  # a partial RTU frame this old is dropped, as a board drops one after a pause
 IDLE_GAP_S = 0.25  # a connection quiet this long goes ahead of polling with its next request
 MAX_IN = 2048  # bytes buffered from one client; reading pauses beyond (TCP pushes back)
@@ -67,38 +68,6 @@ class Submitter(Protocol):
         reads: tuple[tuple[int, int], ...] | None = ...,
         expires_s: float | None = ...,
     ) -> Future[T]: ...
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    """``2000``, ``0.0.0.0:2000`` or ``[::1]:2000`` -> (host, port); the host defaults to 127.0.0.1.
-
-    Raises ValueError with a message for the command line.
-    """
-    text = text.strip()
-    host, sep, port_text = text.rpartition(":")
-    if not sep:
-        host, port_text = DEFAULT_HOST, text
-    host = host.strip("[]") or DEFAULT_HOST
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise ValueError(f"{text!r}: give [HOST:]PORT with a port of 1..65535")
-    return host, int(port_text)
-
-
-@dataclass(frozen=True, slots=True)
-class VportConfig:
-    """Where the virtual ports listen and what they allow (cli.py's --vport-* options)."""
-
-    rtu: tuple[str, int] | None = None
-    modbus_tcp: tuple[str, int] | None = None
-    read_only: bool = False
-    allow_raw_writes: bool = False
-    max_clients: int = MAX_CLIENTS
-    idle_timeout_s: float = IDLE_TIMEOUT_S
-
-    @property
-    def enabled(self) -> bool:
-        """Whether any port is configured (both are off by default)."""
-        return self.rtu is not None or self.modbus_tcp is not None
 
 
 class _Throttled:

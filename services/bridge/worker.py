@@ -34,14 +34,13 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, TypeVar
 
-import structlog
 from aurora import registers, rtu
 from aurora.bus import Bus, BusStats
 from aurora.errors import BusError, BusTimeout, ExceptionReply, FrameError, IllegalAddress
-from aurora.logs import Repeats
+from aurora.logs import Repeats, get_logger
 from aurora.query import MAX_PAIRS
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)  # structlog imported when it first logs (issue 15)
 
 T = TypeVar("T")
 

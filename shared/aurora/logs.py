@@ -36,6 +36,10 @@ def add_log_format_argument(parser: argparse.ArgumentParser) -> None:
 
 
 _pending: dict[str, Any] | None = None  # configure_logging's arguments, until the first log
+# A service may log from several threads before it is configured (the bridge's detection runs
+# while its main thread imports the rest): one configures, the others wait for it.
+_configure_lock = threading.RLock()
+_configuring = False
 
 
 def _current_stderr_handler() -> logging.Handler:
@@ -71,7 +75,7 @@ class _LazyLogger:
     def __getattr__(self, attr: str) -> Any:
         # A configuration asked for since this logger was made (a tool's main() run again in one
         # process) applies before this line too, not only before a logger's first line
-        if _pending is not None:
+        if _pending is not None or _configuring:
             _configure_pending()
         if self._logger is None:
             import structlog
@@ -143,10 +147,21 @@ def _catch_first_record() -> None:
 
 
 def _configure_pending() -> None:
-    global _pending
-    options, _pending = _pending, None
-    if options is not None:
-        configure_logging(**options)
+    global _pending, _configuring
+    with _configure_lock:
+        options, _pending = _pending, None
+        if options is not None:
+            _configuring = True
+            try:
+                configure_logging(**options)
+            finally:
+                _configuring = False
+
+
+def configure_pending() -> None:
+    """Do now what ``configure_logging_on_first_use`` deferred (nothing if nothing is pending): a
+    service defers it to start work on another thread first, then configures while that waits."""
+    _configure_pending()
 
 
 def configure_logging(
@@ -237,9 +252,7 @@ class Repeats:
         self.event = event
         self.every_s = every_s
         if logger is None:
-            import structlog  # only when something is watched for repeats (see the module's note)
-
-            logger = structlog.get_logger("aurora")
+            logger = get_logger("aurora")  # structlog only once it logs (see the module's note)
         self._log = logger
         self._lock = threading.Lock()
         self._since: float | None = None  # monotonic time of the run's first failure

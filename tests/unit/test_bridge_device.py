@@ -123,11 +123,34 @@ def test_detection_is_one_read_of_at_most_100_registers_without_iz2(
     assert set(range(601, 700)) | {20, 740, 742} <= presence
 
 
-def test_the_zone_count_is_read_only_for_intellizone_2(dumps: dict[str, dict[int, int]]) -> None:
+def test_the_zone_count_comes_with_the_first_read_and_counts_only_for_intellizone_2(
+    dumps: dict[str, dict[int, int]],
+) -> None:
+    """Issue 15: no request of its own for register 483 (one transaction less before ready)."""
     reader = Reader(dumps["demo"])
     detect(reader)
-    assert [list(DETECTION_RANGES), [(483, 1)]] == reader.calls[:2]
-    assert 4 == len(reader.calls)  # and the optional sensors' two requests
+    assert (483, 1) in DETECTION_RANGES
+    assert list(DETECTION_RANGES) == reader.calls[0]
+    assert 3 == len(reader.calls)  # and the optional sensors' two requests
+    assert all((483, 1) not in call for call in reader.calls[1:])
+    # A unit without an IZ2 has no IZ2 zones, whatever 483 reads
+    seed = detect(Reader({**dumps["seed"], 483: 3}))
+    assert ["zone1"] == [n.id for n in seed.nodes if n.id.startswith("zone")]
+
+
+def test_a_refused_zone_count_gives_no_zones_and_detection_goes_on(dumps: dict[str, dict[int, int]]) -> None:
+    words = {a: v for a, v in dumps["demo"].items() if a != 483}
+    unit = detect(Reader(words, refuse=[483]))
+    assert [] == [n.id for n in unit.nodes if n.id.startswith("zone")]
+    assert "aurora-2611000042" == unit.device_id
+
+
+def test_no_register_is_read_twice_during_detection(dumps: dict[str, dict[int, int]]) -> None:
+    for words in dumps.values():
+        reader = Reader(words)
+        detect(reader)
+        addresses = [a for call in reader.calls for start, count in call for a in range(start, start + count)]
+        assert len(addresses) == len(set(addresses))
 
 
 def test_a_refused_detection_read_falls_back_to_one_range_at_a_time(dumps: dict[str, dict[int, int]]) -> None:

@@ -104,3 +104,28 @@ def test_a_tool_that_logs_late_imports_no_logging_yet_still_formats_a_librarys_r
     assert done.stdout.strip() == "False"
     lines = [json.loads(line) for line in done.stderr.splitlines() if line.strip()]
     assert [(x["event"], x["level"], x["logger"]) for x in lines] == [("connection lost", "warning", "paho")]
+
+
+def test_threads_that_log_before_a_deferred_configuration_all_wait_for_it() -> None:
+    """The bridge detects on one thread while its main thread configures logging (issue 15):
+    whichever logs first configures, the others wait, and every line comes out as configured."""
+    probe = """
+import json, sys, threading
+from aurora.logs import configure_logging_on_first_use, configure_pending, get_logger
+configure_logging_on_first_use(fmt="json")
+go = threading.Barrier(9)
+def run(n):
+    go.wait()
+    get_logger("t").info("line", n=n)
+threads = [threading.Thread(target=run, args=(n,)) for n in range(8)]
+for t in threads:
+    t.start()
+go.wait()
+configure_pending()
+for t in threads:
+    t.join()
+"""
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert "" == done.stdout, "a line went out before the configuration"
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    assert list(range(8)) == sorted(line["n"] for line in lines)

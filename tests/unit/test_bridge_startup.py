@@ -1,0 +1,71 @@
+"""The bridge's start-up order (issue 15: start to ready): the line is opened and detection started
+before the MQTT stack and the rest of the bridge are imported, so that the imports overlap the
+detection's reads instead of coming before them. The timings are in the bench
+(tests/perf/bench_bridge.py, ``process.start_steps_s``)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+# Each of these takes longer to import than the first detection request takes on the line; none
+# is needed before it goes out.
+NOT_BEFORE_DETECTION = (
+    "paho",
+    "structlog",
+    "asyncio",
+    "tenacity",
+    "ssl",
+    "importlib.metadata",
+    "homie_spec",
+    "aurora.mqtt",
+    "aurora.bridge.app",
+    "aurora.bridge.hass",
+    "aurora.bridge.homie",
+    "aurora.bridge.publisher",
+    "aurora.bridge.properties",  # the node modules: the main thread imports them during the read
+)
+
+# Runs the bridge's main in a fresh interpreter and reports the modules imported when it starts
+# the detection (and stops it there).
+PROBE = """
+import json, sys
+import aurora.bridge.early as early
+seen = {}
+def start(port, **options):
+    seen["modules"] = sorted(sys.modules)
+    seen["options"] = {k: v for k, v in options.items() if k != "stop"}
+    raise SystemExit(0)
+early.start = start
+from aurora.bridge.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(json.dumps(seen))
+"""
+
+
+def test_detection_starts_before_the_mqtt_stack_and_the_node_modules_are_imported() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            PROBE,
+            "tcp://127.0.0.1:9/",
+            "mqtts://bridge@127.0.0.1:1/",
+            "--timeout",
+            "0.7",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    imported = [
+        m for m in seen["modules"] if any(m == n or m.startswith(n + ".") for n in NOT_BEFORE_DETECTION)
+    ]
+    assert [] == imported
+    assert {"latency_s": 0.7, "debug": False, "device_name": "WaterFurnace"} == seen["options"]
