@@ -1,9 +1,11 @@
 """The bridge's ``$modbus`` pass-through: the JSON request/response protocol and the original's topics.
 
-Everything arrives on paho's thread, which only checks a request's size and its client's in-flight
-count and hands it on: parsing, planning and building replies run on one preparation thread
-(``modbus-prep``), bus work on the bus worker, so no request, however large or frequent, holds up
-paho's thread (and with it every other client's request and every ``/set``). Each JSON request
+Everything arrives on paho's thread, which checks a request's size and its client's in-flight
+count; a small request (``INLINE_MAX_BYTES``) it parses too, and hands a read, ping or write
+straight to the bus worker. Parsing large requests, planning queries and building their replies
+run on one preparation thread (``modbus-prep``), bus work on the bus worker, so no request,
+however large or frequent, holds up paho's thread (and with it every other client's request and
+every ``/set``) for more than the few µs of parsing a small one. Each JSON request
 takes one in-flight slot of its client, given back by the one reply it gets, whichever path sends it.
 
 Unlike the original (docs/architecture.md#modbus-passthrough, docs/architecture.md#original-bridge P1-P7, S1,
@@ -46,6 +48,8 @@ MAX_INFLIGHT_PER_CLIENT = 16  # requests of one client queued or running; more g
 # One account's clients together: an account opening many connections cannot take every slot,
 # the other accounts always have MAX_INFLIGHT - MAX_INFLIGHT_PER_USER left.
 MAX_INFLIGHT_PER_USER = 64
+# A request this small is parsed on paho's thread (a few µs) instead of the preparation thread's.
+INLINE_MAX_BYTES = 1024
 MAX_INFLIGHT = 256  # all clients together: the queue in front of a 19200-baud line stays short
 # A job of fallback reads holds the line this long at most (some 5 transactions at 19200 baud):
 # a poll or a /set waits no longer behind it than behind one 100-register read.
@@ -257,7 +261,24 @@ class PassThrough:
             return
         reply.slot = True
         asked = getattr(props, "ResponseTopic", None) if props is not None else None
-        self._offload(lambda: self._serve(payload, asked, reply), reply)
+        if len(payload) > INLINE_MAX_BYTES:
+            self._offload(lambda: self._serve(payload, asked, reply), reply)
+            return
+        # A small request is parsed here (microseconds): a read, ping or write then goes straight
+        # to the bus worker, without a wait for the preparation thread (issue 15: one thread hop
+        # less per request); only a query's planning (up to tens of ms) is handed on.
+        request = self._parse(payload, reply)
+        if request is None:
+            return
+        if isinstance(request, rpc.QueryRequest):
+            self._offload(lambda: self._dispatch(request, asked, reply), reply)
+            return
+        try:
+            self._dispatch(request, asked, reply)
+        except Exception as err:  # a bug: the client still gets its one reply
+            log.exception("modbus_prep_failed", client=client[:_MAX_LOGGED])
+            if not reply.sent:
+                self._fail(reply, err)
 
     def _offload(self, work: Callable[[], None], reply: _Reply | None, *, legacy: bool = False) -> None:
         """Run ``work`` on the preparation thread; ``reply`` gets its one answer whatever happens
@@ -284,17 +305,26 @@ class PassThrough:
     def _serve(self, payload: bytes, asked: str | None, reply: _Reply) -> None:
         """Preparation thread: parse, check, dispatch. Every return leaves the reply sent or owed
         by a queued job whose done-callback sends it."""
-        client = reply.client
+        request = self._parse(payload, reply)
+        if request is not None:
+            self._dispatch(request, asked, reply)
+
+    def _parse(self, payload: bytes, reply: _Reply) -> rpc.Request | None:
+        """The request, or None when it is malformed (then answered with the error)."""
         try:
             request = rpc.parse_request(payload)
         except rpc.BadRequest as err:
             reply.request_id = err.request_id
-            self._note(
-                "modbus_bad_request", str(err)[:200], client=client[:_MAX_LOGGED], payload=_shown(payload)
-            )
+            client = reply.client[:_MAX_LOGGED]
+            self._note("modbus_bad_request", str(err)[:200], client=client, payload=_shown(payload))
             self._fail(reply, err)
-            return
+            return None
         reply.request_id = request.id
+        return request
+
+    def _dispatch(self, request: rpc.Request, asked: str | None, reply: _Reply) -> None:
+        """Check and start a parsed request (paho's thread for all but queries and large ones)."""
+        client = reply.client
         if asked and asked != reply.topic:
             # Never publish where a client says on its behalf: the bridge may write all of homie/#
             # (docs/protocol.md#mqtt-passthrough, confused deputy). Its own reply topic is the only answer.

@@ -549,3 +549,30 @@ def test_a_silent_unit_ends_a_keyword_query_with_a_timeout_after_two_silent_read
         assert bus.stats.transactions <= 3  # the first chunk, then its first two items at most
     finally:
         worker.stop()
+
+
+def test_a_small_request_does_not_wait_for_the_preparation_thread(rig: Rig) -> None:
+    """Issue 15: a small read, ping or write is parsed on paho's thread and goes straight to the
+    bus worker; a query (its planning) and a large request still go through ``modbus-prep``."""
+    busy, go = threading.Event(), threading.Event()
+    rig.pt._prep.submit(lambda: (busy.set(), go.wait(WAIT_S)))
+    assert busy.wait(WAIT_S)
+    try:
+        read = ask(rig, "fetch-1", {"id": "r", "op": "read", "ranges": [[745, 3]]})
+        assert [REGS[745], REGS[746], REGS[747]] == read.json()["values"]
+        assert {"id": "p", "ok": True, "device": "aurora-2611000042"} == ask(
+            rig, "fetch-1", {"id": "p", "op": "ping"}
+        ).json()
+        assert "bad_request" == ask(rig, "fetch-1", b'{"id": "b", "op": "nonsense"}').json()["error"]["code"]
+        large = json.dumps({"id": "l", "op": "read", "ranges": [[745, 1]]}) + " " * 1100
+        assert len(large) > 1024
+        reply_topic = f"{BASE}/response/fetch/fetch-2"
+        rig.pt.handle(message(f"{BASE}/request/fetch/fetch-2", large))
+        rig.pt.handle(message(f"{BASE}/request/fetch/fetch-3", {"id": "q", "op": "query", "query": "745"}))
+        time.sleep(0.2)  # what would arrive if they did not wait for the preparation thread
+        assert [] == rig.sent.on(reply_topic) == rig.sent.on(f"{BASE}/response/fetch/fetch-3")
+    finally:
+        go.set()
+    assert [REGS[745]] == rig.sent.wait(reply_topic)[0].json()["values"]
+    assert rig.sent.wait(f"{BASE}/response/fetch/fetch-3")[0].json()["ok"]
+    assert {} == rig.pt.inflight()
