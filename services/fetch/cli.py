@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from contextlib import closing
+from contextlib import closing, suppress
 from typing import Any, NoReturn
 
 from aurora.errors import AuroraError, IllegalAddress, MissingRegisters, UsageError
@@ -28,6 +28,7 @@ from aurora.urls import redact
 log = get_logger("aurora.fetch")
 
 EXIT_OK, EXIT_DEVICE, EXIT_USAGE = 0, 1, 2
+EXIT_READER_LEFT = 141  # 128 + SIGPIPE: what a shell shows for a tool whose reader left early
 PROGRESS_MIN_CHUNKS = 3  # a bar for queries that take a noticeable time
 
 
@@ -83,7 +84,8 @@ def build_parser() -> ToolParser:
             "is used; over WebSockets wss://user@broker:8884/ with --mqtt-topic). "
             "QUERY: 745, 745-747, 745..747, comma lists, or known (every named register), "
             "valid (every register that should answer), all (the whole address space). "
-            "Exit status: 0 success, 1 device or connection error, 2 usage error."
+            "Exit status: 0 success, 1 device or connection error (or the output could not be written), "
+            "2 usage error, 141 the reader of the output left early (`| head`)."
         ),
     )
     p.add_argument(
@@ -210,11 +212,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     _warn_failed(result, args.port, implicit=parse_query(args.query).implicit)
-    if args.yaml:
-        sys.stdout.write(render_yaml(result.values))  # ends with one newline, as the original's puts
-    else:
-        print("\n".join(render_lines(result.values)))
+    try:
+        if args.yaml:
+            sys.stdout.write(render_yaml(result.values))  # ends with one newline, as the original's puts
+        else:
+            print("\n".join(render_lines(result.values)))
+    except OSError as err:  # unbuffered output (PYTHONUNBUFFERED, as in the image)
+        return _output_failed(err)
     return EXIT_OK
+
+
+def _output_failed(err: OSError) -> int:
+    """The exit status when the output could not be written: quiet 141 when its reader left
+    (``| head -1``), else one line naming why (a full disk) and 1; never a traceback."""
+    if isinstance(err, BrokenPipeError):
+        return EXIT_READER_LEFT
+    with suppress(OSError, ValueError):
+        print(f"aurora_fetch: cannot write the output: {err.strerror or err}", file=sys.stderr)
+    return EXIT_DEVICE
 
 
 def command() -> NoReturn:
@@ -223,15 +238,19 @@ def command() -> NoReturn:
 
     Freeing every module and object at exit cost a quarter of a short fetch's own time (~5 ms of
     ~20, issue 15) and does nothing a finished fetch needs: its port is closed and its output
-    flushed here. Logging's exit handler (flushing its handlers) runs if anything logged. When
-    flushing fails (stdout closed early), the usual exit reports it.
+    flushed here. Logging's exit handler (flushing its handlers) runs if anything logged.
+    When the reader of the output left early (``aurora_fetch … | head -1``) the command ends
+    quietly with status 141, as a shell tool its SIGPIPE ended; any other failure to write the
+    output (a full disk) is one line and status 1, never a traceback.
     """
     code = main()
     try:
-        sys.stdout.flush()
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except OSError as err:
+        code = _output_failed(err)
+    with suppress(OSError, ValueError, AttributeError):
         sys.stderr.flush()
-    except (OSError, ValueError):
-        raise SystemExit(code) from None
     if "logging" in sys.modules:
         import logging
 
