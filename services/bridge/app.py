@@ -293,6 +293,11 @@ class Bridge:
             discovery = unit.hass_discovery(homie_root=cfg.homie_root, prefix=cfg.ha_prefix, existing=earlier)
             pub.retain_many(discovery)
             migrated = {topic for topic, _ in discovery}  # cleared by the migration already
+        if first is not None:
+            # The values of what detection read (most of the first poll's registers) go out now,
+            # behind the description, while the first poll reads the rest: the broker takes them
+            # meanwhile, and only the rest is left to publish before ready (issue 15).
+            shared.publish_values()
         every = list(shared.schedule.tiers)
         if first is None:
             good = self.polling.poll(every, time.monotonic())
