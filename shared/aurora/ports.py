@@ -44,8 +44,11 @@ def open_bus(
         # Through the bridge a reply may wait behind other clients' transactions: the line's
         # latency allowance is too short a wait, so it only counts when it is the longer one.
         timeout_s = max(DEFAULT_TIMEOUT_S, latency_s)
-        # No ping first: the first request finds out as much, one round trip sooner (issue 15)
-        return MqttBus.connect(mqtt or MqttSettings.from_url(url), timeout_s=timeout_s, ping=False)
+        # No ping first: the first request finds out as much, one round trip sooner; and no
+        # paho thread: each request is written and its reply read by the caller's thread, as on
+        # a serial port, with no thread wake-up on the way (issue 15).
+        settings = mqtt or MqttSettings.from_url(url)
+        return MqttBus.connect(settings, timeout_s=timeout_s, ping=False, network_thread=False)
     path = Path(url)
     if not scheme and path.is_file():
         from .dump import DumpBus

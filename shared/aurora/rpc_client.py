@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTProtocolVersion
@@ -102,6 +102,7 @@ class MqttBus:
         client_prefix: str | None = None,
         protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5,
         ping: bool = True,
+        network_thread: bool = True,
     ) -> MqttBus:
         """Log in, find the device (the only ``aurora-*`` one when the settings name none),
         subscribe to the reply topic and ping the bridge. BusError when the broker or the bridge
@@ -109,11 +110,14 @@ class MqttBus:
 
         ``ping`` False: no round trip to the bridge before the first request (a one-shot tool's
         first request tells as much); a retained ``$state`` saying the bridge is gone still fails
-        here, and a first request nothing answers fails with the same BusError a ping would."""
+        here, and a first request nothing answers fails with the same BusError a ping would.
+        ``network_thread`` False: no paho thread, each request drives paho itself
+        (``MqttConnection``): for one thread at a time, as a serial port's bus is."""
         # The ACL confines client "fetch-…" of user fetch to …/request/fetch/fetch-… and
         # …/response/fetch/fetch-… (mosquitto/README.md); only writers may use …/write/….
         cid = client_id(client_prefix or settings.username or "aurora")
-        bus = cls(MqttConnection(settings, cid, protocol=protocol), timeout_s=timeout_s)
+        connection = MqttConnection(settings, cid, protocol=protocol, network_thread=network_thread)
+        bus = cls(connection, timeout_s=timeout_s)
         try:
             bus._open(settings.device, ping=ping)
         except BaseException:
@@ -265,9 +269,15 @@ class MqttBus:
             elif err is not None:
                 slot.settle(error=err)
 
+        # Without paho's thread nothing reconnects: a request sent while disconnected fails at once
+        offline: Literal["queue", "fail"] = "queue" if self._mqtt.network_thread else "fail"
         try:
-            self._mqtt.publish(topic, payload, qos=1, properties=properties).add_done_callback(acknowledged)
-            if not slot.event.wait(wait_s):
+            sent = self._mqtt.publish(topic, payload, qos=1, properties=properties, offline=offline)
+            sent.add_done_callback(acknowledged)
+            answered = self._mqtt.wait(slot.event, wait_s)
+            if not answered and not self._mqtt.network_thread and not self._mqtt.connected:
+                raise BusError(f"{self.settings.url}: lost the connection to the broker")
+            if not answered:
                 self.stats.timeouts += 1
                 if not self._heard:
                     raise self._unanswered(wait_s)

@@ -1,7 +1,8 @@
 """``aurora_fetch mqtts://…`` made short (issue 15) without losing what it checks.
 
 The bus opens in one round trip (the SUBSCRIBEs go right behind CONNECT) and sends no ping
-before the first request; paho's unused imports are left unloaded. Still: a refused login fails
+before the first request; the caller's thread drives paho (no network thread to wake on the
+way); paho's unused imports are left unloaded. Still: a refused login fails
 the open with its reason, a bridge that answers nothing fails the first
 request with the same advice a ping gave, and each request gets exactly its own reply. The
 timings are in the bench (tests/perf/bench_startup.py, bench_fetch.py).
@@ -21,9 +22,10 @@ from pathlib import Path
 import pytest
 from aurora.errors import BusError, BusTimeout, LoginRefused
 from aurora.mqtt import MqttSettings
-from aurora.rpc_client import MqttBus
+from aurora.ports import open_bus
+from aurora.rpc_client import DEFAULT_TIMEOUT_S, MqttBus
 
-from tests.support import Broker
+from tests.support import Broker, RestartableBroker
 from tests.support.bridge import DEMO_ID, Bridge
 from tests.support.sim import Sim
 
@@ -141,3 +143,38 @@ def test_a_bridge_that_answers_nothing_fails_the_first_request_with_the_advice(s
         assert "is aurora_mqtt_bridge running" in str(raised.value)
     finally:
         bus.close()
+
+
+def test_the_tools_bus_runs_no_paho_thread_and_reads_in_the_callers_thread(setup: Broker) -> None:
+    """``open_bus`` (aurora_fetch's): each request is written and its reply read by the caller."""
+    before = set(threading.enumerate())
+    bus = open_bus(setup.url("fetch", BASE), mqtt=settings(setup))
+    assert isinstance(bus, MqttBus)
+    try:
+        assert [] == [t.name for t in set(threading.enumerate()) - before]
+        assert [680, 740] == bus.read_ranges([(745, 2)])
+        answer = bus.query("745-747")  # a whole query in one request, too
+        assert [745, 746, 747] == sorted(answer.values)
+    finally:
+        bus.close()
+    assert not bus._mqtt.connected
+
+
+def test_a_broker_that_goes_away_fails_the_next_request_at_once(tmp_path: Path) -> None:
+    """Without paho's thread nothing reconnects: the next request says the connection is gone
+    instead of waiting out its timeout."""
+    with (
+        RestartableBroker.started(tmp_path) as broker,
+        Sim.start(tmp_path, "--tcp", "127.0.0.1:0", "--no-drift") as sim,
+        Bridge.start(tmp_path, broker, sim.url, poll=QUIET),
+    ):
+        bus = open_bus(broker.url("fetch", BASE), mqtt=settings(broker))
+        try:
+            assert [680] == bus.read_ranges([(745, 1)])
+            broker.down()
+            started = time.monotonic()
+            with pytest.raises(BusError, match="connection"):
+                bus.read_ranges([(745, 1)])
+            assert time.monotonic() - started < DEFAULT_TIMEOUT_S / 2
+        finally:
+            bus.close()

@@ -164,6 +164,10 @@ class MqttConnection:
     ``persistent``: a session the broker keeps while we are away (MQTT 5: ``session_expiry_s``;
     3.1.1: no clean session). ``will``: (topic, payload) published retained at QoS 1 by the
     broker when we vanish. ``max_queued``: messages paho keeps while disconnected (0: no bound).
+    ``network_thread`` False: no paho thread; whoever waits (``connect``, ``subscribe``, ``wait``)
+    drives paho's loop itself, so a packet is written by the thread that queues it and a reply
+    read by the one waiting for it (a one-shot tool: no thread wake-ups on the way, issue 15).
+    Then there is no reconnecting and no keepalive between waits, and one thread at a time uses it.
     """
 
     def __init__(
@@ -178,8 +182,10 @@ class MqttConnection:
         max_queued: int = 0,
         logger: logging.Logger | None = None,
         client_factory: Callable[..., mqtt.Client] = make_client,
+        network_thread: bool = True,
     ) -> None:
         self.settings = settings
+        self.network_thread = network_thread
         self.client_id = client_id
         self.protocol = protocol
         self._persistent = persistent
@@ -308,12 +314,12 @@ class MqttConnection:
                     raise _LostEarly()
                 sent.append((mid, topic, qos, keep))
             self._start_loop()
+            if not self._until(lambda: self._answered, max(0.0, deadline - time.monotonic())):
+                raise BrokerError(
+                    f"{self.settings.url}: no answer from the broker at {self.settings.where} "
+                    f"within {timeout_s:g} s"
+                )
             with self._cond:
-                if not self._cond.wait_for(lambda: self._answered, max(0.0, deadline - time.monotonic())):
-                    raise BrokerError(
-                        f"{self.settings.url}: no answer from the broker at {self.settings.where} "
-                        f"within {timeout_s:g} s"
-                    )
                 reason, closed = self._connack, self._early_close
             if reason is None:
                 if subscribe:
@@ -344,11 +350,35 @@ class MqttConnection:
         self._start_loop()
 
     def _start_loop(self) -> None:
+        if not self.network_thread:
+            return
         # paho keeps its thread to itself; its name (with our unique client id) finds it
         name = f"paho-mqtt-client-{self.client_id}"
         before = set(threading.enumerate())
         self.client.loop_start()
         self._thread = next((t for t in threading.enumerate() if t not in before and t.name == name), None)
+
+    def _until(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
+        """Wait until ``predicate`` holds (paho's callbacks make it so): on our condition while
+        paho's thread runs them, else driving paho's loop here. False after ``timeout_s``, or
+        (without the thread) once the connection is gone and nothing more can come."""
+        if self.network_thread:
+            with self._cond:
+                return self._cond.wait_for(predicate, timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while not predicate():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if self.client.loop(timeout=min(left, 1.0)) != mqtt.MQTT_ERR_SUCCESS:
+                return predicate()  # disconnected: on_disconnect has run
+        return True
+
+    def wait(self, event: threading.Event, timeout_s: float) -> bool:
+        """``event.wait(timeout_s)``, driving paho's loop meanwhile when there is no paho thread."""
+        if self.network_thread:
+            return event.wait(timeout_s)
+        return self._until(event.is_set, timeout_s)
 
     def network_alive(self) -> bool:
         """Whether paho's network thread still runs (it can die on an unexpected error, paho #785)."""
@@ -407,9 +437,9 @@ class MqttConnection:
         return mid
 
     def _await_suback(self, mid: int, topics: list[str], timeout_s: float) -> None:
+        if not self._until(lambda: mid in self._subacks, timeout_s):
+            raise BrokerError(f"{self.settings.url}: no SUBACK for {', '.join(topics)}")
         with self._cond:
-            if not self._cond.wait_for(lambda: mid in self._subacks, timeout_s):
-                raise BrokerError(f"{self.settings.url}: no SUBACK for {', '.join(topics)}")
             codes = self._subacks.pop(mid)
         refused = [str(c) for c in codes if _failed(c)]
         if refused:
@@ -459,7 +489,7 @@ class MqttConnection:
                 if found:
                     return found
                 # none yet: wait for one to publish its $state, looking at ``stop`` now and then
-                while not discovery.live.wait(max(0.0, min(until - time.monotonic(), 0.5))):
+                while not self.wait(discovery.live, max(0.0, min(until - time.monotonic(), 0.5))):
                     if time.monotonic() >= until or (stop is not None and stop.is_set()):
                         return found
         finally:
