@@ -123,6 +123,26 @@ def test_the_bridge_reaches_ready_and_its_values_and_health_are_retained(
         assert any(m.payload for m in hass.messages), "no Home Assistant discovery published"
 
 
+def test_every_value_is_published_before_ready(tmp_path: Path, broker: Broker, sim_tcp: Sim) -> None:
+    """``$state ready`` means the description and every value of the first poll are out: the
+    bridge publishes what detection read ahead of the first poll's last read (issue 15), and no
+    value may come only after ready. A subscriber gets one publisher's messages in order."""
+    unit = demo_unit()
+    expected = set(unit.values(demo_registers()))
+    assert len(expected) > 100
+    watch = observer(broker)
+    root = f"homie/{DEMO_ID}"
+    with Bridge.start(tmp_path, broker, sim_tcp.url):
+        wait_state(watch, "ready")
+        before: set[str] = set()
+        for message in watch.messages:
+            if message.topic == f"{root}/$state" and message.payload == b"ready":
+                break
+            before.add(message.topic.removeprefix(f"{root}/"))
+    assert [] == sorted(expected - before)
+    assert {"$homie", "$name", "$nodes"} <= before
+
+
 def test_a_killed_bridge_leaves_lost_as_its_last_will(tmp_path: Path, broker: Broker, sim_tcp: Sim) -> None:
     """Homie: the broker says `lost` for a bridge that vanished without a word (kill -9, power cut)."""
     watch = observer(broker)
