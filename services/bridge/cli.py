@@ -22,8 +22,8 @@ from aurora.options import ToolParser, bounded, log_deprecated_names
 from aurora.transport import DEFAULT_LATENCY_S
 from aurora.urls import redact
 
-from .energy import default_state_path
 from .spec import Tier
+from .state_file import default_state_path
 from .vport_config import IDLE_TIMEOUT_S, MAX_CLIENTS, VportConfig, parse_listen
 
 # Only what reading the command line needs is imported here: the line is opened and detection

@@ -337,18 +337,6 @@ def _history_days(payload: str | None) -> dict[str, dict[str, float]]:
 # ---------------------------------------------------------------- the state file
 
 
-def default_state_path(device_id: str, environ: Mapping[str, str] = os.environ) -> Path:
-    """Where the state file goes unless ``--energy-state`` says otherwise: systemd's
-    ``$STATE_DIRECTORY``, else ``$XDG_STATE_HOME/aurora``, else ``~/.local/state/aurora``."""
-    if environ.get("STATE_DIRECTORY"):
-        base = Path(environ["STATE_DIRECTORY"].split(":")[0])
-    elif environ.get("XDG_STATE_HOME"):
-        base = Path(environ["XDG_STATE_HOME"]) / "aurora"
-    else:
-        base = Path(environ.get("HOME") or "~").expanduser() / ".local" / "state" / "aurora"
-    return base / f"energy-{device_id}.json"
-
-
 def load_state(path: Path) -> dict[str, Any] | None:
     """The saved state, or None when there is none or it is unreadable (logged, never raised)."""
     try:

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from aurora.bridge import energy
+from aurora.bridge import energy, state_file
 from aurora.bridge.device import Tier, Unit, detect
 from aurora.bridge.energy import EnergyMeter, channels_for, load_state, powers, save_state
 from aurora.bridge.hass import device_payload
@@ -263,13 +263,13 @@ def test_the_state_file_round_trips_and_a_broken_one_is_ignored(tmp_path: Path) 
 
 def test_the_default_state_path_follows_systemd_then_xdg_then_home() -> None:
     device = "aurora-1"
-    assert Path("/var/lib/aurora/energy-aurora-1.json") == energy.default_state_path(
+    assert Path("/var/lib/aurora/energy-aurora-1.json") == state_file.default_state_path(
         device, {"STATE_DIRECTORY": "/var/lib/aurora"}
     )
-    assert Path("/x/aurora/energy-aurora-1.json") == energy.default_state_path(
+    assert Path("/x/aurora/energy-aurora-1.json") == state_file.default_state_path(
         device, {"XDG_STATE_HOME": "/x"}
     )
-    assert Path("/home/u/.local/state/aurora/energy-aurora-1.json") == energy.default_state_path(
+    assert Path("/home/u/.local/state/aurora/energy-aurora-1.json") == state_file.default_state_path(
         device, {"HOME": "/home/u"}
     )
 

@@ -25,6 +25,8 @@ NOT_BEFORE_DETECTION = (
     "aurora.bridge.homie",
     "aurora.bridge.publisher",
     "aurora.bridge.properties",  # the node modules: the main thread imports them during the read
+    "aurora.bridge.energy",
+    "tempfile",
 )
 
 # Runs the bridge's main in a fresh interpreter and reports the modules imported when it starts
