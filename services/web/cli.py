@@ -8,7 +8,6 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import structlog
@@ -171,7 +170,7 @@ def _open_direct(args: argparse.Namespace) -> Bus:
 def _open_mqtt_bus(settings: MqttSettings, device: str) -> Bus:
     if not device:
         raise BusError("no heat pump on the broker yet: is the bridge running?")
-    settings = replace(settings, device=device)
+    settings = settings.replace(device=device)
     try:
         from aurora.rpc_client import MqttBus  # only the MQTT path needs it
     except ImportError as err:

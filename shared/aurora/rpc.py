@@ -30,7 +30,6 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypeAlias
 
 from . import registers, rtu
@@ -47,6 +46,7 @@ from .errors import (
 from .query import MAX_PAIRS, Query, parse_query
 from .query import MAX_QUERY_CHARS as _MAX_QUERY_CHARS
 from .readplan import Failures
+from .records import FrozenRecord
 from .render import render_line
 
 # ------------------------------------------------------------------------------------------ topics
@@ -110,13 +110,17 @@ def valid_client_id(client_id: str, base: str = "", user: str = "anonymous") -> 
     return size <= MAX_TOPIC_BYTES
 
 
-@dataclass(frozen=True, slots=True)
-class RequestTopic:
+class RequestTopic(FrozenRecord):
     """A JSON request's topic, taken apart: what it may carry, and whom to answer."""
 
-    kind: str  # REQUEST or WRITE
-    user: str
-    client_id: str
+    _fields = ("kind", "user", "client_id")
+    __slots__ = _fields
+    kind: Final[str]  # REQUEST or WRITE
+    user: Final[str]
+    client_id: Final[str]
+
+    def __init__(self, kind: str, user: str, client_id: str) -> None:
+        self.kind, self.user, self.client_id = kind, user, client_id
 
     @property
     def writable(self) -> bool:
@@ -238,45 +242,71 @@ RequestId: TypeAlias = str | int | None
 ReadFunction: TypeAlias = Literal["ranges", "registers", "holding"]
 
 
-@dataclass(frozen=True, slots=True)
-class ReadRequest:
+class ReadRequest(FrozenRecord):
     """One bus transaction: FC 65 (``ranges``), FC 66 (``registers``) or FC 3 (``holding``)."""
 
-    id: RequestId
-    function: ReadFunction
-    items: tuple[tuple[int, int], ...]  # (start, count); count 1 for ``registers``
+    _fields = ("id", "function", "items")
+    __slots__ = _fields
+    id: Final[RequestId]
+    function: Final[ReadFunction]
+    items: Final[tuple[tuple[int, int], ...]]  # (start, count); count 1 for ``registers``
+
+    def __init__(self, id: RequestId, function: ReadFunction, items: tuple[tuple[int, int], ...]) -> None:
+        self.id, self.function, self.items = id, function, items
 
     @property
     def count(self) -> int:
         return sum(n for _, n in self.items)
 
 
-@dataclass(frozen=True, slots=True)
-class QueryRequest:
+class QueryRequest(FrozenRecord):
     """aurora_fetch's grammar, read chunk by chunk; from the poll cache where fresh enough."""
 
-    id: RequestId
-    text: str
-    query: Query
-    decode: bool = False
-    max_age_s: float | None = None
-    skip_missing: bool = False
+    _fields = ("id", "text", "query", "decode", "max_age_s", "skip_missing")
+    __slots__ = _fields
+    id: Final[RequestId]
+    text: Final[str]
+    query: Final[Query]
+    decode: Final[bool]
+    max_age_s: Final[float | None]
+    skip_missing: Final[bool]
+
+    def __init__(
+        self,
+        id: RequestId,
+        text: str,
+        query: Query,
+        *,
+        decode: bool = False,
+        max_age_s: float | None = None,
+        skip_missing: bool = False,
+    ) -> None:
+        self.id, self.text, self.query = id, text, query
+        self.decode, self.max_age_s, self.skip_missing = decode, max_age_s, skip_missing
 
 
-@dataclass(frozen=True, slots=True)
-class WriteRequest:
+class WriteRequest(FrozenRecord):
     """Raw words to write in order, all checked before the first is written."""
 
-    id: RequestId
-    writes: tuple[tuple[int, int], ...]
-    readback: bool = False
+    _fields = ("id", "writes", "readback")
+    __slots__ = _fields
+    id: Final[RequestId]
+    writes: Final[tuple[tuple[int, int], ...]]
+    readback: Final[bool]
+
+    def __init__(self, id: RequestId, writes: tuple[tuple[int, int], ...], readback: bool = False) -> None:
+        self.id, self.writes, self.readback = id, writes, readback
 
 
-@dataclass(frozen=True, slots=True)
-class PingRequest:
+class PingRequest(FrozenRecord):
     """Is the bridge there? Answered at once, without the bus."""
 
-    id: RequestId
+    _fields = ("id",)
+    __slots__ = _fields
+    id: Final[RequestId]
+
+    def __init__(self, id: RequestId) -> None:
+        self.id = id
 
 
 Request: TypeAlias = ReadRequest | QueryRequest | WriteRequest | PingRequest
@@ -561,14 +591,21 @@ def read_body(function: ReadFunction, items: Sequence[tuple[int, int]]) -> dict[
 # ------------------------------------------------------------------------------------------ replies
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+class Reply(FrozenRecord):
     """A parsed reply (client side): ``error`` is set when ``ok`` is false."""
 
-    id: RequestId
-    ok: bool
-    body: Mapping[str, Any]
-    error: AuroraError | None = None
+    _fields = ("id", "ok", "body", "error")
+    __slots__ = _fields
+    _unhashed = ("body",)
+    id: Final[RequestId]
+    ok: Final[bool]
+    body: Final[Mapping[str, Any]]
+    error: Final[AuroraError | None]
+
+    def __init__(
+        self, id: RequestId, ok: bool, body: Mapping[str, Any], error: AuroraError | None = None
+    ) -> None:
+        self.id, self.ok, self.body, self.error = id, ok, body, error
 
 
 def parse_reply(payload: bytes) -> Reply:
@@ -586,15 +623,30 @@ def parse_reply(payload: bytes) -> Reply:
     return Reply(rid, obj["ok"], obj, error)
 
 
-@dataclass(frozen=True, slots=True)
-class QueryAnswer:
+class QueryAnswer(FrozenRecord):
     """The answer to a ``query`` request: raw words, why others are missing, and decoded values."""
 
-    values: dict[int, int]
-    failed: Mapping[int, AuroraError] = field(default_factory=Failures)  # spans, read as a mapping
-    decoded: dict[int, dict[str, Any]] = field(default_factory=dict)
-    cached: int = 0  # words taken from the bridge's poll cache
-    transactions: int = 0  # bus transactions this request ran itself (shared ones not counted)
+    _fields = ("values", "failed", "decoded", "cached", "transactions")
+    __slots__ = _fields
+    _unhashed = ("values", "failed", "decoded")
+    values: Final[dict[int, int]]
+    failed: Final[Mapping[int, AuroraError]]  # spans, read as a mapping
+    decoded: Final[dict[int, dict[str, Any]]]
+    cached: Final[int]  # words taken from the bridge's poll cache
+    transactions: Final[int]  # bus transactions this request ran itself (shared ones not counted)
+
+    def __init__(
+        self,
+        values: dict[int, int],
+        failed: Mapping[int, AuroraError] | None = None,
+        decoded: dict[int, dict[str, Any]] | None = None,
+        cached: int = 0,
+        transactions: int = 0,
+    ) -> None:
+        self.values = values
+        self.failed = Failures() if failed is None else failed
+        self.decoded = {} if decoded is None else decoded
+        self.cached, self.transactions = cached, transactions
 
 
 def _int_keys(obj: Any, what: str) -> dict[int, Any]:

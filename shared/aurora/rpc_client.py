@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
@@ -47,13 +46,15 @@ def resolve_path(path: str) -> tuple[str, str | None]:
     return root or DEFAULT_ROOT, device
 
 
-@dataclass(slots=True)
 class _Slot:
     """One request waiting for its reply."""
 
-    event: threading.Event = field(default_factory=threading.Event)
-    reply: rpc.Reply | None = None
-    error: BaseException | None = None
+    __slots__ = ("error", "event", "reply")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.reply: rpc.Reply | None = None
+        self.error: BaseException | None = None
 
     def settle(self, *, reply: rpc.Reply | None = None, error: BaseException | None = None) -> None:
         if not self.event.is_set():

@@ -28,7 +28,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, InvalidStateError
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
@@ -147,11 +146,13 @@ def choose_device(found: Mapping[str, str], settings: MqttSettings) -> str:
     raise UsageError(f"{len(devices)} aurora devices on {where}: {listed}; name one, e.g. {example}")
 
 
-@dataclass(slots=True)
 class _Discovery:
-    root: str
-    states: dict[str, str] = field(default_factory=dict)
-    live: threading.Event = field(default_factory=threading.Event)  # a $state published now
+    __slots__ = ("live", "root", "states")
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.states: dict[str, str] = {}
+        self.live = threading.Event()  # a $state published now
 
 
 class _LostEarly(Exception):

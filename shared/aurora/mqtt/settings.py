@@ -11,14 +11,14 @@ still works but is never logged (``redact``).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Final, Literal
 from urllib.parse import unquote, urlsplit
 
 from ..errors import UsageError
 from ..mqtt_args import DEFAULT_ROOT, MQTT_SCHEMES
 from ..options import env_value
+from ..records import FrozenRecord
 from ..urls import redact
 
 __all__ = [
@@ -71,21 +71,68 @@ def resolve_topic(topic: str) -> tuple[str | None, str | None]:
     raise UsageError(f"{topic!r}: give the device's topic, e.g. homie/aurora-2611000042/$modbus")
 
 
-@dataclass(frozen=True, slots=True)
-class MqttSettings:
+class MqttSettings(FrozenRecord):
     """Where the broker is, how to log in, and the Homie root and device a tool uses."""
 
-    host: str
-    port: int
-    tls: bool
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    ca_file: str | None = None
-    transport: Transport = "tcp"
-    ws_path: str = WS_PATH  # the WebSocket's HTTP path (transport "websockets" only)
-    root: str = DEFAULT_ROOT  # the Homie tree's first level
-    device: str | None = None  # the device a tool uses; None: the broker's only one
-    url: str = ""  # redacted, for messages
+    _fields = (
+        "host",
+        "port",
+        "tls",
+        "username",
+        "password",
+        "ca_file",
+        "transport",
+        "ws_path",
+        "root",
+        "device",
+        "url",
+    )
+    __slots__ = _fields
+    host: Final[str]
+    port: Final[int]
+    tls: Final[bool]
+    username: Final[str | None]
+    password: Final[str | None]  # never in repr
+    ca_file: Final[str | None]
+    transport: Final[Transport]
+    ws_path: Final[str]  # the WebSocket's HTTP path (transport "websockets" only)
+    root: Final[str]  # the Homie tree's first level
+    device: Final[str | None]  # the device a tool uses; None: the broker's only one
+    url: Final[str]  # redacted, for messages
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        tls: bool,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        ca_file: str | None = None,
+        transport: Transport = "tcp",
+        ws_path: str = WS_PATH,
+        root: str = DEFAULT_ROOT,
+        device: str | None = None,
+        url: str = "",
+    ) -> None:
+        self.host, self.port, self.tls = host, port, tls
+        self.username, self.password, self.ca_file = username, password, ca_file
+        self.transport, self.ws_path, self.root = transport, ws_path, root
+        self.device, self.url = device, url
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._fields if n != "password")
+        return f"MqttSettings({shown})"
+
+    def replace(self, **changes: Any) -> MqttSettings:
+        """A copy with ``changes`` (field=value), as ``dataclasses.replace`` made one."""
+        values = {name: getattr(self, name) for name in self._fields}
+        unknown = set(changes) - set(values)
+        if unknown:
+            raise TypeError(f"MqttSettings has no field {sorted(unknown)[0]!r}")
+        values.update(changes)
+        host, port, tls = values.pop("host"), values.pop("port"), values.pop("tls")
+        return MqttSettings(host, port, tls, **values)
 
     @property
     def scheme(self) -> str:
