@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from aurora import registers as regs
-from aurora.bridge import device
+from aurora.bridge import properties
 from aurora.bridge.components import Components
 from aurora.bridge.device import Unit
 from aurora.bridge.properties import build_nodes as shipped_nodes
@@ -50,7 +50,7 @@ def _map_with_additions() -> MappingProxyType[int, regs.Register]:
 @pytest.fixture
 def unit(monkeypatch: pytest.MonkeyPatch) -> Unit:
     monkeypatch.setattr(regs, "REGISTERS", _map_with_additions())
-    shipped = device.build_nodes
+    shipped = properties.build_nodes
 
     def build_nodes(c: Components) -> tuple[NodeSpec, ...]:
         nodes = list(shipped(c))
@@ -70,7 +70,7 @@ def unit(monkeypatch: pytest.MonkeyPatch) -> Unit:
         nodes[0] = dataclasses.replace(nodes[0], properties=nodes[0].properties + added)
         return tuple(nodes)
 
-    monkeypatch.setattr(device, "build_nodes", build_nodes)
+    monkeypatch.setattr(properties, "build_nodes", build_nodes)
     return Unit.build(Components(serial="1234"))
 
 
@@ -155,7 +155,7 @@ def test_composite_entities_find_their_parts_by_role_not_by_path(monkeypatch: py
     """Renaming a zone's target property moves the climate entity's topics with it; taking the
     role away takes the entity away (a thermostat with nothing to control)."""
     c = Components(serial="1234", thermostat=True, thermostat_version=3.1)
-    shipped = device.build_nodes
+    shipped = properties.build_nodes
 
     def renamed(role: Role | None, new_id: str) -> tuple[NodeSpec, ...]:
         nodes = list(shipped(c))
@@ -167,9 +167,9 @@ def test_composite_entities_find_their_parts_by_role_not_by_path(monkeypatch: py
         nodes[zone] = dataclasses.replace(nodes[zone], properties=props)
         return tuple(nodes)
 
-    monkeypatch.setattr(device, "build_nodes", lambda _c: renamed(Role.CLIMATE_HEATING_TARGET, "heat-to"))
+    monkeypatch.setattr(properties, "build_nodes", lambda _c: renamed(Role.CLIMATE_HEATING_TARGET, "heat-to"))
     climate = _cmps(Unit.build(c))["zone1"]
     assert "homie/aurora-1234/zone1/heat-to" == climate["temperature_low_state_topic"]
     assert "homie/aurora-1234/zone1/heat-to/set" == climate["temperature_low_command_topic"]
-    monkeypatch.setattr(device, "build_nodes", lambda _c: renamed(None, "heating-target-temperature"))
+    monkeypatch.setattr(properties, "build_nodes", lambda _c: renamed(None, "heating-target-temperature"))
     assert "zone1" not in _cmps(Unit.build(c))
