@@ -46,8 +46,11 @@ T = TypeVar("T")
 
 MAX_INFLIGHT_PER_CLIENT = 16  # requests of one client queued or running; more get "busy"
 # One account's clients together: an account opening many connections cannot take every slot,
-# the other accounts always have MAX_INFLIGHT - MAX_INFLIGHT_PER_USER left.
-MAX_INFLIGHT_PER_USER = 64
+# the other accounts always have MAX_INFLIGHT - MAX_INFLIGHT_PER_USER (128) left. Half of all, so
+# that a burst of 200 clients over the three accounts that may use the pass-through (67 each) is
+# not told "busy": with 64, some were, and asked again behind everyone. What an account holds
+# costs the others no more turns than before: the bus worker takes jobs round-robin by account.
+MAX_INFLIGHT_PER_USER = 128
 # A request this small is parsed on paho's thread (a few µs) instead of the preparation thread's.
 INLINE_MAX_BYTES = 1024
 MAX_INFLIGHT = 256  # all clients together: the queue in front of a 19200-baud line stays short
@@ -69,6 +72,7 @@ class Submitter(Protocol):
         key: Hashable | None = ...,
         expires_s: float | None = ...,
         reads: tuple[tuple[int, int], ...] | None = ...,
+        owner: Hashable | None = ...,
     ) -> Future[T]: ...
 
 
@@ -87,6 +91,11 @@ class PublishFn(Protocol):
 
 
 CacheLookup = Callable[[int], "tuple[int, float] | None"]
+
+
+def _account(client: str) -> str:
+    """The account of a client (``user/client-id``): the bus worker takes accounts' jobs in turn."""
+    return client.partition("/")[0]
 
 
 def _shown(payload: bytes | bytearray) -> str:
@@ -121,6 +130,7 @@ class _QueryRun:
     ahead: bool = True  # the first request takes an interactive turn (else a bulk one)
     pending: Chunk | None = None  # the plan's next request, taken by a fallback job for the next job
     ended: bool = False  # a fallback job found the plan at its end
+    owner: str = LEGACY  # whose turn its jobs take at the bus worker (the client's account)
 
     @property
     def words(self) -> dict[int, int]:
@@ -430,7 +440,7 @@ class PassThrough:
         repeats.failed(reason, **fields)
 
     def _admit(self, client: str) -> bool:
-        user = client.partition("/")[0] + "/"
+        user = _account(client) + "/"
         with self._lock:
             mine = self._inflight.get(client, 0)
             account = sum(n for c, n in self._inflight.items() if c.startswith(user))
@@ -490,7 +500,10 @@ class PassThrough:
 
         # FC 65/66 reads may share a transaction with other clients' (each gets exactly its words).
         reads = None if function == "holding" else items
-        self._worker.submit(run, Priority.INTERACTIVE, key=key, reads=reads).add_done_callback(done)
+        owner = _account(reply.client)
+        self._worker.submit(run, Priority.INTERACTIVE, key=key, reads=reads, owner=owner).add_done_callback(
+            done
+        )
 
     # ------------------------------------------------------------ queries (JSON and the original's)
 
@@ -525,6 +538,7 @@ class PassThrough:
             max_age_s=request.max_age_s,
             finished=finished,
             ahead=ahead,
+            owner=_account(reply.client),
         )
 
     def _start_query(
@@ -536,6 +550,7 @@ class PassThrough:
         finished: Callable[[_QueryRun, BaseException | None], None],
         progress: Callable[[_QueryRun, Chunk], None] | None = None,
         ahead: bool = True,
+        owner: str = LEGACY,
     ) -> None:
         wanted = continued_spans(spans)
         cached: dict[int, int] = {}
@@ -551,7 +566,10 @@ class PassThrough:
                     ):
                         cached[address] = hit[0]
         run = _QueryRun(
-            ReadPlan(without(wanted, cached), query_rules(fallback)), progress=progress, ahead=ahead
+            ReadPlan(without(wanted, cached), query_rules(fallback)),
+            progress=progress,
+            ahead=ahead,
+            owner=owner,
         )
         run.plan.values.update(cached)
         run.cached = len(cached)
@@ -576,10 +594,14 @@ class PassThrough:
                 # A chunk of the plan may share its transaction with other clients' reads, and an
                 # identical one in flight (another query's) is shared whole: its words come back.
                 future = self._worker.submit(
-                    self._chunk_job(run, chunk), priority, key=("read", chunk.items), reads=chunk.items
+                    self._chunk_job(run, chunk),
+                    priority,
+                    key=("read", chunk.items),
+                    reads=chunk.items,
+                    owner=run.owner,
                 )
             else:
-                future = self._worker.submit(self._fallback_job(run, chunk), priority)
+                future = self._worker.submit(self._fallback_job(run, chunk), priority, owner=run.owner)
             if not future.done():
                 future.add_done_callback(functools.partial(self._resumed, run, chunk, finished=finished))
                 return
@@ -822,7 +844,9 @@ class PassThrough:
             self._publish(f"{self._getregs}/response", rpc.getregs_reply(request_id, values), qos=1)
 
         with self._legacy_slot():
-            future = self._worker.submit(run, Priority.INTERACTIVE, key=("read", items), reads=items)
+            future = self._worker.submit(
+                run, Priority.INTERACTIVE, key=("read", items), reads=items, owner=LEGACY
+            )
             future.add_done_callback(done)
 
     def _on_legacy_set(self, msg: mqtt.MQTTMessage, level: str) -> None:

@@ -1,7 +1,8 @@
 """Polling in tiers through the bus worker: the raw-word cache and reads packed into few transactions.
 
 Each ≤100-register chunk is its own worker job at ``Priority.POLL``, so a write or a ``$modbus``
-request waits for at most the one transaction in flight (docs/architecture.md#one-bus-worker). A chunk the
+request waits for at most the one transaction in flight (docs/architecture.md#one-bus-worker); while
+requests wait, the worker reads a chunk in pieces between theirs. A chunk the
 board refuses or
 does not answer costs only its own registers (docs/architecture.md#partial-failure); a lost line or a cycle in
 which nothing
@@ -33,7 +34,12 @@ class Submitter(Protocol):
     """What the poller needs from BusWorker."""
 
     def submit(
-        self, run: Callable[[Bus], T], priority: Priority = ..., *, key: Hashable | None = ...
+        self,
+        run: Callable[[Bus], T],
+        priority: Priority = ...,
+        *,
+        key: Hashable | None = ...,
+        reads: tuple[tuple[int, int], ...] | None = ...,
     ) -> Future[T]: ...
 
 
@@ -129,7 +135,9 @@ def read_words(
     while (chunk := plan.next()) is not None:
         first_try = plan.first_try
         try:
-            values = _wait(worker.submit(chunk.read, priority, key=("read", chunk.items)), stop)
+            # ``reads``: under a flood of requests the worker reads it in pieces between theirs.
+            job = worker.submit(chunk.read, priority, key=("read", chunk.items), reads=chunk.items)
+            values = _wait(job, stop)
         except AuroraError as err:
             plan.fail(err)
             if first_try:

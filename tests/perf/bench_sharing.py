@@ -153,7 +153,7 @@ def flood(
     broker: Broker, expected: dict[int, dict[int, int]], clients: int, seconds: float
 ) -> dict[str, Any]:
     """``clients`` MqttBus clients, each reading its own register back to back for ``seconds``,
-    spread over processes of 50 and over the accounts. Above 3 × 64 clients some requests are
+    spread over processes of 50 and over the accounts. Above 3 × 128 clients some requests are
     told "busy" (passthrough.MAX_INFLIGHT_PER_USER) and asked again: that wait is in their time."""
     context = multiprocessing.get_context("spawn")
     processes = max(1, -(-clients // CLIENTS_PER_PROCESS))

@@ -504,7 +504,7 @@ class BrokenWorker:
 
     line_up = True
 
-    def submit(self, run: Any, priority: Any = None, *, key: Any = None, expires_s: Any = None) -> Any:
+    def submit(self, run: Any, priority: Any = None, **kwargs: Any) -> Any:
         raise RuntimeError("bug in the worker")
 
 
