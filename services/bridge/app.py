@@ -3,7 +3,8 @@
 Start-up order: the unit is detected first (retried with backoff for as long as it takes: the
 device id comes from its serial number; the first attempt runs from before this module is
 imported, :mod:`.early`), then MQTT is connected, earlier retained topics are
-scanned, and the tree is published; nothing is wiped before there is something to replace it
+scanned (with the first attempt: as soon as its first read gave the serial number, while it
+reads on), and the tree is published; nothing is wiped before there is something to replace it
 (docs/architecture.md#original-bridge R2). The first poll reads meanwhile, only what detection
 did not; the ``bridge_ready`` log line says how long each step took from the process start.
 
@@ -23,7 +24,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import paho.mqtt.client as mqtt
 import structlog
@@ -59,6 +60,15 @@ log = structlog.get_logger(__name__)
 DETECT_MAX_BACKOFF_S = 60.0
 
 ReadRanges = Callable[[Sequence[tuple[int, int]]], Mapping[int, int]]
+
+
+class EarlyMqtt(NamedTuple):
+    """The broker session opened during detection: for which device, and its retained scan
+    (None: stopped before it was made)."""
+
+    device_id: str
+    publisher: Publisher
+    earlier: dict[str, bytes] | None
 
 
 class Detect(Protocol):
@@ -114,6 +124,8 @@ class Bridge:
         self._detect_fn = detect
         self._client_factory = client_factory
         self._early = early
+        self._early_mqtt: Future[EarlyMqtt | None] | None = None
+        self._first_attempt_won = False  # detection succeeded at its first attempt
         if early is not None:
             self.worker = early.worker
             early.on_line_state = self._line_state
@@ -142,6 +154,19 @@ class Bridge:
             self.worker.start()
         else:
             self._marks["detection_started"] = self._early.started
+            # MQTT connects and the retained scan runs as soon as the first read gave the device
+            # id, while detection reads on (issue 15).
+            mqtt_early: Future[EarlyMqtt | None] = Future()
+            identity = self._early.identity
+
+            def connect() -> None:
+                try:
+                    mqtt_early.set_result(self._connect_early(identity))
+                except BaseException as err:  # then run connects as it would without
+                    mqtt_early.set_exception(err)
+
+            self._early_mqtt = mqtt_early
+            threading.Thread(target=connect, name="mqtt-early", daemon=True).start()
         # The $modbus pass-through is needed only once the tree is out: imported while detection
         # waits on the line, not after the first poll (issue 15: start to ready).
         threading.Thread(
@@ -151,9 +176,11 @@ class Bridge:
             unit = self._detect_unit()
         except UsageError as err:
             log.error("bad_port", port=redact(self.config.port), error=str(err))
+            self._drop_early_mqtt()
             self.worker.stop()
             return 2
         if unit is None:  # stopped while the unit was not answering
+            self._drop_early_mqtt()
             self.worker.stop()
             log.info("bridge_stopped", during="detection")
             return 0
@@ -166,11 +193,14 @@ class Bridge:
         first = self.polling.start_first(self._detected, on_read=lambda: self._mark("first_poll_read"))
         try:
             if not self._start_vports():
+                self._drop_early_mqtt()
                 return 2
-            self._start_mqtt()
-            self._mark("mqtt_connected")
+            earlier = self._take_early_mqtt(unit)
+            if earlier is None and not stop.is_set():
+                self._start_mqtt()
+                self._mark("mqtt_connected")
             if not stop.is_set():
-                self._publish_tree(first)
+                self._publish_tree(first, earlier)
                 self.polling.start()
                 self.watchdog.watch()
         finally:
@@ -188,6 +218,7 @@ class Bridge:
                     self._detected = early.words
                     attempt, early = early.attempt, None
                     unit = attempt.result()
+                    self._first_attempt_won = True
                 else:
                     read = detection_read(self.worker, self.shared.stop, self._detected)
                     unit = self._detect_fn(read, device_name=self.config.device_name)
@@ -235,10 +266,15 @@ class Bridge:
 
     def _start_mqtt(self) -> None:
         shared = self.shared
-        unit = shared.detected
-        root = shared.root = f"{self.config.homie_root}/{unit.device_id}"
-        serial = unit.device_id.removeprefix("aurora-")
-        pub = shared.publisher = Publisher(
+        shared.root = f"{self.config.homie_root}/{shared.detected.device_id}"
+        pub = shared.publisher = self._publisher(shared.detected.device_id)
+        self._wait_connected(pub)
+
+    def _publisher(self, device_id: str) -> Publisher:
+        """The broker session of the device ``device_id``, connecting in the background."""
+        root = f"{self.config.homie_root}/{device_id}"
+        serial = device_id.removeprefix("aurora-")
+        pub = Publisher(
             self.config.mqtt,
             # One id per heat pump (bridges on one broker never collide) that no other account
             # can know, so none can take it over (aurora.mqtt.bridge_client_id).
@@ -249,13 +285,74 @@ class Bridge:
         )
         pub.on_reconnect = self._on_reconnect
         pub.start()
+        return pub
+
+    def _wait_connected(self, pub: Publisher) -> bool:
+        """Wait for the broker (for as long as it takes, logging now and then); False on a stop."""
         waited = time.monotonic()
         while not pub.wait_connected(1.0):
             if self.shared.stop.is_set():
-                return
+                return False
             if time.monotonic() - waited > 30:
                 log.warning("mqtt_waiting", broker=self.config.mqtt.url)
                 waited = time.monotonic()
+        return True
+
+    def _scan(self, pub: Publisher, device_id: str) -> dict[str, bytes]:
+        """The retained topics an earlier run left (the tree and its HA discovery)."""
+        root = f"{self.config.homie_root}/{device_id}"
+        scan = [f"{root}/#", f"{self.config.ha_prefix}/+/{device_id}/#"]
+        # The scan ends when this comes back (no other account may read the bridge's replies).
+        earlier = pub.scan_retained(scan, self.shared.stop, marker=f"{root}/$modbus/response/bridge/scan")
+        self._mark("scanned")
+        return earlier
+
+    def _connect_early(self, identity: Future[str | None]) -> EarlyMqtt | None:
+        """Thread of its own: connect and scan for the device id detection's first read gave,
+        while detection reads the rest (issue 15: start to ready). None without an id."""
+        device_id = identity.result()
+        if device_id is None:
+            return None
+        pub = self._publisher(device_id)
+        try:
+            if not self._wait_connected(pub):
+                return EarlyMqtt(device_id, pub, None)
+            self._mark("mqtt_connected")
+            return EarlyMqtt(device_id, pub, self._scan(pub, device_id))
+        except BaseException:
+            pub.abandon()  # run then connects as it would without
+            raise
+
+    def _take_early_mqtt(self, unit: Unit) -> dict[str, bytes] | None:
+        """The early session, if it is this unit's and detection succeeded at its first attempt:
+        the retained scan it made (None: connect and scan now). Any other is closed unused."""
+        future, self._early_mqtt = self._early_mqtt, None
+        if future is None:
+            return None
+        while not future.done():  # the broker away: wait as _start_mqtt would
+            if self.shared.stop.wait(0.5):
+                with contextlib.suppress(Exception):
+                    future.result(timeout=2.0)  # its wait for the broker ends on the stop too
+                break
+        got = future.result() if future.done() and future.exception() is None else None
+        if got is None:
+            return None
+        if self.shared.stop.is_set():  # shut down as any other session (_shutdown)
+            self.shared.publisher = got.publisher
+            return None
+        if got.device_id != unit.device_id or not self._first_attempt_won or got.earlier is None:
+            got.publisher.abandon()
+            return None
+        self.shared.publisher, self.shared.root = got.publisher, f"{self.config.homie_root}/{unit.device_id}"
+        return got.earlier
+
+    def _drop_early_mqtt(self) -> None:
+        """Close the early session unused (detection stopped or refused the port)."""
+        future, self._early_mqtt = self._early_mqtt, None
+        if future is not None and future.done() and future.exception() is None:
+            got = future.result()
+            if got is not None:
+                got.publisher.abandon()
 
     def _tree_topics(self) -> set[str]:
         """Topics of this run's tree, published or not (a value not read yet is not stale); with
@@ -271,18 +368,18 @@ class Bridge:
                 topics.add(f"{root}/{suffix.removesuffix('/$datatype')}")
         return topics
 
-    def _publish_tree(self, first: tuple[Future[PollReport], float] | None = None) -> None:
+    def _publish_tree(
+        self, first: tuple[Future[PollReport], float] | None = None, earlier: dict[str, bytes] | None = None
+    ) -> None:
         """Homie start-up order: $state init, description, values, /set subscriptions, ready.
 
         ``first``: the first poll, already reading (its values are published only here, after
-        the description)."""
+        the description); ``earlier``: the retained scan, if made already."""
         shared, cfg = self.shared, self.config
         pub, unit, root = shared.publisher, shared.detected, shared.root
         assert pub is not None
-        scan = [f"{root}/#", f"{cfg.ha_prefix}/+/{unit.device_id}/#"]
-        # The scan ends when this comes back (no other account may read the bridge's replies).
-        earlier = pub.scan_retained(scan, shared.stop, marker=f"{root}/$modbus/response/bridge/scan")
-        self._mark("scanned")
+        if earlier is None:
+            earlier = self._scan(pub, unit.device_id)
         self._start_energy(earlier)
         pub.set_state("init")
         if cfg.homie:

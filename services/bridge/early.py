@@ -16,7 +16,9 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 from aurora.errors import BusTimeout, ExceptionReply
+from aurora.registers import string
 
+from .device import detect, device_id_for
 from .poller import read_words
 from .worker import BusWorker
 
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
 
     from .device import Unit
 
+SERIAL = range(105, 110)  # the serial number: the device id (device.components_from)
+IDENTITY = [a for a in range(88, 110) if a != 104]  # what detection needs before anything else
 ReadRanges = Callable[[Sequence[tuple[int, int]]], Mapping[int, int]]
 LineState = Callable[[bool, "str | None"], None]
 
@@ -60,6 +64,7 @@ class EarlyStart:
         self.worker = BusWorker(opener, on_line_state=self._line_state)
         self.words: dict[int, int] = {}
         self.attempt: Future[Unit] = Future()
+        self.identity: Future[str | None] = Future()  # the device id once read; None if never
         self.started = time.monotonic()
         self._device_name = device_name
         self._stop = stop
@@ -71,14 +76,23 @@ class EarlyStart:
             self.on_line_state(up, why)
 
     def _detect(self) -> None:
-        try:
-            from .device import detect
+        read = detection_read(self.worker, self._stop, self.words)
 
-            unit = detect(detection_read(self.worker, self._stop, self.words), device_name=self._device_name)
+        def read_and_tell(ranges: Sequence[tuple[int, int]]) -> Mapping[int, int]:
+            words = read(ranges)
+            if not self.identity.done() and all(a in self.words for a in IDENTITY):
+                self.identity.set_result(device_id_for(string([self.words[a] for a in SERIAL])))
+            return words
+
+        try:
+            unit = detect(read_and_tell, device_name=self._device_name)
         except BaseException as err:  # the bridge's detection loop decides what it means
             self.attempt.set_exception(err)
         else:
             self.attempt.set_result(unit)
+        finally:
+            if not self.identity.done():
+                self.identity.set_result(None)
 
 
 def start(port: str, *, latency_s: float, debug: bool, device_name: str, stop: threading.Event) -> EarlyStart:

@@ -147,6 +147,12 @@ class Publisher:
                 sent.result(timeout_s)
         self._mqtt.close()
 
+    def abandon(self) -> None:
+        """DISCONNECT without publishing a state: a session the bridge opened at start-up for a
+        device it then did not publish (its detection failed or found another unit)."""
+        self._stopping = True
+        self._mqtt.close()
+
     def paho_thread_alive(self) -> bool:
         """Whether paho's network thread still runs (it can die on an unexpected error, paho #785)."""
         return self._mqtt.network_alive()

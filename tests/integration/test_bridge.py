@@ -143,6 +143,21 @@ def test_every_value_is_published_before_ready(tmp_path: Path, broker: Broker, s
     assert {"$homie", "$name", "$nodes"} <= before
 
 
+def test_the_broker_session_and_the_retained_scan_overlap_detection(tmp_path: Path, broker: Broker) -> None:
+    """Issue 15: MQTT connects and the retained topics are scanned as soon as detection's first
+    read gave the serial number, while detection reads on (a slow unit makes the order certain)."""
+    with (
+        Sim.start(tmp_path, "--tcp", "127.0.0.1:0", "--no-drift", "--delay-ms", "300") as sim,
+        Bridge.start(tmp_path, broker, sim.url, "--timeout", "3") as bridge,
+    ):
+        wait_for(lambda: "bridge_ready" in bridge.log.read_text(), 10, "the bridge_ready log line")
+        lines = bridge.log.read_text().splitlines()
+        ready = next(json.loads(line) for line in lines if '"bridge_ready"' in line)
+    steps = ready["steps_s"]
+    assert steps["detection_started"] < steps["mqtt_connected"] <= steps["scanned"] < steps["detected"], steps
+    assert steps["detected"] < steps["ready"]
+
+
 def test_a_killed_bridge_leaves_lost_as_its_last_will(tmp_path: Path, broker: Broker, sim_tcp: Sim) -> None:
     """Homie: the broker says `lost` for a bridge that vanished without a word (kill -9, power cut)."""
     watch = observer(broker)
