@@ -367,7 +367,10 @@ def test_a_bad_target_or_password_file_is_one_clear_line(tmp_path: Path) -> None
     cases = [
         ([str(bad_dump), "--password-file", str(secret)], "a register dump is a map"),
         ([str(bad_dump), "--password-file", str(tmp_path / "missing")], "cannot read the web password file"),
-        ([str(bad_dump), "--password-file", str(secret), "--port", "99999"], "not a port number"),
+        (
+            [str(bad_dump), "--password-file", str(secret), "--port", "99999"],
+            "--port: 99999: outside 0..65535",
+        ),
     ]
     for argv, message in cases:
         done = _run(*argv, "--port", "0") if "--port" not in argv else _run(*argv)
