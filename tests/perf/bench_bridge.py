@@ -13,8 +13,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -35,7 +33,6 @@ from tests.support.bridge import Bridge
 from tests.support.sim import Sim
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-REPO = Path(__file__).resolve().parents[2]
 TURNAROUND_S = 0.002  # the sim's default board turnaround (the bridge's sim runs with it)
 SET_ROUNDS = 15
 
@@ -122,12 +119,21 @@ def _installed_env(tmp: Path) -> dict[str, str]:
     """The bridge with its byte code compiled, as an installed package has it (pip compiles it at
     install; the image's PYTHONDONTWRITEBYTECODE only stops writing more): without this, under
     PYTHONDONTWRITEBYTECODE=1, every start would compile every module (~90 ms on this machine).
-    An empty value unsets the variable for the child (Python reads only a non-empty one)."""
+
+    The byte code goes to a PYTHONPYCACHEPREFIX of this run, written by one start of the bridge
+    to ready (against a broker of its own: the measured start meets a fresh one); with a prefix,
+    Python looks for the byte code of the standard library and of paho there too, so a warm-up
+    run is what compiles all of it. An empty value unsets the variable for the child (Python
+    reads only a non-empty one)."""
     env = {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": str(tmp / "pycache")}
-    sources = [str(REPO / "shared"), str(REPO / "services")]
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", *sources], env={**os.environ, **env}, check=True
-    )
+    warm = tmp / "warm-up"
+    warm.mkdir()
+    with (
+        Broker.start(warm) as broker,
+        Sim.start(warm, "--tcp", "127.0.0.1:0") as sim,
+        Bridge.start(warm, broker, sim.url, poll=(), env=env),
+    ):
+        pass  # started returns once $state is ready
     return env
 
 
