@@ -65,12 +65,13 @@ MISSED_BECAUSE = {
     "through the broker also paho, TLS and the connection.",
     "bridge cold start": "measured from the process start to a subscriber's live $state ready: the "
     "first detection request goes out at bridge.process.start_steps_s.detection_started (~0.08 s: "
-    "the interpreter and the protocol modules; the MQTT stack is imported meanwhile), then the "
-    "line alone needs bridge.poll_cycle.start_line_minimum_s (~0.40 s) one read after the other "
-    "(detection: the identity with the zone count, the presence checks; then the registers it did "
-    "not read), and the broker takes the ~850 retained QoS 1 messages of the description and the "
-    "values (~0.1 s here, most of it while the line reads) before ready reaches the subscriber. "
-    "Under 0.5 s would take $state ready before every value is read.",
+    "the interpreter and the protocol modules; the MQTT stack is imported, the broker connected "
+    "and the retained scan made meanwhile), then the line alone needs "
+    "bridge.poll_cycle.start_line_minimum_s (~0.40 s) one read after the other (detection: the "
+    "identity with the zone count, the presence checks; then the registers it did not read), "
+    "and ~30 ms of processing and delivery follow the last read (the broker takes the ~850 "
+    "retained messages of the description and the values while the line reads). Under 0.5 s "
+    "would take $state ready before every value is read.",
 }
 
 
