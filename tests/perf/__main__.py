@@ -70,9 +70,11 @@ MISSED_BECAUSE = {
     "bridge.poll_cycle.start_line_minimum_s (~0.40 s) one read after the other (detection: the "
     "identity with the zone count, the presence checks; then the registers it did not read), "
     "and ~30 ms of processing and delivery follow the last read (the broker takes the ~850 "
-    "retained messages of the description and the values while the line reads): 0.53-0.55 s at "
-    "a load of 1-3. The line leaves 0.1 s for everything else, so a busy machine misses the goal "
-    "by those tens of ms; only $state ready before every value is read would gain more.",
+    "retained messages of the description and the values while the line reads): 0.52-0.54 s at "
+    "a load of 0.5, 0.53-0.55 s at 1-3. The line leaves 0.1 s for everything else; what is left "
+    "of it is the ~55 ms of imports before the first request (the bus worker and poller with "
+    "dataclasses and concurrent.futures, the register map, pyserial, argparse) and Python's time "
+    "between transactions.",
 }
 
 
