@@ -80,7 +80,11 @@ def take_rtu(buf: bytes | bytearray) -> RtuFrame | None:
 def _take_variable(buf: bytes | bytearray) -> RtuFrame | None:
     """FC 65/66/67 carry no length: the shortest prefix with a valid CRC and layout, as
     ``rtu.split_request`` finds it, but with one running CRC over the buffer instead of one CRC per
-    candidate end: a client dribbling bytes after ``01 41`` costs O(n) a time, not O(n²)."""
+    candidate end: a client dribbling bytes after ``01 41`` costs O(n) a time, not O(n²). All of
+    ``buf`` is taken first when it is one request (``rtu.whole_variable_request``)."""
+    whole = rtu.whole_variable_request(buf)
+    if whole is not None:
+        return RtuFrame(used=len(buf), request=whole)
     crc = 0xFFFF
     limit = min(len(buf), rtu.MAX_FRAME)
     for i in range(limit - 1):

@@ -126,7 +126,7 @@ class Responder:
                 buf.clear()
             while buf:
                 try:
-                    found = _whole_request(buf) or split_request(bytes(buf))  # waits for an FC 16 byte count
+                    found = split_request(bytes(buf))  # waits for an FC 16 byte count
                 except FrameError:
                     del buf[0]
                     first_byte_at = now
@@ -155,24 +155,6 @@ class Responder:
             if pause > 0:
                 time.sleep(pause)
             send(piece)
-
-
-_VARIABLE = (rtu.FunctionCode.READ_RANGES, rtu.FunctionCode.READ_REGISTERS, rtu.FunctionCode.WRITE_REGISTERS)
-
-
-def _whole_request(buf: bytearray) -> tuple[rtu.Request, int] | None:
-    """All of ``buf`` as one FC 65/66/67 request, when it is one. These carry no length, and the
-    shortest prefix with a valid CRC is sometimes not the request: about 1 in 1,100 FC 66 reads of
-    50 addresses has one (tests/unit/test_sim.py). A board ends a frame at the line's silence;
-    over TCP a whole request comes in one piece, which is as good."""
-    if len(buf) < 6 or len(buf) > rtu.MAX_FRAME or buf[1] not in _VARIABLE:
-        return None
-    if rtu.crc16(bytes(buf[:-2])) != int.from_bytes(buf[-2:], "little"):
-        return None
-    try:
-        return rtu.decode_request(bytes(buf)), len(buf)
-    except FrameError:
-        return None
 
 
 def _tapped(

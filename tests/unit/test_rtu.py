@@ -11,6 +11,8 @@ from aurora.errors import ExceptionReply, FrameError, IllegalAddress, IllegalFun
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.frames import CRC_PREFIX
+
 
 @pytest.mark.parametrize(
     ("frame", "crc"),
@@ -165,3 +167,20 @@ def test_a_write_multiple_request_arriving_in_pieces_is_waited_for() -> None:
     for cut in range(1, len(frame)):
         assert rtu.split_request(frame[:cut]) is None
     assert (rtu.write_multiple(460, [102, 0, 5]), len(frame)) == rtu.split_request(frame)
+
+
+def test_a_request_that_arrived_whole_is_taken_whole_though_a_prefix_has_a_valid_crc() -> None:
+    """FC 65/66/67 carry no length: a whole buffer that is one request wins over the shortest
+    prefix with a valid CRC (that prefix was once answered, and the reply did not fit)."""
+    request = rtu.read_registers(CRC_PREFIX)
+    frame = request.encode()
+    assert rtu.crc16(frame[:38]) == int.from_bytes(frame[38:40], "little")  # the prefix is there
+    assert (request, len(frame)) == rtu.split_request(frame)
+    assert rtu.whole_variable_request(frame) == request
+
+
+def test_two_variable_requests_back_to_back_are_still_two() -> None:
+    first, second = rtu.read_registers([745, 746]), rtu.read_ranges([(88, 4)])
+    buf = first.encode() + second.encode()
+    assert rtu.whole_variable_request(buf) is None
+    assert (first, len(first.encode())) == rtu.split_request(buf)

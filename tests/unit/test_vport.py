@@ -37,6 +37,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support import wait_for
+from tests.support.frames import CRC_PREFIX
 from tests.unit.fakeline import FakeLine
 
 REGS = demo_registers()
@@ -670,3 +671,12 @@ def test_the_commented_out_compose_lines_work_once_uncommented() -> None:
     published = [p.split(":") for p in bridge["ports"]]
     assert all(host == "127.0.0.1" for host, _, _ in published)
     assert {int(target) for _, _, target in published} == listens
+
+
+def test_a_request_whose_prefix_has_a_valid_crc_is_taken_whole() -> None:
+    """A virtual-port client's FC 66 read that has a valid CRC after its first 18 addresses is
+    one request when it arrives whole; two requests back to back are still two."""
+    frame = rtu.read_registers(CRC_PREFIX).encode()
+    assert vf.RtuFrame(used=len(frame), request=rtu.decode_request(frame)) == vf.take_rtu(frame)
+    first = rtu.read_registers([745, 746]).encode()
+    assert len(first) == vf.take_rtu(first + rtu.read_holding(745, 1).encode()).used
