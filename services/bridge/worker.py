@@ -15,8 +15,10 @@ the transaction in flight. The line is shared fairly (issue 15):
   job, so a client's bad register costs only that client its answer;
 * while more reads wait than one transaction holds, a merge holds half of one (``BACKLOG_MERGE``):
   a request that comes while one is on the line waits behind less, for 2.6 % more line per register;
-* while requests wait, a poll job goes in pieces of ``POLL_PIECE_REGISTERS`` a turn instead of a
-  whole 100-register transaction, which would hold up every waiting request by 0.24 s at 19200 baud;
+* while reads that may share a transaction wait, a poll job goes in pieces of
+  ``POLL_PIECE_REGISTERS`` a turn instead of a whole 100-register transaction, which would hold up
+  every waiting request by 0.24 s at 19200 baud (a virtual port's FC 3 read, which shares none,
+  does not cut the poll: see ``_requests_waiting``);
 * jobs of one class are taken round-robin by their ``owner`` (a ``$modbus`` account), oldest first
   within one: an account's many requests cost another account's at most one turn each, however
   many it has queued;
@@ -254,7 +256,7 @@ class BusWorker:
         self.merged_jobs = 0  # jobs answered by such a transaction
         self.merge_fallbacks = 0  # merged reads the board refused, then read job by job
         self.poll_pieces = 0  # transactions that read a piece of a poll job while requests waited
-        self._served_requests = False  # the last transaction was a request's (INTERACTIVE or BULK)
+        self._served_requests = False  # the last transaction was a request's mergeable read
         self.started = 0  # transactions (jobs or merged reads) started
         # Poll transactions a write ever had to wait for: the design promises at most the one in
         # flight when it arrived (issue 8's "one transaction" goal).
@@ -364,10 +366,15 @@ class BusWorker:
                 self._ready.wait()
 
     def _requests_waiting(self) -> bool:
-        """Requests are queued, or were served by the last transaction: clients reading back to
-        back ask again a few milliseconds after their answer, while the next job is on the line."""
-        return self._served_requests or bool(
-            self._queues[Priority.INTERACTIVE] or self._queues[Priority.BULK]
+        """Reads that may share a transaction are queued, or the last transaction served some:
+        clients reading back to back ask again a few milliseconds after their answer, while the
+        next job is on the line. Only those count: a merged transaction lets many waiting clients
+        in at once, but a request that cannot share one (a virtual port's FC 3 read) gets the
+        line for its own transaction either way, and cutting the poll into pieces for it costs
+        the line more than it saves (`make bench`'s virtual-port scenario: 19 % fewer requests a
+        second and its p99 doubled, tests/perf/bench_vports.py)."""
+        return self._served_requests or any(
+            job.reads is not None for q in (Priority.INTERACTIVE, Priority.BULK) for job in self._queues[q]
         )
 
     def _in_pieces(self, job: _Job) -> bool:
@@ -495,7 +502,9 @@ class BusWorker:
             picked = self._next_jobs()
             if picked is None:
                 break
-            self._served_requests = picked[0].priority in (Priority.INTERACTIVE, Priority.BULK)
+            self._served_requests = (
+                picked[0].priority in (Priority.INTERACTIVE, Priority.BULK) and picked[0].reads is not None
+            )
             if picked[0].rest is not None:
                 self._run_piece(picked[0])
                 continue

@@ -186,6 +186,24 @@ def test_a_poll_job_goes_in_pieces_while_requests_wait_and_whole_once_none_do(li
     assert worker.polls_finished == 1 and worker.poll_pieces == 2
 
 
+def test_a_request_that_shares_no_transaction_does_not_cut_the_poll(line: Any) -> None:
+    """A virtual port's FC 3 reads get the line for their own transaction either way: cutting
+    the poll into pieces for them cost that scenario 19 % of its requests a second and doubled
+    its p99 (tests/perf/bench_vports.py). The poll goes whole between them."""
+    worker, _ = line
+    release = _hold(worker)
+    items = ((0, 60), (100, 40))
+    poll = worker.submit(Chunk(items).read, Priority.POLL, key=("read", items), reads=items)
+    holdings = [
+        worker.submit(lambda b, a=a: b.read_holding(a, 1), Priority.INTERACTIVE, key=("holding", a))
+        for a in (1000, 1003, 1006)
+    ]
+    release.set()
+    assert poll.result(10) == [WORDS[a] for a in Chunk(items).addresses]
+    assert [f.result(10) for f in holdings] == [[WORDS[a]] for a in (1000, 1003, 1006)]
+    assert worker.poll_pieces == 0 and worker.polls_finished == 1
+
+
 def test_a_poll_piece_the_board_refuses_leaves_the_poll_its_own_fallback(line: Any) -> None:
     """The unit has no 1500: the piece holding it is refused, and the poll job runs as it is
     (one transaction, refused as before: the poller's read plan takes it apart)."""
