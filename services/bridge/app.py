@@ -128,7 +128,6 @@ class Bridge:
         self._first_attempt_won = False  # detection succeeded at its first attempt
         if early is not None:
             self.worker = early.worker
-            early.on_line_state = self._line_state
         else:
             self.worker = BusWorker(opener, on_line_state=self._line_state)
         self.shared = Shared(config, self.worker, threading.Event())
@@ -136,6 +135,8 @@ class Bridge:
         self.ready = self.shared.ready
         self.polling = PollLoop(self.shared)
         self.writes = Writes(self.shared)
+        if early is not None:  # its worker may run already: told of the line once all above exists
+            early.on_line_state = self._line_state
         self.watchdog = Watchdog(self.shared, self.polling, sections=self._health_sections)
         self.passthrough: PassThrough | None = None
         self.vports: VirtualPorts | None = None
@@ -490,6 +491,7 @@ class Bridge:
             # A reopened line may lead to a rebooted or replaced board: ask again for every register.
             shared.missing.clear()
             shared.schedule.force_all()
+            self.writes.line_up()
 
     def _health_sections(self) -> dict[str, dict[str, int] | None]:
         """The pass-through's and the virtual ports' parts of ``$health``."""
@@ -507,6 +509,7 @@ class Bridge:
         sd_notify("STOPPING=1")
         shared.stop.set()
         self.polling.join(5)
+        self.writes.close()
         if self.vports is not None:
             self.vports.stop()
         self.worker.stop()

@@ -3,11 +3,14 @@ answered on ``$write-result`` (docs/writes.md).
 
 paho's thread never waits here: a command that passes validation becomes one worker job at
 ``Priority.WRITE``, and its outcome is published from the job's done-callback on the worker thread.
+A command that arrives while the line is down waits (on a timer, not on a thread) up to
+``LINE_WAIT_S`` for it to come back, then fails: never written later than that.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from concurrent.futures import Future
 
 import paho.mqtt.client as mqtt
@@ -17,6 +20,7 @@ from aurora.errors import BusError, ExceptionReply, FrameError, UsageError
 from aurora.query import plan_chunks
 
 from . import homie
+from .spec import Setter
 from .state import Shared
 from .worker import Priority
 
@@ -24,6 +28,13 @@ log = structlog.get_logger(__name__)
 
 MAX_LOGGED_PAYLOAD = 64
 WRITE_RESULT = "$write-result"  # each /set command's outcome (docs/writes.md)
+# The line is often down only while it is being reopened: a network outage that cut the bridge
+# off from the broker and the unit alike ends with both reconnecting, the broker's queued command
+# arriving a moment before the line answers again (reopen backoff MAX_BACKOFF_S, then one poll).
+# Such a command waits this long for the line; one sent while the line stays down still fails
+# within it, visibly, and is never made when the line returns later (docs/writes.md).
+LINE_WAIT_S = 10.0
+MAX_WAITING = 32  # commands waiting for the line at once; more fail at once
 
 Readback = tuple[dict[int, int], list[str]]  # the words read back, and why a chunk did not answer
 
@@ -36,8 +47,12 @@ def shown(payload: str) -> str:
 class Writes:
     """Turns ``<root>/<node>/<property>/set`` messages into register writes, one outcome each."""
 
-    def __init__(self, shared: Shared) -> None:
+    def __init__(self, shared: Shared, *, line_wait_s: float = LINE_WAIT_S) -> None:
         self.shared = shared
+        self.line_wait_s = line_wait_s
+        self._lock = threading.Lock()
+        self._waiting: dict[int, tuple[str, str, Setter, threading.Timer]] = {}  # until the line is up
+        self._ids = iter(range(1 << 62))
 
     def on_set(self, msg: mqtt.MQTTMessage) -> None:
         """paho thread: validate, queue the write at WRITE priority, return (never blocks).
@@ -73,6 +88,12 @@ class Writes:
         if wrong is not None:  # checked before any parsing: a 5,000-digit number costs nothing
             self._refuse(node_prop, payload, wrong)
             return
+        self._start(node_prop, payload, setter)
+
+    def _start(self, node_prop: str, payload: str, setter: Setter) -> None:
+        """A valid command: encoded against the words the bridge has now, then written, or kept
+        for the line (paho's thread, or the worker's when the line came back)."""
+        shared = self.shared
         try:
             writes = list(setter.writes(payload, shared.cache.words()))
         except UsageError as err:
@@ -87,8 +108,7 @@ class Writes:
             self._outcome(node_prop, payload, "applied", value=shared.republish_property(node_prop))
             return
         if not shared.worker.line_up:
-            # Queued, it would run whenever the line comes back, maybe hours later: refuse it now.
-            self._failed(node_prop, payload, "no answer from the heat pump: the line is down")
+            self._wait_for_line(node_prop, payload, setter)
             return
         readback = sorted(setter.readback())
         log.info("set_requested", property=node_prop, value=shown(payload), writes=writes)
@@ -129,6 +149,49 @@ class Writes:
             log.info("set_done", property=node_prop, value=shown(payload), published=value)
 
         shared.worker.submit(job, Priority.WRITE).add_done_callback(done)
+
+    def _wait_for_line(self, node_prop: str, payload: str, setter: Setter) -> None:
+        """Keep the command until the line is up (``line_up``) or ``line_wait_s`` passed."""
+        with self._lock:
+            if len(self._waiting) >= MAX_WAITING:
+                full = True
+            else:
+                full = False
+                key = next(self._ids)
+                timer = threading.Timer(self.line_wait_s, self._gave_up, args=(key,))
+                timer.daemon = True
+                self._waiting[key] = (node_prop, payload, setter, timer)
+        if full:
+            self._failed(node_prop, payload, "no answer from the heat pump: the line is down")
+            return
+        log.info("set_waiting_for_line", property=node_prop, value=shown(payload), wait_s=self.line_wait_s)
+        timer.start()
+        if self.shared.worker.line_up:  # it came back between the check and the keeping
+            self.line_up()
+
+    def line_up(self) -> None:
+        """The line answers again (worker thread): the commands waiting for it go ahead, in order."""
+        with self._lock:
+            waiting, self._waiting = list(self._waiting.values()), {}
+        for node_prop, payload, setter, timer in waiting:
+            timer.cancel()
+            self._start(node_prop, payload, setter)
+
+    def _gave_up(self, key: int) -> None:
+        """Timer thread: the line did not come back in time; the command fails, never written."""
+        with self._lock:
+            entry = self._waiting.pop(key, None)
+        if entry is not None:
+            node_prop, payload, _, _ = entry
+            self._failed(node_prop, payload, "no answer from the heat pump: the line is down")
+
+    def close(self) -> None:
+        """At shutdown: the commands still waiting fail now (their timers would outlive the run)."""
+        with self._lock:
+            waiting, self._waiting = list(self._waiting.values()), {}
+        for node_prop, payload, _, timer in waiting:
+            timer.cancel()
+            self._failed(node_prop, payload, "the bridge is stopping: nothing was written")
 
     def _refuse(self, node_prop: str, payload: str, reason: str) -> None:
         """A command that is not written: logged with the reason, answered, the value republished."""

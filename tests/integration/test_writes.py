@@ -26,7 +26,7 @@ from aurora.errors import UsageError
 from aurora.sim.cli import demo_registers
 from aurora.simulator import SimulatedAbc
 
-from tests.support import Broker, Collector, publish, wait_for
+from tests.support import Broker, Collector, free_port, publish, wait_for
 from tests.support.bridge import DEMO_ID, Bridge
 from tests.support.data import SEED_DUMP
 from tests.support.sim import Sim, write_log
@@ -278,6 +278,29 @@ def test_a_write_to_a_silent_unit_fails_within_a_bounded_time(
         wait_for(
             lambda: "set_failed" in (tmp_path / "bridge.log").read_text(), OUTCOME_S, "set_failed logged"
         )
+
+
+def test_a_write_sent_while_the_line_is_reopened_is_made_once_it_answers(
+    tmp_path: Path, broker: Broker
+) -> None:
+    """The line drops and comes back a few seconds later (an outage that cut off the bridge's
+    network): a command that arrived in between is written once the unit answers again."""
+    root = f"homie/{DEMO_ID}"
+    port = free_port()
+    sim_args = ("--tcp", f"127.0.0.1:{port}", "--no-drift", "--write-log", str(tmp_path / "writes.log"))
+    watch = Collector(broker.client("homeassistant"), f"{root}/$write-result", f"{root}/dhw/set-point")
+    bridge_log = tmp_path / "bridge.log"
+    with Sim.start(tmp_path, *sim_args) as sim, Bridge.start(tmp_path, broker, sim.url):
+        watch.wait_for(f"{root}/dhw/set-point", OUTCOME_S)
+        sim.stop()
+        wait_for(lambda: '"bus_down"' in bridge_log.read_text(), 30, "the bridge seeing the line down")
+        publish(watch.client, f"{root}/dhw/set-point/set", "125")
+        wait_for(lambda: "set_waiting_for_line" in bridge_log.read_text(), OUTCOME_S, "the command waiting")
+        with Sim.start(tmp_path, *sim_args):
+            outcome = json.loads(watch.wait_for(f"{root}/$write-result", 30).payload)
+            assert ("applied", "125.0") == (outcome["result"], outcome["value"]), outcome
+            assert [(401, 1250)] == write_log(tmp_path / "writes.log")
+            assert "125.0" == watch.received(f"{root}/dhw/set-point")[-1].payload.decode()
 
 
 def test_the_discovery_migration_runs_once_and_a_restart_publishes_none_of_it(

@@ -24,6 +24,7 @@ from aurora.errors import BusTimeout, UsageError
 from aurora.mqtt import MqttSettings
 
 from tests.support.logguard import ErrorLogGuard
+from tests.support.processes import wait_for
 
 TRANSACTION_S = 0.05
 
@@ -525,21 +526,65 @@ def test_the_watchdog_restarts_a_dead_mqtt_network_thread() -> None:
         bridge.worker.stop()
 
 
-def test_a_write_while_the_line_is_down_is_refused_instead_of_queued_for_later(
+def test_a_write_while_the_line_stays_down_fails_after_the_wait_and_is_never_made_later(
     error_logs: ErrorLogGuard,
 ) -> None:
     bus = SlowBus({2: 1, 745: 680, 746: 700, 401: 1200})
     bridge = _bridge(bus)
+    bridge.writes.line_wait_s = 0.3
     try:
         assert not bridge.worker.line_up
+        asked = time.monotonic()
         bridge.writes.on_set(_message("homie/aurora-42/dhw/set-point/set", b"125"))
-        assert 1 == bridge.stats.writes_failed
-        (outcome,) = bridge.shared.publisher.outcomes()  # type: ignore[union-attr]
+        pub = bridge.shared.publisher
+        assert [] == pub.outcomes()  # type: ignore[union-attr]  # it waits for the line first
+        wait_for(pub.outcomes, 10, "the outcome")  # type: ignore[union-attr]
+        assert time.monotonic() - asked >= 0.3
+        (outcome,) = pub.outcomes()  # type: ignore[union-attr]
         assert "failed" == outcome["result"]
         assert "no answer from the heat pump" in outcome["reason"]
+        assert 1 == bridge.stats.writes_failed
         assert any(r.event.startswith("set_failed") for r in error_logs.records), error_logs.records
-        bridge.polling.poll([Tier.MEDIUM], time.monotonic())
+        bridge.polling.poll([Tier.MEDIUM], time.monotonic())  # the line is back: too late
+        assert bridge.worker.line_up
         assert [] == [c for c in bus.calls if c[0] == "write"]
+        assert 1 == len(pub.outcomes())  # type: ignore[union-attr]
+    finally:
+        bridge.worker.stop()
+
+
+def test_a_write_while_the_line_is_down_is_made_once_when_the_line_answers_within_the_wait(
+    error_logs: ErrorLogGuard,
+) -> None:
+    """The broker delivers a command a moment before the line, reopened after an outage, answers."""
+    bus = SlowBus({2: 1, 745: 680, 746: 700, 401: 1200})
+    bridge = _bridge(bus)
+    bridge.writes.line_wait_s = 30.0
+    try:
+        bridge.writes.on_set(_message("homie/aurora-42/dhw/set-point/set", b"125"))
+        bridge.writes.on_set(_message("homie/aurora-42/dhw/set-point/set", b"126"))
+        assert [] == [c for c in bus.calls if c[0] == "write"]
+        bridge.polling.poll([Tier.MEDIUM], time.monotonic())  # the unit answers: the line is up
+        pub = bridge.shared.publisher
+        wait_for(lambda: len(pub.outcomes()) == 2, 10, "both outcomes")  # type: ignore[union-attr]
+        assert ["applied", "applied"] == [o["result"] for o in pub.outcomes()]  # type: ignore[union-attr]
+        assert [("write", (401, 1250)), ("write", (401, 1260))] == [c for c in bus.calls if c[0] == "write"]
+        assert 0 == bridge.stats.writes_failed
+        assert [] == error_logs.records
+    finally:
+        bridge.worker.stop()
+
+
+def test_a_write_waiting_for_the_line_at_shutdown_fails_then(error_logs: ErrorLogGuard) -> None:
+    bridge = _bridge(SlowBus({2: 1, 401: 1200}))
+    try:
+        bridge.writes.on_set(_message("homie/aurora-42/dhw/set-point/set", b"125"))
+        bridge.writes.close()
+        (outcome,) = bridge.shared.publisher.outcomes()  # type: ignore[union-attr]
+        assert ("failed", "the bridge is stopping: nothing was written") == (
+            outcome["result"],
+            outcome["reason"],
+        )
     finally:
         bridge.worker.stop()
 
