@@ -7,7 +7,9 @@ On an ``aurora.options.ToolParser`` each option also reads its ``AURORA_MQTT_*``
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
+import os
 import re
 import sys
 import types
@@ -35,8 +37,11 @@ _TOPIC_LEVEL = re.compile(r"^[A-Za-z0-9_-]+$")
 # Standard modules paho.mqtt.client imports at its top but uses only for what a one-shot tool
 # never does: urllib.request (with http.client, email, tempfile, shutil, bz2, lzma) for a proxy
 # from the environment, and only with PySocks installed; hashlib for the WebSocket handshake;
-# uuid for a client id paho makes up (ours are given). Together most of paho's import time.
-_DEFERRED = ("urllib.request", "hashlib", "uuid")
+# uuid for a client id paho makes up (ours are given); traceback (with linecache, tokenize and
+# textwrap), which logging imports for formatting an exception; platform, whose one use at
+# paho's import is ``platform.system()`` (answered by the stand-in, below). Together most of
+# paho's import time beyond ssl and logging.
+_DEFERRED = ("urllib.request", "hashlib", "uuid", "traceback", "platform")
 
 
 def is_mqtt_url(url: str) -> bool:
@@ -46,7 +51,8 @@ def is_mqtt_url(url: str) -> bool:
 
 class _Deferred(types.ModuleType):
     """Stands in for a standard module until one of its attributes is asked for, then imports
-    it and takes its namespace (so the names bound to this stand-in work from then on)."""
+    it and takes its namespace (so the names bound to this stand-in work from then on).
+    Attributes set on the stand-in itself answer without importing (``platform.system``)."""
 
     def __getattr__(self, attr: str) -> Any:
         name = self.__name__
@@ -71,10 +77,26 @@ def defer_unused_imports() -> None:
         # ``import x`` looks at ``__spec__._initializing`` of a module it finds: a spec-less
         # stand-in is taken as imported, as it should be
         stand_in.__spec__ = None
+        if name == "platform":
+            system = _posix_system()
+            if system is None:
+                continue  # not a plain POSIX uname: platform's own rules apply
+            stand_in.system = functools.partial(str, system)  # type: ignore[attr-defined]
         sys.modules[name] = stand_in
         parent, _, child = name.rpartition(".")
         if parent:  # ``import urllib.request`` binds urllib and reaches request as its attribute
             setattr(importlib.import_module(parent), child, stand_in)
+
+
+def _posix_system() -> str | None:
+    """What ``platform.system()`` answers, without importing platform: on POSIX it is uname's
+    system name, unless platform renames it (no uname, "Microsoft", "OpenVMS", "unknown");
+    None then."""
+    uname = getattr(os, "uname", None)
+    if uname is None:
+        return None
+    system: str = uname().sysname
+    return None if system in ("", "unknown", "Microsoft", "OpenVMS") else system
 
 
 def topic_level(text: str) -> str:

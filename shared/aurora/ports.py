@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from .mqtt_args import is_mqtt_url
-from .transport import DEFAULT_LATENCY_S
+from .rtu import DEFAULT_LATENCY_S  # not from .transport: an mqtt(s):// port never loads pyserial
 
 if TYPE_CHECKING:
     from .bus import Bus

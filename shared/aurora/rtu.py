@@ -17,6 +17,7 @@ from .records import FrozenRecord
 
 BYTE_TIME_S = 11 / 19200  # 1 start + 8 data + 1 parity + 1 stop bit at 19200 baud: 0.573 ms
 MAX_FRAME = 256
+DEFAULT_LATENCY_S = 0.5  # what the board and the network may add to the wire time of a reply
 MAX_READ_REGISTERS = 100  # docs/protocol.md#fc65: the ABC's own limit per read (FC 3, 65, 66)
 
 

@@ -45,6 +45,11 @@ UNUSED = (
     "structlog",
     "asyncio",
     "dataclasses",  # aurora.records instead (issue 15)
+    "serial",  # pyserial and the serial transport: only serial ports need them
+    "aurora.transport",
+    "traceback",  # logging's, for formatting an exception (with linecache, tokenize, textwrap)
+    "linecache",
+    "platform",  # paho's one use, platform.system(), is answered without it
 )
 
 # aurora_fetch's main in this interpreter; then which modules were really loaded (a deferred

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import platform
 import re
 import socket
 import subprocess
@@ -196,8 +197,8 @@ def test_publish_settles_on_the_acknowledgement_early_or_late() -> None:
 
 def test_deferred_modules_load_on_first_use_and_then_are_the_real_ones() -> None:
     """``defer_unused_imports`` (aurora_fetch mqtts://, issue 15): paho imports urllib.request,
-    hashlib and uuid without loading them; the first use loads the real module, and a module
-    imported before is left alone."""
+    hashlib, uuid, platform and (through logging) traceback without loading them; the first use
+    loads the real module, and a module imported before is left alone."""
     code = (
         "import sys, json, types\n"
         "from aurora.mqtt_args import defer_unused_imports\n"
@@ -207,18 +208,33 @@ def test_deferred_modules_load_on_first_use_and_then_are_the_real_ones() -> None
         "heavy = ('urllib.request', 'hashlib', 'uuid', 'email', 'http.client', 'tempfile')\n"
         "def real(m): return m in sys.modules and type(sys.modules[m]) is types.ModuleType\n"
         "before = [m for m in heavy if real(m)]\n"
+        "import logging, platform\n"
+        "system, platform_real = platform.system(), real('platform')\n"
+        "before += [m for m in ('traceback', 'linecache') if real(m)]\n"
         "import hashlib, urllib.request\n"
         "from uuid import uuid4\n"
         "digest = hashlib.sha256(b'aurora').hexdigest()[:8]\n"
         "proxies = type(urllib.request.getproxies()).__name__\n"
+        "try:\n"
+        "    1 / 0\n"
+        "except ZeroDivisionError:\n"
+        "    formatted = logging.Formatter().formatException(sys.exc_info())\n"
         "print(json.dumps([before, digest, proxies, len(str(uuid4())), [real(m) for m in heavy[:3]],\n"
-        "    paho.mqtt.client.hashlib.sha1 is hashlib.sha1]))\n"
+        "    paho.mqtt.client.hashlib.sha1 is hashlib.sha1, system, platform_real,\n"
+        "    platform.machine() == os.uname().machine, real('platform'), formatted.splitlines()[-1],\n"
+        "    real('traceback')]))\n"
     )
+    code = code.replace("import sys, json, types", "import os, sys, json, types")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    before, digest, proxies, uuid_len, real_after, same = json.loads(done.stdout)
+    before, digest, proxies, uuid_len, real_after, same, *rest = json.loads(done.stdout)
     assert [] == before
     assert hashlib.sha256(b"aurora").hexdigest()[:8] == digest
     assert ("dict", 36, [True, True, True], True) == (proxies, uuid_len, real_after, same)
+    # platform.system() answered without platform (paho's one use), then the real module on
+    # first other use; traceback loaded when logging first formats an exception
+    system, platform_real, machine_ok, platform_loaded, last_line, traceback_loaded = rest
+    assert (platform.system(), False, True, True) == (system, platform_real, machine_ok, platform_loaded)
+    assert ("ZeroDivisionError: division by zero", True) == (last_line, traceback_loaded)
     # already imported: untouched
     code = "import hashlib, types\nfrom aurora.mqtt_args import defer_unused_imports\n"
     code += "defer_unused_imports()\nimport sys\nprint(sys.modules['hashlib'] is hashlib)"

@@ -10,11 +10,11 @@ By job: :mod:`.port_urls` (a port argument as pyserial opens it, and what a fail
 
 from __future__ import annotations
 
+from ..rtu import DEFAULT_LATENCY_S
 from .port_urls import READ_SLICE_S, SERIAL_SETTINGS
 from .ser2net import BUSY_BACKOFF_S, BUSY_RETRIES, PortBusy
 from .serial_bus import (
     DEFAULT_ATTEMPTS,
-    DEFAULT_LATENCY_S,
     GARBLED_EXTRA,
     GARBLED_QUIET_S,
     SerialBus,

@@ -22,6 +22,7 @@ from ..errors import (
     IllegalFunction,
 )
 from ..logs import get_logger
+from ..rtu import DEFAULT_LATENCY_S
 from ..urls import redact
 from .port_urls import for_pyserial, open_error
 from .ser2net import BUSY_BACKOFF_S, BUSY_RETRIES, PortBusy, lost_error, raise_for_ser2net_text
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)  # structlog only once something logs (issue 15)
 
-DEFAULT_LATENCY_S = 0.5  # what the board and the network may add to the wire time of a reply
 DEFAULT_ATTEMPTS = 3
 GARBLED_EXTRA = 2  # further attempts a transaction gets when replies came back garbled
 # Silence after some bytes that ends an attempt early. A reply's bytes follow one another within
