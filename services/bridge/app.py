@@ -135,6 +135,7 @@ class Bridge:
         self.ready = self.shared.ready
         self.polling = PollLoop(self.shared)
         self.writes = Writes(self.shared)
+        self.worker.on_answering = self.writes.unit_answers
         if early is not None:  # its worker may run already: told of the line once all above exists
             early.on_line_state = self._line_state
         self.watchdog = Watchdog(self.shared, self.polling, sections=self._health_sections)
@@ -491,7 +492,6 @@ class Bridge:
             # A reopened line may lead to a rebooted or replaced board: ask again for every register.
             shared.missing.clear()
             shared.schedule.force_all()
-            self.writes.line_up()
 
     def _health_sections(self) -> dict[str, dict[str, int] | None]:
         """The pass-through's and the virtual ports' parts of ``$health``."""

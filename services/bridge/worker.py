@@ -246,6 +246,11 @@ class BusWorker:
         self._solo: OrderedDict[Items, None] = OrderedDict()
         self.stats = BusStats()  # carried across reconnects
         self.line_up = False
+        # Since when no transaction on the open line got any answer (a timeout), None while the
+        # unit answers: the line may be up and the unit silent (a cable, a network cut).
+        self.quiet_since: float | None = None
+        # Called (worker thread) when the unit answers again after the line was down or quiet.
+        self.on_answering: Callable[[], None] | None = None
         self.busy_since: float | None = None
         self.longest_wait_s = 0.0
         # The longest any job of each class waited for its turn: the bench flags these against
@@ -466,7 +471,24 @@ class BusWorker:
         self.last_success = time.monotonic()  # the unit answered, whoever asked
         self._answered = True
         self._failures = 0
+        again = self.quiet_since is not None or not self.line_up
+        self.quiet_since = None
         self._line(True, None)
+        if again and self.on_answering is not None:
+            try:
+                self.on_answering()
+            except Exception:  # a listener's bug must not stop the bus
+                log.exception("answering_listener_failed")
+
+    def _quiet(self) -> None:
+        """A transaction got no answer at all."""
+        if self.quiet_since is None:
+            self.quiet_since = time.monotonic()
+
+    @property
+    def answering(self) -> bool:
+        """Whether the line is up and its last transaction got an answer."""
+        return self.line_up and self.quiet_since is None
 
     def _line(self, up: bool, why: str | None) -> None:
         if up != self.line_up:
@@ -547,7 +569,9 @@ class BusWorker:
                 self._remember_solo(job.reads)
             job.result.set_exception(err)
         except BusError as err:
-            if not isinstance(err, BusTimeout):
+            if isinstance(err, BusTimeout):
+                self._quiet()
+            else:
                 self._drop_bus(str(err))
             job.result.set_exception(err)
         except Exception as err:  # the caller decides; the worker never dies
@@ -573,7 +597,9 @@ class BusWorker:
                 self._run_one(job)
             return
         except BaseException as err:
-            if isinstance(err, BusError) and not isinstance(err, BusTimeout):
+            if isinstance(err, BusTimeout):
+                self._quiet()
+            elif isinstance(err, BusError):
                 self._drop_bus(str(err))
             self.busy_since = None
             for job in jobs:
@@ -616,7 +642,9 @@ class BusWorker:
             self._run_one(job)  # the whole read again, as if it had never gone in pieces
             return
         except BaseException as err:
-            if isinstance(err, BusError) and not isinstance(err, BusTimeout):
+            if isinstance(err, BusTimeout):
+                self._quiet()
+            elif isinstance(err, BusError):
                 self._drop_bus(str(err))
             self.busy_since = None
             self._dequeue(job)

@@ -3,8 +3,8 @@ answered on ``$write-result`` (docs/writes.md).
 
 paho's thread never waits here: a command that passes validation becomes one worker job at
 ``Priority.WRITE``, and its outcome is published from the job's done-callback on the worker thread.
-A command that arrives while the line is down waits (on a timer, not on a thread) up to
-``LINE_WAIT_S`` for it to come back, then fails: never written later than that.
+A command that arrives while the line is down, or the unit silent on it, waits (on a timer, not on
+a thread) up to ``LINE_WAIT_S`` for the unit to answer again, then fails: never written later.
 """
 
 from __future__ import annotations
@@ -31,8 +31,10 @@ WRITE_RESULT = "$write-result"  # each /set command's outcome (docs/writes.md)
 # The line is often down only while it is being reopened: a network outage that cut the bridge
 # off from the broker and the unit alike ends with both reconnecting, the broker's queued command
 # arriving a moment before the line answers again (reopen backoff MAX_BACKOFF_S, then one poll).
-# Such a command waits this long for the line; one sent while the line stays down still fails
-# within it, visibly, and is never made when the line returns later (docs/writes.md).
+# The same when the line is open but the unit stopped answering (a cut network: the watchdog then
+# reopens the line). Such a command waits this long for an answer; one sent while the line stays
+# down still fails within it, visibly, and is never made when the line returns later
+# (docs/writes.md).
 LINE_WAIT_S = 10.0
 MAX_WAITING = 32  # commands waiting for the line at once; more fail at once
 
@@ -107,7 +109,7 @@ class Writes:
             log.info("set_unchanged", property=node_prop, value=shown(payload))
             self._outcome(node_prop, payload, "applied", value=shared.republish_property(node_prop))
             return
-        if not shared.worker.line_up:
+        if not shared.worker.answering:
             self._wait_for_line(node_prop, payload, setter)
             return
         readback = sorted(setter.readback())
@@ -151,7 +153,7 @@ class Writes:
         shared.worker.submit(job, Priority.WRITE).add_done_callback(done)
 
     def _wait_for_line(self, node_prop: str, payload: str, setter: Setter) -> None:
-        """Keep the command until the line is up (``line_up``) or ``line_wait_s`` passed."""
+        """Keep the command until the unit answers again (``unit_answers``) or ``line_wait_s`` passed."""
         with self._lock:
             if len(self._waiting) >= MAX_WAITING:
                 full = True
@@ -166,11 +168,11 @@ class Writes:
             return
         log.info("set_waiting_for_line", property=node_prop, value=shown(payload), wait_s=self.line_wait_s)
         timer.start()
-        if self.shared.worker.line_up:  # it came back between the check and the keeping
-            self.line_up()
+        if self.shared.worker.answering:  # it came back between the check and the keeping
+            self.unit_answers()
 
-    def line_up(self) -> None:
-        """The line answers again (worker thread): the commands waiting for it go ahead, in order."""
+    def unit_answers(self) -> None:
+        """The unit answers again (worker thread): the commands waiting for it go ahead, in order."""
         with self._lock:
             waiting, self._waiting = list(self._waiting.values()), {}
         for node_prop, payload, setter, timer in waiting:

@@ -299,6 +299,7 @@ def test_a_write_sent_while_the_line_is_reopened_is_made_once_it_answers(
         with Sim.start(tmp_path, *sim_args):
             outcome = json.loads(watch.wait_for(f"{root}/$write-result", 30).payload)
             assert ("applied", "125.0") == (outcome["result"], outcome["value"]), outcome
+            wait_for(lambda: write_log(tmp_path / "writes.log"), OUTCOME_S, "the sim logging the write")
             assert [(401, 1250)] == write_log(tmp_path / "writes.log")
             assert "125.0" == watch.received(f"{root}/dhw/set-point")[-1].payload.decode()
 

@@ -46,8 +46,10 @@ class SlowBus(DumpBus):
         return super()._values(function, addresses)
 
     def write_register(self, address: int, value: int) -> None:
-        self.calls.append(("write", (address, value)))
         time.sleep(TRANSACTION_S)
+        if self.silent:
+            raise BusTimeout("no reply")
+        self.calls.append(("write", (address, value)))
         super().write_register(address, value)
 
 
@@ -573,6 +575,35 @@ def test_a_write_while_the_line_is_down_is_made_once_when_the_line_answers_withi
         assert [] == error_logs.records
     finally:
         bridge.worker.stop()
+
+
+def test_a_write_while_the_unit_is_silent_on_an_open_line_waits_for_its_next_answer(
+    error_logs: ErrorLogGuard,
+) -> None:
+    """A cut network: the line stays open, reads time out; the command is made once the unit
+    answers again (after the watchdog reopened the line, or by itself), not tried into the silence."""
+    bus = SlowBus({2: 1, 745: 680, 746: 700, 401: 1200})
+    bridge = _bridge(bus)
+    bridge.writes.line_wait_s = 30.0
+    answers: list[bool] = []
+    try:
+        bridge.polling.poll([Tier.MEDIUM], time.monotonic())
+        assert bridge.worker.answering
+        bus.silent = True
+        bridge.polling.poll([Tier.MEDIUM], time.monotonic())
+        assert bridge.worker.line_up and not bridge.worker.answering  # open, but nobody answers
+        bridge.writes.on_set(_message("homie/aurora-42/dhw/set-point/set", b"125"))
+        assert [] == [c for c in bus.calls if c[0] == "write"]
+        bus.silent = False
+        bridge.polling.poll([Tier.MEDIUM], time.monotonic())
+        pub = bridge.shared.publisher
+        wait_for(pub.outcomes, 10, "the outcome")  # type: ignore[union-attr]
+        assert ["applied"] == [o["result"] for o in pub.outcomes()]  # type: ignore[union-attr]
+        assert [("write", (401, 1250))] == [c for c in bus.calls if c[0] == "write"]
+        answers.append(bridge.worker.answering)
+    finally:
+        bridge.worker.stop()
+    assert [True] == answers
 
 
 def test_a_write_waiting_for_the_line_at_shutdown_fails_then(error_logs: ErrorLogGuard) -> None:
