@@ -22,7 +22,6 @@ from aurora.options import ToolParser, bounded, log_deprecated_names
 from aurora.transport import DEFAULT_LATENCY_S
 from aurora.urls import redact
 
-from .spec import Tier
 from .state_file import default_state_path
 from .vport_config import IDLE_TIMEOUT_S, MAX_CLIENTS, VportConfig, parse_listen
 
@@ -266,6 +265,7 @@ def config_from_args(args: argparse.Namespace) -> BridgeConfig:
     from paho.mqtt.enums import MQTTProtocolVersion
 
     from .app import BridgeConfig
+    from .spec import Tier
 
     settings = MqttSettings.from_url(
         args.mqtt_url,

@@ -5,37 +5,84 @@ docs/architecture.md#homie-tree)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 from aurora import registers as regs
+from aurora.records import FrozenRecord
 
 # docs/architecture.md#detection: program name → VS drive
 VS_PROGRAMS = frozenset({"ABCVSP", "ABCVSPR", "ABCSPLVS"})
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Components:
+class Components(FrozenRecord):
     """The unit's identity and fitted components, decided once at start-up."""
 
-    serial: str
-    model: str = ""
-    program: str = ""
-    abc_version: float = 0.0
-    thermostat: bool = False
-    thermostat_version: float = 0.0
-    axb: bool = False
-    axb_version: float = 0.0
-    iz2: bool = False
-    iz2_version: float = 0.0
-    zone_count: int = 0  # IZ2 zones (register 483), only with IZ2 ≥ 2.0
+    _fields = (
+        "serial",
+        "model",
+        "program",
+        "abc_version",
+        "thermostat",
+        "thermostat_version",
+        "axb",
+        "axb_version",
+        "iz2",
+        "iz2_version",
+        "zone_count",
+        "dip",
+        "axb_dip",
+        "energy_monitor",
+        "blower_type",
+        "pump_type",
+        "dhw",
+    )
+    __slots__ = _fields
+    serial: Final[str]
+    model: Final[str]
+    program: Final[str]
+    abc_version: Final[float]
+    thermostat: Final[bool]
+    thermostat_version: Final[float]
+    axb: Final[bool]
+    axb_version: Final[float]
+    iz2: Final[bool]
+    iz2_version: Final[float]
+    zone_count: Final[int]  # IZ2 zones (register 483), only with IZ2 ≥ 2.0
     # register 33; None when unreadable or 0x7FFF "manual" (docs/architecture.md#original-bridge R8)
-    dip: int | None = None
-    axb_dip: int | None = None  # register 1103
-    energy_monitor: int = 0  # register 412: 0 none, 1 compressor monitor, 2 energy monitor
-    blower_type: int = 0  # register 404
-    pump_type: int = 0  # register 413
-    dhw: bool = False
+    dip: Final[int | None]
+    axb_dip: Final[int | None]  # register 1103
+    energy_monitor: Final[int]  # register 412: 0 none, 1 compressor monitor, 2 energy monitor
+    blower_type: Final[int]  # register 404
+    pump_type: Final[int]  # register 413
+    dhw: Final[bool]
+
+    def __init__(
+        self,
+        *,
+        serial: str,
+        model: str = "",
+        program: str = "",
+        abc_version: float = 0.0,
+        thermostat: bool = False,
+        thermostat_version: float = 0.0,
+        axb: bool = False,
+        axb_version: float = 0.0,
+        iz2: bool = False,
+        iz2_version: float = 0.0,
+        zone_count: int = 0,
+        dip: int | None = None,
+        axb_dip: int | None = None,
+        energy_monitor: int = 0,
+        blower_type: int = 0,
+        pump_type: int = 0,
+        dhw: bool = False,
+    ) -> None:
+        self.serial, self.model, self.program, self.abc_version = serial, model, program, abc_version
+        self.thermostat, self.thermostat_version = thermostat, thermostat_version
+        self.axb, self.axb_version, self.iz2, self.iz2_version = axb, axb_version, iz2, iz2_version
+        self.zone_count, self.dip, self.axb_dip = zone_count, dip, axb_dip
+        self.energy_monitor, self.blower_type, self.pump_type = energy_monitor, blower_type, pump_type
+        self.dhw = dhw
 
     @property
     def awl_thermostat(self) -> bool:

@@ -7,15 +7,14 @@ Pure code: the runtime passes a ``read(ranges)`` callable and publishes what the
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field, replace
 
 from aurora import registers as regs
 from aurora.errors import AuroraError, ExceptionReply
 from aurora.logs import get_logger
 from aurora.readplan import Depth, ReadPlan, Rules, run, spans_of
+from aurora.records import Record
 
 from .components import Components
-from .health import HEALTH_EVERY_S
 from .spec import NodeSpec, PropertySpec, Setter, Tier, Words
 
 __all__ = ["DETECTION_RANGES", "Components", "Setter", "Tier", "Unit", "detect", "device_id_for"]
@@ -177,21 +176,26 @@ def _fitted(nodes: Sequence[NodeSpec], words: Words) -> tuple[tuple[NodeSpec, ..
                 absent.append(spec.path)
             else:
                 props.append(spec)
-        kept.append(replace(node, properties=tuple(props)))
+        kept.append(node.replace(properties=tuple(props)))
     return tuple(kept), absent
 
 
-@dataclass
-class Unit:
-    """A detected heat pump: its Homie tree, poll sets, setters and HA discovery."""
+class Unit(Record):
+    """A detected heat pump: its Homie tree, poll sets, setters and HA discovery.
 
-    device_id: str
-    name: str
-    components: Components
-    nodes: tuple[NodeSpec, ...]
-    _tiers: dict[int, Tier] = field(default_factory=dict, repr=False)
-    _by_path: dict[str, PropertySpec] = field(default_factory=dict, repr=False)
-    _description: list[tuple[str, str]] | None = field(default=None, repr=False)
+    A record, not a dataclass: detection imports this module before its first request goes
+    out (issue 15: start to ready)."""
+
+    _fields = ("device_id", "name", "components", "nodes")
+    __slots__ = (*_fields, "_by_path", "_description", "_tiers")
+
+    def __init__(
+        self, *, device_id: str, name: str, components: Components, nodes: tuple[NodeSpec, ...]
+    ) -> None:
+        self.device_id, self.name, self.components, self.nodes = device_id, name, components, nodes
+        self._tiers: dict[int, Tier] = {}
+        self._by_path: dict[str, PropertySpec] = {}
+        self._description: list[tuple[str, str]] | None = None
 
     @classmethod
     def build(
@@ -229,6 +233,7 @@ class Unit:
         publishing order; ``$state`` is not included."""
         if self._description is None:  # the tree never changes after detection
             from . import homie
+            from .health import HEALTH_EVERY_S  # datetime and json: not needed to detect
 
             self._description = homie.description(
                 self.device_id, self.name, self.nodes, stats_interval_s=HEALTH_EVERY_S

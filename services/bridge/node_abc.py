@@ -3,8 +3,6 @@ totals users computed by hand (docs/architecture.md#homie-tree)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from aurora import registers as regs
 
 from .components import Components
@@ -146,7 +144,7 @@ def _properties(c: Components) -> list[PropertySpec]:
                 (1110, 1111),
                 water_delta_t,
                 tier=Tier.FAST,
-                hass=replace(TEMPERATURE_DELTA, category=None, legacy=""),
+                hass=TEMPERATURE_DELTA.replace(category=None, legacy=""),
             )
         )
     if c.energy_monitoring:

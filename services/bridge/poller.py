@@ -15,13 +15,13 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Final, Protocol, TypeVar
 
 from aurora.bus import Bus
 from aurora.errors import AuroraError, BusError, ExceptionReply, IllegalAddress
 from aurora.logs import get_logger
 from aurora.readplan import Depth, ReadPlan, Rules, spans_of
+from aurora.records import FrozenRecord
 
 from .worker import Priority
 
@@ -76,15 +76,32 @@ class WordCache:
             return len(self._words)
 
 
-@dataclass(frozen=True, slots=True)
-class PollReport:
+class PollReport(FrozenRecord):
     """What one read produced: the words that answered and why the others did not
-    (docs/architecture.md#partial-failure)."""
+    (docs/architecture.md#partial-failure). A record, not a dataclass: detection reads through
+    this module before the MQTT stack is imported (issue 15: start to ready)."""
 
-    words: Mapping[int, int]
-    failed: Mapping[int, AuroraError] = field(default_factory=dict)
-    transactions: int = 0
-    failed_chunks: int = 0
+    _fields = ("words", "failed", "transactions", "failed_chunks")
+    _unhashed = ("words", "failed")
+    __slots__ = _fields
+    words: Final[Mapping[int, int]]
+    failed: Final[Mapping[int, AuroraError]]
+    transactions: Final[int]
+    failed_chunks: Final[int]
+
+    def __init__(
+        self,
+        words: Mapping[int, int],
+        failed: Mapping[int, AuroraError] | None = None,
+        transactions: int = 0,
+        failed_chunks: int = 0,
+    ) -> None:
+        self.words, self.failed = words, {} if failed is None else failed
+        self.transactions, self.failed_chunks = transactions, failed_chunks
+
+    def with_words(self, words: Mapping[int, int]) -> PollReport:
+        """The same report with ``words`` instead of its own."""
+        return PollReport(words, self.failed, self.transactions, self.failed_chunks)
 
     @property
     def complete(self) -> bool:

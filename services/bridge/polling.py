@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
-from dataclasses import replace
 
 import structlog
 from aurora.errors import AuroraError, BusError
@@ -130,7 +129,7 @@ class PollLoop:
                     report = PollReport({})
                 if on_read is not None:
                     on_read()
-                future.set_result(replace(report, words={**given, **report.words}))
+                future.set_result(report.with_words({**given, **report.words}))
             except BaseException as err:  # poll takes it as a failed read
                 future.set_exception(err)
 

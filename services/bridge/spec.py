@@ -1,17 +1,19 @@
 """The records of the bridge's description table (docs/architecture.md#one-table): a Homie node, its
 properties, each property's setter and Home Assistant hint, and the poll tier of the registers it reads.
 
-The node modules (``node_*.py``) fill these in; :mod:`.properties` assembles the table.
+The node modules (``node_*.py``) fill these in; :mod:`.properties` assembles the table. The records
+are :mod:`aurora.records` ones, not dataclasses: detection imports this module before its first
+request goes out (issue 15: start to ready).
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Final, Literal, TypeVar
 
 from aurora import registers as regs
+from aurora.records import FrozenRecord
 
 Words = Mapping[int, int]
 Value = bool | int | float | str
@@ -48,21 +50,57 @@ class Role(enum.Enum):
     DEHUMIDIFIER_ACTION = "dehumidifier action"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Hass:
+_R = TypeVar("_R", bound="_Spec")
+
+
+class _Spec(FrozenRecord):
+    """A record of the table whose ``__init__`` takes every field by name: ``replace`` works."""
+
+    __slots__ = ()
+
+    def replace(self: _R, **changes: Any) -> _R:
+        """A copy with ``changes`` (field=value), as ``dataclasses.replace`` made one."""
+        values = {name: getattr(self, name) for name in self._fields}
+        unknown = set(changes) - set(values)
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no field {sorted(unknown)[0]!r}")
+        return type(self)(**(values | changes))
+
+
+Platform = Literal["sensor", "binary_sensor", "number", "select", "switch", "button"]
+Category = Literal["config", "diagnostic"]
+
+
+class Hass(_Spec):
     """How a property appears in Home Assistant by itself (docs/architecture.md#home-assistant).
 
     ``legacy`` is the platform the Ruby gem announced it on, when different ("" = none), so its
     old per-entity topic can be cleared.
     """
 
-    platform: Literal["sensor", "binary_sensor", "number", "select", "switch", "button"]
-    device_class: str | None = None
-    state_class: str | None = None
-    category: Literal["config", "diagnostic"] | None = None
-    unit: str | None = None  # when HA wants a different spelling than the Homie $unit
-    enabled: bool = True
-    legacy: str | None = None
+    _fields = ("platform", "device_class", "state_class", "category", "unit", "enabled", "legacy")
+    __slots__ = _fields
+    platform: Final[Platform]
+    device_class: Final[str | None]
+    state_class: Final[str | None]
+    category: Final[Category | None]
+    unit: Final[str | None]  # when HA wants a different spelling than the Homie $unit
+    enabled: Final[bool]
+    legacy: Final[str | None]
+
+    def __init__(
+        self,
+        *,
+        platform: Platform,
+        device_class: str | None = None,
+        state_class: str | None = None,
+        category: Category | None = None,
+        unit: str | None = None,
+        enabled: bool = True,
+        legacy: str | None = None,
+    ) -> None:
+        self.platform, self.device_class, self.state_class = platform, device_class, state_class
+        self.category, self.unit, self.enabled, self.legacy = category, unit, enabled, legacy
 
 
 # Hints several nodes share
@@ -85,14 +123,24 @@ MEASURE_DIAG = Hass(platform="sensor", state_class="measurement", category="diag
 RUNNING = Hass(platform="binary_sensor", device_class="running")
 
 
-@dataclass(frozen=True, slots=True)
-class Setter:
+class Setter(_Spec):
     """Turns a ``/set`` payload into register writes, validating first (nothing written on error)."""
 
-    parse: Callable[[str], Value]
-    encode: Callable[[Value, Words], list[tuple[int, int]]]
-    reads: frozenset[int]
-    rule: regs.WriteRule | None = None  # the map's rule of a number or enum written as it is
+    _fields = ("parse", "encode", "reads", "rule")
+    __slots__ = _fields
+    parse: Final[Callable[[str], Value]]
+    encode: Final[Callable[[Value, Words], list[tuple[int, int]]]]
+    reads: Final[frozenset[int]]
+    rule: Final[regs.WriteRule | None]  # the map's rule of a number or enum written as it is
+
+    def __init__(
+        self,
+        parse: Callable[[str], Value],
+        encode: Callable[[Value, Words], list[tuple[int, int]]],
+        reads: frozenset[int],
+        rule: regs.WriteRule | None = None,
+    ) -> None:
+        self.parse, self.encode, self.reads, self.rule = parse, encode, reads, rule
 
     def writes(self, payload: str, words: Words) -> list[tuple[int, int]]:
         """(register, raw) writes in order; UsageError with a clear message on a bad payload.
@@ -110,26 +158,65 @@ class Setter:
         return self.reads
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PropertySpec:
+class PropertySpec(_Spec):
     """One Homie property: description, registers, value and optional setter."""
 
-    node: str
-    id: str
-    name: str
-    datatype: Datatype
-    registers: tuple[int, ...]
-    value: Callable[[Words], Value | None]
-    tier: Tier = Tier.MEDIUM
-    format: str | None = None
-    unit: str | None = None
-    retained: bool = True
-    setter: Setter | None = None
-    hass: Hass | None = None
+    _fields = (
+        "node",
+        "id",
+        "name",
+        "datatype",
+        "registers",
+        "value",
+        "tier",
+        "format",
+        "unit",
+        "retained",
+        "setter",
+        "hass",
+        "present",
+        "role",
+    )
+    __slots__ = _fields
+    node: Final[str]
+    id: Final[str]
+    name: Final[str]
+    datatype: Final[Datatype]
+    registers: Final[tuple[int, ...]]
+    value: Final[Callable[[Words], Value | None]]
+    tier: Final[Tier]
+    format: Final[str | None]
+    unit: Final[str | None]
+    retained: Final[bool]
+    setter: Final[Setter | None]
+    hass: Final[Hass | None]
     # Whether the unit has this sensor, from words read at start-up (None: always). A sensor
     # that reads "not installed" then gets no property and no HA entity (docs/architecture.md#value-path).
-    present: Callable[[Words], bool] | None = None
-    role: Role | None = None  # its part in a composite HA entity
+    present: Final[Callable[[Words], bool] | None]
+    role: Final[Role | None]  # its part in a composite HA entity
+
+    def __init__(
+        self,
+        *,
+        node: str,
+        id: str,
+        name: str,
+        datatype: Datatype,
+        registers: tuple[int, ...],
+        value: Callable[[Words], Value | None],
+        tier: Tier = Tier.MEDIUM,
+        format: str | None = None,
+        unit: str | None = None,
+        retained: bool = True,
+        setter: Setter | None = None,
+        hass: Hass | None = None,
+        present: Callable[[Words], bool] | None = None,
+        role: Role | None = None,
+    ) -> None:
+        self.node, self.id, self.name, self.datatype = node, id, name, datatype
+        self.registers, self.value, self.tier, self.format = registers, value, tier, format
+        self.unit, self.retained, self.setter, self.hass = unit, retained, setter, hass
+        self.present, self.role = present, role
 
     @property
     def path(self) -> str:
@@ -144,14 +231,25 @@ class PropertySpec:
         return None if value is None else format_value(self.datatype, value)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class NodeSpec:
+class NodeSpec(_Spec):
     """One Homie node."""
 
-    id: str
-    name: str
-    type: str
-    properties: tuple[PropertySpec, ...] = field(default_factory=tuple)
+    _fields = ("id", "name", "type", "properties")
+    __slots__ = _fields
+    id: Final[str]
+    name: Final[str]
+    type: Final[str]
+    properties: Final[tuple[PropertySpec, ...]]
+
+    def __init__(
+        self,
+        *,
+        id: str,
+        name: str,
+        type: str,
+        properties: tuple[PropertySpec, ...] = (),
+    ) -> None:
+        self.id, self.name, self.type, self.properties = id, name, type, properties
 
 
 def format_value(datatype: Datatype, value: Value) -> str:

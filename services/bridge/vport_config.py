@@ -1,12 +1,15 @@
 """The virtual ports' settings as the command line gives them (cli.py's --vport-* options).
 
-Apart from :mod:`.vport` (which imports asyncio) so that the command line can be read before the
-bridge's heavier modules are imported (issue 15: start to ready).
+Apart from :mod:`.vport` (which imports asyncio), and a record rather than a dataclass, so that the
+command line can be read before the bridge's heavier modules are imported (issue 15: start to
+ready).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Final
+
+from aurora.records import FrozenRecord
 
 DEFAULT_HOST = "127.0.0.1"
 MAX_CLIENTS = 16
@@ -28,16 +31,30 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
-@dataclass(frozen=True, slots=True)
-class VportConfig:
+class VportConfig(FrozenRecord):
     """Where the virtual ports listen and what they allow (cli.py's --vport-* options)."""
 
-    rtu: tuple[str, int] | None = None
-    modbus_tcp: tuple[str, int] | None = None
-    read_only: bool = False
-    allow_raw_writes: bool = False
-    max_clients: int = MAX_CLIENTS
-    idle_timeout_s: float = IDLE_TIMEOUT_S
+    _fields = ("rtu", "modbus_tcp", "read_only", "allow_raw_writes", "max_clients", "idle_timeout_s")
+    __slots__ = _fields
+    rtu: Final[tuple[str, int] | None]
+    modbus_tcp: Final[tuple[str, int] | None]
+    read_only: Final[bool]
+    allow_raw_writes: Final[bool]
+    max_clients: Final[int]
+    idle_timeout_s: Final[float]
+
+    def __init__(  # noqa: PLR0917 - the dataclass it replaces took them positionally too
+        self,
+        rtu: tuple[str, int] | None = None,
+        modbus_tcp: tuple[str, int] | None = None,
+        read_only: bool = False,
+        allow_raw_writes: bool = False,
+        max_clients: int = MAX_CLIENTS,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
+    ) -> None:
+        self.rtu, self.modbus_tcp, self.read_only = rtu, modbus_tcp, read_only
+        self.allow_raw_writes = allow_raw_writes
+        self.max_clients, self.idle_timeout_s = max_clients, idle_timeout_s
 
     @property
     def enabled(self) -> bool:

@@ -39,7 +39,6 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, TypeVar
 
@@ -80,21 +79,47 @@ POLL_PIECE_REGISTERS = 10
 _SOLO_MEMORY = 256  # reads the board refused lately: run alone, not merged (they would fail a merge)
 
 
-@dataclass(eq=False)
 class _Job:
-    priority: int
-    seq: int
-    run: Callable[[Bus], Any]
-    result: Future[Any]
-    key: Hashable | None = None
-    polls_at_submit: int = 0
-    expires_at: float | None = None
-    reads: Items | None = None  # what the job reads, when it may share a merged transaction
-    started_at_submit: int = 0  # transactions started before it was queued
-    owner: Hashable | None = None  # whose job it is: jobs of one class are taken round-robin by owner
-    rest: Items | None = None  # a poll job read in pieces: the items not read yet
-    piece: Items = ()  # ... the items of the piece being read
-    words: list[int] = field(default_factory=list)  # ... and the words of the pieces read so far
+    """One queued job (a plain class with slots, not a dataclass: the bridge imports this module
+    before its first request goes out, issue 15)."""
+
+    __slots__ = (
+        "expires_at",
+        "key",
+        "owner",
+        "piece",
+        "polls_at_submit",
+        "priority",
+        "reads",
+        "rest",
+        "result",
+        "run",
+        "seq",
+        "started_at_submit",
+        "words",
+    )
+
+    def __init__(  # noqa: PLR0917 - one argument per field, as the dataclass had
+        self,
+        priority: int,
+        seq: int,
+        run: Callable[[Bus], Any],
+        result: Future[Any],
+        key: Hashable | None = None,
+        polls_at_submit: int = 0,
+        expires_at: float | None = None,
+        reads: Items | None = None,
+        started_at_submit: int = 0,
+        owner: Hashable | None = None,
+    ) -> None:
+        self.priority, self.seq, self.run, self.result = priority, seq, run, result
+        self.key, self.polls_at_submit, self.expires_at = key, polls_at_submit, expires_at
+        self.reads: Items | None = reads  # what the job reads, when it may share a merged transaction
+        self.started_at_submit = started_at_submit  # transactions started before it was queued
+        self.owner = owner  # whose job it is: jobs of one class are taken round-robin by owner
+        self.rest: Items | None = None  # a poll job read in pieces: the items not read yet
+        self.piece: Items = ()  # ... the items of the piece being read
+        self.words: list[int] = []  # ... and the words of the pieces read so far
 
 
 class _FairQueue:

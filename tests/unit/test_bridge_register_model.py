@@ -8,7 +8,6 @@ in the Homie tree, the values, the ``/set`` handling and Home Assistant discover
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -67,7 +66,7 @@ def unit(monkeypatch: pytest.MonkeyPatch) -> Unit:
                 hass=Hass(platform="number", category="config"),
             ),
         )
-        nodes[0] = dataclasses.replace(nodes[0], properties=nodes[0].properties + added)
+        nodes[0] = nodes[0].replace(properties=nodes[0].properties + added)
         return tuple(nodes)
 
     monkeypatch.setattr(properties, "build_nodes", build_nodes)
@@ -161,10 +160,10 @@ def test_composite_entities_find_their_parts_by_role_not_by_path(monkeypatch: py
         nodes = list(shipped(c))
         zone = next(i for i, n in enumerate(nodes) if n.id == "zone1")
         props = tuple(
-            dataclasses.replace(s, id=new_id, role=role) if s.id == "heating-target-temperature" else s
+            s.replace(id=new_id, role=role) if s.id == "heating-target-temperature" else s
             for s in nodes[zone].properties
         )
-        nodes[zone] = dataclasses.replace(nodes[zone], properties=props)
+        nodes[zone] = nodes[zone].replace(properties=props)
         return tuple(nodes)
 
     monkeypatch.setattr(properties, "build_nodes", lambda _c: renamed(Role.CLIMATE_HEATING_TARGET, "heat-to"))

@@ -27,6 +27,12 @@ NOT_BEFORE_DETECTION = (
     "aurora.bridge.properties",  # the node modules: the main thread imports them during the read
     "aurora.bridge.energy",
     "tempfile",
+    # The records of the early path are aurora.records ones: dataclasses pulls inspect, ast, dis
+    # and tokenize (~10 ms), and generating the classes' code as much again.
+    "dataclasses",
+    "inspect",
+    "aurora.bridge.health",  # datetime and json for $health, needed once the tree is out
+    "datetime",
 )
 
 # Runs the bridge's main in a fresh interpreter and reports the modules imported when it starts
