@@ -35,7 +35,7 @@ from aurora.mqtt import bridge_client_id, make_client
 from aurora.urls import redact
 
 from . import homie
-from .device import Unit
+from .device import Unit, device_id_for
 from .early import EarlyStart, detection_read
 from .effects import WriteEffects
 from .metering import EnergyRecorder, max_gap_for
@@ -125,6 +125,7 @@ class Bridge:
         self._client_factory = client_factory
         self._early = early
         self._early_mqtt: Future[EarlyMqtt | None] | None = None
+        self._settle: Callable[[], None] = early.settle if early is not None else lambda: None
         self._first_attempt_won = False  # detection succeeded at its first attempt
         if early is not None:
             self.worker = early.worker
@@ -159,11 +160,11 @@ class Bridge:
             # MQTT connects and the retained scan runs as soon as the first read gave the device
             # id, while detection reads on (issue 15).
             mqtt_early: Future[EarlyMqtt | None] = Future()
-            identity = self._early.identity
+            serial = self._early.serial
 
             def connect() -> None:
                 try:
-                    mqtt_early.set_result(self._connect_early(identity))
+                    mqtt_early.set_result(self._connect_early(serial))
                 except BaseException as err:  # then run connects as it would without
                     mqtt_early.set_exception(err)
 
@@ -219,7 +220,11 @@ class Bridge:
                 if early is not None:  # the first attempt, started before the MQTT stack was imported
                     self._detected = early.words
                     attempt, early = early.attempt, None
-                    unit = attempt.result()
+                    try:
+                        unit = attempt.result()
+                    except BaseException:
+                        self._settle()  # the retries are no start-up race
+                        raise
                     self._first_attempt_won = True
                 else:
                     read = detection_read(self.worker, self.shared.stop, self._detected)
@@ -309,12 +314,14 @@ class Bridge:
         self._mark("scanned")
         return earlier
 
-    def _connect_early(self, identity: Future[str | None]) -> EarlyMqtt | None:
-        """Thread of its own: connect and scan for the device id detection's first read gave,
-        while detection reads the rest (issue 15: start to ready). None without an id."""
-        device_id = identity.result()
-        if device_id is None:
+    def _connect_early(self, serial: Future[str | None]) -> EarlyMqtt | None:
+        """Thread of its own: connect and scan for the device id of the serial number detection's
+        first read gave, while detection reads the rest (issue 15: start to ready). None without
+        one."""
+        number = serial.result()
+        if number is None:
             return None
+        device_id = device_id_for(number)
         pub = self._publisher(device_id)
         try:
             if not self._wait_connected(pub):
@@ -412,6 +419,7 @@ class Bridge:
         pub.set_state("ready" if good else "alert")
         self.watchdog.publish_health(force=True)
         self._mark("ready")
+        self._settle()
         shared.ready.set()
         sd_notify("READY=1")
         self._log_startup()
@@ -506,6 +514,7 @@ class Bridge:
 
     def _shutdown(self) -> None:
         shared = self.shared
+        self._settle()
         sd_notify("STOPPING=1")
         shared.stop.set()
         self.polling.join(5)

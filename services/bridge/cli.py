@@ -323,7 +323,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         device_name=args.device_name,
         stop=stop,
     )
-    configure_pending()  # structlog, while the first request is on the line
+    # What detection needs after its first read first (the node modules, which decide what it
+    # reads next), then structlog and the MQTT stack, while the first request is on the line.
+    from . import properties  # noqa: F401
+
+    configure_pending()
     log_deprecated_names()
     try:
         config = config_from_args(args)

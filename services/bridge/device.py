@@ -140,9 +140,10 @@ def detect(
             log.warning("zone_count_implausible", zones=zones, using=0)
             zones = 0
     components = components_from(words, zones)
+    nodes = build_nodes(components)
     presence = dict(words)
-    presence.update(_read_presence(read, build_nodes(components), known=words))
-    unit = Unit.build(components, name=device_name, presence=presence)
+    presence.update(_read_presence(read, nodes, known=words))
+    unit = Unit.build(components, name=device_name, presence=presence, nodes=nodes)
     log.info(
         "unit_detected",
         device_id=unit.device_id,
@@ -199,13 +200,19 @@ class Unit(Record):
 
     @classmethod
     def build(
-        cls, components: Components, *, name: str = "WaterFurnace", presence: Words | None = None
+        cls,
+        components: Components,
+        *,
+        name: str = "WaterFurnace",
+        presence: Words | None = None,
+        nodes: tuple[NodeSpec, ...] | None = None,
     ) -> Unit:
         """The Unit for detected components; with ``presence`` (words read at start-up), without
-        the sensors the unit does not have."""
+        the sensors the unit does not have. ``nodes``: ``build_nodes(components)`` if already built."""
         from .properties import build_nodes, register_tiers
 
-        nodes = build_nodes(components)
+        if nodes is None:
+            nodes = build_nodes(components)
         if presence is not None:
             nodes, absent = _fitted(nodes, presence)
             if absent:

@@ -9,6 +9,7 @@ line most of the time (19200 baud), so the two overlap. The attempt is the first
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 from aurora.errors import BusTimeout, ExceptionReply
 from aurora.registers import string
 
-from .device import detect, device_id_for
+from .device import detect
 from .poller import read_words
 from .worker import BusWorker
 
@@ -31,6 +32,11 @@ SERIAL = range(105, 110)  # the serial number: the device id (device.components_
 IDENTITY = [a for a in range(88, 110) if a != 104]  # what detection needs before anything else
 ReadRanges = Callable[[Sequence[tuple[int, int]]], Mapping[int, int]]
 LineState = Callable[[bool, "str | None"], None]
+# Until ready, a thread woken by the line (the bus worker with a reply, detection and the first
+# poll with a result) gets the interpreter lock within this long, not CPython's 5 ms, while the
+# main thread imports and builds the tree: each transaction's hand-offs would otherwise wait up
+# to 5 ms each (issue 15: start to ready). ``EarlyStart.settle`` puts the default back.
+START_SWITCH_INTERVAL_S = 0.0005
 
 
 def detection_read(worker: BusWorker, stop: threading.Event, into: dict[int, int]) -> ReadRanges:
@@ -64,12 +70,24 @@ class EarlyStart:
         self.worker = BusWorker(opener, on_line_state=self._line_state)
         self.words: dict[int, int] = {}
         self.attempt: Future[Unit] = Future()
-        self.identity: Future[str | None] = Future()  # the device id once read; None if never
+        # The serial number once read (None if never): the device id comes from it on the thread
+        # that needs it (device.device_id_for imports homie_spec), not on this one's way to its
+        # next request.
+        self.serial: Future[str | None] = Future()
         self.started = time.monotonic()
         self._device_name = device_name
         self._stop = stop
+        self._switch_interval: float | None = sys.getswitchinterval()
+        sys.setswitchinterval(min(START_SWITCH_INTERVAL_S, self._switch_interval))
         self.worker.start()
         threading.Thread(target=self._detect, name="detect", daemon=True).start()
+
+    def settle(self) -> None:
+        """The start is over (ready, or the first attempt failed): the interpreter's own switch
+        interval again."""
+        interval, self._switch_interval = self._switch_interval, None
+        if interval is not None:
+            sys.setswitchinterval(interval)
 
     def _line_state(self, up: bool, why: str | None) -> None:
         if self.on_line_state is not None:
@@ -80,8 +98,8 @@ class EarlyStart:
 
         def read_and_tell(ranges: Sequence[tuple[int, int]]) -> Mapping[int, int]:
             words = read(ranges)
-            if not self.identity.done() and all(a in self.words for a in IDENTITY):
-                self.identity.set_result(device_id_for(string([self.words[a] for a in SERIAL])))
+            if not self.serial.done() and all(a in self.words for a in IDENTITY):
+                self.serial.set_result(string([self.words[a] for a in SERIAL]))
             return words
 
         try:
@@ -91,8 +109,8 @@ class EarlyStart:
         else:
             self.attempt.set_result(unit)
         finally:
-            if not self.identity.done():
-                self.identity.set_result(None)
+            if not self.serial.done():
+                self.serial.set_result(None)
 
 
 def start(port: str, *, latency_s: float, debug: bool, device_name: str, stop: threading.Event) -> EarlyStart:

@@ -77,3 +77,31 @@ def test_detection_starts_before_the_mqtt_stack_and_the_node_modules_are_importe
     ]
     assert [] == imported
     assert {"latency_s": 0.7, "debug": False, "device_name": "WaterFurnace"} == seen["options"]
+
+
+def test_the_threads_on_the_line_get_the_interpreter_lock_sooner_until_the_start_is_settled() -> None:
+    """Until ready, a reply's hand-offs (bus worker, detection) wait at most 0.5 ms for the main
+    thread's imports, not CPython's 5 ms; afterwards the interpreter's own interval is back."""
+    import threading
+
+    from aurora.bridge.early import START_SWITCH_INTERVAL_S, EarlyStart
+    from aurora.dump import DumpBus
+    from aurora.sim.cli import demo_registers
+
+    before = sys.getswitchinterval()
+    stop = threading.Event()
+    started = EarlyStart(lambda: DumpBus(demo_registers()), device_name="Basement", stop=stop)
+    try:
+        assert START_SWITCH_INTERVAL_S == sys.getswitchinterval() < before
+        unit = started.attempt.result(timeout=30)
+        assert "aurora-2611000042" == unit.device_id
+        assert "2611000042" == started.serial.result(timeout=1)
+        assert sys.getswitchinterval() == START_SWITCH_INTERVAL_S  # ready is later than detection
+        started.settle()
+        assert before == sys.getswitchinterval()
+        started.settle()  # once only: a second call changes nothing
+        assert before == sys.getswitchinterval()
+    finally:
+        stop.set()
+        started.settle()
+        started.worker.stop()
