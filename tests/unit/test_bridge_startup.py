@@ -33,6 +33,7 @@ NOT_BEFORE_DETECTION = (
     "inspect",
     "aurora.bridge.health",  # datetime and json for $health, needed once the tree is out
     "datetime",
+    "shutil",  # argparse's help width (with zlib, bz2, lzma): cli.py finds it without
 )
 
 # Runs the bridge's main in a fresh interpreter and reports the modules imported when it starts
