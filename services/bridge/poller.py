@@ -11,6 +11,7 @@ answered raises.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping
@@ -20,10 +21,10 @@ from typing import Final, Protocol, TypeVar
 from aurora.bus import Bus
 from aurora.errors import AuroraError, BusError, ExceptionReply, IllegalAddress
 from aurora.logs import get_logger
-from aurora.readplan import Depth, ReadPlan, Rules, spans_of
+from aurora.readplan import Chunk, Depth, ReadPlan, Rules, spans_of
 from aurora.records import FrozenRecord
 
-from .worker import Priority
+from .worker import Priority, merged_read
 
 log = get_logger(__name__)  # structlog imported when it first logs (issue 15)
 
@@ -124,6 +125,16 @@ def _wait(future: Future[T], stop: threading.Event | None) -> T:
                 raise BusError("the bridge is stopping") from None
 
 
+def _shorter(chunk: Chunk) -> Callable[[Bus], list[int]]:
+    """The chunk's transaction in the shorter request, as the worker sends a merged read: FC 65's
+    ranges cost 4 bytes an item, FC 66's addresses 2 a register (a chunk of scattered registers
+    with a few short runs among them goes as FC 66: ~8 ms less line for the 15 registers of the
+    second presence read at 19200 baud; the reply is the same)."""
+    if chunk.holding:
+        return chunk.read
+    return functools.partial(merged_read, items=chunk.items)
+
+
 # The poll's read policy (docs/protocol.md#fallback): a refused chunk down to the registers the
 # board has; a silent or garbled chunk costs its own registers; a silent first chunk ends the read.
 POLL_RULES = Rules(depth=Depth.REGISTERS, split_silent=False, silent_limit=None, silent_start_ends=True)
@@ -153,7 +164,7 @@ def read_words(
         first_try = plan.first_try
         try:
             # ``reads``: under a flood of requests the worker reads it in pieces between theirs.
-            job = worker.submit(chunk.read, priority, key=("read", chunk.items), reads=chunk.items)
+            job = worker.submit(_shorter(chunk), priority, key=("read", chunk.items), reads=chunk.items)
             values = _wait(job, stop)
         except AuroraError as err:
             plan.fail(err)

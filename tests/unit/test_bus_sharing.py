@@ -137,6 +137,37 @@ def test_a_merge_takes_the_shorter_request_and_is_limited_by_registers_only() ->
         worker.stop()
 
 
+def test_a_poll_read_alone_also_goes_in_the_shorter_request_and_in_pieces_unchanged() -> None:
+    """Issue 15 (start to ready): the poll's and detection's reads take the merge's encoding too:
+    scattered registers with a short run among them as FC 66 (2 bytes a register instead of 4 an
+    item), a few long runs as FC 65; the words are the same."""
+    bus = FunctionBus(WORDS)
+    worker = BusWorker(lambda: bus)
+    worker.start()
+    try:
+        scattered = [699, 740, 742, 900, 1109, 1110, 1111, 1134]  # 6 items, 8 registers
+        report = read_words(worker, scattered)
+        assert report.complete and {a: WORDS[a] for a in scattered} == dict(report.words)
+        assert [66] == bus.functions and [tuple(scattered)] == bus.calls
+        bus.functions.clear()
+        runs = [*range(1146, 1158), *range(1164, 1166)]  # 2 items, 14 registers
+        assert {a: WORDS[a] for a in runs} == dict(read_words(worker, runs).words)
+        assert [65] == bus.functions
+        # Cut into pieces while requests wait, the poll's words are still exactly its own.
+        wide = [*scattered, *range(1200, 1224, 3)]  # 14 items, 16 registers: FC 66, two pieces
+        release = _hold(worker)
+        asked = [_read(worker, ((5 + 2 * n, 1),)) for n in range(3)]
+        done: Future[dict[int, int]] = Future()
+        threading.Thread(target=lambda: done.set_result(dict(read_words(worker, wide).words))).start()
+        wait_for(lambda: worker.pending() >= 2, 10, "the poll queued behind the requests")
+        release.set()
+        assert {a: WORDS[a] for a in wide} == done.result(10)
+        assert [[WORDS[5 + 2 * n]] for n in range(3)] == [f.result(10) for f in asked]
+        assert worker.poll_pieces >= 2
+    finally:
+        worker.stop()
+
+
 def test_with_more_waiting_than_one_transaction_holds_a_merge_holds_half_of_one(line: Any) -> None:
     """A request that comes while a merge is on the line waits behind half a transaction, not a
     whole one (issue 15: p99 at 200 clients); oldest first, each its own words."""
