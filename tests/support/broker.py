@@ -253,7 +253,18 @@ class RestartableBroker(Broker):
     def up(self) -> None:
         """Start mosquitto (same config, port, passwords and persistence as before)."""
         self._stack = contextlib.ExitStack()
-        self.process = self._stack.enter_context(running([MOSQUITTO, "-c", str(self.conf)], log=self.log))
+        self.process = process = self._stack.enter_context(
+            running([MOSQUITTO, "-c", str(self.conf)], log=self.log)
+        )
+
+        def started() -> bool:
+            # its own "running" line (running() starts the log afresh), not a port that answers:
+            # another process may hold the port
+            if process.poll() is not None:
+                raise RuntimeError(f"mosquitto exited with {process.returncode}:\n{tail(self.log)}")
+            return " running" in tail(self.log, 20)
+
+        wait_for(started, RESTART_S, "'mosquitto ... running' in the broker log")
         wait_for_port(self.host, self.tls_port, RESTART_S)
 
     def down(self) -> None:
