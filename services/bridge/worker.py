@@ -13,12 +13,19 @@ the transaction in flight. The line is shared fairly (issue 15):
   items an FC 65 request holds), oldest first, and
   each job gets exactly its own words back; a merged read the board refuses is read again job by
   job, so a client's bad register costs only that client its answer;
-* while more reads wait than one transaction holds, a merge holds half of one (``BACKLOG_MERGE``):
-  a request that comes while one is on the line waits behind less, for 2.6 % more line per register;
+* a merge keeps cohorts together: the reads queued between the ends of two request transactions
+  (the clients one transaction answered, asking again) go in one transaction with the older
+  ones, and a younger cohort joins only whole. Clients reading back to back then come round
+  once per cycle of the same few transactions, each waiting the same time: a merge that took
+  whatever fitted cut cohorts at arbitrary points, and the clients cut off waited a whole
+  transaction more (0.12 s for 50 registers; issue 15's p99 at 200 clients);
 * while reads that may share a transaction wait, a poll job goes in pieces of
-  ``POLL_PIECE_REGISTERS`` a turn instead of a whole 100-register transaction, which would hold up
+  ``POLL_PIECE_REGISTERS`` instead of a whole 100-register transaction, which would hold up
   every waiting request by 0.24 s at 19200 baud (a virtual port's FC 3 read, which shares none,
-  does not cut the poll: see ``_requests_waiting``);
+  does not cut the poll: see ``_requests_waiting``); a request waits for at most one poll
+  transaction besides the one on the line when it came (the poll reads once per cycle of the
+  cohorts), and the poll for at most ``POLL_HOLD_TRANSACTIONS`` request transactions between two
+  of its own, so a flood cannot stop it;
 * jobs of one class are taken round-robin by their ``owner`` (a ``$modbus`` account), oldest first
   within one: an account's many requests cost another account's at most one turn each, however
   many it has queued;
@@ -65,17 +72,17 @@ class Priority(IntEnum):
 # The classes that take turns after writes, in the order of the turn.
 _TURNS = (Priority.INTERACTIVE, Priority.BULK, Priority.POLL)
 _MERGE_SCAN = 256  # queued jobs looked at for one merged read: bounded work per transaction
-# While more registers wait than one transaction holds, a merge holds this many: a request that
-# arrives while one is on the line waits for it, then for what was queued before it, and the part
-# of its own transaction read after it is what it waits for beyond its share of the line (with
-# 100 that is up to 0.24 s at 19200 baud; with 50, 0.12 s, for one more frame of 9 bytes and a
-# turnaround per 50 registers).
-BACKLOG_MERGE = rtu.MAX_READ_REGISTERS // 2
-# While requests wait, a poll job is read in pieces of at most this many registers, one a turn: a
-# whole 100-register poll transaction would add 0.24 s to every request waiting behind it. A
-# tier's 100 registers then take 10 turns (some 1.5 s under a flood at 19200 baud), well within
-# its interval. With no request waiting a poll job goes whole.
-POLL_PIECE_REGISTERS = 10
+# While requests wait, a poll job is read in pieces of at most this many registers: a whole
+# 100-register poll transaction would add 0.24 s to every request waiting behind it, a piece of 20
+# 35-55 ms (FC 65 for ranges, FC 66 for scattered registers). Under a flood of 200 clients a piece
+# goes once per cycle of their cohorts (~0.55 s at 19200 baud): some 36 registers a second, twice
+# what the bench's fast 5 s / medium 10 s / slow 15 s tiers need, so a tier's 100 registers take a
+# few seconds, well within its interval. With no request waiting a poll job goes whole.
+POLL_PIECE_REGISTERS = 20
+# A poll transaction waits for the requests that waited through the last one, but for no more than
+# this many request transactions: reads that cannot merge (100 registers each) from one account
+# would otherwise hold up the poll for as long as the account keeps them coming.
+POLL_HOLD_TRANSACTIONS = 3
 _SOLO_MEMORY = 256  # reads the board refused lately: run alone, not merged (they would fail a merge)
 
 
@@ -84,6 +91,7 @@ class _Job:
     before its first request goes out, issue 15)."""
 
     __slots__ = (
+        "cohort",
         "expires_at",
         "key",
         "owner",
@@ -111,12 +119,15 @@ class _Job:
         reads: Items | None = None,
         started_at_submit: int = 0,
         owner: Hashable | None = None,
+        cohort: int = 0,
     ) -> None:
         self.priority, self.seq, self.run, self.result = priority, seq, run, result
         self.key, self.polls_at_submit, self.expires_at = key, polls_at_submit, expires_at
         self.reads: Items | None = reads  # what the job reads, when it may share a merged transaction
         self.started_at_submit = started_at_submit  # transactions started before it was queued
         self.owner = owner  # whose job it is: jobs of one class are taken round-robin by owner
+        # Request transactions that had ended when it was queued: the clients who came back together.
+        self.cohort = cohort
         self.rest: Items | None = None  # a poll job read in pieces: the items not read yet
         self.piece: Items = ()  # ... the items of the piece being read
         self.words: list[int] = []  # ... and the words of the pieces read so far
@@ -206,6 +217,10 @@ def _segment(items: Items) -> int | None:
     return first
 
 
+def _registers(job: _Job) -> int:
+    return sum(n for _, n in job.reads or ())
+
+
 def merged_read(bus: Bus, items: Items) -> list[int]:
     """One transaction for the items of several reads, in the shorter request: FC 65 ranges (4
     bytes an item, at most 63 items) or FC 66 addresses (2 bytes a register). The reply's words
@@ -288,6 +303,9 @@ class BusWorker:
         self.merge_fallbacks = 0  # merged reads the board refused, then read job by job
         self.poll_pieces = 0  # transactions that read a piece of a poll job while requests waited
         self._served_requests = False  # the last transaction was a request's mergeable read
+        self._request_transactions = 0  # transactions of interactive or bulk jobs ended: the cohorts
+        self._last_poll = -1  # `started` of the last poll transaction: requests queued until then saw it
+        self._since_poll = 0  # request transactions since the last poll transaction
         self.started = 0  # transactions (jobs or merged reads) started
         # Poll transactions a write ever had to wait for: the design promises at most the one in
         # flight when it arrived (issue 8's "one transaction" goal).
@@ -363,6 +381,7 @@ class BusWorker:
             reads,
             self.started,
             owner,
+            cohort=self._request_transactions,
         )
         with self._ready:
             self._queues[int(priority)].append(job)
@@ -389,6 +408,8 @@ class BusWorker:
                     index = (self._turn + step) % len(_TURNS)
                     queue = self._queues[_TURNS[index]]
                     if queue:
+                        if _TURNS[index] == Priority.POLL and self._hold_poll():
+                            continue  # the requests that waited through the last poll read go first
                         self._turn = (index + 1) % len(_TURNS)
                         if _TURNS[index] == Priority.POLL and self._in_pieces(queue.peek()):
                             return [self._piece(queue)]
@@ -406,6 +427,21 @@ class BusWorker:
         second and its p99 doubled, tests/perf/bench_vports.py)."""
         return self._served_requests or any(
             job.reads is not None for q in (Priority.INTERACTIVE, Priority.BULK) for job in self._queues[q]
+        )
+
+    def _hold_poll(self) -> bool:
+        """Whether the poll's next transaction (a piece, or a small job whole) waits (lock held):
+        a queued read that may share a transaction was queued before the last poll transaction
+        ended, so it has waited for one already (besides the one on the line when it came), and
+        the poll has not waited POLL_HOLD_TRANSACTIONS request transactions yet. Under a flood
+        the poll then reads once per cycle of the cohorts, and every client's wait holds one
+        poll transaction, not several."""
+        if self._since_poll >= POLL_HOLD_TRANSACTIONS:
+            return False
+        return any(
+            job.reads is not None and job.started_at_submit <= self._last_poll
+            for q in (Priority.INTERACTIVE, Priority.BULK)
+            for job in self._queues[q]
         )
 
     def _in_pieces(self, job: _Job) -> bool:
@@ -439,34 +475,39 @@ class BusWorker:
         return job
 
     def _mergeable(self, first: _Job, queue: _FairQueue) -> list[_Job]:
-        """Queued jobs whose reads fit in one transaction with ``first``'s (lock held)."""
+        """Queued jobs whose reads fit in one transaction with ``first``'s (lock held): those of
+        its cohort and older ones, oldest first (in the owners' turns), then younger cohorts
+        while one fits whole. Past 63 items a merge goes as FC 66."""
         if not self._merge or first.reads is None or first.reads in self._solo:
             return []
         segment = _segment(first.reads)
-        registers_used = sum(n for _, n in first.reads)
-        candidates = [
-            job
-            for job in itertools.islice(queue, _MERGE_SCAN)
-            if job.reads is not None
-            and job.expires_at is None
-            and job.reads not in self._solo
-            and _segment(job.reads) == segment
-        ]
-        waiting = registers_used + sum(n for job in candidates for _, n in job.reads or ())
-        budget = rtu.MAX_READ_REGISTERS
-        if waiting > rtu.MAX_READ_REGISTERS:
-            budget = max(BACKLOG_MERGE, registers_used)
+        room = rtu.MAX_READ_REGISTERS - _registers(first)
         taken: list[_Job] = []
-        # Oldest first (in the owners' turns), so no read waits behind later ones for more than
-        # the transaction it did not fit in. Past 63 items a merge goes as FC 66.
-        for job in candidates:
-            more = sum(n for _, n in job.reads or ())
-            if registers_used + more > budget:
+        younger: dict[int, list[_Job]] = {}
+        left_out = False
+        for job in itertools.islice(queue, _MERGE_SCAN):
+            if (
+                job.reads is None
+                or job.expires_at is not None
+                or job.reads in self._solo
+                or _segment(job.reads) != segment
+            ):
                 continue
-            taken.append(job)
-            registers_used += more
-            if registers_used == budget:
+            if job.cohort > first.cohort:
+                younger.setdefault(job.cohort, []).append(job)
+            elif _registers(job) <= room:
+                taken.append(job)
+                room -= _registers(job)
+            else:
+                left_out = True
+        # A younger cohort cut in two would leave its rest a whole transaction behind the clients
+        # it came with; and none goes before an older read that did not fit.
+        for cohort in sorted(younger) if not left_out else ():
+            size = sum(_registers(job) for job in younger[cohort])
+            if size > room:
                 break
+            taken += younger[cohort]
+            room -= size
         for job in taken:
             queue.remove(job)
         return taken
@@ -553,6 +594,9 @@ class BusWorker:
             self._served_requests = (
                 picked[0].priority in (Priority.INTERACTIVE, Priority.BULK) and picked[0].reads is not None
             )
+            if picked[0].priority == Priority.POLL:
+                self._last_poll = self.started + 1  # the number _begin gives it
+                self._since_poll = 0
             if picked[0].rest is not None:
                 self._run_piece(picked[0])
                 continue
@@ -563,6 +607,8 @@ class BusWorker:
                 self._run_one(jobs[0])
             else:
                 self._run_merged(jobs)
+            if picked[0].priority in (Priority.INTERACTIVE, Priority.BULK):
+                self._since_poll += 1
         with self._ready:
             left = [job for queue in self._queues.values() for job in queue.clear()]
         for job in left:
@@ -578,6 +624,13 @@ class BusWorker:
         self.busy_since = time.monotonic()
         return self._bus
 
+    def _ended(self, job: _Job) -> None:
+        """A transaction of ``job``'s ended; before its answers go out, so that whatever its
+        clients queue next (at once, from a done-callback, or a broker round trip later) belongs
+        to the next cohort."""
+        if job.priority in (Priority.INTERACTIVE, Priority.BULK):
+            self._request_transactions += 1
+
     def _run_one(self, job: _Job) -> None:
         refused = self._expired(job)
         if refused is not None:
@@ -585,7 +638,10 @@ class BusWorker:
             self._forget(job)
             return
         try:
-            result = job.run(self._begin())
+            try:
+                result = job.run(self._begin())
+            finally:
+                self._ended(job)
             if self._bus is not None:  # a reset job drops the line: no answer in that
                 self._answered_now()
             job.result.set_result(result)
@@ -612,7 +668,10 @@ class BusWorker:
         """One transaction for the reads of every job; each gets its own share of the reply."""
         items = tuple(item for job in jobs for item in job.reads or ())
         try:
-            values = merged_read(self._begin(), items)
+            try:
+                values = merged_read(self._begin(), items)
+            finally:
+                self._ended(jobs[0])
         except (ExceptionReply, FrameError):
             # Someone's register is missing, or the reply was garbled: each job alone, so only
             # the job that asked for a bad register gets the board's refusal.

@@ -19,7 +19,7 @@ from aurora.bridge.app import Bridge, BridgeConfig
 from aurora.bridge.effects import WriteEffects
 from aurora.bridge.poller import read_words
 from aurora.bridge.spec import Tier
-from aurora.bridge.worker import POLL_PIECE_REGISTERS, BusWorker, Priority
+from aurora.bridge.worker import POLL_HOLD_TRANSACTIONS, POLL_PIECE_REGISTERS, BusWorker, Priority
 from aurora.bus import Bus
 from aurora.dump import DumpBus
 from aurora.errors import IllegalAddress
@@ -154,7 +154,8 @@ def test_a_poll_read_alone_also_goes_in_the_shorter_request_and_in_pieces_unchan
         assert {a: WORDS[a] for a in runs} == dict(read_words(worker, runs).words)
         assert [65] == bus.functions
         # Cut into pieces while requests wait, the poll's words are still exactly its own.
-        wide = [*scattered, *range(1200, 1224, 3)]  # 14 items, 16 registers: FC 66, two pieces
+        # FC 66, two pieces
+        wide = [*scattered, *range(1200, 1200 + 3 * POLL_PIECE_REGISTERS, 3)]
         release = _hold(worker)
         asked = [_read(worker, ((5 + 2 * n, 1),)) for n in range(3)]
         done: Future[dict[int, int]] = Future()
@@ -168,9 +169,43 @@ def test_a_poll_read_alone_also_goes_in_the_shorter_request_and_in_pieces_unchan
         worker.stop()
 
 
-def test_with_more_waiting_than_one_transaction_holds_a_merge_holds_half_of_one(line: Any) -> None:
-    """A request that comes while a merge is on the line waits behind half a transaction, not a
-    whole one (issue 15: p99 at 200 clients); oldest first, each its own words."""
+def _blocker(worker: BusWorker, owner: str) -> tuple[threading.Event, threading.Event]:
+    """An interactive request that holds the line until released: (running, release)."""
+    running, release = threading.Event(), threading.Event()
+
+    def block(bus: Bus) -> None:
+        running.set()
+        release.wait(10)
+
+    worker.submit(block, Priority.INTERACTIVE, owner=owner)
+    return running, release
+
+
+@pytest.mark.parametrize(("older", "younger", "transactions"), [(70, 40, [70, 40]), (50, 40, [90])])
+def test_a_merge_takes_a_younger_cohort_only_whole(
+    line: Any, older: int, younger: int, transactions: list[int]
+) -> None:
+    """Reads queued while one request transaction is on the line are a cohort (the clients it
+    answered ask again together): a merge takes the oldest cohort and a younger one only if all
+    of it fits. Cut in two, the rest of a cohort would wait a whole transaction longer than the
+    clients it came with (at 200 clients that was p99's tail, issue 15)."""
+    worker, bus = line
+    first_running, first_release = _blocker(worker, "a")
+    assert first_running.wait(10)
+    second_running, second_release = _blocker(worker, "b")  # the head of the next turn
+    old = [_read(worker, ((100 + 3 * n, 1),)) for n in range(older)]  # while the first is on the line
+    first_release.set()
+    assert second_running.wait(10)
+    new = [_read(worker, ((1000 + 3 * n, 1),)) for n in range(younger)]  # after the first ended
+    second_release.set()
+    assert [f.result(10) for f in old] == [[WORDS[100 + 3 * n]] for n in range(older)]
+    assert [f.result(10) for f in new] == [[WORDS[1000 + 3 * n]] for n in range(younger)]
+    assert [len(c) for c in bus.calls] == transactions
+    assert bus.calls[0][:older] == tuple(100 + 3 * n for n in range(older))  # the oldest first
+
+
+def test_reads_queued_together_fill_whole_transactions_oldest_first(line: Any) -> None:
+    """One cohort larger than a transaction goes in full ones, the oldest reads first."""
     worker, bus = line
     release = _hold(worker)
     asks = [((100 + 3 * n, 1),) for n in range(150)]
@@ -178,8 +213,75 @@ def test_with_more_waiting_than_one_transaction_holds_a_merge_holds_half_of_one(
     release.set()
     for items, future in zip(asks, futures, strict=True):
         assert future.result(10) == [WORDS[items[0][0]]]
-    assert [len(c) for c in bus.calls] == [50, 100]  # then all that is left fits in one
-    assert bus.calls[0] == tuple(100 + 3 * n for n in range(50))  # the oldest first
+    assert [len(c) for c in bus.calls] == [100, 50]
+    assert bus.calls[0] == tuple(100 + 3 * n for n in range(100))
+
+
+def test_a_request_waits_for_one_poll_transaction_and_the_poll_for_a_few_requests(line: Any) -> None:
+    """Under a flood a poll goes in pieces, and a piece waits while a queued request has already
+    waited through the last one: each request's wait then holds one poll transaction besides the
+    one on the line when it came. The poll waits for at most POLL_HOLD_TRANSACTIONS request
+    transactions: here one account's 100-register reads, which cannot merge, keep coming."""
+    worker, bus = line
+    release = _hold(worker)
+    items = ((0, 100),)
+    poll = worker.submit(Chunk(items).read, Priority.POLL, key=("read", items), reads=items)
+    greedy = [
+        worker.submit(Chunk(((1000, 100),)).read, Priority.INTERACTIVE, reads=((1000, 100),), owner="evil")
+        for _ in range(12)
+    ]
+    release.set()
+    assert poll.result(10) == list(Chunk(items).read(DumpBus(WORDS)))
+    for future in greedy:
+        assert future.result(10) == [WORDS[a] for a in range(1000, 1100)]
+    kinds = ["poll" if c[0] < 1000 else "request" for c in bus.calls]
+    assert kinds.count("poll") == 100 // POLL_PIECE_REGISTERS
+    polls_at = [i for i, k in enumerate(kinds) if k == "poll"]
+    between = [b - a - 1 for a, b in itertools.pairwise(polls_at)]
+    # The first piece goes at once (no request had waited through one), then each after
+    # POLL_HOLD_TRANSACTIONS of the account's reads (which had all waited through the last one)
+    # while they last.
+    assert polls_at[0] == 1, kinds
+    assert between[:3] == [POLL_HOLD_TRANSACTIONS] * 3 and max(between) <= POLL_HOLD_TRANSACTIONS, kinds
+
+
+def test_clients_reading_back_to_back_keep_their_cohorts_and_wait_alike(line: Any) -> None:
+    """150 clients, each asking again as soon as it has its answer (from the done-callback,
+    so the order is exact), 160 registers with the 32-bit ones: the cohorts keep their
+    transactions, every client comes round once per cycle of the same transactions, and the
+    poll reads once per cycle, so no client waits through more transactions than any other."""
+    worker, bus = line
+    release = _hold(worker)
+    waits: list[int] = []  # transactions started between a client's request and its answer
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def ask(n: int) -> None:
+        items = ((100 + 3 * n, 2),) if n % 15 == 0 else ((100 + 3 * n, 1),)
+        asked = worker.started
+
+        def done(future: Future[list[int]]) -> None:
+            assert future.result() == [WORDS[a] for a in Chunk(items).addresses]
+            with lock:
+                waits.append(worker.started - asked)
+            if not stop.is_set():
+                ask(n)
+
+        chunk = Chunk(items)  # no key: the answered job is still in flight when its callback asks again
+        worker.submit(chunk.read, Priority.INTERACTIVE, reads=items).add_done_callback(done)
+
+    for n in range(150):
+        ask(n)
+    polls = 0
+    release.set()
+    while polls < 3:  # three polls of 100 registers while the clients keep asking
+        assert read_words(worker, range(0, 100)).complete
+        polls += 1
+    stop.set()
+    wait_for(lambda: worker.pending() == 0, 10, "the clients' last reads")
+    steady = waits[300:-150]  # after the first cycles, before the last answers
+    assert steady and max(steady) - min(steady) <= 1, sorted(set(steady))
+    assert all(len(c) <= 100 for c in bus.calls)
 
 
 def test_accounts_take_turns_however_many_jobs_one_has_queued(line: Any) -> None:
