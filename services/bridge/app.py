@@ -42,7 +42,7 @@ from .metering import EnergyRecorder, max_gap_for
 from .poller import PollReport
 from .polling import PollLoop
 from .publisher import Publisher
-from .spec import Tier
+from .spec import NodeSpec, Tier
 from .state import BridgeConfig, Shared
 from .systemd import sd_notify
 from .vport import VirtualPorts
@@ -160,11 +160,11 @@ class Bridge:
             # MQTT connects and the retained scan runs as soon as the first read gave the device
             # id, while detection reads on (issue 15).
             mqtt_early: Future[EarlyMqtt | None] = Future()
-            serial = self._early.serial
+            serial, nodes = self._early.serial, self._early.nodes
 
             def connect() -> None:
                 try:
-                    mqtt_early.set_result(self._connect_early(serial))
+                    mqtt_early.set_result(self._connect_early(serial, nodes))
                 except BaseException as err:  # then run connects as it would without
                     mqtt_early.set_exception(err)
 
@@ -314,10 +314,12 @@ class Bridge:
         self._mark("scanned")
         return earlier
 
-    def _connect_early(self, serial: Future[str | None]) -> EarlyMqtt | None:
+    def _connect_early(
+        self, serial: Future[str | None], nodes: Future[tuple[NodeSpec, ...] | None]
+    ) -> EarlyMqtt | None:
         """Thread of its own: connect and scan for the device id of the serial number detection's
-        first read gave, while detection reads the rest (issue 15: start to ready). None without
-        one."""
+        first read gave, while detection reads the rest (issue 15: start to ready), then describe
+        what ``nodes`` settle. None without a serial number."""
         number = serial.result()
         if number is None:
             return None
@@ -327,10 +329,39 @@ class Bridge:
             if not self._wait_connected(pub):
                 return EarlyMqtt(device_id, pub, None)
             self._mark("mqtt_connected")
-            return EarlyMqtt(device_id, pub, self._scan(pub, device_id))
+            earlier = self._scan(pub, device_id)
+            self._describe_settled(pub, device_id, nodes)
+            return EarlyMqtt(device_id, pub, earlier)
         except BaseException:
             pub.abandon()  # run then connects as it would without
             raise
+
+    def _describe_settled(
+        self, pub: Publisher, device_id: str, nodes: Future[tuple[NodeSpec, ...] | None]
+    ) -> None:
+        """After the scan: ``$state init`` and the attributes of the properties every unit of the
+        detected components has (most of the description), while the presence checks read on.
+        The broker then takes them during detection instead of after it, when the line has only
+        the first poll left to read (issue 15: ``ready`` waited for paho to send them); the rest
+        of the tree follows in ``_publish_tree`` (``retain`` sends only what this run has not)."""
+        found = nodes.result()
+        if not self.config.homie or found is None or self.shared.stop.is_set():
+            return
+        from . import homie
+        from .device import settled_properties
+        from .health import HEALTH_EVERY_S
+
+        root = f"{self.config.homie_root}/{device_id}"
+        described = homie.description(
+            device_id, self.config.device_name, settled_properties(found), stats_interval_s=HEALTH_EVERY_S
+        )
+        pub.set_state("init")
+        # Property attributes only: a node's $properties and the device's attributes wait for
+        # the presence checks.
+        pub.retain_many(
+            (f"{root}/{suffix}", payload) for suffix, payload in described if suffix.count("/") == 2
+        )
+        self._mark("described")
 
     def _take_early_mqtt(self, unit: Unit) -> dict[str, bytes] | None:
         """The early session, if it is this unit's and detection succeeded at its first attempt:

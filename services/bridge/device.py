@@ -117,12 +117,16 @@ def components_from(words: Words, zone_count: int = 0) -> Components:
 
 
 def detect(
-    read: Callable[[Sequence[tuple[int, int]]], Mapping[int, int]], *, device_name: str = "WaterFurnace"
+    read: Callable[[Sequence[tuple[int, int]]], Mapping[int, int]],
+    *,
+    device_name: str = "WaterFurnace",
+    on_nodes: Callable[[tuple[NodeSpec, ...]], None] | None = None,
 ) -> Unit:
     """Read the unit's identity and components and build its Unit.
 
     ``read(ranges)`` returns raw words by address. Raises AuroraError when the identity cannot be
-    read; an IZ2 whose zone count cannot be read gets no zones (logged).
+    read; an IZ2 whose zone count cannot be read gets no zones (logged). ``on_nodes`` gets the
+    components' nodes before the presence checks, which may still take sensors out of them.
     """
     words = _read_all(read)
     # Not imported with this module: the bridge's main thread imports the node modules while the
@@ -141,6 +145,8 @@ def detect(
             zones = 0
     components = components_from(words, zones)
     nodes = build_nodes(components)
+    if on_nodes is not None:
+        on_nodes(nodes)
     presence = dict(words)
     presence.update(_read_presence(read, nodes, known=words))
     unit = Unit.build(components, name=device_name, presence=presence, nodes=nodes)
@@ -163,6 +169,14 @@ def _read_presence(read: ReadFn, nodes: Sequence[NodeSpec], known: Words) -> dic
     if not wanted:
         return {}
     return _read_planned(read, spans_of(wanted), Depth.ITEMS, quiet=True)
+
+
+def settled_properties(nodes: Sequence[NodeSpec]) -> tuple[NodeSpec, ...]:
+    """The nodes with only the properties no presence check can take out: every unit of these
+    components has them, whatever its sensors read."""
+    return tuple(
+        node.replace(properties=tuple(p for p in node.properties if p.present is None)) for node in nodes
+    )
 
 
 def _fitted(nodes: Sequence[NodeSpec], words: Words) -> tuple[tuple[NodeSpec, ...], list[str]]:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from aurora.bus import Bus
 
     from .device import Unit
+    from .spec import NodeSpec
 
 SERIAL = range(105, 110)  # the serial number: the device id (device.components_from)
 IDENTITY = [a for a in range(88, 110) if a != 104]  # what detection needs before anything else
@@ -74,6 +75,9 @@ class EarlyStart:
         # that needs it (device.device_id_for imports homie_spec), not on this one's way to its
         # next request.
         self.serial: Future[str | None] = Future()
+        # The components' nodes once the first read decided them (None if never), before the
+        # presence checks: the properties every such unit has are described meanwhile (app.py).
+        self.nodes: Future[tuple[NodeSpec, ...] | None] = Future()
         self.started = time.monotonic()
         self._device_name = device_name
         self._stop = stop
@@ -102,8 +106,12 @@ class EarlyStart:
                 self.serial.set_result(string([self.words[a] for a in SERIAL]))
             return words
 
+        def tell_nodes(nodes: tuple[NodeSpec, ...]) -> None:
+            if not self.nodes.done():
+                self.nodes.set_result(nodes)
+
         try:
-            unit = detect(read_and_tell, device_name=self._device_name)
+            unit = detect(read_and_tell, device_name=self._device_name, on_nodes=tell_nodes)
         except BaseException as err:  # the bridge's detection loop decides what it means
             self.attempt.set_exception(err)
         else:
@@ -111,6 +119,8 @@ class EarlyStart:
         finally:
             if not self.serial.done():
                 self.serial.set_result(None)
+            if not self.nodes.done():
+                self.nodes.set_result(None)
 
 
 def start(port: str, *, latency_s: float, debug: bool, device_name: str, stop: threading.Event) -> EarlyStart:

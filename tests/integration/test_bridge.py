@@ -145,7 +145,11 @@ def test_every_value_is_published_before_ready(tmp_path: Path, broker: Broker, s
 
 def test_the_broker_session_and_the_retained_scan_overlap_detection(tmp_path: Path, broker: Broker) -> None:
     """Issue 15: MQTT connects and the retained topics are scanned as soon as detection's first
-    read gave the serial number, while detection reads on (a slow unit makes the order certain)."""
+    read gave the serial number, while detection reads on (a slow unit makes the order certain);
+    then ``$state init`` and the attributes of the properties no presence check can take out go
+    out, before detection ends; the rest of the description after it, all before ready."""
+    watch = observer(broker)
+    root = f"homie/{DEMO_ID}"
     with (
         Sim.start(tmp_path, "--tcp", "127.0.0.1:0", "--no-drift", "--delay-ms", "300") as sim,
         Bridge.start(tmp_path, broker, sim.url, "--timeout", "3") as bridge,
@@ -153,9 +157,17 @@ def test_the_broker_session_and_the_retained_scan_overlap_detection(tmp_path: Pa
         wait_for(lambda: "bridge_ready" in bridge.log.read_text(), 10, "the bridge_ready log line")
         lines = bridge.log.read_text().splitlines()
         ready = next(json.loads(line) for line in lines if '"bridge_ready"' in line)
+        wait_state(watch, "ready")
     steps = ready["steps_s"]
     assert steps["detection_started"] < steps["mqtt_connected"] <= steps["scanned"] < steps["detected"], steps
-    assert steps["detected"] < steps["ready"]
+    assert steps["scanned"] <= steps["described"] < steps["detected"] < steps["ready"], steps
+    tree = [m for m in watch.messages if not m.retain and "/$modbus" not in m.topic]  # this run's
+    assert (f"{root}/$state", b"init") == (tree[0].topic, tree[0].payload)
+    topics = [m.topic.removeprefix(f"{root}/") for m in tree]
+    ready_at = topics.index("$state", 1)
+    assert b"ready" == tree[ready_at].payload
+    described = set(topics[:ready_at])
+    assert {suffix for suffix, _ in demo_unit().description()} <= described
 
 
 def test_a_killed_bridge_leaves_lost_as_its_last_will(tmp_path: Path, broker: Broker, sim_tcp: Sim) -> None:

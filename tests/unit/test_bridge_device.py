@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from aurora import rtu
 from aurora.bridge.components import Components
-from aurora.bridge.device import DETECTION_RANGES, Tier, Unit, detect
+from aurora.bridge.device import DETECTION_RANGES, Tier, Unit, detect, settled_properties
+from aurora.bridge.spec import NodeSpec
 from aurora.dump import load_dump
 from aurora.errors import AuroraError, BusTimeout, FrameError, IllegalAddress, UsageError
 from aurora.query import plan_chunks
@@ -484,3 +485,25 @@ def test_every_setter_agrees_with_its_format(
             for bad in (str(int(low) - 1), str(int(high) + 1)):
                 with pytest.raises(UsageError):
                     spec.setter.writes(bad, words)
+
+
+def test_the_settled_properties_come_before_the_presence_checks_and_every_fitted_unit_has_them(
+    dumps: dict[str, dict[int, int]],
+) -> None:
+    """Issue 15: the bridge describes them while the presence checks read; none may be one the
+    checks then take out."""
+    for words in dumps.values():
+        reader = Reader(words)
+        told: list[tuple[int, tuple[NodeSpec, ...]]] = []
+
+        def on_nodes(
+            nodes: tuple[NodeSpec, ...],
+            r: Reader = reader,
+            into: list[tuple[int, tuple[NodeSpec, ...]]] = told,
+        ) -> None:
+            into.append((len(r.calls), nodes))
+
+        unit = detect(reader, on_nodes=on_nodes)
+        assert [1] == [calls for calls, _ in told]  # once, after the first read, before any presence read
+        settled = {p.path for node in settled_properties(told[0][1]) for p in node.properties}
+        assert settled and settled <= {p.path for p in unit.properties()}
