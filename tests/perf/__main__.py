@@ -72,18 +72,18 @@ MISSED_BECAUSE = {
     "after the bare interpreter's start, which is subtracted, but the imports slow down under load "
     "as much as it does (the exit skips the interpreter's teardown: services/fetch/cli.py command); "
     "through the broker also paho, TLS and the connection.",
-    "bridge cold start": "measured from the process start to a subscriber's live $state ready: the "
-    "first detection request goes out at bridge.process.start_steps_s.detection_started (~0.08 s: "
-    "the interpreter and the protocol modules; the MQTT stack is imported, the broker connected "
-    "and the retained scan made meanwhile), then the line alone needs "
-    "bridge.poll_cycle.start_line_minimum_s (~0.40 s) one read after the other (detection: the "
-    "identity with the zone count, the presence checks; then the registers it did not read), "
-    "and ~30 ms of processing and delivery follow the last read (the broker takes the ~850 "
-    "retained messages of the description and the values while the line reads): 0.52-0.54 s at "
-    "a load of 0.5, 0.53-0.55 s at 1-3. The line leaves 0.1 s for everything else; what is left "
-    "of it is the ~55 ms of imports before the first request (the bus worker and poller with "
-    "dataclasses and concurrent.futures, the register map, pyserial, argparse) and Python's time "
-    "between transactions.",
+    "bridge cold start": "measured from the process start to the moment a subscriber gets the live "
+    "$state ready: the first detection request goes out at ~0.06 s (bare interpreter ~20 ms, then "
+    "argparse, pyserial and socket, the register map and concurrent.futures with logging; "
+    "bridge.process.start_steps_s.detection_started is just before), then the line alone needs "
+    "bridge.poll_cycle.start_line_minimum_s (~0.39 s) one read after the other (detection: the "
+    "identity with the zone count, the presence checks; then the registers it did not read); the "
+    "MQTT stack is imported, the broker connected, the retained scan made and most of the "
+    "description sent meanwhile. After the last read, ~5-10 ms in the bridge and ~10-20 ms for "
+    "paho to send what is left of the tree (some 200 values, the rest of the description and the "
+    "72 kB Home Assistant document, 20 QoS 1 messages in flight at a time): 0.48-0.51 s at a load "
+    "of 1-2 on this shared machine, so one run lands on either side of the goal. The line leaves "
+    "0.1 s for everything else.",
 }
 
 
