@@ -73,12 +73,13 @@ class Priority(IntEnum):
 _TURNS = (Priority.INTERACTIVE, Priority.BULK, Priority.POLL)
 _MERGE_SCAN = 256  # queued jobs looked at for one merged read: bounded work per transaction
 # While requests wait, a poll job is read in pieces of at most this many registers: a whole
-# 100-register poll transaction would add 0.24 s to every request waiting behind it, a piece of 20
-# 35-55 ms (FC 65 for ranges, FC 66 for scattered registers). Under a flood of 200 clients a piece
-# goes once per cycle of their cohorts (~0.55 s at 19200 baud): some 36 registers a second, twice
-# what the bench's fast 5 s / medium 10 s / slow 15 s tiers need, so a tier's 100 registers take a
-# few seconds, well within its interval. With no request waiting a poll job goes whole.
-POLL_PIECE_REGISTERS = 20
+# 100-register poll transaction would add 0.24 s to every request waiting behind it, a piece of 15
+# 30-45 ms (FC 65 for ranges, FC 66 for scattered registers). Under a flood of 200 clients a piece
+# goes once per cycle of their cohorts (~0.55 s at 19200 baud): some 27 registers a second, 1.6 x
+# what the bench's fast 5 s / medium 10 s / slow 15 s tiers need (its fast tier's longest gap was
+# 7.6 s then; 20-register pieces cost every round that holds one 10 ms more, 10-register ones
+# could not keep up). With no request waiting a poll job goes whole.
+POLL_PIECE_REGISTERS = 15
 # A poll transaction waits for the requests that waited through the last one, but for no more than
 # this many request transactions: reads that cannot merge (100 registers each) from one account
 # would otherwise hold up the poll for as long as the account keeps them coming.

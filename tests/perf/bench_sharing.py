@@ -280,6 +280,8 @@ def run(seconds: float, big_seconds: float) -> dict[str, Any]:
                 big_worker, big_bus = big_health.get("worker", {}), big_health.get("bus", {})
                 big["longest_wait_client_job_s"] = big_worker.get("longest_wait_interactive_s")
                 big["longest_wait_poll_job_s"] = big_worker.get("longest_wait_poll_s")
+                # Each tier's longest gap between good reads since the start, this phase included.
+                big["tier_longest_gap_s"] = big_health.get("poll", {}).get("longest_gap_s")
                 # A stalled transaction (retried after its allowance) holds up every queued job.
                 big["bus_timeouts_and_retries"] = [
                     big_bus.get("timeouts", 0) - during.get("bus", {}).get("timeouts", 0),
