@@ -145,6 +145,7 @@ class Bridge:
         self._detect_failures = Repeats("detect_failed")  # an outage: one line, then one a minute
         self._detected: dict[int, int] = {}  # words the last detection attempt read
         self._marks: dict[str, float] = {}  # start-up steps, monotonic (logged once ready)
+        self._described = threading.Event()  # the description is out: the first poll may publish
 
     # ------------------------------------------------------------ the whole life
 
@@ -193,7 +194,9 @@ class Bridge:
         self.shared.schedule.effects = WriteEffects(properties()) if properties is not None else None
         # The first poll reads while MQTT connects and the broker's retained topics are scanned:
         # the two used to run one after the other (issue 15: start to ready).
-        first = self.polling.start_first(self._detected, on_read=lambda: self._mark("first_poll_read"))
+        first = self.polling.start_first(
+            self._detected, on_read=lambda: self._mark("first_poll_read"), described=self._described
+        )
         try:
             if not self._start_vports():
                 self._drop_early_mqtt()
@@ -435,6 +438,7 @@ class Bridge:
             # behind the description, while the first poll reads the rest: the broker takes them
             # meanwhile, and only the rest is left to publish before ready (issue 15).
             shared.publish_values()
+            self._described.set()
         every = list(shared.schedule.tiers)
         if first is None:
             good = self.polling.poll(every, time.monotonic())

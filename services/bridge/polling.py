@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 
 import structlog
-from aurora.errors import AuroraError, BusError
+from aurora import registers
+from aurora.errors import AuroraError, BusError, BusTimeout
 from aurora.logs import Repeats
 from aurora.urls import redact
 
@@ -106,15 +107,19 @@ class PollLoop:
         return addresses
 
     def start_first(
-        self, known: Mapping[int, int] | None = None, on_read: Callable[[], None] | None = None
+        self,
+        known: Mapping[int, int] | None = None,
+        on_read: Callable[[], None] | None = None,
+        described: threading.Event | None = None,
     ) -> tuple[Future[PollReport], float]:
         """Read every tier on a thread of its own (while MQTT connects); ``poll`` with
         ``pending`` publishes what it read.
 
         Registers in ``known`` (detection has just read most of them: the presence checks read
         the sensors) are not read again: their words count as this poll's (issue 15: start to
-        ready). ``on_read`` is called once the words are in (a start-up step's time)."""
-        shared = self.shared
+        ready). ``on_read`` is called once the words are in (a start-up step's time). Once
+        ``described`` is set (the description is out), what a breakpoint segment read is
+        published while the next one is on the line: less is left to send after the last read."""
         future: Future[PollReport] = Future()
         started = time.monotonic()
         addresses = self.addresses(self.shared.schedule.tiers)
@@ -123,10 +128,7 @@ class PollLoop:
 
         def read() -> None:
             try:
-                if addresses:
-                    report = read_words(shared.worker, addresses, missing=shared.missing, stop=shared.stop)
-                else:
-                    report = PollReport({})
+                report = self._read_first(addresses, started, described) if addresses else PollReport({})
                 if on_read is not None:
                     on_read()
                 future.set_result(report.with_words({**given, **report.words}))
@@ -135,6 +137,40 @@ class PollLoop:
 
         threading.Thread(target=read, name="first-poll", daemon=True).start()
         return future, started
+
+    def _read_first(
+        self, addresses: set[int], started: float, described: threading.Event | None
+    ) -> PollReport:
+        """The first poll's read, one breakpoint segment after the other (a transaction never
+        spans two anyway); the words of each but the last go out as soon as they are in, once the
+        description is (``described``). A silence at the start fails the read as one read_words
+        would; a later segment's silence costs that segment's registers."""
+        shared = self.shared
+        groups: dict[int, list[int]] = {}
+        for address in sorted(addresses):
+            groups.setdefault(sum(1 for b in registers.BREAKPOINTS if address >= b), []).append(address)
+        if described is None or len(groups) < 2:
+            return read_words(shared.worker, addresses, missing=shared.missing, stop=shared.stop)
+        words: dict[int, int] = {}
+        failed: dict[int, AuroraError] = {}
+        transactions = failed_chunks = 0
+        for index, group in enumerate(groups.values()):
+            try:
+                part = read_words(shared.worker, group, missing=shared.missing, stop=shared.stop)
+            except BusTimeout as err:
+                if index == 0 or shared.stop.is_set():
+                    raise
+                failed.update(dict.fromkeys(group, err))
+                failed_chunks += 1
+                continue
+            words.update(part.words)
+            failed.update(part.failed)
+            transactions += part.transactions
+            failed_chunks += part.failed_chunks
+            if index < len(groups) - 1 and part.words and described.is_set():
+                shared.cache.update(part.words, at=started)  # as _done will, with the same time
+                shared.publish_values()
+        return PollReport(words, failed, transactions, failed_chunks)
 
     def poll(self, tiers: list[Tier], started: float, pending: Future[PollReport] | None = None) -> bool:
         """One read of ``tiers`` (or the one ``pending`` is making); publishes changed values.

@@ -533,6 +533,49 @@ def test_the_first_poll_does_not_read_again_what_detection_just_read(tmp_path: P
     assert bridge.stats.good_cycles == 1
 
 
+@pytest.mark.parametrize("described", [True, False])
+def test_the_first_poll_publishes_a_segment_while_the_next_is_read_once_the_tree_is_out(
+    tmp_path: Path, described: bool
+) -> None:
+    """Start to ready (issue 15): the first poll's words of one breakpoint segment go out while
+    the next segment is on the line, so less is left to send after the last read; never before
+    the description (Homie: the values come after it), and the report holds all of them."""
+    from tests.unit.test_bridge_runtime import FakeUnit
+
+    class TwoSegments(FakeUnit):
+        def registers(self, tier: Tier) -> frozenset[int]:
+            return frozenset({745, 31007}) if tier == Tier.FAST else frozenset()
+
+        def values(self, words: Mapping[int, int]) -> dict[str, str]:
+            names = {745: "abc/temperature", 31007: "abc/other"}
+            return {names[a]: str(w) for a, w in words.items() if a in names}
+
+    published_first: list[bool] = []
+
+    class Line(LineBus):
+        def _values(self, function: int, addresses: Sequence[int]) -> list[int]:
+            if 31007 in addresses:
+                published_first.append(("homie/aurora-42/abc/temperature", "680") in pub.messages)
+            return super()._values(function, addresses)
+
+    bus = Line({745: 680, 31007: 5})
+    bridge = _runtime_bridge(bus, tmp_path)
+    bridge.shared.unit = TwoSegments()
+    pub = bridge.shared.publisher
+    tree_out = threading.Event()
+    if described:
+        tree_out.set()
+    try:
+        future, _ = bridge.polling.start_first(described=tree_out)
+        report = future.result(10)
+    finally:
+        bridge.shared.stop.set()
+        bridge.worker.stop()
+    assert {745: 680, 31007: 5} == dict(report.words) and report.complete
+    assert [described] == published_first
+    assert 2 == report.transactions
+
+
 def test_a_raw_write_rereads_only_what_it_affects_and_leaves_the_schedule(tmp_path: Path) -> None:
     """12619 (the heating set point, write-only) shows at 745: a raw write of it re-reads 745,
     not every tier (it used to make all three due at once)."""
