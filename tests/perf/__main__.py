@@ -78,12 +78,11 @@ MISSED_BECAUSE = {
     "bridge.process.start_steps_s.detection_started is just before), then the line alone needs "
     "bridge.poll_cycle.start_line_minimum_s (~0.39 s) one read after the other (detection: the "
     "identity with the zone count, the presence checks; then the registers it did not read); the "
-    "MQTT stack is imported, the broker connected, the retained scan made and most of the "
-    "description sent meanwhile. After the last read, ~5-10 ms in the bridge and ~10-20 ms for "
-    "paho to send what is left of the tree (some 200 values, the rest of the description and the "
-    "72 kB Home Assistant document, 20 QoS 1 messages in flight at a time): 0.48-0.51 s at a load "
-    "of 1-2 on this shared machine, so one run lands on either side of the goal. The line leaves "
-    "0.1 s for everything else.",
+    "MQTT stack is imported, the broker connected, the retained scan made, most of the description "
+    "sent and the first poll's values published segment by segment meanwhile. After the last read, "
+    "~5-8 ms in the bridge and ~5 ms for paho to send the last segment's values and $state: "
+    "0.47-0.51 s at a load of 2-3 on this shared machine (median 0.486 s in 15 runs), so a single "
+    "run can land on either side of the goal. The line leaves 0.1 s for everything else.",
 }
 
 
