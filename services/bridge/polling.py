@@ -64,7 +64,9 @@ class PollLoop:
                 if isinstance(step, Reread):
                     self._do_reread(step.addresses)
                 elif isinstance(step, ReadTiers):
-                    self.poll(list(step.tiers), now)
+                    for tiers in schedule.passes(step.tiers, flooded=self.shared.worker.flooded()):
+                        self.poll(list(tiers), now)
+                        now = time.monotonic()
                 elif isinstance(step, Idle):
                     schedule.wake.wait(step.seconds)
                     schedule.wake.clear()

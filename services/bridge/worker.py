@@ -389,6 +389,15 @@ class BusWorker:
             self._ready.notify()
         return future
 
+    def flooded(self) -> bool:
+        """Whether reads that may share a transaction are queued: a poll now goes in pieces."""
+        with self._ready:
+            return any(
+                job.reads is not None
+                for q in (Priority.INTERACTIVE, Priority.BULK)
+                for job in self._queues[q]
+            )
+
     def pending(self) -> int:
         """Jobs waiting (not counting the one in flight)."""
         with self._ready:

@@ -18,6 +18,7 @@ import pytest
 from aurora.bridge.app import Bridge, BridgeConfig
 from aurora.bridge.effects import WriteEffects
 from aurora.bridge.poller import read_words
+from aurora.bridge.schedule import PollSchedule
 from aurora.bridge.spec import Tier
 from aurora.bridge.worker import POLL_HOLD_TRANSACTIONS, POLL_PIECE_REGISTERS, BusWorker, Priority
 from aurora.bus import Bus
@@ -317,6 +318,30 @@ def test_a_poll_job_goes_in_pieces_while_requests_wait_and_whole_once_none_do(li
     assert [len(c) for c in bus.calls] == [5, POLL_PIECE_REGISTERS, 100 - POLL_PIECE_REGISTERS]
     assert bus.calls[1] == tuple(range(POLL_PIECE_REGISTERS))  # from its first register on
     assert worker.polls_finished == 1 and worker.poll_pieces == 2
+
+
+def test_under_a_flood_tiers_due_together_are_read_one_at_a_time_fastest_first(line: Any) -> None:
+    """In pieces under a flood, one pass of every tier would keep the fast tier's values waiting
+    for all the slow tier's registers (at 200 clients its gap reached 10 s, 2 x its interval)."""
+    schedule = PollSchedule({Tier.SLOW: 15.0, Tier.FAST: 5.0, Tier.MEDIUM: 10.0})
+    every = (Tier.SLOW, Tier.MEDIUM, Tier.FAST)
+    assert [every] == schedule.passes(every, flooded=False)
+    assert [(Tier.FAST,), (Tier.MEDIUM,), (Tier.SLOW,)] == schedule.passes(every, flooded=True)
+    assert [(Tier.SLOW,)] == schedule.passes((Tier.SLOW,), flooded=True)
+    worker, _ = line
+    assert not worker.flooded()
+    release = _hold(worker)
+    asked = _read(worker, ((100, 1),))
+    holding = worker.submit(lambda b: b.read_holding(10, 1), Priority.INTERACTIVE)
+    assert worker.flooded()
+    release.set()
+    assert [WORDS[100]] == asked.result(10) and [WORDS[10]] == holding.result(10)
+    assert not worker.flooded()
+    release = _hold(worker)
+    holding = worker.submit(lambda b: b.read_holding(10, 1), Priority.INTERACTIVE)
+    assert not worker.flooded()  # an FC 3 read does not cut the poll either
+    release.set()
+    assert [WORDS[10]] == holding.result(10)
 
 
 def test_a_request_that_shares_no_transaction_does_not_cut_the_poll(line: Any) -> None:
