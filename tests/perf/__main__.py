@@ -54,8 +54,9 @@ MISSED_BECAUSE = {
     "p50 is then the machine: the request's way from the client's process through mosquitto to the "
     "bridge (in a traced run at load 3.5, p50 16 ms, but 97 ms on average for the slowest 1 % of "
     "requests), the sim's pacing and the bus worker waiting for a core, with the broker, the sim and "
-    "the four client processes on the same 2 cores: p99 was 572-591 ms in five runs at loads of "
-    "1.4-3.6 and 699 ms in one whose load rose from 1.0 to 3.6 (old main 729-754 ms beside them).",
+    "the four client processes on the same 2 cores. A/B in one run (2026-12-01 19:40 UTC, load "
+    "0.4-1.5): p99 575-598 ms, old main 726-728 ms beside it; an earlier build of this scheme "
+    "reached 699 ms in a run whose load rose from 1.0 to 3.6.",
     "import of aurora.fetch.cli": "what is left is what a tcp:// or pty fetch uses (tests/integration/"
     "test_fetch_startup.py): typing (the Bus protocol), argparse, socket and pyserial, json and the "
     "register map's tables (its records are built on lookup), the RTU, plan and transport modules "
