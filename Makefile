@@ -82,8 +82,8 @@ static: $(STAMP)
 # on one worker (--dist loadfile), so a module-scoped fixture is set up once (xdist's own
 # --dist loadgroup groups nothing under pytest 9: it renames a node id pytest no longer reads);
 # tests marked `timing` (they measure time, CPU or rates) run afterwards, alone, except that those
-# also marked `wallclock` (a minute of elapsed time each, little CPU: the energy integrals) run in a
-# process beside them, which keeps that pass to the length of its longest part.
+# also marked `wallclock` (a minute of elapsed time each, little CPU: the energy integrals) run
+# beside them, two at a time, which keeps that pass to the length of its longest part.
 # TEST_WORKERS=0 runs everything in one process.
 # Each pass leaves a JUnit report in artifacts/ (per-test times: what one process would take).
 # Bytecode goes to PYCACHE, outside the checkout; the run fails if a __pycache__ appears in it.
@@ -97,7 +97,7 @@ define run_tests
 	@mkdir -p artifacts
 	@rc=0; \
 	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile --durations=15 --junitxml=artifacts/parallel.xml -m 'not timing' $(1) || rc=$$?; \
-	$(PYTEST) -m 'timing and wallclock' $(1) >$(WALLCLOCK_LOG) 2>&1 & wall=$$!; \
+	$(PYTEST) -n 2 -m 'timing and wallclock' $(1) >$(WALLCLOCK_LOG) 2>&1 & wall=$$!; \
 	$(PYTEST) --durations=5 --junitxml=artifacts/timing.xml -m 'timing and not wallclock' $(1) || { r=$$?; [ $$r = 5 ] || rc=$$r; }; \
 	wait $$wall || { r=$$?; [ $$r = 5 ] || rc=$$r; }; \
 	echo "---- wallclock tests ($(WALLCLOCK_LOG)) ----"; tail -n 25 $(WALLCLOCK_LOG); \
@@ -109,7 +109,9 @@ endef
 # The container tests (tests/containers: one compose stack, a few minutes, mostly waiting on
 # faults) run beside the rest in a process of their own; their output follows once both are
 # done, and either failing fails `make test`.
-test: setup lint static hass-venv
+# lint, static and the Home Assistant venv are independent: made side by side (-j3) first.
+test: setup
+	@$(MAKE) --no-print-directory -j3 lint static hass-venv
 	@mkdir -p artifacts; \
 	$(PYTEST) tests/containers >artifacts/containers.log 2>&1 & containers=$$!; \
 	trap 'kill $$containers 2>/dev/null' INT TERM; \

@@ -174,6 +174,7 @@ def assert_outage_reported_once(bridge: Bridge, broker: Broker, watch: Collector
 
 
 @pytest.mark.timing  # reconnects and log bytes per second
+@pytest.mark.wallclock  # 20 s of an outage each, waiting
 def test_a_peer_that_accepts_and_hangs_up_is_retried_gently_and_the_bridge_recovers(
     tmp_path: Path, broker: Broker
 ) -> None:
@@ -201,6 +202,7 @@ def test_a_peer_that_accepts_and_hangs_up_is_retried_gently_and_the_bridge_recov
 
 
 @pytest.mark.timing  # reconnects and log bytes per second
+@pytest.mark.wallclock  # 20 s of an outage each, waiting
 def test_ser2net_listening_without_its_device_is_retried_gently_and_the_bridge_recovers(
     tmp_path: Path, broker: Broker
 ) -> None:
