@@ -557,10 +557,14 @@ class BusWorker:
             except Exception:  # a listener's bug must not stop the bus
                 log.exception("answering_listener_failed")
 
-    def _quiet(self) -> None:
-        """A transaction got no answer at all."""
-        if self.quiet_since is None:
-            self.quiet_since = time.monotonic()
+    def _unanswered(self, err: BaseException) -> None:
+        """A transaction failed: a timeout leaves the line open and marks the unit quiet; another
+        bus error drops the line (the next job reopens it); anything else is the job's own."""
+        if isinstance(err, BusTimeout):
+            if self.quiet_since is None:
+                self.quiet_since = time.monotonic()
+        elif isinstance(err, BusError):
+            self._drop_bus(str(err))
 
     @property
     def answering(self) -> bool:
@@ -661,10 +665,7 @@ class BusWorker:
                 self._remember_solo(job.reads)
             job.result.set_exception(err)
         except BusError as err:
-            if isinstance(err, BusTimeout):
-                self._quiet()
-            else:
-                self._drop_bus(str(err))
+            self._unanswered(err)
             job.result.set_exception(err)
         except Exception as err:  # the caller decides; the worker never dies
             job.result.set_exception(err)
@@ -692,10 +693,7 @@ class BusWorker:
                 self._run_one(job)
             return
         except BaseException as err:
-            if isinstance(err, BusTimeout):
-                self._quiet()
-            elif isinstance(err, BusError):
-                self._drop_bus(str(err))
+            self._unanswered(err)
             self.busy_since = None
             for job in jobs:
                 job.result.set_exception(err)
@@ -737,10 +735,7 @@ class BusWorker:
             self._run_one(job)  # the whole read again, as if it had never gone in pieces
             return
         except BaseException as err:
-            if isinstance(err, BusTimeout):
-                self._quiet()
-            elif isinstance(err, BusError):
-                self._drop_bus(str(err))
+            self._unanswered(err)
             self.busy_since = None
             self._dequeue(job)
             job.result.set_exception(err)
