@@ -5,7 +5,9 @@ the project's venv: it imports only the standard library and ``homeassistant``, 
 because the two venvs are different Pythons.
 
 stdin: a JSON list of ``[topic, payload]`` pairs as a bridge publishes them (payload ``""`` clears a
-retained topic). stdout: one JSON object::
+retained topic); a third item, ``[topic, payload, prefix]``, judges that message under its own
+discovery prefix instead of ``--prefix`` (several bridges' messages in one run: starting Home
+Assistant is most of a run's time). stdout: one JSON object::
 
     {"homeassistant": "2026.2.3", "ok": true, "messages": [
         {"topic": ..., "kind": "device" | "component" | "migrate" | "clear" | "topic", "ok": true,
@@ -228,26 +230,26 @@ async def _check_install() -> list[str]:
             await hass.async_stop(force=True)
 
 
-async def _run(messages: list[tuple[str, str]], prefix: str) -> list[dict[str, Any]]:
+async def _run(messages: list[tuple[str, str, str | None]], prefix: str) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="hass-validate-") as config_dir:
         hass = HomeAssistant(config_dir)
         # Nothing here sets up an integration, so nothing would install a requirement; this
         # makes sure of it should a schema ever trigger a setup.
         hass.config.skip_pip = True
         try:
-            return [validate(topic, payload, prefix) for topic, payload in messages]
+            return [validate(topic, payload, own or prefix) for topic, payload, own in messages]
         finally:
             await hass.async_stop(force=True)
 
 
-def _read(stream: Any) -> list[tuple[str, str]]:
+def _read(stream: Any) -> list[tuple[str, str, str | None]]:
     data = json.load(stream)
     if not isinstance(data, list) or not all(
-        isinstance(item, list | tuple) and len(item) == 2 and all(isinstance(v, str) for v in item)
+        isinstance(item, list | tuple) and len(item) in (2, 3) and all(isinstance(v, str) for v in item)
         for item in data
     ):
-        raise ValueError("expected a JSON list of [topic, payload] string pairs")
-    return [(topic, payload) for topic, payload in data]
+        raise ValueError("expected a JSON list of [topic, payload] or [topic, payload, prefix] strings")
+    return [(item[0], item[1], item[2] if len(item) == 3 else None) for item in data]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,8 @@ seed unit, a real scan without a communicating thermostat) are piped to
 ``tests/hass/validate_discovery.py`` run by ``.venv-ha``'s Python: Home Assistant (pinned in
 ``tests/hass/requirements.txt``) judges every topic, the device document and each component with
 its own ``DEVICE_DISCOVERY_SCHEMA`` and platform ``DISCOVERY_SCHEMA``. Deliberately broken
-payloads prove the validator does reject, so a pass means something.
+payloads prove the validator does reject, so a pass means something. Every message of the module
+is judged in one run of the validator (``judged``).
 
 ``make test`` builds ``.venv-ha``; without it this module fails under CI and skips elsewhere.
 """
@@ -38,6 +39,7 @@ DUMPS = {
 }
 
 Messages = list[tuple[str, str]]
+Batch = tuple[Messages, str]  # the messages of one bridge and its discovery prefix
 
 
 def _pinned_version() -> str:
@@ -46,11 +48,13 @@ def _pinned_version() -> str:
     return match.group(1)
 
 
-def validate(python: Path, messages: Messages, prefix: str = "homeassistant") -> list[dict[str, Any]]:
-    """HA's verdict on each message, in order (the validator's JSON ``messages``)."""
+def validate_batches(python: Path, batches: Mapping[str, Batch]) -> dict[str, list[dict[str, Any]]]:
+    """HA's verdict on each message of each batch, in order (the validator's JSON ``messages``),
+    all judged in one run of the validator: starting Home Assistant is most of a run's time."""
+    flat = [[topic, payload, prefix] for messages, prefix in batches.values() for topic, payload in messages]
     proc = subprocess.run(
-        [str(python), str(VALIDATOR), "--prefix", prefix],
-        input=json.dumps(messages),
+        [str(python), str(VALIDATOR)],
+        input=json.dumps(flat),
         capture_output=True,
         text=True,
         timeout=110,
@@ -60,8 +64,14 @@ def validate(python: Path, messages: Messages, prefix: str = "homeassistant") ->
     assert proc.returncode in (0, 1), f"validator exited {proc.returncode}:\n{proc.stderr}"
     report = json.loads(proc.stdout)
     assert _pinned_version() == report["homeassistant"]  # judged by the HA the Makefile pins
-    assert len(messages) == len(report["messages"])
-    return list(report["messages"])
+    assert len(flat) == len(report["messages"])
+    verdicts = iter(report["messages"])
+    return {name: [next(verdicts) for _ in messages] for name, (messages, _prefix) in batches.items()}
+
+
+def validate(python: Path, messages: Messages, prefix: str = "homeassistant") -> list[dict[str, Any]]:
+    """HA's verdict on each message, in order, in a run of the validator of their own."""
+    return validate_batches(python, {"": (messages, prefix)})[""]
 
 
 def _reader(words: Mapping[int, int]) -> Callable[[Any], dict[int, int]]:
@@ -84,42 +94,6 @@ def rejections(result: Mapping[str, Any]) -> dict[str, Any]:
         elif component["ignored"]:
             found[key] = f"ignored by HA: {component['ignored']}"
     return found
-
-
-@pytest.mark.parametrize("name", sorted(DUMPS))
-def test_every_discovery_message_passes_home_assistants_own_validation(ha_python: Path, name: str) -> None:
-    """Migration markers, the device document with every component, and the clears after it."""
-    unit = unit_for(name)
-    messages = unit.hass_discovery()
-    results = validate(ha_python, messages)
-    assert {} == {r["topic"]: rejections(r) for r in results if rejections(r)}
-    assert [] == [(r["topic"], r["warnings"]) for r in results if r["warnings"]]
-    kinds = [r["kind"] for r in results]
-    assert 1 == kinds.count("device")
-    assert {"device", "migrate", "clear"} >= set(kinds)
-    device = next(r for r in results if r["kind"] == "device")
-    document = json.loads(dict(messages)[device["topic"]])
-    # every component was judged by its platform's schema, none skipped
-    assert sorted(document["cmps"]) == sorted(device["components"])
-    assert [] == [k for k, c in device["components"].items() if c["warnings"]]
-    assert {c["p"] for c in document["cmps"].values()} == {
-        c["platform"] for c in device["components"].values()
-    }
-
-
-def test_without_migration_the_device_document_alone_passes(ha_python: Path) -> None:
-    """What a bridge publishes once nothing of the original is left to migrate."""
-    [result] = validate(ha_python, unit_for("seed").hass_discovery(migrate=False))
-    assert ("device", True, {}) == (result["kind"], result["ok"], rejections(result))
-
-
-def test_a_configured_name_topic_root_and_prefix_pass_too(ha_python: Path) -> None:
-    """The bridge's --device-name, Homie root and discovery prefix settings as a user sets them."""
-    unit = unit_for("demo", device_name="Basement heat pump")
-    messages = unit.hass_discovery(homie_root="site/a/homie", prefix="ha-test")
-    results = validate(ha_python, messages, prefix="ha-test")
-    assert {} == {r["topic"]: rejections(r) for r in results if rejections(r)}
-    assert 1 == [r["kind"] for r in results].count("device")
 
 
 # Broken variants of the demo unit's device document: what each breaks, where HA must find it and a
@@ -176,26 +150,88 @@ BROKEN: dict[str, tuple[Breaker, str, str]] = {
 }
 
 
-@pytest.fixture(scope="module")
-def broken_results(ha_python: Path) -> dict[str, dict[str, Any]]:
-    """HA's verdict on each broken variant, all judged in one run of the validator."""
-    unit = unit_for("demo")
-    [(topic, payload)] = unit.hass_discovery(migrate=False)
+def _batches() -> dict[str, Batch]:
+    """Every set of messages this module has HA judge, by name."""
+    batches: dict[str, Batch] = {name: (unit_for(name).hass_discovery(), "homeassistant") for name in DUMPS}
+    batches["no migration"] = (unit_for("seed").hass_discovery(migrate=False), "homeassistant")
+    # the bridge's --device-name, Homie root and discovery prefix settings as a user sets them
+    configured = unit_for("demo", device_name="Basement heat pump")
+    batches["configured"] = (
+        configured.hass_discovery(homie_root="site/a/homie", prefix="ha-test"),
+        "ha-test",
+    )
+    [(topic, payload)] = unit_for("demo").hass_discovery(migrate=False)
     variants: Messages = []
     for breaker, _key, _text in BROKEN.values():
         doc = json.loads(payload)
         breaker(doc)
         variants.append((topic, json.dumps(doc)))
-    return dict(zip(BROKEN, validate(ha_python, variants), strict=True))
+    batches["broken"] = (variants, "homeassistant")
+    # HA's discovery topic regex: no dots in ids; device or a platform HA subscribes to
+    marker = json.dumps({"migrate_discovery": True})
+    wrong_topics = [
+        ("homeassistant/device/aurora.1/config", payload),
+        ("homeassistant/thermostat/aurora-1/zone1/config", marker),
+        ("ha/device/aurora-1/config", payload),
+    ]
+    batches["topics"] = (wrong_topics, "homeassistant")
+    return batches
+
+
+@pytest.fixture(scope="module")
+def judged(ha_python: Path) -> dict[str, tuple[Messages, list[dict[str, Any]]]]:
+    """Each batch's messages with HA's verdicts on them, all from one run of the validator."""
+    batches = _batches()
+    verdicts = validate_batches(ha_python, batches)
+    return {name: (messages, verdicts[name]) for name, (messages, _prefix) in batches.items()}
+
+
+@pytest.mark.parametrize("name", sorted(DUMPS))
+def test_every_discovery_message_passes_home_assistants_own_validation(
+    judged: dict[str, tuple[Messages, list[dict[str, Any]]]], name: str
+) -> None:
+    """Migration markers, the device document with every component, and the clears after it."""
+    messages, results = judged[name]
+    assert {} == {r["topic"]: rejections(r) for r in results if rejections(r)}
+    assert [] == [(r["topic"], r["warnings"]) for r in results if r["warnings"]]
+    kinds = [r["kind"] for r in results]
+    assert 1 == kinds.count("device")
+    assert {"device", "migrate", "clear"} >= set(kinds)
+    device = next(r for r in results if r["kind"] == "device")
+    document = json.loads(dict(messages)[device["topic"]])
+    # every component was judged by its platform's schema, none skipped
+    assert sorted(document["cmps"]) == sorted(device["components"])
+    assert [] == [k for k, c in device["components"].items() if c["warnings"]]
+    assert {c["p"] for c in document["cmps"].values()} == {
+        c["platform"] for c in device["components"].values()
+    }
+
+
+def test_without_migration_the_device_document_alone_passes(
+    judged: dict[str, tuple[Messages, list[dict[str, Any]]]],
+) -> None:
+    """What a bridge publishes once nothing of the original is left to migrate."""
+    [result] = judged["no migration"][1]
+    assert ("device", True, {}) == (result["kind"], result["ok"], rejections(result))
+
+
+def test_a_configured_name_topic_root_and_prefix_pass_too(
+    judged: dict[str, tuple[Messages, list[dict[str, Any]]]],
+) -> None:
+    """The bridge's --device-name, Homie root and discovery prefix settings as a user sets them."""
+    messages, results = judged["configured"]
+    assert all(topic.startswith("ha-test/") for topic, _payload in messages)
+    assert {} == {r["topic"]: rejections(r) for r in results if rejections(r)}
+    assert 1 == [r["kind"] for r in results].count("device")
 
 
 @pytest.mark.parametrize("case", list(BROKEN))
 def test_home_assistant_rejects_a_broken_payload(
-    broken_results: dict[str, dict[str, Any]], case: str
+    judged: dict[str, tuple[Messages, list[dict[str, Any]]]], case: str
 ) -> None:
     """The validator can fail: HA names what is wrong, and where."""
     _breaker, key, text = BROKEN[case]
-    found = rejections(broken_results[case])
+    found = rejections(dict(zip(BROKEN, judged["broken"][1], strict=True))[case])
     if key == "(enum)":
         key = next(k for k, v in found.items() if text in str(v))
     assert key in found, found
@@ -204,15 +240,9 @@ def test_home_assistant_rejects_a_broken_payload(
     assert {} == others  # only the broken part, so the rest really was judged fine
 
 
-def test_topics_home_assistant_would_not_read_are_rejected(ha_python: Path) -> None:
+def test_topics_home_assistant_would_not_read_are_rejected(
+    judged: dict[str, tuple[Messages, list[dict[str, Any]]]],
+) -> None:
     """HA's discovery topic regex: no dots in ids; device or a platform HA subscribes to."""
-    document = unit_for("demo").hass_discovery(migrate=False)[0][1]
-    results = validate(
-        ha_python,
-        [
-            ("homeassistant/device/aurora.1/config", document),
-            ("homeassistant/thermostat/aurora-1/zone1/config", json.dumps({"migrate_discovery": True})),
-            ("ha/device/aurora-1/config", document),
-        ],
-    )
+    results = judged["topics"][1]
     assert [("topic", False)] * 3 == [(r["kind"], r["ok"]) for r in results]
