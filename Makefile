@@ -83,7 +83,8 @@ static: $(STAMP)
 # --dist loadgroup groups nothing under pytest 9: it renames a node id pytest no longer reads);
 # tests marked `timing` (they measure time, CPU or rates) run afterwards, alone, except that those
 # also marked `wallclock` (a minute of elapsed time each, little CPU: the energy integrals) run
-# beside them, two at a time, which keeps that pass to the length of its longest part.
+# beside them, three at a time and handed out one by one, which keeps that pass to the length
+# of its longest test.
 # TEST_WORKERS=0 runs everything in one process.
 # Each pass leaves a JUnit report in artifacts/ (per-test times: what one process would take).
 # Bytecode goes to PYCACHE, outside the checkout; the run fails if a __pycache__ appears in it.
@@ -97,7 +98,7 @@ define run_tests
 	@mkdir -p artifacts
 	@rc=0; \
 	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile --durations=15 --junitxml=artifacts/parallel.xml -m 'not timing' $(1) || rc=$$?; \
-	$(PYTEST) -n 2 -m 'timing and wallclock' $(1) >$(WALLCLOCK_LOG) 2>&1 & wall=$$!; \
+	$(PYTEST) -n 3 --maxschedchunk 1 -m 'timing and wallclock' $(1) >$(WALLCLOCK_LOG) 2>&1 & wall=$$!; \
 	$(PYTEST) --durations=5 --junitxml=artifacts/timing.xml -m 'timing and not wallclock' $(1) || { r=$$?; [ $$r = 5 ] || rc=$$r; }; \
 	wait $$wall || { r=$$?; [ $$r = 5 ] || rc=$$r; }; \
 	echo "---- wallclock tests ($(WALLCLOCK_LOG)) ----"; tail -n 25 $(WALLCLOCK_LOG); \
@@ -109,16 +110,23 @@ endef
 # The container tests (tests/containers: one compose stack, a few minutes, mostly waiting on
 # faults) run beside the rest in a process of their own; their output follows once both are
 # done, and either failing fails `make test`.
-# lint, static and the Home Assistant venv are independent: made side by side (-j3) first.
+# lint and static run first, side by side. The Home Assistant venv (a minute, three where Python
+# 3.13 must be made first) is built beside them and the first tests: the tests that need it wait
+# for its stamp, or for the build's exit status in HA_BUILD_STATUS (tests/integration/conftest.py).
+HA_BUILD_LOG := artifacts/hass-venv.log
+HA_BUILD_STATUS := artifacts/hass-venv.status
 test: setup
-	@$(MAKE) --no-print-directory -j3 lint static hass-venv
-	@mkdir -p artifacts; \
+	@mkdir -p artifacts; rm -f $(HA_BUILD_STATUS); \
+	{ $(MAKE) --no-print-directory hass-venv >$(HA_BUILD_LOG) 2>&1; echo $$? >$(HA_BUILD_STATUS); } & ha=$$!; \
+	if ! $(MAKE) --no-print-directory -j2 lint static; then wait $$ha; exit 1; fi; \
 	$(PYTEST) tests/containers >artifacts/containers.log 2>&1 & containers=$$!; \
 	trap 'kill $$containers 2>/dev/null' INT TERM; \
-	$(MAKE) --no-print-directory test-rest; rest=$$?; \
+	AURORA_HA_VENV_BUILD=$(abspath $(HA_BUILD_STATUS)) $(MAKE) --no-print-directory test-rest; rest=$$?; \
+	wait $$ha; ha_rc=$$(cat $(HA_BUILD_STATUS) 2>/dev/null || echo 1); \
+	if [ "$$ha_rc" != 0 ]; then echo "---- make hass-venv failed ($(HA_BUILD_LOG)) ----"; tail -n 30 $(HA_BUILD_LOG); fi; \
 	wait $$containers; ctr=$$?; \
 	echo "---- tests/containers (artifacts/containers.log) ----"; cat artifacts/containers.log; \
-	exit $$(( rest || ctr ))
+	exit $$(( rest || ctr || ha_rc ))
 
 test-rest:
 	$(call run_tests,--ignore=tests/containers tests)

@@ -4,6 +4,7 @@ guard against unexpected ERROR logs, and what keeps a test run from writing into
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -106,3 +107,38 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.failed:
         for title, text in logs_for_report():
             report.sections.append((title, text))
+
+
+# `make test` runs modules side by side (xdist, --dist loadfile), handing them out in collection
+# order: a long module collected late can start once the rest is nearly done and keep the whole
+# pass waiting for it alone. These, the longest (a minute or more each on 2 busy cores), go first;
+# every other module keeps its place.
+LONG_MODULES = (
+    "integration/test_bridge.py",
+    "integration/test_bridge_outages.py",
+    "integration/test_vports.py",
+    "integration/test_writes.py",
+    "integration/test_clone.py",
+    "integration/test_wheel.py",
+    "integration/test_energy_hass.py",
+    "integration/test_ser2net.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        where = f"{item.path.parent.name}/{item.path.name}"
+        return LONG_MODULES.index(where) if where in LONG_MODULES else len(LONG_MODULES)
+
+    items.sort(key=rank)  # stable: the modules' own order, and each module's tests', is kept
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """In a run of `timing` tests alone (`make test`'s passes after the parallel one), a test
+    module that marks none is not imported: importing all of them would cost ~10 s a pass."""
+    markexpr = str(config.getoption("markexpr", "") or "")
+    if not re.fullmatch(r"timing( and (not )?wallclock)?", markexpr.strip()):
+        return None
+    if collection_path.suffix != ".py" or not collection_path.name.startswith("test_"):
+        return None
+    return "mark.timing" not in collection_path.read_text(encoding="utf-8") or None

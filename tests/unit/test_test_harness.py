@@ -132,3 +132,24 @@ def test_a_process_a_test_starts_writes_its_bytecode_outside_the_checkout() -> N
     assert Path(cached).stat().st_mtime >= Path(imported).stat().st_mtime
     assert before == (in_tree.stat().st_mtime_ns if in_tree.exists() else None), "written into the tree"
     assert sys.pycache_prefix == str(prefix)  # this process too
+
+
+def test_the_modules_started_first_exist() -> None:
+    """tests/conftest.py's LONG_MODULES: a renamed module would silently lose its early start."""
+    from tests.conftest import LONG_MODULES
+
+    assert [] == [m for m in LONG_MODULES if not (REPO / "tests" / m).is_file()]
+
+
+def test_a_timing_run_skips_only_modules_without_timing_tests() -> None:
+    """tests/conftest.py's pytest_ignore_collect: a timing pass still collects every timing test."""
+
+    def collected(markexpr: str) -> set[str]:
+        argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--co", "-m", markexpr]
+        done = subprocess.run([*argv, "tests/unit"], cwd=REPO, capture_output=True, text=True, check=False)
+        assert 0 == done.returncode, done.stdout[-2000:] + done.stderr[-2000:]
+        return {line for line in done.stdout.splitlines() if "::" in line}
+
+    skipping = collected("timing")  # modules that mark no timing test are not imported
+    importing = collected("(timing)")  # the same selection, with every module imported
+    assert skipping and skipping == importing
