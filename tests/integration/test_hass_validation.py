@@ -29,7 +29,6 @@ from tests.support.data import JFCLICHE_FLAT, SEED_DUMP
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-HA_PYTHON = ROOT / ".venv-ha" / "bin" / "python"
 VALIDATOR = ROOT / "tests" / "hass" / "validate_discovery.py"
 REQUIREMENTS = ROOT / "tests" / "hass" / "requirements.txt"
 DUMPS = {

@@ -209,15 +209,10 @@ def test_aurora_fetch_valid_through_the_virtual_port(stack: Stack) -> None:
     assert {a: v for a, v in values.items() if a in REGS} == {a: REGS[a] for a in values if a in REGS}
 
 
-def ha_venv(module: str) -> Path:
-    """.venv-ha's Python, able to import ``module``; its absence fails under CI (where `make test`
-    builds it) and skips elsewhere."""
-    python = REPO / ".venv-ha" / "bin" / "python"
-    usable = (
-        python.exists()
-        and subprocess.run([str(python), "-c", f"import {module}"], capture_output=True).returncode == 0
-    )
-    if not usable:
+def ha_venv(python: Path, module: str) -> Path:
+    """.venv-ha's Python (the ``ha_python`` fixture, which waits for `make test`'s build of it),
+    able to import ``module``; its absence fails under CI and skips elsewhere."""
+    if subprocess.run([str(python), "-c", f"import {module}"], capture_output=True).returncode != 0:
         reason = f".venv-ha cannot import {module}: run `make hass-venv` (part of `make test`)"
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(reason)
@@ -227,11 +222,11 @@ def ha_venv(module: str) -> Path:
 
 @pytest.mark.parametrize("kind", ["tcp", "rtuovertcp"])
 def test_home_assistants_modbus_integration_with_the_documented_config(
-    stack: Stack, kind: str, tmp_path: Path
+    stack: Stack, kind: str, tmp_path: Path, ha_python: Path
 ) -> None:
     """docs/network-serial.md's configuration.yaml passes HA's own schema, and HA's ModbusHub reads
     the sensor through the bridge; its write to a read-only register is refused and never made."""
-    python = ha_venv("homeassistant.components.modbus.modbus")
+    python = ha_venv(ha_python, "homeassistant.components.modbus.modbus")
     docs = (REPO / "docs" / "network-serial.md").read_text()
     block = docs[docs.index("```yaml\nmodbus:") + len("```yaml\n") :]
     block = block[: block.index("```")]
@@ -257,10 +252,10 @@ def test_home_assistants_modbus_integration_with_the_documented_config(
 
 
 @pytest.mark.parametrize("framer", ["socket", "rtu"], ids=["modbus-tcp", "rtu-over-tcp"])
-def test_modbus_connection_library_reads_and_is_refused(stack: Stack, framer: str) -> None:
+def test_modbus_connection_library_reads_and_is_refused(stack: Stack, framer: str, ha_python: Path) -> None:
     """home-assistant-libs/modbus-connection (Python >= 3.12, so run by .venv-ha): concurrent reads
     on one shared connection get the sim's values; a write to a read-only register gets exception 1."""
-    python = ha_venv("modbus_connection.pymodbus")
+    python = ha_venv(ha_python, "modbus_connection.pymodbus")
     port = stack.tcp_port if framer == "socket" else stack.rtu_port
     blocks = [(745, 3), (88, 4), (1105, 20), (2, 1)]
     done = subprocess.run(

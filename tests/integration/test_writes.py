@@ -34,7 +34,6 @@ from tests.support.sim import Sim, write_log
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-HA_PYTHON = ROOT / ".venv-ha" / "bin" / "python"
 RENDER = ROOT / "tests" / "hass" / "render_commands.py"
 SEED_ID = "aurora-2109123456"
 OUTCOME_S = 10.0  # a write and its read-back take tens of ms; a loaded machine gets leeway

@@ -64,9 +64,9 @@ class Recorder:
         with self._cond:
             return [s for s in self.sent if s.topic == topic]
 
-    def wait(self, topic: str, count: int = 1) -> list[Sent]:
+    def wait(self, topic: str, count: int = 1, deadline_s: float = WAIT_S) -> list[Sent]:
         with self._cond:
-            if not self._cond.wait_for(lambda: len(self.on_unlocked(topic)) >= count, WAIT_S):
+            if not self._cond.wait_for(lambda: len(self.on_unlocked(topic)) >= count, deadline_s):
                 raise TimeoutError(f"no {count} messages on {topic}; got {[s.topic for s in self.sent]}")
             return self.on_unlocked(topic)
 

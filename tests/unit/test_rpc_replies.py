@@ -209,7 +209,9 @@ def test_an_all_query_reply_groups_its_failures_and_stays_small(rig: Rig) -> Non
     rig.pt.handle(
         message(f"{BASE}/request/web/web-1", {"id": "a", "op": "query", "query": "all", "decode": True})
     )
-    reply = rig.sent.wait(f"{BASE}/response/web/web-1")[0]
+    # 65,536 registers through the fake line: a second or two, many more on a busy machine; the
+    # deadline is for a hang
+    reply = rig.sent.wait(f"{BASE}/response/web/web-1", deadline_s=120)[0]
     assert len(reply.payload) < rpc.MAX_REPLY_BYTES
     body = reply.json()
     assert body["ok"]
