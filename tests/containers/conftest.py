@@ -30,6 +30,10 @@ from .podman import REPO, HealthTimers, Podman
 COMPOSE = REPO / "compose.yaml"
 UP_S = 600.0  # a cold machine builds nothing here (images are ready), but 2 loaded cores are slow
 HEALTHY_S = 180.0
+# Between two looks at the stack while waiting: each look starts a podman or docker-compose process
+# or a TLS session, so at the usual 20 ms the waits alone kept a core busy (the health checks run
+# every 3 s anyway: HealthTimers)
+LOOK_S = 0.5
 DEVICE = "aurora-2611000042"  # the sim's built-in demo unit
 LONG_RUNNING = ("broker", "sim", "bridge", "web")
 
@@ -103,7 +107,7 @@ class Stack:
             return all(self.health(s) == "running/healthy" for s in services)
 
         try:
-            wait_for(all_healthy, deadline_s, f"healthy {', '.join(services)}")
+            wait_for(all_healthy, deadline_s, f"healthy {', '.join(services)}", every_s=LOOK_S)
         except TimeoutError as err:
             states = {s: self.health(s) for s in services}
             raise AssertionError(f"{err}: {states}\n{self.logs()[-6000:]}") from None
@@ -111,7 +115,11 @@ class Stack:
     def wait_health(self, service: str, status: str, deadline_s: float = HEALTHY_S) -> float:
         """Seconds until ``service``'s health is ``status`` (healthy, unhealthy)."""
         start = time.monotonic()
-        wait_for(lambda: self.health(service).endswith("/" + status), deadline_s, f"{service} {status}")
+
+        def reached() -> bool:
+            return self.health(service).endswith("/" + status)
+
+        wait_for(reached, deadline_s, f"{service} {status}", every_s=LOOK_S)
         return time.monotonic() - start
 
     def volume(self, name: str) -> Path:

@@ -35,7 +35,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from tests.support.broker import Collector, MqttRefused
 from tests.support.processes import wait_for
 
-from .conftest import DEVICE, LONG_RUNNING, Stack
+from .conftest import DEVICE, LONG_RUNNING, LOOK_S, Stack
 
 pytestmark = [pytest.mark.containers, pytest.mark.timeout(900)]
 
@@ -88,7 +88,7 @@ def wait_ready(stack: Stack, after: float | None = None, deadline_s: float = REA
             published >= math.ceil(after) and health["state"] == "ready" and health["mqtt"]["connected"] == 1
         )
 
-    wait_for(ready, deadline_s, "bridge $state ready")
+    wait_for(ready, deadline_s, "bridge $state ready", every_s=LOOK_S)
     stack.wait_healthy()
     return time.monotonic() - start
 
@@ -157,7 +157,11 @@ def assert_recovered(stack: Stack, value: float) -> None:
 
 def assert_value_everywhere(stack: Stack, value: float) -> None:
     """The unit holds ``value`` (read through the bridge) and the retained topic says so."""
-    wait_for(lambda: retained(stack, DHW_SET_POINT) == f"{value:.1f}".encode(), 60, f"retained {value}")
+
+    def holds() -> bool:
+        return retained(stack, DHW_SET_POINT) == f"{value:.1f}".encode()
+
+    wait_for(holds, 60, f"retained {value}", every_s=LOOK_S)
     assert fetch(stack, "401") == [f"DHW Setpoint (401): {value:.1f}°F"]
 
 
@@ -360,7 +364,12 @@ def test_a_broker_restart_ends_in_ready(recovered: Stack) -> None:
     stack.wait_health("bridge", "unhealthy", deadline_s=120)  # no broker: not healthy
     stack.compose("start", "broker", timeout=120)
     # as soon as the restarted broker takes it, possibly before the bridge is back
-    wait_for(lambda: _accepts_set(stack, OUTAGE_SETS["broker restart"]), 60, "the broker taking a /set")
+    wait_for(
+        lambda: _accepts_set(stack, OUTAGE_SETS["broker restart"]),
+        60,
+        "the broker taking a /set",
+        every_s=LOOK_S,
+    )
     wait_ready(stack, after=time.time())
     assert_recovered(stack, 101.0)
 
@@ -384,7 +393,7 @@ def test_a_killed_sim_restarted_ends_in_ready(recovered: Stack) -> None:
     stack.wait_health("bridge", "unhealthy", deadline_s=120)  # no line: not healthy
     set_dhw(stack, OUTAGE_SETS["sim killed"])
     # it waits 10 s for the line (docs/writes.md), then fails; the unit comes back only after that
-    wait_for(lambda: failed(stack, OUTAGE_SETS["sim killed"]) == 1, 60, "the /set failing")
+    wait_for(lambda: failed(stack, OUTAGE_SETS["sim killed"]) == 1, 60, "the /set failing", every_s=LOOK_S)
     stack.compose("start", "sim", timeout=120)
     wait_ready(stack, after=time.time())
     assert_recovered(stack, 103.0)

@@ -43,10 +43,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for(predicate: Callable[[], T], deadline_s: float, what: str) -> T:
-    """Poll ``predicate`` until it returns something truthy, and return that.
+def wait_for(predicate: Callable[[], T], deadline_s: float, what: str, every_s: float = POLL_S) -> T:
+    """Poll ``predicate`` every ``every_s`` until it returns something truthy, and return that.
 
-    Raises ``TimeoutError`` naming ``what`` when ``deadline_s`` seconds pass first.
+    Raises ``TimeoutError`` naming ``what`` when ``deadline_s`` seconds pass first. A predicate
+    that starts a process or a TLS session each time wants a longer ``every_s``: at the default,
+    waiting would keep a core busy.
     """
     end = time.monotonic() + deadline_s
     while True:
@@ -55,7 +57,7 @@ def wait_for(predicate: Callable[[], T], deadline_s: float, what: str) -> T:
             return value
         if time.monotonic() >= end:
             raise TimeoutError(f"no {what} within {deadline_s:g} s")
-        time.sleep(POLL_S)
+        time.sleep(every_s)
 
 
 def wait_for_port(host: str, port: int, deadline_s: float) -> None:
