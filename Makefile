@@ -83,8 +83,8 @@ static: $(STAMP)
 # --dist loadgroup groups nothing under pytest 9: it renames a node id pytest no longer reads);
 # tests marked `timing` (they measure time, CPU or rates) run afterwards, alone, except that those
 # also marked `wallclock` (a minute of elapsed time each, little CPU: the energy integrals) run
-# beside them, three at a time and handed out one by one, which keeps that pass to the length
-# of its longest test.
+# beside them, four at a time (fewer than two a worker: xdist hands them out one by one, round
+# robin), which keeps that pass to about the length of its longest test.
 # TEST_WORKERS=0 runs everything in one process.
 # Each pass leaves a JUnit report in artifacts/ (per-test times: what one process would take).
 # Bytecode goes to PYCACHE, outside the checkout; the run fails if a __pycache__ appears in it.
@@ -98,7 +98,7 @@ define run_tests
 	@mkdir -p artifacts
 	@rc=0; \
 	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile --durations=15 --junitxml=artifacts/parallel.xml -m 'not timing' $(1) || rc=$$?; \
-	$(PYTEST) -n 3 --maxschedchunk 1 -m 'timing and wallclock' $(1) >$(WALLCLOCK_LOG) 2>&1 & wall=$$!; \
+	$(PYTEST) -n 4 -m 'timing and wallclock' $(1) >$(WALLCLOCK_LOG) 2>&1 & wall=$$!; \
 	$(PYTEST) --durations=5 --junitxml=artifacts/timing.xml -m 'timing and not wallclock' $(1) || { r=$$?; [ $$r = 5 ] || rc=$$r; }; \
 	wait $$wall || { r=$$?; [ $$r = 5 ] || rc=$$r; }; \
 	echo "---- wallclock tests ($(WALLCLOCK_LOG)) ----"; tail -n 25 $(WALLCLOCK_LOG); \

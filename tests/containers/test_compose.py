@@ -130,10 +130,9 @@ def failed(stack: Stack, value: float) -> int:
 
 def _dhw_events(stack: Stack, name: str, value: float) -> int:
     count = 0
-    for line in stack.logs("bridge").splitlines():
-        _, _, payload = line.partition("| ")
+    for line in stack.service_log("bridge").splitlines():
         try:
-            event = json.loads(payload)
+            event = json.loads(line)
         except ValueError:
             continue
         if event.get("event") == name and event.get("property") == "dhw/set-point":
@@ -144,7 +143,7 @@ def _dhw_events(stack: Stack, name: str, value: float) -> int:
 def dhw_story(stack: Stack, value: float) -> str:
     """The bridge's log lines about ``value`` and its connections, for a failed assertion."""
     words = (f"{value:.1f}", "mqtt_", "bus_", "homie_state", "line")
-    lines = [line for line in stack.logs("bridge").splitlines() if any(w in line for w in words)]
+    lines = [line for line in stack.service_log("bridge").splitlines() if any(w in line for w in words)]
     return "\n".join(lines[-80:])
 
 
