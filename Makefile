@@ -80,7 +80,9 @@ static: $(STAMP)
 # Independent tests run side by side (pytest-xdist): most wait on a line paced at 19200 baud, a
 # broker or a timeout rather than on a CPU, so 4 workers pay even on 2 cores. A module's tests run
 # on one worker (--dist loadfile), so a module-scoped fixture is set up once (xdist's own
-# --dist loadgroup groups nothing under pytest 9: it renames a node id pytest no longer reads);
+# --dist loadgroup groups nothing under pytest 9: it renames a node id pytest no longer reads), in
+# collection order, which starts the longest first (tests/conftest.py: LONG_MODULES; xdist would
+# otherwise start the modules with the most tests first, short unit modules among them);
 # tests marked `timing` (they measure time, CPU or rates) run afterwards, alone, except that those
 # also marked `wallclock` (a minute of elapsed time each, little CPU: the energy integrals) run
 # beside them, four at a time (fewer than two a worker: xdist hands them out one by one, round
@@ -97,7 +99,7 @@ define run_tests
 	@$(IN_CHECKOUT) -prune -exec rm -rf {} +
 	@mkdir -p artifacts
 	@rc=0; \
-	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile --durations=15 --junitxml=artifacts/parallel.xml -m 'not timing' $(1) || rc=$$?; \
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15 --junitxml=artifacts/parallel.xml -m 'not timing' $(1) || rc=$$?; \
 	$(PYTEST) -n 4 -m 'timing and wallclock' $(1) >$(WALLCLOCK_LOG) 2>&1 & wall=$$!; \
 	$(PYTEST) --durations=5 --junitxml=artifacts/timing.xml -m 'timing and not wallclock' $(1) || { r=$$?; [ $$r = 5 ] || rc=$$r; }; \
 	wait $$wall || { r=$$?; [ $$r = 5 ] || rc=$$r; }; \

@@ -109,19 +109,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             report.sections.append((title, text))
 
 
-# `make test` runs modules side by side (xdist, --dist loadfile), handing them out in collection
-# order: a long module collected late can start once the rest is nearly done and keep the whole
-# pass waiting for it alone. These, the longest (a minute or more each on 2 busy cores), go first;
-# every other module keeps its place.
+# `make test` runs modules side by side (xdist, --dist loadfile --no-loadscope-reorder), handing
+# them out in collection order: a long module collected late can start once the rest is nearly done
+# and keep the whole pass waiting for it alone. These, the longest (a minute or more each on 2 busy
+# cores), go first, longest first, but for the two whose Home Assistant tests wait for .venv-ha
+# (make test builds it meanwhile: tests/integration/conftest.py); every other module keeps its place.
 LONG_MODULES = (
     "integration/test_bridge.py",
     "integration/test_bridge_outages.py",
+    "integration/test_ser2net.py",
+    "integration/test_clone.py",
     "integration/test_vports.py",
     "integration/test_writes.py",
-    "integration/test_clone.py",
     "integration/test_wheel.py",
+    "integration/test_passthrough.py",
     "integration/test_energy_hass.py",
-    "integration/test_ser2net.py",
+    "browser/test_home_dashboard.py",
 )
 
 
