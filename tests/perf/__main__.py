@@ -246,6 +246,12 @@ def checks(results: dict[str, Any]) -> list[tuple[str, float | None, str, bool |
         )
         add("flood replies not exactly the client's registers", _wrong(sharing), "≤", 0)
     add("bridge cold start to ready (s)", _get(bridge, "process.start_to_ready_s"), "<", 0.5)
+    add(
+        "bridge restart to ready, its earlier tree retained (s)",
+        _get(bridge, "process.restart_to_ready_s"),
+        "<",
+        0.5,
+    )
     startup = results.get("startup", {})
     add("import of aurora.fetch.cli, median (ms)", _get(startup, "import_fetch_cli.median_ms"), "<", 25)
     for path in ("pty", "tcp", "ser2net-rfc2217", "broker"):

@@ -9,11 +9,12 @@ import json
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from aurora.bridge.app import Bridge, BridgeConfig
+from aurora.bridge.app import Bridge, BridgeConfig, EarlyMqtt
 from aurora.bridge.poller import WordCache, read_words
 from aurora.bridge.publisher import MqttCounters
 from aurora.bridge.schedule import Idle, PollSchedule, ReadTiers, Reread
@@ -311,6 +312,27 @@ def _bridge(bus: DumpBus) -> Bridge:
     bridge.ready.set()
     bridge.worker.start()
     return bridge
+
+
+@pytest.mark.timing  # how soon the main thread takes the session
+def test_the_early_session_is_taken_as_soon_as_its_retained_scan_ends() -> None:
+    """A restart scans the tree an earlier run left, which often ends just after detection: the
+    main thread takes the session once it is made, not at its next look half a second later
+    (issue 15: restart to ready)."""
+    bridge = _bridge(DumpBus({}))
+    try:
+        made: Future[EarlyMqtt | None] = Future()
+        bridge._early_mqtt = made
+        bridge._first_attempt_won = True
+        unit = bridge.shared.unit
+        session = EarlyMqtt("aurora-42", FakePublisher(), {"homie/aurora-42/$name": b"Test"})  # type: ignore[arg-type]
+        threading.Timer(0.05, made.set_result, (session,)).start()
+        started = time.monotonic()
+        assert {"homie/aurora-42/$name": b"Test"} == bridge._take_early_mqtt(unit)  # type: ignore[arg-type]
+        assert time.monotonic() - started < 0.3
+        assert session.publisher is bridge.shared.publisher
+    finally:
+        bridge.worker.stop()
 
 
 def _message(topic: str, payload: bytes, retain: bool = False) -> mqtt.MQTTMessage:
