@@ -88,6 +88,14 @@ MISSED_BECAUSE = {
     "~5-8 ms in the bridge and ~5 ms for paho to send the last segment's values and $state: "
     "0.47-0.51 s at a load of 2-3 on this shared machine (median 0.486 s in 15 runs), so a single "
     "run can land on either side of the goal. The line leaves 0.1 s for everything else.",
+    "bridge restart to ready": "the cold start above, with the broker holding the tree, discovery "
+    "and counters the run before left (~850 retained topics): the scan of them ends ~0.1 s after "
+    "the broker is connected, before detection does (bridge.process.restart_steps_s.scanned and "
+    "detected), so the restart waits for the same line as the cold start; its paho thread "
+    "decodes and acknowledges each of them on the same 2 cores meanwhile, and the topics the unit "
+    "no longer has are cleared before ready. 0.47-0.51 s in single runs at a load under 1 (a "
+    "restart took 0.87 s while the main thread looked for the early session only every 0.5 s: "
+    "services/bridge/app.py, Bridge._take_early_mqtt).",
 }
 
 

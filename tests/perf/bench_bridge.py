@@ -204,12 +204,17 @@ def bridge_run(tmp: Path, idle_s: float) -> dict[str, object]:
         # the run above, which the new run scans and takes over (publisher.scan_retained).
         ready.clear()
         started = time.monotonic()
-        with Bridge.start(tmp, broker, sim.url, poll=(), ready_deadline_s=None, env=env, name="restart"):
+        with Bridge.start(
+            tmp, broker, sim.url, poll=(), ready_deadline_s=None, env=env, name="restart"
+        ) as again:
             wait_for(ready.is_set, 60, "$state ready after the restart")
             restart_to_ready = ready_at[-1] - started
+            wait_for(lambda: "bridge_ready" in again.log.read_text(), 10, "the restart's bridge_ready line")
+            restart_steps = _ready_steps(again.log)
         return {
             "start_to_ready_s": round(to_ready, 2),
             "restart_to_ready_s": round(restart_to_ready, 2),
+            "restart_steps_s": restart_steps,
             "start_steps_s": steps,
             "set_to_readback_s_median": round(statistics.median(set_s), 4),
             "set_to_readback_s_max": round(max(set_s), 4),
