@@ -190,13 +190,14 @@ class Bridge:
             return 0
         self.shared.unit = unit
         self._mark("detected")
-        properties = getattr(unit, "properties", None)  # a test's stand-in may have none
-        self.shared.schedule.effects = WriteEffects(properties()) if properties is not None else None
         # The first poll reads while MQTT connects and the broker's retained topics are scanned:
-        # the two used to run one after the other (issue 15: start to ready).
+        # the two used to run one after the other (issue 15: start to ready). It is asked for
+        # first: the line waits for nothing else.
         first = self.polling.start_first(
             self._detected, on_read=lambda: self._mark("first_poll_read"), described=self._described
         )
+        properties = getattr(unit, "properties", None)  # a test's stand-in may have none
+        self.shared.schedule.effects = WriteEffects(properties()) if properties is not None else None
         try:
             if not self._start_vports():
                 self._drop_early_mqtt()

@@ -147,6 +147,7 @@ def read_words(
     priority: Priority = Priority.POLL,
     missing: set[int] | None = None,
     stop: threading.Event | None = None,
+    on_asked: Callable[[], None] | None = None,
 ) -> PollReport:
     """Read ``addresses`` as one worker job per request of the read plan (``POLL_RULES``).
 
@@ -155,7 +156,8 @@ def read_words(
     have go into ``missing`` and are not asked for again. A timed-out or garbled chunk costs its
     own registers. Raises BusError when the line is lost, or BusTimeout when the first chunk of
     the read got no answer: then the unit is silent, and waiting for the other chunks would only
-    delay the alert.
+    delay the alert. ``on_asked`` is called once the first request is with the worker: what the
+    caller does there overlaps the line instead of delaying it.
     """
     skip = missing if missing is not None else set()
     plan = ReadPlan(spans_of(a for a in addresses if a not in skip), POLL_RULES)
@@ -165,6 +167,10 @@ def read_words(
         try:
             # ``reads``: under a flood of requests the worker reads it in pieces between theirs.
             job = worker.submit(_shorter(chunk), priority, key=("read", chunk.items), reads=chunk.items)
+            if on_asked is not None:
+                asked = on_asked
+                on_asked = None  # once, for the first request
+                asked()
             values = _wait(job, stop)
         except AuroraError as err:
             plan.fail(err)

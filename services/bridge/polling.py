@@ -156,9 +156,22 @@ class PollLoop:
         words: dict[int, int] = {}
         failed: dict[int, AuroraError] = {}
         transactions = failed_chunks = 0
+        publishers: list[threading.Thread] = []
+        publish_next = False  # the segment just read goes out once the next one is asked for
+
+        def publish() -> None:
+            thread = threading.Thread(target=self._publish_segment, name="first-values", daemon=True)
+            thread.start()
+            publishers.append(thread)
+
         for index, group in enumerate(groups.values()):
+            # Published beside the next segment's read, not before it is asked for: the publishing
+            # takes a few ms, which the line would otherwise wait for.
+            asked, publish_next = (publish if publish_next else None), False
             try:
-                part = read_words(shared.worker, group, missing=shared.missing, stop=shared.stop)
+                part = read_words(
+                    shared.worker, group, missing=shared.missing, stop=shared.stop, on_asked=asked
+                )
             except BusTimeout as err:
                 if index == 0 or shared.stop.is_set():
                     raise
@@ -171,8 +184,16 @@ class PollLoop:
             failed_chunks += part.failed_chunks
             if index < len(groups) - 1 and part.words and described.is_set():
                 shared.cache.update(part.words, at=started)  # as _done will, with the same time
-                shared.publish_values()
+                publish_next = True
+        for thread in publishers:
+            thread.join()  # out before the poll's own publishing and $state ready
         return PollReport(words, failed, transactions, failed_chunks)
+
+    def _publish_segment(self) -> None:
+        try:
+            self.shared.publish_values()
+        except Exception:  # the poll publishes them again after the last segment (R1)
+            log.exception("first_values_failed")
 
     def poll(self, tiers: list[Tier], started: float, pending: Future[PollReport] | None = None) -> bool:
         """One read of ``tiers`` (or the one ``pending`` is making); publishes changed values.

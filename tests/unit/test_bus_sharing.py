@@ -563,8 +563,9 @@ def test_the_first_poll_publishes_a_segment_while_the_next_is_read_once_the_tree
     tmp_path: Path, described: bool
 ) -> None:
     """Start to ready (issue 15): the first poll's words of one breakpoint segment go out while
-    the next segment is on the line, so less is left to send after the last read; never before
-    the description (Homie: the values come after it), and the report holds all of them."""
+    the next segment is on the line, so less is left to send after the last read, and the line
+    does not wait for that publishing; never before the description (Homie: the values come
+    after it), and the report holds all of them."""
     from tests.unit.test_bridge_runtime import FakeUnit
 
     class TwoSegments(FakeUnit):
@@ -575,18 +576,34 @@ def test_the_first_poll_publishes_a_segment_while_the_next_is_read_once_the_tree
             names = {745: "abc/temperature", 31007: "abc/other"}
             return {names[a]: str(w) for a, w in words.items() if a in names}
 
-    published_first: list[bool] = []
+    publishing = threading.Event()  # the first segment's values are being published
+    published = threading.Event()  # and are out
+    read_meanwhile: list[bool] = []  # the second segment was asked for while they went out
 
     class Line(LineBus):
         def _values(self, function: int, addresses: Sequence[int]) -> list[int]:
             if 31007 in addresses:
-                published_first.append(("homie/aurora-42/abc/temperature", "680") in pub.messages)
+                if described:  # the publishing starts once this read is asked for
+                    publishing.wait(5)
+                read_meanwhile.append(publishing.is_set() and not published.is_set())
             return super()._values(function, addresses)
 
     bus = Line({745: 680, 31007: 5})
     bridge = _runtime_bridge(bus, tmp_path)
     bridge.shared.unit = TwoSegments()
     pub = bridge.shared.publisher
+    sent = pub.retain_many
+
+    def slow_retain_many(items: Any, force: bool = False) -> int:
+        items = list(items)
+        if not publishing.is_set():
+            publishing.set()
+            time.sleep(0.3)  # a publishing slower than the next segment's read
+        count = int(sent(items, force=force))
+        published.set()
+        return count
+
+    pub.retain_many = slow_retain_many
     tree_out = threading.Event()
     if described:
         tree_out.set()
@@ -597,7 +614,9 @@ def test_the_first_poll_publishes_a_segment_while_the_next_is_read_once_the_tree
         bridge.shared.stop.set()
         bridge.worker.stop()
     assert {745: 680, 31007: 5} == dict(report.words) and report.complete
-    assert [described] == published_first
+    assert [described] == read_meanwhile
+    # once the first poll's result is in, the values it published are out
+    assert described == (("homie/aurora-42/abc/temperature", "680") in pub.messages)
     assert 2 == report.transactions
 
 
