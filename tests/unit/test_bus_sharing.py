@@ -578,6 +578,7 @@ def test_the_first_poll_publishes_a_segment_while_the_next_is_read_once_the_tree
 
     publishing = threading.Event()  # the first segment's values are being published
     published = threading.Event()  # and are out
+    on_the_line = threading.Event()  # the second segment's read
     read_meanwhile: list[bool] = []  # the second segment was asked for while they went out
 
     class Line(LineBus):
@@ -586,6 +587,7 @@ def test_the_first_poll_publishes_a_segment_while_the_next_is_read_once_the_tree
                 if described:  # the publishing starts once this read is asked for
                     publishing.wait(5)
                 read_meanwhile.append(publishing.is_set() and not published.is_set())
+                on_the_line.set()
             return super()._values(function, addresses)
 
     bus = Line({745: 680, 31007: 5})
@@ -598,7 +600,7 @@ def test_the_first_poll_publishes_a_segment_while_the_next_is_read_once_the_tree
         items = list(items)
         if not publishing.is_set():
             publishing.set()
-            time.sleep(0.3)  # a publishing slower than the next segment's read
+            on_the_line.wait(5)  # a publishing that lasts until the next segment is read
         count = int(sent(items, force=force))
         published.set()
         return count
