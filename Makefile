@@ -88,24 +88,28 @@ static: $(STAMP)
 # beside them, four at a time (fewer than two a worker: xdist hands them out one by one, round
 # robin), which keeps that pass to about the length of its longest test.
 # TEST_WORKERS=0 runs everything in one process.
-# Each pass leaves a JUnit report in artifacts/ (per-test times: what one process would take).
+# Each pass leaves a JUnit report in artifacts/ (per-test times: what one process would take);
+# a failed run ends with the names of its failed tests (scripts/failed_tests.py), since the passes'
+# output follows one another and a log kept only by its end would lose them.
 # Bytecode goes to PYCACHE, outside the checkout; the run fails if a __pycache__ appears in it.
 TEST_WORKERS ?= 4
 WALLCLOCK_LOG := artifacts/wallclock.log
 PYCACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/aurora-suite/pycache
 PYTEST := PYTHONPYCACHEPREFIX=$(PYCACHE) $(BIN)/pytest -q -p no:cacheprovider
+FAILED_TESTS := $(BIN)/python scripts/failed_tests.py $(addprefix artifacts/,parallel.xml timing.xml wallclock.xml)
 IN_CHECKOUT := find . \( -path ./.git -o -path ./$(VENV) -o -path ./$(HA_VENV) \) -prune -o -name __pycache__ -type d
 define run_tests
 	@$(IN_CHECKOUT) -prune -exec rm -rf {} +
-	@mkdir -p artifacts
+	@mkdir -p artifacts; rm -f artifacts/parallel.xml artifacts/timing.xml artifacts/wallclock.xml
 	@rc=0; \
 	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15 --junitxml=artifacts/parallel.xml -m 'not timing' $(1) || rc=$$?; \
-	$(PYTEST) -n 4 -m 'timing and wallclock' $(1) >$(WALLCLOCK_LOG) 2>&1 & wall=$$!; \
+	$(PYTEST) -n 4 --junitxml=artifacts/wallclock.xml -m 'timing and wallclock' $(1) >$(WALLCLOCK_LOG) 2>&1 & wall=$$!; \
 	$(PYTEST) --durations=5 --junitxml=artifacts/timing.xml -m 'timing and not wallclock' $(1) || { r=$$?; [ $$r = 5 ] || rc=$$r; }; \
 	wait $$wall || { r=$$?; [ $$r = 5 ] || rc=$$r; }; \
 	echo "---- wallclock tests ($(WALLCLOCK_LOG)) ----"; tail -n 25 $(WALLCLOCK_LOG); \
 	left=$$($(IN_CHECKOUT) -print); \
 	if [ -n "$$left" ]; then echo "bytecode written into the checkout:" $$left >&2; rc=1; fi; \
+	[ $$rc = 0 ] || { echo "---- failed ----"; $(FAILED_TESTS); }; \
 	exit $$rc
 endef
 
@@ -121,13 +125,15 @@ test: setup
 	@mkdir -p artifacts; rm -f $(HA_BUILD_STATUS); \
 	{ $(MAKE) --no-print-directory hass-venv >$(HA_BUILD_LOG) 2>&1; echo $$? >$(HA_BUILD_STATUS); } & ha=$$!; \
 	if ! $(MAKE) --no-print-directory -j2 lint static; then wait $$ha; exit 1; fi; \
-	$(PYTEST) tests/containers >artifacts/containers.log 2>&1 & containers=$$!; \
+	rm -f artifacts/containers.xml; \
+	$(PYTEST) --junitxml=artifacts/containers.xml tests/containers >artifacts/containers.log 2>&1 & containers=$$!; \
 	trap 'kill $$containers 2>/dev/null' INT TERM; \
 	AURORA_HA_VENV_BUILD=$(abspath $(HA_BUILD_STATUS)) $(MAKE) --no-print-directory test-rest; rest=$$?; \
 	wait $$ha; ha_rc=$$(cat $(HA_BUILD_STATUS) 2>/dev/null || echo 1); \
 	if [ "$$ha_rc" != 0 ]; then echo "---- make hass-venv failed ($(HA_BUILD_LOG)) ----"; tail -n 30 $(HA_BUILD_LOG); fi; \
 	wait $$containers; ctr=$$?; \
 	echo "---- tests/containers (artifacts/containers.log) ----"; cat artifacts/containers.log; \
+	[ $$rest = 0 ] && [ $$ctr = 0 ] || { echo "---- failed (artifacts/*.xml) ----"; $(FAILED_TESTS) artifacts/containers.xml; }; \
 	exit $$(( rest || ctr || ha_rc ))
 
 test-rest:

@@ -156,3 +156,36 @@ def test_a_timing_run_skips_only_modules_without_timing_tests() -> None:
     skipping = collected("timing")  # modules that mark no timing test are not imported
     importing = collected("(timing)")  # the same selection, with every module imported
     assert skipping and skipping == importing
+
+
+def _junit(cases: Path, report: Path) -> None:
+    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--junitxml", str(report)]
+    subprocess.run([*argv, str(cases)], cwd=cases.parent, capture_output=True, timeout=120, check=False)
+
+
+def test_a_failed_run_ends_with_the_names_of_its_failed_tests(tmp_path: Path) -> None:
+    """make test's passes print one after another, and a CI log kept only by its end lost the
+    name of a failed test of the first pass: scripts/failed_tests.py prints them at the end."""
+    cases, report = tmp_path / "test_few.py", tmp_path / "report.xml"
+    cases.write_text(
+        "import pytest\n\n"
+        "@pytest.fixture\ndef broken():\n    raise RuntimeError('no broker')\n\n"
+        "def test_fine():\n    pass\n\n"
+        "def test_wrong():\n    assert 1 == 2, 'one is not two'\n\n"
+        "def test_set_up(broken):\n    pass\n"
+    )
+    _junit(cases, report)
+    script = [sys.executable, str(REPO / "scripts" / "failed_tests.py")]
+    done = subprocess.run(
+        [*script, str(report), str(tmp_path / "absent.xml")], capture_output=True, text=True, check=False
+    )
+    assert 1 == done.returncode
+    names = sorted(line for line in done.stdout.splitlines() if not line.startswith(" "))
+    assert ["ERROR test_few::test_set_up", "FAILURE test_few::test_wrong"] == names
+    assert "one is not two" in done.stdout and "no broker" in done.stdout
+    assert "test_fine" not in done.stdout
+
+    cases.write_text("def test_fine():\n    pass\n")
+    _junit(cases, report)
+    clean = subprocess.run([*script, str(report)], capture_output=True, text=True, check=False)
+    assert (0, "") == (clean.returncode, clean.stdout)
