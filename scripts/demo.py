@@ -259,6 +259,10 @@ def main() -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGHUP):  # a service manager, a closed terminal
         signal.signal(signum, lambda *_: stop.set())
+    # Ctrl-C stops the demo even where it was started with SIGINT ignored (Python then leaves it
+    # ignored): a background job of a script, a test runner started that way. The services take
+    # SIGINT the same way, whatever they inherit.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         mqtt_port = free_port(8883)
         web_port = free_port(4567)

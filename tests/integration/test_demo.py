@@ -164,15 +164,25 @@ def _gone(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def _running_demo(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, Path, dict[int, str]]]:
+def _running_demo(
+    tmp_path: Path, *, sigint_ignored: bool = False
+) -> Iterator[tuple[subprocess.Popen[bytes], Path, Path, dict[int, str]]]:
     """`make demo`'s script in a session of its own (as a terminal runs it), up to its summary:
-    the process, its output file, its root and its children."""
+    the process, its output file, its root and its children. ``sigint_ignored``: started with
+    SIGINT ignored, as a background job of a script (or a test runner started so) hands it down."""
     root = Path(tempfile.mkdtemp(prefix="aurora-demo-"))
     root.chmod(0o711)
     out = tmp_path / "demo.out"
+    script = [str(REPO / "scripts" / "demo.py"), "--root", str(root / "demo")]
+    if sigint_ignored:  # the same process (exec), so its pid and children stay the demo's
+        ignoring = (
+            "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+            "os.execv(sys.argv[1], sys.argv[1:])"
+        )
+        script = ["-c", ignoring, sys.executable, *script]
     with out.open("w") as sink:
         demo = subprocess.Popen(
-            [sys.executable, str(REPO / "scripts" / "demo.py"), "--root", str(root / "demo")],
+            [sys.executable, *script],
             stdout=sink,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -224,8 +234,10 @@ def test_a_process_that_dies_is_named_with_the_end_of_its_log_and_the_others_sto
 
 def test_ctrl_c_stops_every_process_in_order_without_a_traceback(tmp_path: Path) -> None:
     """Ctrl-C (SIGINT to the terminal's foreground group) reaches only the demo, which stops the
-    web tool, the bridge (publishing `disconnected` while the broker is up), the sim and the broker."""
-    with _running_demo(tmp_path) as (demo, out, root, children):
+    web tool, the bridge (publishing `disconnected` while the broker is up), the sim and the broker;
+    even when the demo was started with SIGINT ignored (it then went on running: a test runner
+    started in the background failed this test)."""
+    with _running_demo(tmp_path, sigint_ignored=True) as (demo, out, root, children):
         os.killpg(demo.pid, signal.SIGINT)
         assert 0 == demo.wait(60)
         text = out.read_text()
